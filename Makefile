@@ -1,0 +1,41 @@
+# Tripline: thin wrappers over uv and scripts/. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv from PATH, or the copy `pip install uv` left in this Python (installed on first use).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: help uv install dev test lint format typecheck migrate seed clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+uv: ## Install uv with pip when it is missing
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+install: uv ## Create .venv from uv.lock (Python 3.11 from the machine, nothing downloaded)
+	@$(UV) sync --frozen --python python3.11 --quiet
+
+dev: install ## Run the whole system: Postgres, Redis (embedded if none answer), 4 processes
+	@$(UV) run --frozen python scripts/dev.py
+
+test: install ## Run the whole test suite against real Postgres and Redis
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: install ## Lint and check formatting (ruff) and types (mypy)
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --frozen mypy libs/common/src
+
+format: install ## Format and auto-fix (ruff)
+	@$(UV) run --frozen ruff format .
+	@$(UV) run --frozen ruff check --fix .
+
+migrate: install ## Upgrade the database at DATABASE_URL to the latest migration
+	@$(UV) run --frozen tripline-migrate upgrade head
+
+seed: install ## Load demo data into the database at DATABASE_URL (dev only)
+	@$(UV) run --frozen python scripts/seed.py
+
+clean: ## Remove local data (embedded servers' data dirs) and caches
+	rm -rf .local .pytest_cache .mypy_cache .ruff_cache
