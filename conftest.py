@@ -1,0 +1,236 @@
+"""Root test fixtures: real Postgres and Redis for every test, each test isolated.
+
+Servers: `make test` (scripts/test.py) finds Postgres and Redis or starts embedded ones and
+passes them in `TEST_PG_SERVER_URL` / `TEST_REDIS_SERVER_URL`; run bare, pytest looks for them
+on 127.0.0.1 and starts embedded servers itself when none answer.
+
+Isolation: each xdist worker gets its own database, built by running the real migrations, and
+its own Redis database number. A test that talks to an app in-process gets a session factory
+bound to one connection inside a transaction that is rolled back at the end of the test (the
+app's commits become savepoints). Tests that run real processes use a scratch database of
+their own (`scratch_database`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from redis import Redis
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from tripline_common.migrations.runner import upgrade
+from tripline_common.settings import CommonSettings
+from tripline_devstack import (
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    drop_database,
+    ensure_database,
+    postgres_answers,
+    redis_answers,
+)
+
+ROOT = Path(__file__).resolve().parent
+S = TypeVar("S", bound=CommonSettings)
+
+
+def _plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def worker_number(worker_id: str) -> int:
+    """0 for the main process, N for xdist worker `gwN`."""
+    return int(worker_id[2:]) if worker_id.startswith("gw") else 0
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server URL without a database (postgresql+asyncpg://user@host:port)."""
+    configured = os.environ.get(
+        "TEST_PG_SERVER_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432"
+    )
+    if postgres_answers(configured + "/postgres"):
+        yield configured
+        return
+    with EmbeddedPostgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server.url("").rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """A Redis server URL without a database number (redis://host:port)."""
+    configured = os.environ.get("TEST_REDIS_SERVER_URL", "redis://127.0.0.1:6379")
+    if redis_answers(configured):
+        yield configured
+        return
+    with EmbeddedRedis() as server:
+        yield server.url().rsplit("/", 1)[0]
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str, worker_id: str) -> Iterator[str]:
+    """This worker's test database, created fresh and migrated to head by the real migrations."""
+    # The PID keeps concurrent test runs on one server (two checkouts, CI beside a developer)
+    # from dropping each other's database.
+    name = f"tripline_test_{os.getpid()}_{worker_id}"
+    drop_database(pg_server_url, name)
+    ensure_database(pg_server_url, name)
+    url = f"{pg_server_url}/{name}"
+    upgrade(url)
+    yield url
+    drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def scratch_database(pg_server_url: str) -> Iterator[Callable[[], str]]:
+    """Makes empty databases for tests that need committed data seen by other processes."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"tripline_scratch_{uuid.uuid4().hex[:12]}"
+        ensure_database(pg_server_url, name)
+        made.append(name)
+        return f"{pg_server_url}/{name}"
+
+    yield make
+    for name in made:
+        drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str, worker_number: int) -> str:
+    """This worker's Redis database, emptied before the test."""
+    url = f"{redis_server_url}/{1 + worker_number % 15}"
+    with Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+@pytest.fixture
+def make_settings(database_url: str, redis_url: str) -> Callable[..., Any]:
+    """Build a service's settings for tests: test environment, test database and Redis, no .env."""
+
+    def make(cls: type[S] = CommonSettings, **overrides: Any) -> S:  # type: ignore[assignment]
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": database_url,
+            "redis_url": redis_url,
+            **overrides,
+        }
+        return cls(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+async def db_connection(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """One connection inside a transaction that is rolled back when the test ends."""
+    engine = create_async_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            try:
+                yield conn
+            finally:
+                await transaction.rollback()
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def session_factory(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose commits are savepoints inside the test's rolled-back transaction."""
+    return async_sessionmaker(
+        bind=db_connection,
+        class_=AsyncSession,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+    )
+
+
+@asynccontextmanager
+async def running_app(
+    app: FastAPI, session_factory: async_sessionmaker[AsyncSession] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run `app`'s lifespan and give an httpx client that talks to it in-process."""
+    async with LifespanManager(app) as manager:
+        if session_factory is not None:
+            app.state.resources.session_factory = session_factory
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+def app_client(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> Callable[[FastAPI], Any]:
+    """`async with app_client(app) as client:` with the test's rolled-back session factory."""
+
+    def make(app: FastAPI) -> Any:
+        return running_app(app, session_factory)
+
+    return make
+
+
+async def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy, or fail."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def plain_dsn() -> Callable[[str], str]:
+    """SQLAlchemy URL -> a DSN asyncpg accepts."""
+    return _plain_dsn
+
+
+async def fetchval(database_url: str, query: str, *args: Any) -> Any:
+    """Run one query on a fresh asyncpg connection (for assertions about committed state)."""
+    conn = await asyncpg.connect(_plain_dsn(database_url))
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI, a skipped test is a gap, not a pass: fail the run (CI=true)."""
+    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"CI=true: {skipped} test(s) skipped; failing the run.", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

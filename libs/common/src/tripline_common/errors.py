@@ -1,0 +1,286 @@
+"""One error shape for every error of every app, the domain exceptions, and their handlers."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+import sentry_sdk
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tripline_common.correlation import get_request_id
+
+log = structlog.get_logger("tripline.errors")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response, in every Tripline app."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "not_found",
+                    "message": "Trip not found.",
+                    "details": None,
+                    "request_id": "4b0d1f3c9a7e4e0e8d2f6a1b5c3d7e9f",
+                }
+            ]
+        }
+    )
+
+    code: str = Field(description="Stable, machine-readable error code, e.g. `validation_error`.")
+    message: str = Field(description="Human-readable explanation; safe to show to a user.")
+    details: list[dict[str, Any]] | dict[str, Any] | None = Field(
+        default=None, description="Optional structured details, e.g. one entry per invalid field."
+    )
+    request_id: str | None = Field(
+        default=None, description="The correlation ID of the request; quote it in bug reports."
+    )
+
+
+# Stable codes for the statuses that the framework itself produces.
+_CODES_BY_STATUS: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def code_for_status(status_code: int) -> str:
+    """The stable error code used for a bare HTTP status."""
+    return _CODES_BY_STATUS.get(status_code) or HTTPStatus(status_code).phrase.lower().replace(
+        " ", "_"
+    )
+
+
+class AppError(Exception):
+    """Base of the domain errors; each subclass carries its own status and stable code."""
+
+    status_code: int = 400
+    code: str = "bad_request"
+    message: str = "The request could not be processed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: list[dict[str, Any]] | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.message
+        self.code = code or self.code
+        self.details = details
+        self.headers = headers
+        super().__init__(self.message)
+
+
+class BadRequestError(AppError):
+    status_code, code, message = 400, "bad_request", "The request is not valid."
+
+
+class UnauthorizedError(AppError):
+    status_code, code, message = 401, "unauthorized", "Authentication is required."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(message, **kwargs)
+
+
+class ForbiddenError(AppError):
+    status_code, code, message = 403, "forbidden", "You are not allowed to do this."
+
+
+class NotFoundError(AppError):
+    status_code, code, message = 404, "not_found", "The resource was not found."
+
+
+class ConflictError(AppError):
+    status_code, code, message = 409, "conflict", "The request conflicts with the current state."
+
+
+class UnprocessableError(AppError):
+    status_code, code, message = 422, "validation_error", "The request is not valid; see details."
+
+
+class PayloadTooLargeError(AppError):
+    status_code, code, message = 413, "payload_too_large", "The request body is too large."
+
+
+class RateLimitedError(AppError):
+    status_code, code, message = 429, "rate_limited", "Too many requests; slow down."
+
+    def __init__(self, retry_after: int, message: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(retry_after)})
+        super().__init__(message, **kwargs)
+
+
+class ServiceUnavailableError(AppError):
+    status_code, code, message = 503, "service_unavailable", "A dependency is unavailable."
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Build a response in the shared error shape, stamped with the current correlation ID."""
+    body = ErrorResponse(
+        code=code, message=message, details=details, request_id=get_request_id()
+    ).model_dump(mode="json")
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _validation_details(errors: Any) -> list[dict[str, Any]]:
+    # The offending input is deliberately left out: it may be a password or a token.
+    return [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in errors
+    ]
+
+
+async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _http_exception_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No route matches this path."
+    if exc.status_code == 405:
+        detail = "This method is not allowed on this path."
+    return error_response(
+        exc.status_code,
+        code_for_status(exc.status_code),
+        detail or HTTPStatus(exc.status_code).phrase,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    malformed_json = any(err.get("type") == "json_invalid" for err in errors)
+    return error_response(
+        422,
+        "malformed_json" if malformed_json else "validation_error",
+        "The request body is not valid JSON."
+        if malformed_json
+        else "The request is not valid; see details.",
+        _validation_details(errors),
+    )
+
+
+async def _integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    # A constraint the database enforces (e.g. a unique email under a concurrent insert) is a
+    # conflict with stored state, not a server error. Constraint names are safe to show.
+    assert isinstance(exc, IntegrityError)
+    constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+    log.info("integrity_error", constraint=constraint)
+    return error_response(
+        409,
+        "conflict",
+        "The request conflicts with stored data.",
+        {"constraint": constraint} if constraint else None,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every expected error into the shared shape."""
+    app.add_exception_handler(IntegrityError, _integrity_error_handler)
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(WebSocketRequestValidationError, _validation_error_handler)
+
+
+class ErrorEnvelopeMiddleware:
+    """Keeps the error shape for what the exception handlers never see.
+
+    - An unhandled exception is logged with its stack trace and context, reported to Sentry once,
+      and answered with a 500 in the shared shape that reveals no internals.
+    - Plain-text errors written by Starlette's own middleware (a bad Host header, a refused CORS
+      preflight) are rewritten into the shared shape. HTML error pages are left alone.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = False
+        rewrite: Message | None = None
+        chunks: list[bytes] = []
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started, rewrite
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                content_type = MutableHeaders(scope=message).get("content-type", "")
+                if status >= 400 and content_type.startswith("text/plain"):
+                    rewrite = message
+                    return
+            elif message["type"] == "http.response.body" and rewrite is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                await self._send_rewritten(send, rewrite, b"".join(chunks))
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception as exc:
+            log.exception(
+                "unhandled_exception",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                error_type=type(exc).__name__,
+            )
+            sentry_sdk.capture_exception(exc)
+            if started:
+                raise  # Too late for a clean answer: let the server close the connection.
+            response = error_response(500, "internal_error", "An unexpected error occurred.")
+            await response(scope, receive, send)
+
+    @staticmethod
+    async def _send_rewritten(send: Send, start: Message, body: bytes) -> None:
+        status = start["status"]
+        headers = MutableHeaders(scope=start)
+        text = body.decode("utf-8", "replace").strip() or HTTPStatus(status).phrase
+        payload = ErrorResponse(
+            code=code_for_status(status), message=text, request_id=get_request_id()
+        ).model_dump(mode="json")
+        encoded = orjson.dumps(payload)
+        headers["content-type"] = "application/json"
+        headers["content-length"] = str(len(encoded))
+        await send(start)
+        await send({"type": "http.response.body", "body": encoded, "more_body": False})

@@ -1,0 +1,117 @@
+"""Health endpoints with meaning: /livez (the process), /readyz (its dependencies), /startupz."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from arq.connections import ArqRedis
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tripline_common.db import ping_database
+from tripline_common.errors import error_response
+
+
+@dataclass
+class Lifecycle:
+    """Where the process is in its life; flipped by the lifespan and the server's signal handler."""
+
+    started: bool = False
+    shutting_down: bool = False
+    extra_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+
+
+class HealthStatus(BaseModel):
+    """A probe's answer when all is well."""
+
+    status: str = Field(description="`alive`, `ready` or `started`.")
+    checks: dict[str, str] = Field(default_factory=dict, description="Each dependency's state.")
+
+
+async def check_dependencies(
+    engine: AsyncEngine,
+    redis: ArqRedis,
+    timeout: float,
+    extra: dict[str, Callable[[], Awaitable[None]]] | None = None,
+) -> dict[str, str]:
+    """Check Postgres and Redis concurrently, each bounded by `timeout`: name -> `ok` or error."""
+
+    async def redis_ping() -> None:
+        await redis.ping()
+
+    checks: dict[str, Callable[[], Awaitable[None]]] = {
+        "postgres": lambda: ping_database(engine),
+        "redis": redis_ping,
+        **(extra or {}),
+    }
+
+    async def run(check: Callable[[], Awaitable[None]]) -> str:
+        try:
+            await asyncio.wait_for(check(), timeout)
+        except TimeoutError:
+            return f"error: no answer within {timeout:g}s"
+        except Exception as exc:  # A probe reports any failure, it never raises.
+            return f"error: {type(exc).__name__}"
+        return "ok"
+
+    results = await asyncio.gather(*(run(check) for check in checks.values()))
+    return dict(zip(checks, results, strict=True))
+
+
+def create_health_router() -> APIRouter:
+    """`/livez`, `/readyz` and `/startupz`, reading the app's resources from `app.state`."""
+    router = APIRouter(tags=["health"])
+
+    @router.get(
+        "/livez",
+        summary="Liveness: the process is running",
+        description="Checks the process only, never a dependency: a database outage must not "
+        "make Kubernetes restart every pod.",
+        response_model=HealthStatus,
+    )
+    async def livez() -> HealthStatus:
+        return HealthStatus(status="alive")
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: the process can serve traffic",
+        description="Checks Postgres and Redis with short timeouts. Answers 503 while a "
+        "dependency is down and as soon as shutdown begins, so traffic drains first.",
+        response_model=HealthStatus,
+        responses={503: {"description": "Not ready; `details` lists each check."}},
+    )
+    async def readyz(request: Request) -> HealthStatus | JSONResponse:
+        resources = request.app.state.resources
+        lifecycle: Lifecycle = resources.lifecycle
+        if lifecycle.shutting_down:
+            return error_response(
+                503, "shutting_down", "The process is shutting down.", {"checks": {}}
+            )
+        checks = await check_dependencies(
+            resources.engine,
+            resources.redis,
+            resources.settings.readiness_timeout,
+            lifecycle.extra_checks,
+        )
+        if all(result == "ok" for result in checks.values()):
+            return HealthStatus(status="ready", checks=checks)
+        return error_response(503, "not_ready", "A dependency is unavailable.", {"checks": checks})
+
+    @router.get(
+        "/startupz",
+        summary="Startup: initialisation has finished",
+        description="200 once the lifespan's start-up has completed (pools created, start-up "
+        "checks run); used by the startup probe so slow starts are not killed.",
+        response_model=HealthStatus,
+        responses={503: {"description": "Still starting."}},
+    )
+    async def startupz(request: Request) -> HealthStatus | JSONResponse:
+        if request.app.state.resources.lifecycle.started:
+            return HealthStatus(status="started")
+        return error_response(503, "starting", "The process is still starting.")
+
+    return router

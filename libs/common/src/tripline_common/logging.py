@@ -1,0 +1,106 @@
+"""One logging setup for every process: structlog, JSON in prod, readable console in dev."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+from tripline_common.settings import CommonSettings
+
+# Loggers of the libraries we run on, routed through structlog's formatter so that every line,
+# ours or theirs, has the same shape. uvicorn.access is silenced: we log each request once, in
+# our own middleware (it costs ~19% of throughput otherwise, see docs/performance.md).
+_ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "arq", "arq.worker", "arq.jobs", "arq.connections")
+_QUIET_LOGGERS = ("uvicorn.access",)
+
+# Keys every line carries, even when unknown at the time (null), so log queries never miss.
+_REQUIRED_KEYS = ("request_id",)
+
+
+def _static_fields(settings: CommonSettings) -> Processor:
+    fields = {
+        "service": settings.service_name,
+        "environment": settings.environment.value,
+        "version": settings.version,
+    }
+
+    def add_static_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+        for key in _REQUIRED_KEYS:
+            event_dict.setdefault(key, None)
+        return event_dict
+
+    return add_static_fields
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # uvicorn adds a duplicate, ANSI-coloured copy of its message.
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def configure_logging(settings: CommonSettings) -> None:
+    """Configure structlog and the standard library so every log line has one shape.
+
+    Safe to call more than once (tests build several apps in one process).
+    """
+    json_output = settings.effective_log_format == "json"
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _static_fields(settings),
+        _drop_color_message,
+        structlog.stdlib.ExtraAdder(),
+    ]
+    renderer: Processor
+    if json_output:
+        shared.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(settings.log_level)
+
+    for name in _ROUTED_LOGGERS:
+        lib_logger = logging.getLogger(name)
+        lib_logger.handlers = []
+        lib_logger.propagate = True
+    for name in _QUIET_LOGGERS:
+        quiet = logging.getLogger(name)
+        quiet.handlers = []
+        quiet.propagate = False
+    # SQL echo is noise unless asked for explicitly.
+    logging.getLogger("sqlalchemy.engine").setLevel(
+        logging.INFO if settings.db_echo else logging.WARNING
+    )
+
+
+def get_logger(name: str | None = None, **initial: Any) -> structlog.stdlib.BoundLogger:
+    """A structlog logger; `initial` values are bound to every line it writes."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger.bind(**initial) if initial else logger

@@ -1,0 +1,39 @@
+"""Tripline's database models (SQLModel tables) by domain; the API models live in the services."""
+
+from tripline_common.models.alerts import Alert, AlertRule, AlertSeverity, AlertStatus
+from tripline_common.models.audit import AuditLogEntry
+from tripline_common.models.base import NAMING_CONVENTION, TriplineModel, metadata, utcnow
+from tripline_common.models.devices import Device
+from tripline_common.models.identity import AuthSession, SessionKind, User, UserRole
+from tripline_common.models.jobs import Job, JobStatus
+from tripline_common.models.telemetry import BatchStatus, TelemetryBatch, TelemetryEvent
+from tripline_common.models.trips import Trip, TripStatus, Waypoint
+from tripline_common.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Alert",
+    "AlertRule",
+    "AlertSeverity",
+    "AlertStatus",
+    "AuditLogEntry",
+    "AuthSession",
+    "BatchStatus",
+    "DeliveryStatus",
+    "Device",
+    "Job",
+    "JobStatus",
+    "SessionKind",
+    "TelemetryBatch",
+    "TelemetryEvent",
+    "Trip",
+    "TripStatus",
+    "TriplineModel",
+    "User",
+    "UserRole",
+    "Waypoint",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "metadata",
+    "utcnow",
+]

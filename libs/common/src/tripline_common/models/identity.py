@@ -1,0 +1,106 @@
+"""Identity tables: user accounts and their server-side (revocable) sessions."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, String, Text, func, text
+from sqlmodel import Field
+
+from tripline_common.models.base import (
+    TriplineModel,
+    created_at_field,
+    enum_check,
+    enum_field,
+    timestamp_field,
+    updated_at_field,
+    uuid_pk_field,
+)
+
+
+class UserRole(StrEnum):
+    """What a user may do: `operator` and `admin` reach the admin app."""
+
+    USER = "user"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+class SessionKind(StrEnum):
+    """Which client a session belongs to: the public API (JWT) or the admin console (cookie)."""
+
+    API = "api"
+    CONSOLE = "console"
+
+
+class User(TriplineModel, table=True):
+    """A person who logs in: plans trips, owns devices, or operates the system."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        # Case-insensitive uniqueness; the address keeps the case the user typed.
+        # Look users up with `func.lower(User.email) == email.lower()` to use this index.
+        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        enum_check("role", UserRole),
+        {"comment": "User accounts."},
+    )
+
+    id: uuid.UUID = uuid_pk_field()
+    email: str = Field(
+        sa_type=String(320),
+        sa_column_kwargs={"comment": "As typed by the user; unique ignoring case."},
+    )
+    password_hash: str = Field(
+        sa_type=String(255),
+        sa_column_kwargs={"comment": "Argon2/bcrypt hash (PHC string); never the password."},
+    )
+    display_name: str = Field(sa_type=String(100))
+    role: UserRole = enum_field(UserRole, UserRole.USER)
+    is_active: bool = Field(
+        default=True,
+        sa_column_kwargs={
+            "server_default": text("true"),
+            "comment": "False disables login and every session at once.",
+        },
+    )
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+    last_login_at: datetime | None = timestamp_field()
+
+
+class AuthSession(TriplineModel, table=True):
+    """A login. Access tokens carry its id, so revoking the row ends the session immediately."""
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = (
+        enum_check("kind", SessionKind),
+        Index("ix_auth_sessions_user_id", "user_id"),
+        # The cleanup cron deletes sessions long past expiry.
+        Index("ix_auth_sessions_expires_at", "expires_at"),
+        {"comment": "Server-side login sessions (API and admin console)."},
+    )
+
+    id: uuid.UUID = uuid_pk_field()
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    kind: SessionKind = enum_field(SessionKind, SessionKind.API)
+    created_at: datetime = created_at_field()
+    expires_at: datetime = timestamp_field(required=True)
+    last_seen_at: datetime | None = timestamp_field(
+        comment="Last authenticated request (writes may be throttled)."
+    )
+    revoked_at: datetime | None = timestamp_field(comment="Set by logout or by an operator.")
+    revoked_reason: str | None = Field(default=None, sa_type=String(200))
+    refresh_token_hash: str | None = Field(
+        default=None,
+        unique=True,
+        sa_type=String(64),
+        sa_column_kwargs={"comment": "SHA-256 hex of the current refresh token (rotated on use)."},
+    )
+    user_agent: str | None = Field(default=None, sa_type=Text)
+    # Text rather than INET: ASGI test clients report hosts such as "testclient", and an odd
+    # peer address must never make a login fail. 45 characters fit any IPv6 text form.
+    ip: str | None = Field(
+        default=None,
+        sa_type=String(45),
+        sa_column_kwargs={"comment": "Client address at login (IPv4 or IPv6 text)."},
+    )

@@ -1,0 +1,23 @@
+"""Password hashing with Argon2 (pwdlib), off the event loop: hashing is deliberately slow."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import lru_cache
+
+from pwdlib import PasswordHash
+
+
+@lru_cache
+def _hasher() -> PasswordHash:
+    return PasswordHash.recommended()
+
+
+async def hash_password(password: str) -> str:
+    """Argon2id hash of `password` (computed in a worker thread)."""
+    return await asyncio.to_thread(_hasher().hash, password)
+
+
+async def verify_password(password: str, password_hash: str) -> bool:
+    """True when `password` matches `password_hash` (computed in a worker thread)."""
+    return await asyncio.to_thread(_hasher().verify, password, password_hash)

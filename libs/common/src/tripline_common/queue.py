@@ -1,0 +1,176 @@
+"""Redis and ARQ: the process's pool, enqueue-after-commit, and correlation IDs inside jobs."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import sentry_sdk
+import structlog
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tripline_common.correlation import bind_request_id, get_request_id
+from tripline_common.settings import CommonSettings
+
+log = structlog.get_logger("tripline.queue")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# The keyword argument that carries the correlation ID into every job.
+REQUEST_ID_KWARG = "request_id"
+_PENDING_KEY = "tripline.pending_jobs"
+
+
+def redis_settings(settings: CommonSettings) -> RedisSettings:
+    """ARQ's connection settings from our Redis URL, with bounded timeouts and retries."""
+    rs = RedisSettings.from_dsn(settings.redis_url)
+    rs.conn_timeout = int(max(1, settings.redis_timeout))
+    rs.conn_retries = 5
+    rs.conn_retry_delay = 1
+    rs.retry_on_timeout = True
+    return rs
+
+
+def create_redis(settings: CommonSettings) -> ArqRedis:
+    """The process's one Redis client (an ARQ pool: plain Redis commands work on it too).
+
+    It connects lazily, so a process starts while Redis is down and `/readyz` says so.
+    """
+    pool = ConnectionPool.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        health_check_interval=30,
+        retry_on_timeout=True,
+        max_connections=64,
+    )
+    return ArqRedis(pool, default_queue_name=settings.arq_queue_name)
+
+
+class JobQueue:
+    """Enqueues ARQ jobs; inside a unit of work, only after the transaction commits.
+
+    Every job carries the current correlation ID, and a deterministic job ID chosen by the
+    caller (e.g. `process_batch:<batch id>`), so enqueueing the same work twice runs it once.
+    """
+
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+
+    def bind(self, session: AsyncSession) -> None:
+        """Attach a pending-jobs list to a session (called by `db.unit_of_work`)."""
+        session.info[_PENDING_KEY] = []
+
+    def discard(self, session: AsyncSession) -> None:
+        """Forget the jobs deferred in a session whose transaction rolled back."""
+        dropped = session.info.pop(_PENDING_KEY, [])
+        if dropped:
+            log.info("jobs_discarded_after_rollback", count=len(dropped))
+
+    def enqueue_after_commit(
+        self, session: AsyncSession, function: str, *args: Any, job_id: str, **kwargs: Any
+    ) -> None:
+        """Defer a job until `session` commits; it is dropped if the session rolls back."""
+        if _PENDING_KEY not in session.info:
+            raise RuntimeError("enqueue_after_commit needs a session from db.unit_of_work")
+        kwargs.setdefault(REQUEST_ID_KWARG, get_request_id())
+        session.info[_PENDING_KEY].append((function, args, job_id, kwargs))
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Enqueue what the committed session deferred.
+
+        A Redis failure here is logged, not raised: the rows are committed, and the sweeper
+        re-enqueues committed work that never reached a worker (nothing is lost).
+        """
+        for function, args, job_id, kwargs in session.info.pop(_PENDING_KEY, []):
+            try:
+                await self.enqueue(function, *args, job_id=job_id, **kwargs)
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "enqueue_failed_after_commit", job=function, job_id=job_id, error=str(exc)
+                )
+
+    async def enqueue(self, function: str, *args: Any, job_id: str, **kwargs: Any) -> bool:
+        """Enqueue now; returns False when a job with this ID is already queued or kept."""
+        kwargs.setdefault(REQUEST_ID_KWARG, get_request_id())
+        job = await self.redis.enqueue_job(
+            function, *args, _job_id=job_id, _queue_name=self.queue_name, **kwargs
+        )
+        log.info("job_enqueued" if job else "job_already_enqueued", job=function, job_id=job_id)
+        return job is not None
+
+
+JobFunc = Callable[..., Awaitable[T]]
+
+
+def traced_job(func: JobFunc[T]) -> JobFunc[T]:
+    """Wrap an ARQ job so its log lines and Sentry events carry the enqueuing request's ID.
+
+    The wrapped function receives the usual `ctx` and its own arguments; the `request_id`
+    keyword argument that `JobQueue` adds is consumed here.
+    """
+
+    @functools.wraps(func)
+    async def wrapper(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> T:
+        request_id = kwargs.pop(REQUEST_ID_KWARG, None)
+        # Jobs run concurrently in one event loop: each gets its own Sentry scope and log context.
+        with sentry_sdk.isolation_scope() as scope:
+            structlog.contextvars.clear_contextvars()
+            bind_request_id(request_id)
+            structlog.contextvars.bind_contextvars(
+                job=func.__name__, job_id=ctx.get("job_id"), job_try=ctx.get("job_try")
+            )
+            scope.set_tag("job", func.__name__)
+            started = time.perf_counter()
+            log.info("job_started")
+            try:
+                result = await func(ctx, *args, **kwargs)
+            except Exception as exc:
+                log.warning(
+                    "job_failed",
+                    error_type=type(exc).__name__,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+                raise
+            else:
+                log.info(
+                    "job_succeeded", duration_ms=round((time.perf_counter() - started) * 1000, 2)
+                )
+                return result
+            finally:
+                structlog.contextvars.clear_contextvars()
+                bind_request_id(None)
+
+    return wrapper
+
+
+async def queue_stats(redis: ArqRedis, queue_name: str, scan_limit: int = 10_000) -> dict[str, Any]:
+    """Depth of an ARQ queue, the age of its oldest due job, and jobs in progress.
+
+    ARQ keeps a queue as a sorted set scored by due time (ms) and marks running jobs with an
+    `arq:in-progress:<job id>` key; the scan of those keys is bounded by `scan_limit`.
+    """
+    now_ms = time.time() * 1000
+    queued = await redis.zcard(queue_name)
+    due = await redis.zcount(queue_name, "-inf", now_ms)
+    oldest = await redis.zrange(queue_name, 0, 0, withscores=True)
+    oldest_age = max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest and due else 0.0
+    in_progress = 0
+    async for _ in redis.scan_iter(match="arq:in-progress:*", count=500):
+        in_progress += 1
+        if in_progress >= scan_limit:
+            break
+    return {
+        "queue": queue_name,
+        "queued": queued,
+        "due": due,
+        "oldest_due_age_seconds": round(oldest_age, 3),
+        "in_progress": in_progress,
+    }

@@ -1,0 +1,170 @@
+"""Process settings: one validated object per process, from environment variables and `.env`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Self, TypeVar
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "change-me-dev-only-secret-key-0123456789"  # noqa: S105 - documented dev default
+
+
+class Environment(StrEnum):
+    """Where a process runs; production rules apply to `staging` and `prod`."""
+
+    DEV = "dev"
+    TEST = "test"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+def _split_csv(value: Any) -> Any:
+    """Accept `a,b,c` (the natural env-var form) as well as a JSON list."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            import json
+
+            return json.loads(value)
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class CommonSettings(BaseSettings):
+    """Settings every Tripline process shares. Each service subclasses it with its own fields."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    service_name: str = Field("tripline", description="Name stamped on every log line and metric.")
+    version: str = Field("0.1.0", description="Release version (the image tag in a cluster).")
+    environment: Environment = Field(Environment.DEV, description="dev, test, staging or prod.")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in a container).")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+
+    secret_key: SecretStr = Field(
+        SecretStr(DEFAULT_SECRET_KEY),
+        description="Signing key for tokens and cookies; at least 32 characters outside dev/test.",
+    )
+    database_url: str | None = Field(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/tripline",
+        description="SQLAlchemy URL, postgresql+asyncpg://user:password@host:port/db.",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for ARQ and caches.")
+
+    # Database pool (see docs/performance.md for how these were sized).
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_max_overflow: int = Field(5, ge=0, le=200)
+    db_pool_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for a pooled connection."
+    )
+    db_pool_recycle: int = Field(
+        1800, ge=-1, description="Recycle connections older than this (s)."
+    )
+    db_pool_pre_ping: bool = Field(True, description="Check a connection before handing it out.")
+    db_connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection.")
+    db_statement_timeout_ms: int = Field(15_000, ge=0, description="Server-side statement timeout.")
+    db_echo: bool = False
+
+    redis_timeout: float = Field(5.0, gt=0, description="Socket timeout for Redis calls (s).")
+    arq_queue_name: str = Field("tripline:queue", description="The ARQ queue jobs go to.")
+
+    readiness_timeout: float = Field(
+        1.0, gt=0, le=10, description="Timeout of each dependency check in /readyz (s)."
+    )
+    shutdown_drain_seconds: float = Field(
+        0.0, ge=0, le=120, description="After SIGTERM, seconds /readyz reports 503 before stopping."
+    )
+    graceful_shutdown_timeout: int = Field(
+        20, ge=1, le=300, description="Seconds uvicorn waits for in-flight requests on shutdown."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Proxies whose X-Forwarded-* headers are trusted (uvicorn)."
+    )
+
+    cors_origins: CsvList = Field(
+        default_factory=list, description="Origins allowed by CORS; never `*` in staging/prod."
+    )
+    trusted_hosts: CsvList = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "testserver"],
+        description="Host headers accepted (TrustedHostMiddleware).",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted; larger gets 413."
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: str | None = Field(
+        None, pattern=r"^(json|console)$", description="json or console; default by environment."
+    )
+    access_log: bool = Field(True, description="Log one line per request (our middleware).")
+
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; Sentry is off when unset.")
+    sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1)
+
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _csv_lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("log_level", "LOG_LEVEL"):
+                if isinstance(data.get(key), str):
+                    data[key] = data[key].upper()
+            for key in ("cors_origins", "trusted_hosts"):
+                for candidate in (key, key.upper()):
+                    if candidate in data:
+                        data[candidate] = _split_csv(data[candidate])
+        return data
+
+    @property
+    def is_production_like(self) -> bool:
+        """True for staging and prod, where unsafe defaults are refused."""
+        return self.environment in (Environment.STAGING, Environment.PROD)
+
+    @property
+    def effective_log_format(self) -> str:
+        """JSON wherever logs are shipped; readable console output in dev and test."""
+        if self.log_format:
+            return self.log_format
+        return "console" if self.environment in (Environment.DEV, Environment.TEST) else "json"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production_config(self) -> Self:
+        if not self.is_production_like:
+            return self
+        problems: list[str] = []
+        secret = self.secret_key.get_secret_value()
+        if secret == DEFAULT_SECRET_KEY or len(secret) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if "*" in self.cors_origins:
+            problems.append("CORS_ORIGINS must list explicit origins, not '*'")
+        if "*" in self.trusted_hosts:
+            problems.append("TRUSTED_HOSTS must list explicit host names, not '*'")
+        if not self.database_url:
+            problems.append("DATABASE_URL must be set")
+        if problems:
+            raise ValueError(
+                f"refusing to start in {self.environment.value}: " + "; ".join(problems)
+            )
+        return self
+
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+
+
+@lru_cache
+def cached_settings(cls: type[SettingsT]) -> SettingsT:
+    """The process-wide settings object for `cls`, read once (tests build their own)."""
+    return cls()

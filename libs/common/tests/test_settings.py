@@ -1,0 +1,95 @@
+"""Settings are validated at start: production refuses unsafe configuration, clearly."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tripline_common.settings import DEFAULT_SECRET_KEY, CommonSettings, Environment
+
+GOOD_SECRET = "s" * 48
+
+
+def make(**values: object) -> CommonSettings:
+    return CommonSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_production_refuses_the_default_secret_key(environment: str) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
+        make(environment=environment)
+
+
+def test_production_refuses_a_short_secret_key() -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        make(environment="prod", secret_key="short-but-not-default")
+
+
+def test_production_refuses_a_wildcard_cors_origin() -> None:
+    with pytest.raises(ValidationError, match="CORS_ORIGINS must list explicit origins"):
+        make(environment="prod", secret_key=GOOD_SECRET, cors_origins="*")
+
+
+def test_production_refuses_a_wildcard_trusted_host() -> None:
+    with pytest.raises(ValidationError, match="TRUSTED_HOSTS"):
+        make(environment="prod", secret_key=GOOD_SECRET, trusted_hosts="*")
+
+
+def test_production_refuses_a_missing_database_url() -> None:
+    with pytest.raises(ValidationError, match="DATABASE_URL must be set"):
+        make(environment="prod", secret_key=GOOD_SECRET, database_url=None)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(environment="prod", cors_origins="*", database_url=None)
+    message = str(caught.value)
+    assert "SECRET_KEY" in message and "CORS_ORIGINS" in message and "DATABASE_URL" in message
+
+
+def test_production_accepts_a_safe_configuration() -> None:
+    settings = make(
+        environment="prod",
+        secret_key=GOOD_SECRET,
+        cors_origins="https://app.example.com",
+        database_url="postgresql+asyncpg://u:p@db:5432/tripline",
+    )
+    assert settings.is_production_like
+    assert settings.effective_log_format == "json"
+
+
+def test_dev_allows_the_default_secret_and_logs_to_the_console() -> None:
+    settings = make()
+    assert settings.environment is Environment.DEV
+    assert settings.secret_key.get_secret_value() == DEFAULT_SECRET_KEY
+    assert settings.effective_log_format == "console"
+
+
+def test_values_come_from_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "staging")
+    monkeypatch.setenv("SECRET_KEY", GOOD_SECRET)
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example.com, https://b.example.com")
+    monkeypatch.setenv("DB_POOL_SIZE", "25")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = CommonSettings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.environment is Environment.STAGING
+    assert settings.cors_origins == ["https://a.example.com", "https://b.example.com"]
+    assert settings.db_pool_size == 25
+    assert settings.log_level == "DEBUG"
+
+
+def test_values_come_from_a_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("REDIS_URL=redis://cache.internal:6380/2\nTRUSTED_HOSTS=api.example.com\n")
+    settings = CommonSettings(_env_file=env_file)  # type: ignore[call-arg]
+    assert settings.redis_url == "redis://cache.internal:6380/2"
+    assert settings.trusted_hosts == ["api.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("db_pool_size", 0), ("port", 70000), ("environment", "production"), ("log_format", "xml")],
+)
+def test_out_of_range_values_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        make(**{field: value})

@@ -1,0 +1,21 @@
+"""Queue endpoints for operators: declarations only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tripline_admin.queues.schemas import QueueStats
+from tripline_common.deps import RedisDep, SettingsDep
+from tripline_common.queue import queue_stats
+
+router = APIRouter(prefix="/queues", tags=["queues"])
+
+
+@router.get(
+    "",
+    response_model=list[QueueStats],
+    summary="Queue health",
+    description="Depth, wait of the oldest due job and jobs in progress, for each ARQ queue.",
+)
+async def list_queues(redis: RedisDep, settings: SettingsDep) -> list[QueueStats]:
+    return [QueueStats(**await queue_stats(redis, settings.arq_queue_name))]

@@ -1,0 +1,67 @@
+"""Request and response models of the users resource (never the table model itself)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from tripline_common.models import UserRole
+
+
+class UserBase(BaseModel):
+    """Fields a user chooses."""
+
+    email: EmailStr = Field(description="Login address; unique, case-insensitive.")
+    display_name: str = Field(
+        min_length=1, max_length=100, description="Name shown to other people and operators."
+    )
+
+    @field_validator("display_name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+
+class UserCreate(UserBase):
+    """Registration: the account's fields and a password."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"email": "ada@example.com", "display_name": "Ada", "password": "correct horse 42"}
+            ]
+        },
+    )
+
+    password: str = Field(
+        min_length=12, max_length=128, description="At least 12 characters; stored as Argon2."
+    )
+
+
+class UserPublic(UserBase):
+    """A user as the API shows it: no password hash, no internal flags."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b8f5a4e-3c1d-4f7a-9e2b-6d5c4b3a2f10",
+                    "email": "ada@example.com",
+                    "display_name": "Ada",
+                    "role": "user",
+                    "created_at": "2026-11-26T12:00:00Z",
+                }
+            ]
+        },
+    )
+
+    id: uuid.UUID = Field(description="The user's ID.")
+    role: UserRole = Field(description="user, operator or admin.")
+    created_at: datetime = Field(description="When the account was created (UTC).")

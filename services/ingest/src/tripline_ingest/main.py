@@ -1,0 +1,29 @@
+"""The ingest app: creates it with the shared factory and registers its routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from tripline_common.app import create_app
+from tripline_common.server import serve
+from tripline_ingest.settings import IngestSettings
+from tripline_ingest.telemetry.router import router as telemetry_router
+
+TAGS = [{"name": "telemetry", "description": "Device telemetry intake."}]
+
+
+def create_ingest_app(settings: IngestSettings | None = None) -> FastAPI:
+    """Build the ingest service (`/v1`)."""
+    return create_app(
+        settings=settings or IngestSettings(),
+        title="Tripline ingest",
+        description="High-rate telemetry intake for devices authenticated by API keys.",
+        routers=[telemetry_router],
+        tags_metadata=TAGS,
+    )
+
+
+def run() -> None:
+    """Console entry point: `tripline-ingest`."""
+    settings = IngestSettings()
+    serve(create_ingest_app(settings), settings)

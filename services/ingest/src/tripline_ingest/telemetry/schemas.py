@@ -1,0 +1,67 @@
+"""Request and response models of telemetry intake."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from tripline_common.models import BatchStatus
+
+
+class TelemetryEventIn(BaseModel):
+    """One position fix as a device reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recorded_at: AwareDatetime = Field(description="Device time, with a UTC offset.")
+    lat: float = Field(ge=-90, le=90, description="Latitude, WGS 84 degrees.")
+    lon: float = Field(ge=-180, le=180, description="Longitude, WGS 84 degrees.")
+    speed_kmh: float | None = Field(None, ge=0, le=1500, description="Ground speed, km/h.")
+    heading_deg: float | None = Field(None, ge=0, lt=360, description="Degrees from north.")
+    accuracy_m: float | None = Field(None, ge=0, le=100_000, description="Accuracy radius, m.")
+
+
+class TelemetryBatchIn(BaseModel):
+    """A batch of fixes; `client_batch_id` makes a retried upload count once."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_batch_id": "b-000123",
+                    "events": [
+                        {
+                            "recorded_at": "2026-11-26T12:00:00Z",
+                            "lat": 52.52,
+                            "lon": 13.405,
+                            "speed_kmh": 48.5,
+                            "heading_deg": 90,
+                            "accuracy_m": 5,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    client_batch_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:\-]+$",
+        description="The device's own ID for this upload; resending it is safe.",
+    )
+    events: list[TelemetryEventIn] = Field(min_length=1, description="The fixes, oldest first.")
+
+
+class BatchAccepted(BaseModel):
+    """The answer to an accepted batch: stored durably, processing queued."""
+
+    batch_id: uuid.UUID = Field(description="ID of the stored batch.")
+    status: BatchStatus = Field(description="`pending` until the worker has processed it.")
+    event_count: int = Field(description="Events stored in this batch.")
+    duplicate: bool = Field(description="True when this `client_batch_id` was already accepted.")
+    received_at: datetime = Field(description="When the batch was first accepted (UTC).")

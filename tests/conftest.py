@@ -1,0 +1,131 @@
+"""Cross-service fixtures: the four real processes, started from their console scripts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tripline_common.migrations.runner import upgrade
+from tripline_devstack import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Process:
+    """One running service process, its port and its log file."""
+
+    name: str
+    port: int
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+
+@dataclass
+class ProcessRunner:
+    """Starts service processes with a shared environment and stops them all at the end."""
+
+    env: dict[str, str]
+    log_dir: Path
+    started: list[Process] = field(default_factory=list)
+
+    def start(self, name: str, command: str, **env: str) -> Process:
+        port = free_port()
+        log_path = self.log_dir / f"{name}.log"
+        popen = subprocess.Popen(
+            [str(BIN / command)],
+            env={**self.env, "PORT": str(port), **env},
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=self.log_dir,
+        )
+        process = Process(name, port, popen, log_path)
+        self.started.append(process)
+        return process
+
+    def wait_ready(self, process: Process, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise AssertionError(
+                    f"{process.name} exited with {process.popen.returncode}:\n"
+                    + "\n".join(process.log_lines()[-30:])
+                )
+            try:
+                last = httpx.get(f"{process.url}/readyz", timeout=2)
+                if last.status_code == 200:
+                    return
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.1)
+        raise AssertionError(
+            f"{process.name} not ready in {timeout}s ({last}):\n"
+            + "\n".join(process.log_lines()[-30:])
+        )
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            process.stop()
+
+
+@pytest.fixture
+def process_env(
+    scratch_database: Callable[[], str], redis_server_url: str, worker_number: int
+) -> dict[str, str]:
+    """Environment for real processes: a migrated scratch database, an isolated queue."""
+    database_url = scratch_database()
+    upgrade(database_url)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_", "REDIS_", "SENTRY_", "PYTEST_"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=f"{redis_server_url}/{1 + worker_number % 15}",
+        ARQ_QUEUE_NAME=f"tripline:test:{uuid.uuid4().hex[:8]}",
+        ENVIRONMENT="test",
+        LOG_FORMAT="json",
+        SHUTDOWN_DRAIN_SECONDS="0",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def processes(process_env: dict[str, str], tmp_path: Path) -> Iterator[ProcessRunner]:
+    runner = ProcessRunner(process_env, tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
