@@ -65,7 +65,7 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """A PostgreSQL server URL without a database (postgresql+asyncpg://user@host:port)."""
     configured = os.environ.get(
         "TEST_PG_SERVER_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -73,7 +73,9 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if postgres_answers(configured + "/postgres"):
         yield configured
         return
-    with EmbeddedPostgres(tmp_path_factory.mktemp("postgres")) as server:
+    # A throwaway data dir outside pytest's tmp tree: the server runs as an unprivileged user,
+    # and pytest resets /tmp/pytest-of-root to 0700 whenever another session starts.
+    with EmbeddedPostgres() as server:
         yield server.url("").rstrip("/")
 
 

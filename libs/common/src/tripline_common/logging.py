@@ -56,8 +56,8 @@ def configure_logging(settings: CommonSettings) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _static_fields(settings),
-        _drop_color_message,
         structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
     ]
     renderer: Processor
     if json_output:

@@ -29,11 +29,14 @@ import ctypes
 import fcntl
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -65,8 +68,15 @@ class EmbeddedServer(ABC):
     start_timeout: float = 30.0
     stop_timeout: float = 10.0
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        """A server under `data_dir` on 127.0.0.1:`port` (None: a free port, picked now)."""
+    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
+        """A server under `data_dir` on 127.0.0.1:`port` (None: a free port, picked now).
+
+        Without a `data_dir`, the server works in a throwaway directory under the system's
+        temporary directory, created by `start()` and deleted by `stop()`.
+        """
+        self._throwaway = data_dir is None
+        if data_dir is None:
+            data_dir = Path(tempfile.gettempdir()) / f"tripline-{self.name}-{uuid.uuid4().hex[:12]}"
         self.data_dir = Path(data_dir).absolute()
         self.port = free_port() if port is None else port
         self._process: subprocess.Popen[bytes] | None = None
@@ -156,6 +166,8 @@ class EmbeddedServer(ABC):
             if self._lock is not None:
                 self._lock.close()  # closing the file releases the flock
                 self._lock = None
+            if self._throwaway:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         self.start()

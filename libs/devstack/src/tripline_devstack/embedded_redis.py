@@ -36,8 +36,13 @@ class EmbeddedRedis(EmbeddedServer):
     stop_signal = signal.SIGTERM  # redis-server's clean shutdown
     work_dir_name = "data"
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, persistent: bool = False):
-        """A server under `data_dir` on 127.0.0.1:`port` (None: a free port, picked now)."""
+    def __init__(
+        self, data_dir: Path | None = None, port: int | None = None, *, persistent: bool = False
+    ) -> None:
+        """A server under `data_dir` on 127.0.0.1:`port` (None: a free port, picked now).
+
+        Without a `data_dir`, it works in a throwaway directory that `stop()` deletes.
+        """
         super().__init__(data_dir, port)
         self.persistent = persistent
 

@@ -14,7 +14,12 @@ The switch happens in the child between fork and exec: `subprocess.Popen(user=, 
 extra_groups=)`, which is implemented in C, needs no `runuser`/`setpriv` binary and no
 `preexec_fn` for it. The account must be able to reach the binaries and the data directory, so
 `make_reachable()` adds the search bit (`o+x`: enter, not list) to any parent directory that
-blocks it, such as pytest's 0700 `/tmp/pytest-of-root`, and logs each change.
+blocks it (a repository under /root, a 0700 temporary directory) and logs each change.
+
+One place cannot be fixed that way: pytest resets its base directory (/tmp/pytest-of-root) to
+0700 whenever any pytest session starts on the machine, so a server whose data lives under
+`tmp_path` breaks as soon as a second session starts. Test suites run as root should keep
+embedded data elsewhere (a directory from `tempfile.mkdtemp()`, or one under the repository).
 """
 
 from __future__ import annotations

@@ -1,0 +1,491 @@
+"""The runner behind `make dev`: Postgres, Redis, migrations, demo data, the four apps, one log.
+
+    uv run python scripts/dev.py
+
+1. Reads DATABASE_URL and REDIS_URL from the environment or `.env` (the environment wins).
+2. Uses those servers if they answer; otherwise starts embedded real ones (tripline_devstack)
+   with their data under TRIPLINE_DEV_DATA_DIR (default `.local/dev`). Creates the `tripline`
+   database on whichever Postgres it got; the test suite's `test*` databases are never touched.
+3. Runs the migrations, then loads the demo data. If either fails, everything stops.
+4. Starts api, admin, ingest and worker, each in its own process group, and merges their
+   output into one stream, each line prefixed with its process name (coloured on a terminal
+   unless NO_COLOR is set).
+5. Waits for every process to answer GET /readyz with 200, then prints the URLs.
+6. On Ctrl-C, SIGTERM or SIGHUP, sends SIGTERM to each process group, waits up to 15 s,
+   SIGKILLs what is left, stops the embedded servers and exits 0 (press Ctrl-C twice to skip
+   the wait). If a process dies on its own, it says so, stops everything and exits 1.
+   Only SIGKILL of the runner itself can leave the apps running (the embedded servers still
+   stop, on Linux); the next run then reports their ports as taken.
+
+Settings (environment or `.env`):
+    DATABASE_URL    default postgresql+asyncpg://postgres@127.0.0.1:5432/tripline
+    REDIS_URL       default redis://127.0.0.1:6379/0
+    TRIPLINE_DEV_DATA_DIR                           default <repo>/.local/dev
+    API_PORT, ADMIN_PORT, INGEST_PORT, WORKER_PORT  default 8000, 8001, 8002, 8003
+
+Hooks for tests (JSON), which replace the real commands with stand-ins:
+    TRIPLINE_DEV_SERVICES       [{"name": "api", "cmd": ["tripline-api"], "port": 8000}, ...]
+    TRIPLINE_DEV_MIGRATE_CMD    ["tripline-migrate", "upgrade", "head"]
+    TRIPLINE_DEV_SEED_CMD       ["python", "scripts/seed.py"]
+    TRIPLINE_DEV_READY_TIMEOUT  seconds to wait for /readyz (default 60)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from seed import DEMO_DEVICE_KEY, DEMO_PASSWORD  # scripts/ is this script's directory
+
+from tripline_devstack import Stack, ensure_database, ensure_stack, port_is_free, redact_url
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_DATABASE = "tripline"
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/tripline"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+STOP_GRACE_SECONDS = 15.0
+RUNNER = "dev"  # the name the runner's own lines carry
+
+# What the banner shows beyond each process's base URL.
+EXTRA_LINKS = {"api": ("API docs", "/docs"), "worker": ("metrics", "/metrics")}
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Service:
+    """One long-running process: its name in the logs, its command and the port it listens on."""
+
+    name: str
+    cmd: list[str]
+    port: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the runner reads from the environment and `.env`."""
+
+    database_url: str
+    redis_url: str
+    data_dir: Path
+    services: list[Service]
+    migrate_cmd: list[str]
+    seed_cmd: list[str]
+    ready_timeout: float
+
+
+def load_config() -> Config:
+    """Settings from `.env` overlaid with the environment, with the documented defaults."""
+    settings = {**read_dotenv(REPO_ROOT / ".env"), **os.environ}
+
+    def port(name: str, default: int) -> int:
+        return int(settings.get(name) or default)
+
+    services = [
+        Service("api", ["tripline-api"], port("API_PORT", 8000)),
+        Service("admin", ["tripline-admin"], port("ADMIN_PORT", 8001)),
+        Service("ingest", ["tripline-ingest"], port("INGEST_PORT", 8002)),
+        Service("worker", ["tripline-worker"], port("WORKER_PORT", 8003)),
+    ]
+    if settings.get("TRIPLINE_DEV_SERVICES"):
+        services = [Service(**entry) for entry in json.loads(settings["TRIPLINE_DEV_SERVICES"])]
+
+    def command(name: str, default: list[str]) -> list[str]:
+        value = settings.get(name)
+        return list(json.loads(value)) if value else default
+
+    data_dir = Path(settings.get("TRIPLINE_DEV_DATA_DIR") or REPO_ROOT / ".local" / "dev")
+    return Config(
+        database_url=settings.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+        redis_url=settings.get("REDIS_URL") or DEFAULT_REDIS_URL,
+        data_dir=data_dir.absolute(),
+        services=services,
+        migrate_cmd=command("TRIPLINE_DEV_MIGRATE_CMD", ["tripline-migrate", "upgrade", "head"]),
+        seed_cmd=command("TRIPLINE_DEV_SEED_CMD", [sys.executable, "scripts/seed.py"]),
+        ready_timeout=float(settings.get("TRIPLINE_DEV_READY_TIMEOUT") or 60),
+    )
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """`KEY=value` lines of a `.env` file (comments, `export` and quotes handled); {} if absent."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw_line in path.read_text().splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if value[:1] in ("'", '"') and value[:1] in value[1:]:
+            value = value[1 : value.index(value[0], 1)]
+        else:
+            value = value.split(" #", 1)[0].strip()  # an inline comment
+        values[key.strip()] = value
+    return values
+
+
+# -- one readable stream of output -------------------------------------------------------------
+
+
+class LogStream:
+    """Writes lines from many sources to stdout, each prefixed with a fixed-width source name."""
+
+    COLOURS = ("36", "35", "33", "32", "34", "91", "96", "95")  # ANSI foreground colours
+
+    def __init__(self, sources: list[str]) -> None:
+        self._width = max(len(source) for source in sources)
+        self._colour = {s: self.COLOURS[i % len(self.COLOURS)] for i, s in enumerate(sources)}
+        self._colour[RUNNER] = "1"  # bold: the runner's own lines stand out
+        self.coloured = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def write(self, source: str, text: str) -> None:
+        """Write `text` (one or more lines) under `source`'s prefix."""
+        prefix = f"{source:<{self._width}} │"
+        if self.coloured:
+            prefix = f"\033[{self._colour.get(source, '0')}m{prefix}\033[0m"
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                for line in text.splitlines() or [""]:
+                    sys.stdout.write(f"{prefix} {line}\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError):
+                # Whoever read our output has gone (`make dev | head`): carry on without it,
+                # so that shutting down is never cut short by a failed write (the dup2 spares
+                # us Python's own complaint when it flushes stdout at exit).
+                self._closed = True
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    def follow(self, source: str, pipe: IO[bytes]) -> threading.Thread:
+        """Copy `pipe` to the stream line by line, in a background thread, until it closes."""
+
+        def copy() -> None:
+            with pipe:
+                for raw in iter(pipe.readline, b""):
+                    self.write(source, raw.decode(errors="replace").rstrip("\r\n"))
+
+        thread = threading.Thread(target=copy, name=f"output-{source}", daemon=True)
+        thread.start()
+        return thread
+
+    def say(self, text: str) -> None:
+        """A line from the runner itself."""
+        self.write(RUNNER, text)
+
+
+# -- child processes ---------------------------------------------------------------------------
+
+
+class Child:
+    """A command in its own process group, its stdout and stderr merged into the stream."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], output: LogStream) -> None:
+        self.name = name
+        self.process = subprocess.Popen(  # noqa: S603 - commands from this file or the test hooks
+            cmd,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # Its own group: Ctrl-C in the terminal reaches only the runner, which then stops
+            # the processes in order, and one signal reaches everything a process spawned.
+            process_group=0,
+        )
+        assert self.process.stdout is not None
+        self._output = output.follow(name, self.process.stdout)
+
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended, else None."""
+        return self.process.poll()
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        """Send `sig` to the process and everything in its group."""
+        with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+            os.killpg(self.process.pid, sig)
+
+    def finish(self) -> None:
+        """Wait for the last of its output to reach the stream."""
+        self._output.join(timeout=2)
+
+
+def stop_children(children: list[Child], output: LogStream, stop: StopRequest) -> None:
+    """SIGTERM every process group, wait up to STOP_GRACE_SECONDS, then SIGKILL what is left."""
+    running = [child for child in children if child.exit_code() is None]
+    for child in running:
+        child.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while any(child.exit_code() is None for child in running):
+        if time.monotonic() > deadline or stop.hurry:
+            break
+        time.sleep(0.1)
+    for child in running:
+        if child.exit_code() is None:
+            output.say(f"{child.name} did not stop in time; killing it")
+            child.signal_group(signal.SIGKILL)
+            child.process.wait()
+    for child in children:
+        child.signal_group(signal.SIGKILL)  # anything a process started and left behind
+        child.finish()
+
+
+class LibraryWarnings(logging.Handler):
+    """Shows tripline_devstack's warnings (a permission granted, a leftover stopped) in the log."""
+
+    def __init__(self, output: LogStream) -> None:
+        super().__init__(level=logging.WARNING)
+        self._output = output
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._output.say(record.getMessage())
+
+
+class StopRequest:
+    """Records a stop signal; the work loops check it. A second signal means "do not wait"."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal was closed
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self.hurry = False
+        self._event = threading.Event()
+
+    def install(self) -> None:
+        """Handle the stop signals from now on."""
+        for stop_signal in self.SIGNALS:
+            signal.signal(stop_signal, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._event.is_set():
+            self.hurry = True
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        """True once a stop signal arrived."""
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, returning early (True) when a stop signal arrives."""
+        return self._event.wait(seconds)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Runner:
+    """One `make dev` session: what it started, so that all of it is stopped at the end."""
+
+    config: Config
+    output: LogStream
+    stop: StopRequest
+    stack: Stack | None = None
+    children: list[Child] = field(default_factory=list)  # everything started, to stop it all
+    services: list[Child] = field(default_factory=list)  # the long-running ones, to watch them
+
+    def run(self) -> int:
+        """Start everything, run until stopped, stop everything; the process exit code."""
+        try:
+            return self._run()
+        finally:
+            self.output.say("stopping")
+            stop_children(self.children, self.output, self.stop)
+            if self.stack is not None:
+                self.stack.stop()
+            self.output.say("stopped")
+
+    def _run(self) -> int:
+        say = self.output.say
+        busy = [s for s in self.config.services if not port_is_free(s.port)]
+        if busy:
+            for service in busy:
+                variable = f"{service.name.upper()}_PORT"
+                say(
+                    f"port {service.port} for {service.name} is already in use "
+                    f"(another `make dev` still running? set {variable} to move it)"
+                )
+            return 1
+
+        try:
+            self.stack = ensure_stack(
+                self.config.database_url, self.config.redis_url, self.config.data_dir, log=say
+            )
+            database_url = with_database(self.stack.postgres_url, DEV_DATABASE)
+            if database_url != self.stack.postgres_url:
+                say(f"dev uses the {DEV_DATABASE!r} database (tests keep to their own test_*)")
+            ensure_database(database_url, DEV_DATABASE)
+        except Exception as error:
+            say(f"could not get Postgres and Redis ready: {error}")
+            return 1
+        if self.stop.requested:
+            return 0
+
+        env = child_environment(database_url, self.stack.redis_url)
+        for step, cmd in (("migrate", self.config.migrate_cmd), ("seed", self.config.seed_cmd)):
+            code = self._run_step(step, cmd, env)
+            if self.stop.requested:
+                return 0
+            if code != 0:
+                say(f"{step} failed (exit code {code}): stopping")
+                return 1
+
+        for service in self.config.services:
+            child = self._start(service.name, service.cmd, {**env, "PORT": str(service.port)})
+            if child is None:
+                return 1
+            self.services.append(child)
+        problem = self._wait_until_ready()
+        if self.stop.requested:
+            return 0
+        if problem:
+            say(f"not started: {problem}")
+            return 1
+
+        print_banner(self.output, self.config.services, self.stack, database_url)
+        problem = self._supervise()
+        if problem:
+            say(f"{problem}: stopping everything")
+            return 1
+        say(f"{self.stop.signal_name} received")
+        return 0
+
+    def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> Child | None:
+        try:
+            child = Child(name, cmd, env, self.output)
+        except OSError as error:
+            self.output.say(f"cannot start {name} ({' '.join(cmd)}): {error}")
+            return None
+        self.children.append(child)
+        return child
+
+    def _run_step(self, name: str, cmd: list[str], env: dict[str, str]) -> int:
+        """Run a one-off command to the end (or until a stop signal); its exit code."""
+        self.output.say(f"{name}: {' '.join(cmd)}")
+        child = self._start(name, cmd, env)
+        if child is None:
+            return 127
+        while child.exit_code() is None:
+            if self.stop.wait(0.1):
+                return -1  # stop_children() ends it with the rest
+        child.finish()
+        return child.process.returncode
+
+    def _wait_until_ready(self) -> str | None:
+        """Poll each service's /readyz until all answer 200; what went wrong otherwise."""
+        pending = {service.name: service for service in self.config.services}
+        children = {child.name: child for child in self.services}
+        last_answer: dict[str, str] = {}
+        deadline = time.monotonic() + self.config.ready_timeout
+        # trust_env=False: a proxy from HTTP_PROXY must never stand between us and 127.0.0.1.
+        with httpx.Client(timeout=1.0, trust_env=False) as client:
+            while pending:
+                for name, service in list(pending.items()):
+                    code = children[name].exit_code()
+                    if code is not None:
+                        return f"{name} exited with code {code} before it was ready"
+                    try:
+                        response = client.get(f"http://127.0.0.1:{service.port}/readyz")
+                    except httpx.HTTPError as error:
+                        last_answer[name] = type(error).__name__
+                        continue
+                    if response.status_code == 200:
+                        del pending[name]
+                        self.output.say(f"{name} is ready")
+                    else:
+                        last_answer[name] = f"HTTP {response.status_code}"
+                if not pending:
+                    return None
+                if time.monotonic() > deadline:
+                    waiting = ", ".join(f"{n} ({last_answer.get(n, 'no answer')})" for n in pending)
+                    return f"not ready after {self.config.ready_timeout:.0f}s: {waiting}"
+                if self.stop.wait(0.25):
+                    return None
+        return None
+
+    def _supervise(self) -> str | None:
+        """Block until a stop signal (None) or until a process ends on its own (which one)."""
+        while not self.stop.wait(0.25):
+            for child in self.services:
+                code = child.exit_code()
+                if code is not None:
+                    return f"{child.name} exited unexpectedly with code {code}"
+        return None
+
+
+def child_environment(database_url: str, redis_url: str) -> dict[str, str]:
+    """Our environment plus what every process needs; the venv's scripts come first on PATH."""
+    venv_bin = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "ENVIRONMENT": "dev",
+        "PYTHONUNBUFFERED": "1",  # lines appear as they are written, not when a buffer fills
+        "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
+    }
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` pointing at `database` on the same server."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def print_banner(
+    output: LogStream, services: list[Service], stack: Stack, database_url: str
+) -> None:
+    """The URLs of everything that runs, where Postgres and Redis came from, and how to stop."""
+    lines = ["", "Tripline is running"]
+    for service in services:
+        base = f"http://127.0.0.1:{service.port}"
+        line = f"  {service.name:<9} {base:<24}"
+        if service.name in EXTRA_LINKS:
+            label, path = EXTRA_LINKS[service.name]
+            line += f" {label}: {base}{path}"
+        lines.append(line.rstrip())
+    postgres = f"embedded, data in {stack.postgres.data_dir}" if stack.postgres else "configured"
+    redis = "embedded, empty at each start" if stack.redis else "configured"
+    lines.append(f"  {'postgres':<9} {redact_url(database_url)}  ({postgres})")
+    lines.append(f"  {'redis':<9} {redact_url(stack.redis_url)}  ({redis})")
+    lines += [
+        "",
+        f"  demo users   demo@, operator@, admin@tripline.dev  password: {DEMO_PASSWORD}",
+        f"  demo device  X-Device-Key: {DEMO_DEVICE_KEY}",
+        "",
+        "Ctrl-C to stop",
+        "",
+    ]
+    output.say("\n".join(lines))
+
+
+def main() -> int:
+    """Entry point: the exit code of the whole session."""
+    config = load_config()
+    sources = [RUNNER, "migrate", "seed", *(service.name for service in config.services)]
+    output = LogStream(sources)
+    logging.getLogger("tripline_devstack").addHandler(LibraryWarnings(output))
+    stop = StopRequest()
+    stop.install()  # before anything starts, so that a Ctrl-C at any point cleans up
+    return Runner(config, output, stop).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
