@@ -12,8 +12,15 @@ _SENSITIVE_HEADERS = {"authorization", "cookie", "x-device-key", "x-api-key", "s
 
 
 def _scrub(event: Any, _hint: Any) -> Any:
-    """Drop request bodies, cookies and credentials before anything leaves the process."""
-    request = event.get("request") if isinstance(event, dict) else None
+    """Drop request bodies, cookies, credentials and frame variables before anything leaves."""
+    if not isinstance(event, dict):
+        return event
+    # Second guard behind include_local_variables=False: a frame's locals may hold the ASGI
+    # scope (raw Authorization and Cookie headers) or a parsed body.
+    for exception in (event.get("exception") or {}).get("values") or []:
+        for frame in (exception.get("stacktrace") or {}).get("frames") or []:
+            frame.pop("vars", None)
+    request = event.get("request")
     if isinstance(request, dict):
         request.pop("data", None)
         request.pop("cookies", None)
@@ -35,7 +42,8 @@ def init_sentry(settings: CommonSettings) -> bool:
         release=f"{settings.service_name}@{settings.version}",
         server_name=settings.service_name,
         traces_sample_rate=settings.sentry_traces_sample_rate,
-        send_default_pii=False,
+        # PII stays off (the SDK default); frame locals would carry raw headers and bodies.
+        include_local_variables=False,
         max_request_body_size="never",
         before_send=_scrub,
     )
