@@ -123,7 +123,8 @@ def scratch_database(pg_server_url: str) -> Iterator[Callable[[], str]]:
 @pytest.fixture
 def redis_url(redis_server_url: str, worker_number: int) -> str:
     """This worker's Redis database, emptied before the test."""
-    url = f"{redis_server_url}/{1 + worker_number % 15}"
+    # Database 0 is left to `make dev`; the PID spreads concurrent runs over 1-15.
+    url = f"{redis_server_url}/{1 + (os.getpid() + worker_number) % 15}"
     with Redis.from_url(url) as client:
         client.flushdb()
     return url
@@ -138,6 +139,8 @@ def make_settings(database_url: str, redis_url: str) -> Callable[..., Any]:
             "environment": "test",
             "database_url": database_url,
             "redis_url": redis_url,
+            # A queue of the test's own: a concurrent run sharing this Redis never sees its jobs.
+            "arq_queue_name": f"tripline:test:{uuid.uuid4().hex[:12]}",
             **overrides,
         }
         return cls(_env_file=None, **values)  # type: ignore[call-arg]

@@ -47,6 +47,12 @@ def build_router() -> APIRouter:
             raise RuntimeError("failed after deferring")
         return {"queued": name}
 
+    @router.post("/uniq/{value}", status_code=201)
+    async def insert_unique(value: int, session: SessionDep) -> dict[str, int]:
+        await session.execute(text("INSERT INTO uniq VALUES (:v)"), {"v": value})
+        await session.flush()
+        return {"value": value}
+
     return router
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import text
 
 REQUIRED_KEYS = {"code", "message", "details", "request_id"}
 
@@ -135,3 +136,16 @@ async def test_cors_allows_listed_origins_only(build_app, app_client, origin: st
     assert allowed.headers["access-control-allow-origin"] == origin
     assert_error_shape(refused, 400, "bad_request")
     assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_a_database_constraint_violation_is_a_409(build_app, app_client, session_factory):
+    async with session_factory() as session:
+        await session.execute(text("CREATE TEMP TABLE uniq (v int CONSTRAINT uq_uniq_v UNIQUE)"))
+        await session.execute(text("INSERT INTO uniq VALUES (1)"))
+        await session.commit()
+    async with app_client(build_app()) as client:
+        response = await client.post("/v1/items/uniq/1")
+        fresh = await client.post("/v1/items/uniq/2")
+    body = assert_error_shape(response, 409, "conflict")
+    assert body["details"] == {"constraint": "uq_uniq_v"}
+    assert fresh.status_code == 201

@@ -18,8 +18,11 @@ SERVERS = {"postgres": EmbeddedPostgres, "redis": EmbeddedRedis}
 # A program that starts one server (on its main thread, or on another thread, where Linux cannot
 # tie the server's life to ours), reports "PORT PID" and then idles until a signal ends it.
 CONTROLLER = """
-import sys, threading, time
+import signal, sys, threading, time
 from pathlib import Path
+# A shell that starts jobs in the background (nohup, `&` in a script) makes them ignore SIGINT,
+# and Python then installs no KeyboardInterrupt handler: restore it, as a terminal would have.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from tripline_devstack import EmbeddedPostgres, EmbeddedRedis
 
 kind, data_dir, thread = sys.argv[1:4]

@@ -133,3 +133,18 @@ async def test_bad_batches_are_a_422_and_store_nothing(
     assert response.json()["details"]
     async with session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(TelemetryBatch)) == 0
+
+
+async def test_a_revoked_device_key_is_refused(
+    ingest_app, app_client, device_key, session_factory
+) -> None:
+    async with session_factory() as session:
+        device = await session.scalar(select(Device))
+        device.revoked_at = datetime.now(UTC)
+        await session.commit()
+    async with app_client(ingest_app) as client:
+        response = await client.post(
+            "/v1/telemetry", json={"events": events()}, headers={"X-Device-Key": device_key}
+        )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_device_key"

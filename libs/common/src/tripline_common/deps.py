@@ -1,4 +1,8 @@
-"""Typed dependencies every handler uses: settings, DB session (unit of work), Redis, job queue."""
+"""Typed dependencies every handler uses: settings, DB session (unit of work), Redis, job queue.
+
+The trivial ones are `async def` on purpose: FastAPI runs plain `def` dependencies in its
+thread pool, a thread hop per request for a dictionary lookup.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from tripline_common.queue import JobQueue
 from tripline_common.settings import CommonSettings
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     """The process's resources, created by the lifespan."""
     resources: Resources = request.app.state.resources
     return resources
@@ -24,7 +28,7 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_settings(request: Request) -> CommonSettings:
+async def get_settings(request: Request) -> CommonSettings:
     """The app's settings object (injected, so tests can build apps with their own)."""
     settings: CommonSettings = request.app.state.settings
     return settings
@@ -42,12 +46,12 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_queue(resources: ResourcesDep) -> JobQueue:
+async def get_queue(resources: ResourcesDep) -> JobQueue:
     """The job queue (use `enqueue_after_commit` with the request's session)."""
     return resources.queue
 
 
-def get_redis(resources: ResourcesDep) -> ArqRedis:
+async def get_redis(resources: ResourcesDep) -> ArqRedis:
     """The process's Redis client."""
     return resources.redis
 

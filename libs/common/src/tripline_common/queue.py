@@ -22,6 +22,16 @@ log = structlog.get_logger("tripline.queue")
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# Job names shared by the producers (ingest, sweeper) and the worker, with their deterministic
+# IDs: if the two sides disagreed, de-duplication of jobs would silently stop working.
+PROCESS_BATCH = "process_batch"
+
+
+def process_batch_job_id(batch_id: object) -> str:
+    """The job ID of a telemetry batch: enqueueing the same batch twice runs it once."""
+    return f"{PROCESS_BATCH}:{batch_id}"
+
+
 # The keyword argument that carries the correlation ID into every job.
 REQUEST_ID_KWARG = "request_id"
 _PENDING_KEY = "tripline.pending_jobs"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import lru_cache
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -159,12 +158,3 @@ class CommonSettings(BaseSettings):
                 f"refusing to start in {self.environment.value}: " + "; ".join(problems)
             )
         return self
-
-
-SettingsT = TypeVar("SettingsT", bound=CommonSettings)
-
-
-@lru_cache
-def cached_settings(cls: type[SettingsT]) -> SettingsT:
-    """The process-wide settings object for `cls`, read once (tests build their own)."""
-    return cls()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, status
 
 from tripline_common.deps import QueueDep, SessionDep
-from tripline_common.errors import ErrorResponse, UnprocessableError
+from tripline_common.errors import ErrorResponse
 from tripline_common.models import Device
 from tripline_ingest.telemetry import service
 from tripline_ingest.telemetry.schemas import BatchAccepted, TelemetryBatchIn
@@ -52,16 +51,5 @@ async def upload_batch(
     session: SessionDep,
     queue: QueueDep,
 ) -> BatchAccepted:
-    settings = request.app.state.settings
-    if len(batch.events) > settings.max_batch_events:
-        raise UnprocessableError(
-            f"A batch holds at most {settings.max_batch_events} events.",
-            code="batch_too_large",
-            details={"max_events": settings.max_batch_events, "received": len(batch.events)},
-        )
-    errors = service.check_event_times(batch, timedelta(seconds=settings.max_future_skew_seconds))
-    if errors:
-        raise UnprocessableError(
-            "Some events are not valid; see details.", code="invalid_events", details=errors
-        )
+    service.validate_batch(batch, request.app.state.settings)
     return await service.store_batch(session=session, queue=queue, device=device, batch=batch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -11,17 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripline_common.apikeys import hash_api_key
 from tripline_common.correlation import get_request_id
-from tripline_common.errors import UnauthorizedError
+from tripline_common.errors import UnauthorizedError, UnprocessableError
 from tripline_common.models import BatchStatus, Device, TelemetryBatch, TelemetryEvent
-from tripline_common.queue import JobQueue
+from tripline_common.queue import PROCESS_BATCH, JobQueue, process_batch_job_id
+from tripline_ingest.settings import IngestSettings
 from tripline_ingest.telemetry.schemas import BatchAccepted, TelemetryBatchIn
-
-PROCESS_BATCH = "process_batch"
-
-
-def process_batch_job_id(batch_id: uuid.UUID) -> str:
-    """The deterministic ARQ job ID of a batch: enqueueing it twice runs it once."""
-    return f"{PROCESS_BATCH}:{batch_id}"
 
 
 async def authenticate_device(*, session: AsyncSession, api_key: str | None) -> Device:
@@ -29,19 +24,27 @@ async def authenticate_device(*, session: AsyncSession, api_key: str | None) -> 
     if not api_key:
         raise UnauthorizedError("Send the device's API key in the X-Device-Key header.")
     device = await session.scalar(
-        select(Device).where(Device.api_key_hash == hash_api_key(api_key))
+        select(Device).where(
+            Device.api_key_hash == hash_api_key(api_key),
+            Device.revoked_at.is_(None),  # type: ignore[union-attr]
+        )
     )
     if device is None:
         raise UnauthorizedError("Unknown or revoked device key.", code="invalid_device_key")
     return device
 
 
-def check_event_times(
-    batch: TelemetryBatchIn, max_future_skew: timedelta
-) -> list[dict[str, object]]:
-    """Per-event errors for times too far in the future (device clocks drift, but not by days)."""
-    limit = datetime.now(UTC) + max_future_skew
-    return [
+def validate_batch(batch: TelemetryBatchIn, settings: IngestSettings) -> None:
+    """Checks that need settings: the batch size, and event times not too far in the future
+    (device clocks drift, but not by days). Raises a 422 with one entry per bad event."""
+    if len(batch.events) > settings.max_batch_events:
+        raise UnprocessableError(
+            f"A batch holds at most {settings.max_batch_events} events.",
+            code="batch_too_large",
+            details={"max_events": settings.max_batch_events, "received": len(batch.events)},
+        )
+    limit = datetime.now(UTC) + timedelta(seconds=settings.max_future_skew_seconds)
+    errors: list[dict[str, Any]] = [
         {
             "loc": ["body", "events", index, "recorded_at"],
             "msg": "is in the future",
@@ -50,6 +53,10 @@ def check_event_times(
         for index, event in enumerate(batch.events)
         if event.recorded_at > limit
     ]
+    if errors:
+        raise UnprocessableError(
+            "Some events are not valid; see details.", code="invalid_events", details=errors
+        )
 
 
 async def store_batch(

@@ -9,19 +9,14 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 
-from tripline_common.db import unit_of_work
+from tripline_common.db import retry_transient, unit_of_work
 from tripline_common.models import BatchStatus, TelemetryBatch
+from tripline_common.queue import PROCESS_BATCH, process_batch_job_id
 
 log = structlog.get_logger("tripline.worker.batches")
 
-PROCESS_BATCH = "process_batch"
 
-
-def process_batch_job_id(batch_id: uuid.UUID | str) -> str:
-    """The deterministic job ID of a batch (the same one ingest uses)."""
-    return f"{PROCESS_BATCH}:{batch_id}"
-
-
+@retry_transient()
 async def process_batch(ctx: dict[str, Any], batch_id: str) -> str:
     """Mark a pending batch processed. Idempotent: a second run finds it done and changes nothing.
 
@@ -45,6 +40,7 @@ async def process_batch(ctx: dict[str, Any], batch_id: str) -> str:
         return "processed"
 
 
+@retry_transient()
 async def requeue_stuck_batches(ctx: dict[str, Any]) -> int:
     """Cron: enqueue batches committed but still pending after a while (Redis was down when
     ingest tried, or a worker died). Deterministic job IDs make a double enqueue harmless."""
