@@ -206,10 +206,45 @@ async def test_sigterm_fails_readiness_then_drains_and_exits(processes) -> None:
 
 
 @pytest.mark.slow
-async def test_worker_drains_and_stops_cleanly_on_sigterm(processes, process_env) -> None:
-    worker = processes.start("worker", "tripline-worker", JOB_COMPLETION_WAIT="10")
-    processes.wait_ready(worker)
-    worker.popen.send_signal(signal.SIGTERM)
+async def test_worker_finishes_a_running_job_before_it_stops(processes, process_env) -> None:
+    """SIGTERM while a job runs: the worker takes no new work, lets the job finish, then exits."""
+    seed(process_env)
+    database_url = process_env["DATABASE_URL"]
+    holder = await asyncpg.connect(dsn(database_url))
+    try:
+        device_id = await holder.fetchval("SELECT id FROM devices LIMIT 1")
+        batch_id = await holder.fetchval(
+            "INSERT INTO telemetry_batches (device_id, event_count, received_at, request_id)"
+            " VALUES ($1, 0, now() - interval '10 minutes', 'drain-rid') RETURNING id",
+            device_id,
+        )
+        # Hold the batch's row lock so the worker's process_batch blocks mid-job.
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("SELECT 1 FROM telemetry_batches WHERE id = $1 FOR UPDATE", batch_id)
+
+        worker = processes.start("worker", "tripline-worker", JOB_COMPLETION_WAIT="15")
+        processes.wait_ready(worker)
+
+        async def job_is_running() -> bool:
+            return any(
+                line["event"] == "job_started" and line.get("job") == "process_batch"
+                for line in json_lines(worker)
+            )
+
+        await wait_for(job_is_running)
+        worker.popen.send_signal(signal.SIGTERM)
+        await wait_for(lambda: _logged(worker, "worker_draining"), timeout=5)
+        assert worker.popen.poll() is None  # Still waiting for the job.
+        await transaction.rollback()  # Release the lock: the job can finish.
+    finally:
+        await holder.close()
+
     assert worker.popen.wait(20) in GRACEFUL_EXIT
+    assert await batch_status(database_url, str(batch_id)) == "processed"
     events = [line["event"] for line in json_lines(worker)]
-    assert "worker_draining" in events and "worker_stopped" in events
+    assert events.index("batch_processed") < events.index("worker_stopped")
+
+
+async def _logged(process, event: str) -> bool:
+    return any(line["event"] == event for line in json_lines(process))
