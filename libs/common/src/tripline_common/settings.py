@@ -76,6 +76,19 @@ class CommonSettings(BaseSettings):
     db_statement_timeout_ms: int = Field(15_000, ge=0, description="Server-side statement timeout.")
     db_echo: bool = False
 
+    access_token_ttl_seconds: int = Field(
+        900, ge=60, le=86_400, description="Lifetime of a JWT access token (short: 15 min)."
+    )
+    refresh_token_ttl_seconds: int = Field(
+        30 * 86_400, ge=3600, description="Lifetime of a session and its refresh token."
+    )
+    jwt_audience: str = Field("tripline", description="`aud` claim issued and required.")
+    jwt_issuer: str = Field("tripline", description="`iss` claim issued and required.")
+    login_rate_limit: int = Field(
+        10, ge=1, description="Password attempts per client address and per email per window."
+    )
+    login_rate_window_seconds: int = Field(60, ge=1, description="Window of the login limit (s).")
+
     redis_timeout: float = Field(5.0, gt=0, description="Socket timeout for Redis calls (s).")
     arq_queue_name: str = Field("tripline:queue", description="The ARQ queue jobs go to.")
 

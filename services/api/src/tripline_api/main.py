@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from tripline_api.auth.router import router as auth_router
 from tripline_api.settings import ApiSettings
 from tripline_api.users.router import router as users_router
 from tripline_common.app import create_app
 from tripline_common.server import serve
 
-TAGS = [{"name": "users", "description": "Accounts: registration and profiles."}]
+TAGS = [
+    {"name": "auth", "description": "Log in, refresh, log out, and manage sessions."},
+    {"name": "users", "description": "Accounts: registration and profiles."},
+]
 
 
 def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -18,7 +22,7 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
         settings=settings or ApiSettings(),
         title="Tripline API",
         description="Public API of Tripline: users, trips, alerts and real-time streams.",
-        routers=[users_router],
+        routers=[auth_router, users_router],
         tags_metadata=TAGS,
     )
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from tripline_api.users import service
 from tripline_api.users.schemas import UserCreate, UserPublic
+from tripline_common.auth.deps import CurrentUser
 from tripline_common.deps import SessionDep
 from tripline_common.errors import ErrorResponse
 
@@ -23,4 +24,15 @@ router = APIRouter(prefix="/users", tags=["users"])
 )
 async def register(data: UserCreate, session: SessionDep) -> UserPublic:
     user = await service.register_user(session=session, data=data)
+    return UserPublic.model_validate(user)
+
+
+@router.get(
+    "/me",
+    response_model=UserPublic,
+    summary="Who am I",
+    description="The user of the access token.",
+    responses={401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}},
+)
+async def read_me(user: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(user)

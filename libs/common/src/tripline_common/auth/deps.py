@@ -1,0 +1,67 @@
+"""Dependencies that authenticate a request and check roles: `CurrentUser`, `require_role`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import sentry_sdk
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from tripline_common.auth.service import resolve_user
+from tripline_common.auth.tokens import AccessClaims, decode_access_token
+from tripline_common.deps import SessionDep, SettingsDep
+from tripline_common.errors import ForbiddenError, UnauthorizedError
+from tripline_common.models import User, UserRole
+
+# auto_error=False: a missing token becomes our 401 in the shared shape, not FastAPI's.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+async def get_token_claims(
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> AccessClaims:
+    """The verified claims of the request's bearer token (signature, expiry, audience)."""
+    if not token:
+        raise UnauthorizedError("Send an access token: `Authorization: Bearer <token>`.")
+    claims = decode_access_token(settings, token)
+    request.state.token_claims = claims
+    return claims
+
+
+TokenClaims = Annotated[AccessClaims, Depends(get_token_claims)]
+
+
+async def get_current_user(claims: TokenClaims, session: SessionDep) -> User:
+    """The user behind a valid token whose session is still live (one query)."""
+    user = await resolve_user(session=session, claims=claims)
+    structlog.contextvars.bind_contextvars(user_id=str(user.id))
+    sentry_sdk.set_user({"id": str(user.id)})
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_role(*roles: UserRole) -> Callable[[User], Awaitable[User]]:
+    """A dependency allowing only users with one of `roles` (403 for others)."""
+    allowed = frozenset(roles)
+
+    async def check_role(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise ForbiddenError(
+                "Your role does not allow this.",
+                code="insufficient_role",
+                details={"required": sorted(role.value for role in allowed)},
+            )
+        return user
+
+    return check_role
+
+
+OperatorUser = Annotated[User, Depends(require_role(UserRole.OPERATOR, UserRole.ADMIN))]
+AdminUser = Annotated[User, Depends(require_role(UserRole.ADMIN))]

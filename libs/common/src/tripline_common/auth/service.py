@@ -1,0 +1,177 @@
+"""Logins and sessions: check passwords, open, refresh, list and revoke server-side sessions.
+
+Every access token names its session row; a token is honoured only while that row is neither
+revoked nor expired and its user is active, so logout, an operator's revocation or disabling a
+user take effect on the very next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from tripline_common.auth.tokens import (
+    AccessClaims,
+    create_access_token,
+    hash_token,
+    new_refresh_token,
+)
+from tripline_common.errors import UnauthorizedError
+from tripline_common.models import AuthSession, SessionKind, User
+from tripline_common.passwords import verify_dummy_password, verify_password
+from tripline_common.settings import CommonSettings
+
+log = structlog.get_logger("tripline.auth")
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """What a login or a refresh hands back; the refresh token is shown this once."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session: AuthSession
+
+
+async def authenticate(*, session: AsyncSession, email: str, password: str) -> User:
+    """The user with this email and password, or 401. Unknown emails cost as much time as
+    wrong passwords; a disabled account is refused only after a correct password."""
+    user = await session.scalar(select(User).where(func.lower(col(User.email)) == email.lower()))
+    if user is None:
+        await verify_dummy_password(password)
+        raise UnauthorizedError("Incorrect email or password.", code="invalid_credentials")
+    if not await verify_password(password, user.password_hash):
+        raise UnauthorizedError("Incorrect email or password.", code="invalid_credentials")
+    if not user.is_active:
+        raise UnauthorizedError("This account is disabled.", code="account_disabled")
+    return user
+
+
+async def open_session(
+    *,
+    session: AsyncSession,
+    settings: CommonSettings,
+    user: User,
+    kind: SessionKind = SessionKind.API,
+    user_agent: str | None = None,
+    ip: str | None = None,
+) -> IssuedTokens:
+    """Create a session row for `user` and issue its first access and refresh tokens."""
+    now = datetime.now(UTC)
+    refresh = new_refresh_token()
+    auth_session = AuthSession(
+        user_id=user.id,
+        kind=kind,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        refresh_token_hash=hash_token(refresh),
+        user_agent=(user_agent or "")[:500] or None,
+        ip=(ip or "")[:45] or None,
+    )
+    session.add(auth_session)
+    user.last_login_at = now
+    await session.flush()
+    log.info("session_opened", user_id=str(user.id), session_id=str(auth_session.id))
+    return _tokens(settings, user, auth_session, refresh)
+
+
+async def refresh_session(
+    *, session: AsyncSession, settings: CommonSettings, refresh_token: str
+) -> IssuedTokens:
+    """Rotate a refresh token: the old one stops working, a new pair is issued.
+
+    Presenting a refresh token that was already rotated away means it leaked (the thief or
+    the owner used it first): the whole session is revoked.
+    """
+    token_hash = hash_token(refresh_token)
+    auth_session = await session.scalar(
+        select(AuthSession)
+        .where(col(AuthSession.refresh_token_hash) == token_hash)
+        .with_for_update()
+    )
+    now = datetime.now(UTC)
+    if auth_session is None:
+        raise UnauthorizedError("The refresh token is not valid.", code="invalid_refresh_token")
+    if auth_session.revoked_at is not None or auth_session.expires_at <= now:
+        raise UnauthorizedError("The session has ended.", code="session_revoked")
+    user = await session.get(User, auth_session.user_id)
+    if user is None or not user.is_active:
+        raise UnauthorizedError("This account is disabled.", code="account_disabled")
+    refresh = new_refresh_token()
+    auth_session.refresh_token_hash = hash_token(refresh)
+    auth_session.last_seen_at = now
+    await session.flush()
+    return _tokens(settings, user, auth_session, refresh)
+
+
+async def resolve_user(*, session: AsyncSession, claims: AccessClaims) -> User:
+    """The active user behind a live session, in one query; 401 when the session has ended."""
+    user = await session.scalar(
+        select(User)
+        .join(AuthSession, col(AuthSession.user_id) == col(User.id))
+        .where(
+            col(AuthSession.id) == claims.session_id,
+            col(User.id) == claims.user_id,
+            col(AuthSession.revoked_at).is_(None),
+            col(AuthSession.expires_at) > func.now(),
+            col(User.is_active).is_(True),
+        )
+    )
+    if user is None:
+        raise UnauthorizedError("The session has ended; log in again.", code="session_revoked")
+    return user
+
+
+async def list_sessions(*, session: AsyncSession, user_id: uuid.UUID) -> list[AuthSession]:
+    """The user's sessions, newest first (revoked and expired ones included, for auditing)."""
+    rows = await session.scalars(
+        select(AuthSession)
+        .where(col(AuthSession.user_id) == user_id)
+        .order_by(col(AuthSession.created_at).desc())
+        .limit(100)
+    )
+    return list(rows)
+
+
+async def revoke_session(
+    *, session: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID | None, reason: str
+) -> bool:
+    """Revoke one session (of `user_id`, unless None: operators may revoke any).
+
+    Returns False when no such session exists (for that user). Revoking twice is harmless.
+    """
+    conditions = [col(AuthSession.id) == session_id]
+    if user_id is not None:
+        conditions.append(col(AuthSession.user_id) == user_id)
+    found = await session.scalar(select(col(AuthSession.id)).where(*conditions))
+    if found is None:
+        return False
+    await session.execute(
+        update(AuthSession)
+        .where(*conditions, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=datetime.now(UTC), revoked_reason=reason, refresh_token_hash=None)
+    )
+    log.info("session_revoked", session_id=str(session_id), reason=reason)
+    return True
+
+
+def _tokens(
+    settings: CommonSettings, user: User, auth_session: AuthSession, refresh: str
+) -> IssuedTokens:
+    access = create_access_token(
+        settings, user_id=user.id, session_id=auth_session.id, role=user.role.value
+    )
+    return IssuedTokens(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=settings.access_token_ttl_seconds,
+        session=auth_session,
+    )

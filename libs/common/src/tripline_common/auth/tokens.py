@@ -1,0 +1,88 @@
+"""Access tokens (short-lived JWTs naming their session) and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from tripline_common.errors import UnauthorizedError
+from tripline_common.settings import CommonSettings
+
+# One algorithm, fixed here and required when decoding: a token saying `alg: none` or an
+# asymmetric algorithm is refused before its signature is even looked at.
+ALGORITHM = "HS256"
+_REQUIRED_CLAIMS = ["sub", "sid", "exp", "iat", "jti", "aud", "iss"]
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """What a valid access token says: who, which session, until when."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    role: str
+    expires_at: datetime
+    token_id: str
+
+
+def create_access_token(
+    settings: CommonSettings,
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    role: str,
+    now: datetime | None = None,
+) -> str:
+    """A signed JWT with sub, sid (the session row), role, exp, iat, jti, aud and iss."""
+    issued = now or datetime.now(UTC)
+    payload = {
+        "sub": str(user_id),
+        "sid": str(session_id),
+        "role": role,
+        "iat": issued,
+        "exp": issued + timedelta(seconds=settings.access_token_ttl_seconds),
+        "jti": uuid.uuid4().hex,
+        "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer,
+    }
+    return jwt.encode(payload, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: CommonSettings, token: str) -> AccessClaims:
+    """Verify signature, algorithm, expiry, audience and issuer; 401 otherwise."""
+    try:
+        payload = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": _REQUIRED_CLAIMS},
+            leeway=5,
+        )
+        return AccessClaims(
+            user_id=uuid.UUID(payload["sub"]),
+            session_id=uuid.UUID(payload["sid"]),
+            role=str(payload.get("role", "")),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+            token_id=str(payload["jti"]),
+        )
+    except jwt.ExpiredSignatureError:
+        raise UnauthorizedError("The access token has expired.", code="token_expired") from None
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        raise UnauthorizedError("The access token is not valid.", code="invalid_token") from None
+
+
+def new_refresh_token() -> str:
+    """An opaque, random refresh token (256 bits); only its hash is stored."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex of a random token (enough for 256-bit secrets; no salt or Argon2 needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,131 @@
+"""Authentication endpoints: OAuth2 password flow, refresh, logout, the user's sessions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
+from tripline_common.auth import service
+from tripline_common.auth.deps import CurrentUser, TokenClaims
+from tripline_common.deps import RedisDep, SessionDep, SettingsDep
+from tripline_common.errors import ErrorResponse, NotFoundError
+from tripline_common.ratelimit import enforce_rate_limit
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+UNAUTHORIZED = {401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}}
+
+
+@router.post(
+    "/token",
+    response_model=TokenPair,
+    summary="Log in (OAuth2 password flow)",
+    description="Exchanges email (`username`) and password for a short-lived access token and "
+    "a refresh token, and opens a server-side session. Attempts are rate-limited per client "
+    "address and per email.",
+    responses={
+        401: {"model": ErrorResponse, "description": "Wrong credentials or disabled account."},
+        429: {"model": ErrorResponse, "description": "Too many attempts; see `Retry-After`."},
+    },
+)
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    redis: RedisDep,
+) -> TokenPair:
+    client = request.client.host if request.client else "unknown"
+    for key in (f"login:ip:{client}", f"login:email:{form.username.lower()}"):
+        await enforce_rate_limit(
+            redis,
+            key,
+            limit=settings.login_rate_limit,
+            window_seconds=settings.login_rate_window_seconds,
+        )
+    user = await service.authenticate(session=session, email=form.username, password=form.password)
+    issued = await service.open_session(
+        session=session,
+        settings=settings,
+        user=user,
+        user_agent=request.headers.get("user-agent"),
+        ip=client,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return TokenPair(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        refresh_token=issued.refresh_token,
+    )
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary="Rotate the refresh token",
+    description="Returns a new access and refresh token; the old refresh token stops working. "
+    "Reusing an old refresh token revokes the session (it has leaked).",
+    responses=UNAUTHORIZED,
+)
+async def refresh(
+    body: RefreshRequest, response: Response, session: SessionDep, settings: SettingsDep
+) -> TokenPair:
+    issued = await service.refresh_session(
+        session=session, settings=settings, refresh_token=body.refresh_token
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return TokenPair(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        refresh_token=issued.refresh_token,
+    )
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out",
+    description="Revokes the session of this token: its access and refresh tokens stop "
+    "working on the next request.",
+    responses=UNAUTHORIZED,
+)
+async def logout(user: CurrentUser, claims: TokenClaims, session: SessionDep) -> None:
+    await service.revoke_session(
+        session=session, session_id=claims.session_id, user_id=user.id, reason="logout"
+    )
+
+
+@router.get(
+    "/sessions",
+    response_model=list[SessionPublic],
+    summary="List my sessions",
+    description="The user's sessions, newest first, with the current one marked.",
+    responses=UNAUTHORIZED,
+)
+async def list_my_sessions(
+    user: CurrentUser, claims: TokenClaims, session: SessionDep
+) -> list[SessionPublic]:
+    sessions = await service.list_sessions(session=session, user_id=user.id)
+    return [
+        SessionPublic.model_validate(s).model_copy(update={"current": s.id == claims.session_id})
+        for s in sessions
+    ]
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke one of my sessions",
+    description="Ends a session (e.g. a lost phone). Idempotent: revoking twice is a 204.",
+    responses={**UNAUTHORIZED, 404: {"model": ErrorResponse, "description": "No such session."}},
+)
+async def revoke_my_session(session_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> None:
+    if not await service.revoke_session(
+        session=session, session_id=session_id, user_id=user.id, reason="revoked_by_user"
+    ):
+        raise NotFoundError("Session not found.")
