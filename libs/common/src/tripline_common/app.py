@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tripline_common.db import SessionFactory, create_engine, create_session_factory
+from tripline_common.docs import OPENAPI_URL, install_docs
 from tripline_common.errors import ErrorResponse, install_error_handlers
 from tripline_common.health import Lifecycle, check_dependencies, create_health_router
 from tripline_common.logging import configure_logging
@@ -25,15 +26,6 @@ from tripline_common.sentry import init_sentry
 from tripline_common.settings import CommonSettings
 
 log = structlog.get_logger("tripline.app")
-
-# Docs pages load Swagger UI / ReDoc; they get their own CSP (everything else is script-free).
-DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "font-src 'self' https://fonts.gstatic.com; worker-src blob:; connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 
 # Every route documents the shared error shape for the statuses any request can meet.
 COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -121,20 +113,17 @@ def create_app(
             *(dict(tag) for tag in tags_metadata),
             {"name": "health", "description": "Probes."},
         ],
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        docs_url=None,  # Served by install_docs from self-hosted assets instead.
+        redoc_url=None,
+        openapi_url=OPENAPI_URL if docs else None,
         responses=COMMON_ERROR_RESPONSES,
     )
     # Exists before the lifespan runs, so the server's signal handler can flip it at any time.
     app.state.lifecycle = Lifecycle()
     app.state.settings = settings
     install_error_handlers(app)
-    install_middleware(
-        app,
-        settings,
-        csp_by_prefix={"/docs": DOCS_CSP, "/redoc": DOCS_CSP, **(csp_by_prefix or {})},
-    )
+    docs_csp = install_docs(app) if docs else {}
+    install_middleware(app, settings, csp_by_prefix={**docs_csp, **(csp_by_prefix or {})})
     instrument_app(app, settings, registry)
     app.include_router(create_health_router())
     for router in routers:
