@@ -107,6 +107,8 @@ async def test_unknown_or_missing_device_key_is_a_401(ingest_app, app_client, ke
     [
         (lambda b: b["events"][0].update(lat=91), "validation_error"),
         (lambda b: b["events"][0].update(speed_kmh="fast"), "validation_error"),
+        (lambda b: b["events"][0].update(accuracy_m=False), "validation_error"),
+        (lambda b: b["events"][0].update(recorded_at=1764000000), "validation_error"),
         (lambda b: b["events"][0].update(recorded_at="2026-01-01T00:00:00"), "validation_error"),
         (lambda b: b.update(events=[]), "validation_error"),
         (lambda b: b.update(events=events(6)), "batch_too_large"),
@@ -117,7 +119,16 @@ async def test_unknown_or_missing_device_key_is_a_401(ingest_app, app_client, ke
             "invalid_events",
         ),
     ],
-    ids=["lat", "type", "naive-time", "empty", "too-many", "future"],
+    ids=[
+        "lat",
+        "type",
+        "bool-as-number",
+        "epoch-number-as-time",
+        "naive-time",
+        "empty",
+        "too-many",
+        "future",
+    ],
 )
 async def test_bad_batches_are_a_422_and_store_nothing(
     ingest_app, app_client, device_key, session_factory, mutate, code

@@ -29,6 +29,7 @@ log = structlog.get_logger("tripline.app")
 
 # Every route documents the shared error shape for the statuses any request can meet.
 COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The request could not be parsed."},
     422: {"model": ErrorResponse, "description": "Validation failed; `details` lists each field."},
     500: {"model": ErrorResponse, "description": "Unexpected error; quote `request_id`."},
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from tripline_common.models import BatchStatus
 
@@ -16,11 +16,27 @@ class TelemetryEventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recorded_at: AwareDatetime = Field(description="Device time, with a UTC offset.")
-    lat: float = Field(ge=-90, le=90, description="Latitude, WGS 84 degrees.")
-    lon: float = Field(ge=-180, le=180, description="Longitude, WGS 84 degrees.")
-    speed_kmh: float | None = Field(None, ge=0, le=1500, description="Ground speed, km/h.")
-    heading_deg: float | None = Field(None, ge=0, lt=360, description="Degrees from north.")
-    accuracy_m: float | None = Field(None, ge=0, le=100_000, description="Accuracy radius, m.")
+
+    @field_validator("recorded_at", mode="before")
+    @classmethod
+    def _iso_text_only(cls, value: object) -> object:
+        # Lax mode would read a bare number as seconds since 1970: a client bug, not a time.
+        if not isinstance(value, str | datetime):
+            raise ValueError("must be an ISO 8601 date-time string with an offset")
+        return value
+
+    # strict: a JSON `true` is not a number (lax mode would store it as 1).
+    lat: float = Field(strict=True, ge=-90, le=90, description="Latitude, WGS 84 degrees.")
+    lon: float = Field(strict=True, ge=-180, le=180, description="Longitude, WGS 84 degrees.")
+    speed_kmh: float | None = Field(
+        None, strict=True, ge=0, le=1500, description="Ground speed, km/h."
+    )
+    heading_deg: float | None = Field(
+        None, strict=True, ge=0, lt=360, description="Degrees from north."
+    )
+    accuracy_m: float | None = Field(
+        None, strict=True, ge=0, le=100_000, description="Accuracy radius, m."
+    )
 
 
 class TelemetryBatchIn(BaseModel):
