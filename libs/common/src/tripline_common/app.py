@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import structlog
 from arq.connections import ArqRedis
 from fastapi import APIRouter, FastAPI
@@ -21,6 +22,7 @@ from tripline_common.health import Lifecycle, check_dependencies, create_health_
 from tripline_common.logging import configure_logging
 from tripline_common.metrics import create_registry, instrument_app
 from tripline_common.middleware import install_middleware
+from tripline_common.pg import create_pg_pool
 from tripline_common.queue import JobQueue, create_redis
 from tripline_common.sentry import init_sentry
 from tripline_common.settings import CommonSettings
@@ -44,6 +46,7 @@ class Resources:
     session_factory: SessionFactory
     redis: ArqRedis
     queue: JobQueue
+    pg: asyncpg.Pool
     registry: CollectorRegistry
     lifecycle: Lifecycle
 
@@ -79,12 +82,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         redis = create_redis(settings)
+        pg = await create_pg_pool(settings)
         resources = Resources(
             settings=settings,
             engine=engine,
             session_factory=create_session_factory(engine),
             redis=redis,
             queue=JobQueue(redis, settings.arq_queue_name),
+            pg=pg,
             registry=registry,
             lifecycle=app.state.lifecycle,
         )
@@ -101,6 +106,7 @@ def create_app(
             for hook in on_shutdown:
                 await hook(app, resources)
             await redis.aclose(close_connection_pool=True)
+            await pg.close()
             await engine.dispose()
             log.info("stopped")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import asyncpg
 from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,7 +57,13 @@ async def get_redis(resources: ResourcesDep) -> ArqRedis:
     return resources.redis
 
 
+async def get_pg(resources: ResourcesDep) -> asyncpg.Pool:
+    """The raw asyncpg pool, for hot read paths only (see `tripline_common.pg`)."""
+    return resources.pg
+
+
 SettingsDep = Annotated[CommonSettings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
+PgDep = Annotated[asyncpg.Pool, Depends(get_pg)]

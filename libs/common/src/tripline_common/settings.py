@@ -74,6 +74,9 @@ class CommonSettings(BaseSettings):
     db_pool_pre_ping: bool = Field(True, description="Check a connection before handing it out.")
     db_connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection.")
     db_statement_timeout_ms: int = Field(15_000, ge=0, description="Server-side statement timeout.")
+    db_fast_pool_size: int = Field(
+        10, ge=1, le=200, description="Connections of the raw asyncpg pool for hot read paths."
+    )
     db_echo: bool = False
 
     access_token_ttl_seconds: int = Field(

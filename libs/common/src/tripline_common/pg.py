@@ -1,0 +1,37 @@
+"""A raw asyncpg pool for the few hot read paths where the ORM's overhead is the bottleneck.
+
+Everything that writes goes through SQLAlchemy sessions (`db.unit_of_work`). A read that every
+client repeats many times a second (e.g. `GET /v1/trips/{id}`) may instead run one hand-written,
+parameterised query on this pool: no ORM identity map, no BEGIN/ROLLBACK pair, no pre-ping round
+trip (asyncpg's pool notices dead connections itself). docs/performance.md has the figures.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tripline_common.settings import CommonSettings
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The SQLAlchemy URL as a DSN asyncpg accepts."""
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def create_pg_pool(settings: CommonSettings) -> asyncpg.Pool:
+    """A pool that opens connections on demand (so a process starts while Postgres is down)."""
+    if not settings.database_url:
+        raise ValueError("DATABASE_URL is not set")
+    server_settings = {"application_name": f"{settings.service_name}-fast"}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        asyncpg_dsn(settings.database_url),
+        min_size=0,
+        max_size=settings.db_fast_pool_size,
+        timeout=settings.db_connect_timeout,
+        command_timeout=max(settings.db_statement_timeout_ms / 1000 * 2, 30),
+        max_inactive_connection_lifetime=settings.db_pool_recycle,
+        server_settings=server_settings,
+    )
+    return pool
