@@ -176,25 +176,39 @@ def session_factory(db_connection: AsyncConnection) -> async_sessionmaker[AsyncS
 
 @asynccontextmanager
 async def running_app(
-    app: FastAPI, session_factory: async_sessionmaker[AsyncSession] | None = None
+    app: FastAPI,
+    session_factory: async_sessionmaker[AsyncSession] | None = None,
+    pg: Any = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """Run `app`'s lifespan and give an httpx client that talks to it in-process."""
+    """Run `app`'s lifespan and give an httpx client that talks to it in-process.
+
+    With `session_factory` and `pg`, the app's database resources are swapped for ones bound to
+    the test's rolled-back transaction (its ORM sessions and its raw hot-path queries alike).
+    """
     async with LifespanManager(app) as manager:
         if session_factory is not None:
             app.state.resources.session_factory = session_factory
+        if pg is not None:
+            app.state.resources.pg = pg
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
 
 
 @pytest.fixture
+async def raw_connection(db_connection: AsyncConnection) -> Any:
+    """The asyncpg connection under the test's transaction (stands in for the raw pool)."""
+    return (await db_connection.get_raw_connection()).driver_connection
+
+
+@pytest.fixture
 def app_client(
-    session_factory: async_sessionmaker[AsyncSession],
+    session_factory: async_sessionmaker[AsyncSession], raw_connection: Any
 ) -> Callable[[FastAPI], Any]:
-    """`async with app_client(app) as client:` with the test's rolled-back session factory."""
+    """`async with app_client(app) as client:` bound to the test's rolled-back transaction."""
 
     def make(app: FastAPI) -> Any:
-        return running_app(app, session_factory)
+        return running_app(app, session_factory, raw_connection)
 
     return make
 

@@ -8,9 +8,22 @@ trip (asyncpg's pool notices dead connections itself). docs/performance.md has t
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import asyncpg
 
 from tripline_common.settings import CommonSettings
+
+
+class PgExecutor(Protocol):
+    """What hot paths use of the pool: one-shot queries (an `asyncpg.Pool` is one; tests pass
+    a single connection inside their rolled-back transaction)."""
+
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+
+    async def fetch(self, query: str, *args: Any) -> Any: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
 def asyncpg_dsn(database_url: str) -> str:

@@ -10,11 +10,11 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from tripline_common.auth.service import resolve_user
+from tripline_common.auth.service import Principal, resolve_principal
 from tripline_common.auth.tokens import AccessClaims, decode_access_token
-from tripline_common.deps import SessionDep, SettingsDep
+from tripline_common.deps import PgDep, SettingsDep
 from tripline_common.errors import ForbiddenError, UnauthorizedError
-from tripline_common.models import User, UserRole
+from tripline_common.models import UserRole
 
 # auto_error=False: a missing token becomes our 401 in the shared shape, not FastAPI's.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
@@ -36,22 +36,22 @@ async def get_token_claims(
 TokenClaims = Annotated[AccessClaims, Depends(get_token_claims)]
 
 
-async def get_current_user(claims: TokenClaims, session: SessionDep) -> User:
+async def get_current_user(claims: TokenClaims, pg: PgDep) -> Principal:
     """The user behind a valid token whose session is still live (one query)."""
-    user = await resolve_user(session=session, claims=claims)
+    user = await resolve_principal(pg=pg, claims=claims)
     structlog.contextvars.bind_contextvars(user_id=str(user.id))
     sentry_sdk.set_user({"id": str(user.id)})
     return user
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
-def require_role(*roles: UserRole) -> Callable[[User], Awaitable[User]]:
+def require_role(*roles: UserRole) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency allowing only users with one of `roles` (403 for others)."""
     allowed = frozenset(roles)
 
-    async def check_role(user: CurrentUser) -> User:
+    async def check_role(user: CurrentUser) -> Principal:
         if user.role not in allowed:
             raise ForbiddenError(
                 "Your role does not allow this.",
@@ -63,5 +63,5 @@ def require_role(*roles: UserRole) -> Callable[[User], Awaitable[User]]:
     return check_role
 
 
-OperatorUser = Annotated[User, Depends(require_role(UserRole.OPERATOR, UserRole.ADMIN))]
-AdminUser = Annotated[User, Depends(require_role(UserRole.ADMIN))]
+OperatorUser = Annotated[Principal, Depends(require_role(UserRole.OPERATOR, UserRole.ADMIN))]
+AdminUser = Annotated[Principal, Depends(require_role(UserRole.ADMIN))]

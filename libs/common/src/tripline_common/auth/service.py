@@ -23,11 +23,37 @@ from tripline_common.auth.tokens import (
     new_refresh_token,
 )
 from tripline_common.errors import UnauthorizedError
-from tripline_common.models import AuthSession, SessionKind, User
+from tripline_common.models import AuthSession, SessionKind, User, UserRole
 from tripline_common.passwords import verify_dummy_password, verify_password
+from tripline_common.pg import PgExecutor
 from tripline_common.settings import CommonSettings
 
 log = structlog.get_logger("tripline.auth")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user of a request: the account's fields, not an ORM row.
+
+    A handler that changes the account loads the row itself; everything else (ownership checks,
+    roles, display) needs only these, read by one raw query per request.
+    """
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: UserRole
+    is_active: bool
+    created_at: datetime
+    session_id: uuid.UUID
+
+
+_PRINCIPAL_QUERY = """
+SELECT u.id, u.email, u.display_name, u.role, u.is_active, u.created_at
+FROM auth_sessions s JOIN users u ON u.id = s.user_id
+WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()
+  AND u.is_active
+"""
 
 
 @dataclass(frozen=True)
@@ -112,22 +138,15 @@ async def refresh_session(
     return _tokens(settings, user, auth_session, refresh)
 
 
-async def resolve_user(*, session: AsyncSession, claims: AccessClaims) -> User:
-    """The active user behind a live session, in one query; 401 when the session has ended."""
-    user = await session.scalar(
-        select(User)
-        .join(AuthSession, col(AuthSession.user_id) == col(User.id))
-        .where(
-            col(AuthSession.id) == claims.session_id,
-            col(User.id) == claims.user_id,
-            col(AuthSession.revoked_at).is_(None),
-            col(AuthSession.expires_at) > func.now(),
-            col(User.is_active).is_(True),
-        )
-    )
-    if user is None:
+async def resolve_principal(*, pg: PgExecutor, claims: AccessClaims) -> Principal:
+    """The active user behind a live session, in one query; 401 when the session has ended.
+
+    Runs on every authenticated request, so it is one parameterised query on the raw pool.
+    """
+    row = await pg.fetchrow(_PRINCIPAL_QUERY, claims.session_id, claims.user_id)
+    if row is None:
         raise UnauthorizedError("The session has ended; log in again.", code="session_revoked")
-    return user
+    return Principal(**dict(row) | {"role": UserRole(row["role"])}, session_id=claims.session_id)
 
 
 async def list_sessions(*, session: AsyncSession, user_id: uuid.UUID) -> list[AuthSession]:

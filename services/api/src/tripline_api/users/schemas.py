@@ -44,8 +44,12 @@ class UserCreate(UserBase):
     )
 
 
-class UserPublic(UserBase):
-    """A user as the API shows it: no password hash, no internal flags."""
+class UserPublic(BaseModel):
+    """A user as the API shows it: no password hash, no internal flags.
+
+    Not derived from `UserBase`: stored emails were validated on the way in, and re-validating
+    every one on the way out (email-validator) cost more than the rest of `GET /users/me`.
+    """
 
     model_config = ConfigDict(
         from_attributes=True,
@@ -63,5 +67,7 @@ class UserPublic(UserBase):
     )
 
     id: uuid.UUID = Field(description="The user's ID.")
+    email: str = Field(description="Login address.")
+    display_name: str = Field(description="Name shown to other people and operators.")
     role: UserRole = Field(description="user, operator or admin.")
     created_at: datetime = Field(description="When the account was created (UTC).")
