@@ -39,3 +39,18 @@ seed: install ## Load demo data into the database at DATABASE_URL (dev only)
 
 clean: ## Remove local data (embedded servers' data dirs) and caches
 	rm -rf .local .pytest_cache .mypy_cache .ruff_cache
+
+# --- Shipping: images, charts, Tilt (docs/deploying.md) ------------------------------------------
+.PHONY: images charts charts-golden charts-docs
+
+images: install ## Build the 4 images with podman, run each as the chart does (scripts/images.sh)
+	@bash scripts/images.sh
+
+charts: install ## Prove chart, Dockerfile and Tiltfile offline (tests/deploy)
+	@$(UV) run --frozen pytest tests/deploy -q
+
+charts-golden: install ## Refresh the golden renders in helm/golden/ after a chart change
+	@$(UV) run --frozen python scripts/chart_render.py --write-golden
+
+charts-docs: install ## Regenerate the values table of helm/tripline/README.md
+	@$(UV) run --frozen python scripts/chart_docs.py

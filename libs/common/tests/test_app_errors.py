@@ -117,7 +117,7 @@ async def test_invalid_content_length_is_a_400(build_app, app_client) -> None:
 
 async def test_untrusted_host_header_is_a_400_in_the_shared_shape(build_app, app_client) -> None:
     async with app_client(build_app()) as client:
-        response = await client.get("/livez", headers={"host": "evil.example.com"})
+        response = await client.get("/v1/items/missing", headers={"host": "evil.example.com"})
     assert_error_shape(response, 400, "bad_request")
 
 
@@ -149,3 +149,13 @@ async def test_a_database_constraint_violation_is_a_409(build_app, app_client, s
     body = assert_error_shape(response, 409, "conflict")
     assert body["details"] == {"constraint": "uq_uniq_v"}
     assert fresh.status_code == 201
+
+
+async def test_probes_and_metrics_answer_whatever_the_host_header(build_app, app_client) -> None:
+    """The kubelet and Prometheus address a pod by its IP; they must not be refused."""
+    async with app_client(build_app()) as client:
+        for path in ("/livez", "/readyz", "/startupz", "/metrics"):
+            response = await client.get(path, headers={"host": "10.42.0.17:8000"})
+            assert response.status_code == 200, path
+        api = await client.get("/v1/items/missing", headers={"host": "10.42.0.17:8000"})
+    assert_error_shape(api, 400, "bad_request")

@@ -61,6 +61,20 @@ class RequestLoggingMiddleware:
             )
 
 
+class ProbeAwareTrustedHostMiddleware(TrustedHostMiddleware):
+    """Starlette's Host-header check, except for probes and scrapes.
+
+    The kubelet and Prometheus address a pod by its IP, so their Host header is that IP: they
+    would be refused. Those paths reveal nothing a host-header attack could exploit.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in _QUIET_PATHS:
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 class SecurityHeadersMiddleware:
     """Adds security headers to every response (errors included).
 
@@ -203,7 +217,7 @@ def install_middleware(
             expose_headers=["X-Request-ID", "Link", "Retry-After", "Deprecation", "Sunset"],
             max_age=600,
         )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
+    app.add_middleware(ProbeAwareTrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     app.add_middleware(ErrorEnvelopeMiddleware)
     app.add_middleware(
         SecurityHeadersMiddleware, hsts=settings.is_production_like, csp_by_prefix=csp_by_prefix

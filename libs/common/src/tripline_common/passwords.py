@@ -8,19 +8,32 @@ from functools import lru_cache
 from pwdlib import PasswordHash
 
 
+# Each Argon2 computation holds 64 MiB; unbounded, a burst of logins on a many-core node would
+# need gigabytes (the thread pool is sized from the CPU count). Two at a time per process keeps
+# memory predictable for the pod's limit; others wait their turn.
+MAX_CONCURRENT_HASHES = 2
+
+
 @lru_cache
 def _hasher() -> PasswordHash:
     return PasswordHash.recommended()
 
 
+@lru_cache
+def _hash_slots() -> asyncio.Semaphore:
+    return asyncio.Semaphore(MAX_CONCURRENT_HASHES)
+
+
 async def hash_password(password: str) -> str:
-    """Argon2id hash of `password` (computed in a worker thread)."""
-    return await asyncio.to_thread(_hasher().hash, password)
+    """Argon2id hash of `password` (computed in a worker thread, two at a time)."""
+    async with _hash_slots():
+        return await asyncio.to_thread(_hasher().hash, password)
 
 
 async def verify_password(password: str, password_hash: str) -> bool:
-    """True when `password` matches `password_hash` (computed in a worker thread)."""
-    return await asyncio.to_thread(_hasher().verify, password, password_hash)
+    """True when `password` matches `password_hash` (worker thread, two at a time)."""
+    async with _hash_slots():
+        return await asyncio.to_thread(_hasher().verify, password, password_hash)
 
 
 _DUMMY_HASH: str | None = None

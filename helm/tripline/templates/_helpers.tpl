@@ -1,0 +1,238 @@
+{{/*
+Shared helpers: names, labels, the merged component map, images, environment, probes and the
+shutdown arithmetic. Every per-component template renders from "tripline.components".
+*/}}
+
+{{- define "tripline.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tripline.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tripline.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "api") */}}
+{{- define "tripline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tripline.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* All labels of one component's objects: (dict "root" $ "component" "api") */}}
+{{- define "tripline.labels" -}}
+helm.sh/chart: {{ include "tripline.chart" .root }}
+{{ include "tripline.selectorLabels" . }}
+app.kubernetes.io/part-of: tripline
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end -}}
+
+{{/* Every enabled component: `defaults` deep-merged under each entry of `components`.
+Use as: $components := include "tripline.components" . | fromYaml */}}
+{{- define "tripline.components" -}}
+{{- $out := dict -}}
+{{- range $name, $component := .Values.components -}}
+{{- $merged := mergeOverwrite (deepCopy $.Values.defaults) (deepCopy (default dict $component)) -}}
+{{- if $merged.enabled -}}
+{{- $_ := set $out $name $merged -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{- define "tripline.componentName" -}}
+{{- printf "%s-%s" (include "tripline.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tripline.serviceAccountName" -}}
+{{- if .c.serviceAccount.create -}}
+{{- default (include "tripline.componentName" .) .c.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .c.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* An image reference from (dict "root" $ "image" $imageValues). */}}
+{{- define "tripline.image" -}}
+{{- $registry := default .root.Values.image.registry .image.registry -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag | toString -}}
+{{- $ref := .image.repository -}}
+{{- if $registry -}}{{- $ref = printf "%s/%s" $registry $ref -}}{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $ref .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $ref $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tripline.imagePullPolicy" -}}
+{{- default .root.Values.image.pullPolicy .image.pullPolicy -}}
+{{- end -}}
+
+{{/* The image holding tripline-migrate: migrations.image, else the api component's image. */}}
+{{- define "tripline.migrationsImage" -}}
+{{- $api := mergeOverwrite (deepCopy .Values.defaults) (deepCopy (default dict .Values.components.api)) -}}
+{{- $image := deepCopy $api.image -}}
+{{- range $key, $value := .Values.migrations.image -}}
+{{- if $value -}}{{- $_ := set $image $key $value -}}{{- end -}}
+{{- end -}}
+{{- include "tripline.image" (dict "root" . "image" $image) -}}
+{{- end -}}
+
+{{- define "tripline.secretName" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- .Values.secrets.existingSecret -}}
+{{- else -}}
+{{- printf "%s-credentials" (include "tripline.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* TRUSTED_HOSTS, normalised (probes and scrapes bypass the app's Host check). */}}
+{{- define "tripline.trustedHosts" -}}
+{{- $hosts := list -}}
+{{- range (splitList "," (toString (default "" .Values.config.TRUSTED_HOSTS))) -}}
+{{- if trim . -}}{{- $hosts = append $hosts (trim .) -}}{{- end -}}
+{{- end -}}
+{{- join "," $hosts -}}
+{{- end -}}
+
+{{/* Seconds from SIGTERM to exit, at worst, plus a margin: (dict "c" $component) */}}
+{{- define "tripline.terminationGracePeriodSeconds" -}}
+{{- $s := .c.shutdown -}}
+{{- add (ceil $s.drainSeconds) (ceil $s.preStopSleepSeconds) $s.gracefulTimeoutSeconds $s.jobCompletionWaitSeconds $s.marginSeconds -}}
+{{- end -}}
+
+{{/* Credentials as env vars from the Secret: (dict "root" $) */}}
+{{- define "tripline.secretEnv" -}}
+{{- $secret := include "tripline.secretName" .root -}}
+{{- $keys := .root.Values.secrets.keys -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.databaseUrl }}
+{{- if not .databaseOnly }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.redisUrl }}
+- name: SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.secretKey }}
+- name: SENTRY_DSN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.sentryDsn }}
+      optional: true
+{{- end }}
+{{- end -}}
+
+{{/* The component's own environment: (dict "root" $ "name" "api" "c" $component) */}}
+{{- define "tripline.componentEnv" -}}
+{{- $c := .c -}}
+{{- $image := mergeOverwrite (deepCopy .root.Values.image) (deepCopy $c.image) -}}
+{{- $env := dict
+  "SERVICE_NAME" .name
+  "HOST" "0.0.0.0"
+  "PORT" (toString $c.port)
+  "VERSION" (toString (default .root.Chart.AppVersion $image.tag))
+  "SHUTDOWN_DRAIN_SECONDS" (toString $c.shutdown.drainSeconds)
+  "GRACEFUL_SHUTDOWN_TIMEOUT" (toString $c.shutdown.gracefulTimeoutSeconds)
+-}}
+{{- if $c.shutdown.jobCompletionWaitSeconds -}}
+{{- $_ := set $env "JOB_COMPLETION_WAIT" (toString $c.shutdown.jobCompletionWaitSeconds) -}}
+{{- end -}}
+{{- range $key, $value := $c.env -}}
+{{- $_ := set $env $key (toString $value) -}}
+{{- end -}}
+{{- range $key := keys $env | sortAlpha }}
+- name: {{ $key }}
+  value: {{ get $env $key | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* One httpGet probe: (dict "root" $ "probe" $c.readinessProbe) */}}
+{{- define "tripline.probe" -}}
+httpGet:
+  path: {{ .probe.path }}
+  port: http
+{{- with .probe.initialDelaySeconds }}
+initialDelaySeconds: {{ . }}
+{{- end }}
+periodSeconds: {{ .probe.periodSeconds }}
+timeoutSeconds: {{ .probe.timeoutSeconds }}
+failureThreshold: {{ .probe.failureThreshold }}
+successThreshold: {{ default 1 .probe.successThreshold }}
+{{- end -}}
+
+{{/* The hardened container security context of Tripline's own containers. Only the app
+containers may get a writable root filesystem (Tilt's live update, dev profile): init, hook and
+test containers always keep it read-only. (dict "c" $component "readOnly" true) */}}
+{{- define "tripline.containerSecurityContext" -}}
+{{- $context := deepCopy .c.containerSecurityContext -}}
+{{- if .readOnly -}}{{- $_ := set $context "readOnlyRootFilesystem" true -}}{{- end -}}
+{{- toYaml $context }}
+{{- end -}}
+
+{{/* Fail with a readable message on combinations the schema cannot express. */}}
+{{- define "tripline.validate" -}}
+{{- $components := include "tripline.components" . | fromYaml -}}
+{{- $prodLike := has (toString .Values.config.ENVIRONMENT) (list "staging" "prod") -}}
+{{- if and $prodLike .Values.secrets.create -}}
+{{- fail "secrets.create is for dev and CI only: with config.ENVIRONMENT staging or prod, store the credentials in a Secret of your own and set secrets.existingSecret" -}}
+{{- end -}}
+{{- if and (or $components .Values.migrations.enabled) (not .Values.secrets.existingSecret) (not .Values.secrets.create) -}}
+{{- fail "no credentials: set secrets.existingSecret (a Secret with the keys in secrets.keys) or, for dev/CI, secrets.create=true with secrets.values" -}}
+{{- end -}}
+{{- if and .Values.secrets.create (not .Values.secrets.existingSecret) (or (not .Values.secrets.values.databaseUrl) (not .Values.secrets.values.redisUrl) (not .Values.secrets.values.secretKey)) -}}
+{{- fail "secrets.create needs secrets.values.databaseUrl, secrets.values.redisUrl and secrets.values.secretKey" -}}
+{{- end -}}
+{{- if and .Values.devDatabases.enabled (or $components .Values.migrations.enabled) -}}
+{{- fail "devDatabases must be a release of their own: the migrations hook runs before a release creates anything, so it cannot wait for a database that release would create. Install them first with -f values-dev-databases.yaml (tilt up does this)" -}}
+{{- end -}}
+{{- range $name, $c := $components -}}
+{{- if and $c.ingress.enabled (not $c.service.enabled) -}}
+{{- fail (printf "components.%s.ingress needs components.%s.service.enabled" $name $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* NetworkPolicy egress rules: DNS, and one TCP port to some peers. */}}
+{{- define "tripline.egress.dns" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  {{- with .dns.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{- define "tripline.egress.port" -}}
+- ports:
+    - port: {{ .port }}
+      protocol: TCP
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}

@@ -1,0 +1,1 @@
+"""Deployment proofs: images, charts, Tiltfile and chart <-> process conformance, offline."""

@@ -1,0 +1,244 @@
+"""Chart <-> process conformance: what the chart tells Kubernetes to run really runs.
+
+For the ci and prod profiles, each rendered workload's command, args and environment (ConfigMap,
+Secret and literals, resolved) start the real process here, against the test Postgres and Redis.
+Only what a user would override for a local install is changed, through values: listen address,
+ports, the credentials (a scratch database, an isolated queue). The kubelet's view is then
+replayed: startup, readiness and liveness probes on the manifest's paths, ports and headers,
+within the manifest's thresholds; on SIGTERM readiness drops while the process still serves, and
+it exits cleanly within terminationGracePeriodSeconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from chart_render import render_profile
+from chart_workloads import (
+    GRACEFUL_EXIT_CODES,
+    IMAGE_ENV,
+    Container,
+    Workload,
+    probe_once,
+    workloads,
+)
+
+from tripline_common.migrations.runner import current_revision, head_revision, upgrade
+from tripline_devstack import free_port
+
+BIN = Path(sys.executable).parent
+PROFILES = ["ci", "prod"]
+EXISTING_SECRET = "tripline-credentials"  # values-prod.yaml: secrets.existingSecret
+SECRET_KEY = "conformance-" + "k" * 40
+
+
+def local_overrides(profile: str, database_url: str, redis_url: str) -> tuple[dict, dict]:
+    """Values a user would set to run the release on one machine, and the stand-in for the
+    Secret the prod profile expects to exist (secrets.existingSecret)."""
+    components = {
+        name: {"port": free_port(), "env": {"HOST": "127.0.0.1"}}
+        for name in ("api", "admin", "ingest", "worker")
+    }
+    values: dict = {
+        "components": components,
+        "config": {"ARQ_QUEUE_NAME": f"tripline:conformance:{uuid.uuid4().hex[:10]}"},
+    }
+    credentials = {"databaseUrl": database_url, "redisUrl": redis_url, "secretKey": SECRET_KEY}
+    existing: dict = {}
+    if profile == "prod":
+        keys = {"databaseUrl": "database-url", "redisUrl": "redis-url", "secretKey": "secret-key"}
+        existing[EXISTING_SECRET] = {keys[k]: v for k, v in credentials.items()}
+    else:
+        values["secrets"] = {"values": credentials}
+    return values, existing
+
+
+def process_env(container: Container) -> dict[str, str]:
+    """The container's environment on this machine: the image's ENV, then the manifest's."""
+    path = os.pathsep.join([str(BIN), "/usr/local/bin", "/usr/bin", "/bin"])
+    return {"PATH": path, "LANG": "C.UTF-8", **IMAGE_ENV, **container.env}
+
+
+def start(container: Container, log_dir: Path) -> subprocess.Popen[bytes]:
+    executable = shutil.which(container.argv[0], path=process_env(container)["PATH"])
+    assert executable, f"{container.name}: command {container.argv[0]!r} not found on PATH"
+    return subprocess.Popen(
+        container.argv,
+        env=process_env(container),
+        stdout=(log_dir / f"{container.name}.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=log_dir,
+    )
+
+
+def log_tail(log_dir: Path, name: str) -> str:
+    path = log_dir / f"{name}.log"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-25:]) if path.exists() else ""
+
+
+def run_to_completion(container: Container, log_dir: Path, timeout: float) -> int:
+    process = start(container, log_dir)
+    try:
+        return process.wait(timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def await_probe(
+    container: Container, kind: str, process: subprocess.Popen[bytes], log: Callable[[], str]
+) -> float:
+    """Probe like the kubelet until `successThreshold` successes in a row; fail after the
+    probe's own budget (initial delay + period x failureThreshold). Returns seconds taken."""
+    probe = container.probes[kind]
+    started = time.monotonic()
+    time.sleep(probe.initial_delay)
+    successes, failures, last = 0, 0, ""
+    while True:
+        assert process.poll() is None, f"{container.name} exited ({process.returncode}):\n{log()}"
+        ok, last = probe_once(probe)
+        successes, failures = (successes + 1, 0) if ok else (0, failures + 1)
+        if successes >= probe.success_threshold:
+            return time.monotonic() - started
+        # Between kubelet probes we poll faster; failures still count by the manifest's period.
+        elapsed = time.monotonic() - started
+        assert elapsed < probe.budget, (
+            f"{container.name}: {kind} probe {probe.path} on :{probe.port} did not succeed within"
+            f" {probe.budget:g}s (last: {last})\n{log()}"
+        )
+        time.sleep(min(0.2, probe.period))
+
+
+def check_deployment(workload: Workload, log_dir: Path) -> str:
+    """One Deployment's life as the kubelet sees it; returns a line for the test report."""
+    assert len(workload.containers) == 1, f"{workload.name}: one container expected"
+    for init in workload.init_containers:
+        status = run_to_completion(init, log_dir, timeout=60)
+        assert status == 0, (
+            f"{workload.name}: initContainer {init.name} exited {status}:\n"
+            + log_tail(log_dir, init.name)
+        )
+    container = workload.containers[0]
+    assert set(container.probes) == {"startup", "readiness", "liveness"}, container.probes
+    paths = {kind: probe.path for kind, probe in container.probes.items()}
+    assert paths["liveness"] != paths["readiness"], "liveness must not check dependencies"
+    process = start(container, log_dir)
+    log = lambda: log_tail(log_dir, container.name)  # noqa: E731
+    try:
+        startup = await_probe(container, "startup", process, log)
+        await_probe(container, "readiness", process, log)
+        await_probe(container, "liveness", process, log)
+
+        process.send_signal(signal.SIGTERM)
+        terminated = time.monotonic()
+        readiness, liveness = container.probes["readiness"], container.probes["liveness"]
+        drained = False
+        while process.poll() is None and time.monotonic() - terminated < 3:
+            ready, _ = probe_once(readiness)
+            if not ready:
+                alive, _ = probe_once(liveness)
+                drained = alive  # not ready, yet still serving: endpoints drain first
+                break
+            time.sleep(0.05)
+        drain = float(container.env.get("SHUTDOWN_DRAIN_SECONDS", "0"))
+        if drain > 0:
+            assert drained, (
+                f"{container.name}: readiness did not drop while still serving after"
+                f" SIGTERM\n{log()}"
+            )
+        try:
+            status = process.wait(timeout=workload.termination_grace)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{container.name}: still running {workload.termination_grace}s"
+                f" (terminationGracePeriodSeconds) after SIGTERM\n{log()}"
+            ) from None
+        took = time.monotonic() - terminated
+        assert status in GRACEFUL_EXIT_CODES, f"{container.name}: exit status {status}\n{log()}"
+        assert took >= drain, (
+            f"{container.name}: exited after {took:.1f}s, before its {drain}s drain"
+        )
+        return (
+            f"{workload.name}: started in {startup:.1f}s, drained and exited {status}"
+            f" {took:.1f}s after SIGTERM (grace {workload.termination_grace}s)"
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def local_release(
+    scratch_database: Callable[[], str], redis_server_url: str, worker_number: int
+) -> Callable[..., tuple[list[Workload], str]]:
+    """Render a profile for this machine: (workloads, database URL)."""
+
+    def make(profile: str, migrated: bool = True) -> tuple[list[Workload], str]:
+        database_url = scratch_database()
+        if migrated:
+            upgrade(database_url)
+        redis_url = f"{redis_server_url}/{1 + worker_number % 15}"
+        values, existing = local_overrides(profile, database_url, redis_url)
+        return workloads(render_profile(profile, values), existing), database_url
+
+    return make
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_deployment_starts_probes_and_drains_as_the_manifest_says(
+    profile: str, local_release, tmp_path: Path
+) -> None:
+    deployments = [w for w in (local_release(profile)[0]) if w.kind == "Deployment"]
+    assert {w.component for w in deployments} == {"api", "admin", "ingest", "worker"}
+    with ThreadPoolExecutor(max_workers=len(deployments)) as pool:
+        futures = {w.name: pool.submit(check_deployment, w, tmp_path) for w in deployments}
+        errors, report = [], []
+        for name, future in futures.items():
+            try:
+                report.append(future.result())
+            except AssertionError as exc:
+                errors.append(f"{name}: {exc}")
+    assert not errors, "\n\n".join(errors)
+    print("\n".join(report))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_migrations_hook_migrates_and_the_schema_wait_lets_pods_start(
+    profile: str, local_release, tmp_path: Path
+) -> None:
+    rendered, database_url = local_release(profile, migrated=False)
+    jobs = [w for w in rendered if w.kind == "Job"]
+    assert len(jobs) == 1 and jobs[0].hook == "pre-install,pre-upgrade", jobs
+    api = next(w for w in rendered if w.component == "api")
+    (wait,) = api.init_containers
+
+    # Before the hook ran, the app pods' initContainer keeps waiting (the pod is not started).
+    waiting = start(wait, tmp_path)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(timeout=2)
+        status = run_to_completion(jobs[0].containers[0], tmp_path, timeout=60)
+        assert status == 0, log_tail(tmp_path, jobs[0].containers[0].name)
+        assert current_revision(database_url) == head_revision()
+        # ...and once the hook has migrated the database, it lets the pod start.
+        assert waiting.wait(timeout=15) == 0, log_tail(tmp_path, wait.name)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
