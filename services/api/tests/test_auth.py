@@ -279,3 +279,9 @@ async def test_require_role_allows_only_the_listed_roles(
 async def _session_id(headers: dict[str, str]) -> uuid.UUID:
     token = headers["Authorization"].removeprefix("Bearer ")
     return uuid.UUID(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
+async def test_a_value_the_database_cannot_store_is_a_422_not_a_500(client) -> None:
+    response = await login(client, "nul\x00byte@example.com")
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_value"

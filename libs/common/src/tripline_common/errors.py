@@ -5,6 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 import sentry_sdk
 import structlog
@@ -12,12 +13,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tripline_common.correlation import get_request_id
+from tripline_common.db import is_transient_db_error
 
 log = structlog.get_logger("tripline.errors")
 
@@ -166,18 +169,37 @@ async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
-async def _http_exception_handler(_: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path. (Starlette's own `Allow` names only the
+    methods of the first route whose path matched, e.g. `GET` for a path with GET and POST.)"""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers) if exc.headers else None
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No route matches this path."
     if exc.status_code == 405:
         detail = "This method is not allowed on this path."
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     return error_response(
         exc.status_code,
         code_for_status(exc.status_code),
         detail or HTTPStatus(exc.status_code).phrase,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers,
     )
 
 
@@ -209,9 +231,47 @@ async def _integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind an error, wherever the driver or SQLAlchemy put it."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        for candidate in (cause, getattr(cause, "orig", None)):
+            state = getattr(candidate, "sqlstate", None)
+            if isinstance(state, str):
+                return state
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+async def _database_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    # The database restarting or unreachable is an outage the client should wait out (503 with
+    # Retry-After), not a bug (500). Anything else is re-raised to become the generic 500.
+    # Registered for SQLAlchemy's errors and for what escapes it raw: a refused connection
+    # while the pool reconnects (OSError), asyncpg's own errors on the driver connection (COPY).
+    state = _sqlstate(exc)
+    if state is not None and state.startswith("22"):
+        # Class 22, "data exception": a value the database cannot store or compare (a NUL
+        # character, a number out of range, an impossible date) came from the request.
+        log.info("database_rejected_value", sqlstate=state)
+        return error_response(
+            422, "invalid_value", "A value in the request cannot be stored.", {"sqlstate": state}
+        )
+    if not is_transient_db_error(exc):
+        raise exc
+    log.warning("database_unavailable", error_type=type(exc).__name__)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every expected error into the shared shape."""
     app.add_exception_handler(IntegrityError, _integrity_error_handler)
+    for error_class in (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(error_class, _database_error_handler)
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)

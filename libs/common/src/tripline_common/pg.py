@@ -31,6 +31,12 @@ def asyncpg_dsn(database_url: str) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+async def _keep_connection_state(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset on release (`RESET ALL; UNLISTEN *; ...`: one more round trip per
+    query). Hot paths run single statements and never change session state; anything that
+    needs a transaction or a `SET` belongs on a SQLAlchemy session instead."""
+
+
 async def create_pg_pool(settings: CommonSettings) -> asyncpg.Pool:
     """A pool that opens connections on demand (so a process starts while Postgres is down)."""
     if not settings.database_url:
@@ -46,5 +52,6 @@ async def create_pg_pool(settings: CommonSettings) -> asyncpg.Pool:
         command_timeout=max(settings.db_statement_timeout_ms / 1000 * 2, 30),
         max_inactive_connection_lifetime=settings.db_pool_recycle,
         server_settings=server_settings,
+        reset=_keep_connection_state,
     )
     return pool
