@@ -7,7 +7,6 @@ from functools import lru_cache
 
 from pwdlib import PasswordHash
 
-
 # Each Argon2 computation holds 64 MiB; unbounded, a burst of logins on a many-core node would
 # need gigabytes (the thread pool is sized from the CPU count). Two at a time per process keeps
 # memory predictable for the pod's limit; others wait their turn.
