@@ -3,11 +3,12 @@ semantics, and bad input answered with a 4xx in the shared error shape."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from sqlalchemy import func, select
-from trip_factories import missing_id, store_device, trip_body
+from trip_factories import count_raw_queries, missing_id, store_device, trip_body
 
 from tripline_common.models import Trip, Waypoint
 
@@ -399,3 +400,23 @@ async def test_bad_patches_are_a_422(client, headers, trip, patch) -> None:
     response = await client.patch(f"/v1/trips/{trip['id']}", json=patch, headers=headers)
 
     assert_error_shape(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_a_revoked_session_cannot_read_a_trip_on_the_next_request(
+    client, trip, headers, version
+) -> None:
+    url = f"/{version}/trips/{trip['id']}"
+    assert (await client.get(url, headers=headers)).status_code == 200
+    assert (await client.post("/v1/auth/logout", headers=headers)).status_code == 204
+    body = assert_error_shape(await client.get(url, headers=headers), 401, "session_revoked")
+    assert "waypoints" not in body  # Nothing of the trip leaks with the refusal.
+
+
+async def test_reading_a_trip_is_one_round_trip(client, trip, headers, raw_connection) -> None:
+    """Session check, ownership, trip and waypoints: one query on the hot path."""
+    with count_raw_queries(raw_connection) as log:
+        response = await client.get(f"/v1/trips/{trip['id']}", headers=headers)
+        await asyncio.sleep(0.05)  # asyncpg calls query loggers soon after, not inline.
+    assert response.status_code == 200
+    assert len(log.statements) == 1, log.statements

@@ -27,7 +27,7 @@ from tripline_api.trips.schemas import (
     TripStats,
     TripUpdate,
 )
-from tripline_common.auth.deps import CurrentUser
+from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import PgDep, RedisDep, SessionDep
 from tripline_common.idempotency import IdempotentRoute, UserIdempotencyKey
 from tripline_common.pagination import PageParams, page_params
@@ -130,8 +130,9 @@ async def get_trip_stats(user: CurrentUser, session: SessionDep, redis: RedisDep
     description="One of your trips with its waypoints. " + DEPRECATION_NOTE,
     responses=NOT_FOUND,
 )
-async def get_trip(trip_id: TripId, user: CurrentUser, pg: PgDep) -> TripPublic:
-    trip = await service.get_trip(pg=pg, owner_id=user.id, trip_id=trip_id)
+async def get_trip(trip_id: TripId, claims: TokenClaims, pg: PgDep) -> TripPublic:
+    # The hot read: the session is checked inside the trip's own query (one round trip).
+    trip = await service.get_trip_for_session(pg=pg, claims=claims, trip_id=trip_id)
     return TripPublic.model_validate(trip)
 
 

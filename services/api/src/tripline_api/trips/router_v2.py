@@ -26,7 +26,7 @@ from tripline_api.trips.schemas_v2 import (
     TripReplaceV2,
     TripUpdateV2,
 )
-from tripline_common.auth.deps import CurrentUser
+from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import PgDep, RedisDep, SessionDep
 from tripline_common.idempotency import IdempotentRoute, UserIdempotencyKey
 from tripline_common.pagination import PageParams, page_params
@@ -125,8 +125,9 @@ async def get_trip_stats_v2(user: CurrentUser, session: SessionDep, redis: Redis
     description="One of your trips with its waypoints.",
     responses=NOT_FOUND,
 )
-async def get_trip_v2(trip_id: TripId, user: CurrentUser, pg: PgDep) -> TripPublicV2:
-    trip = await service.get_trip(pg=pg, owner_id=user.id, trip_id=trip_id)
+async def get_trip_v2(trip_id: TripId, claims: TokenClaims, pg: PgDep) -> TripPublicV2:
+    # The hot read: the session is checked inside the trip's own query (one round trip).
+    trip = await service.get_trip_for_session(pg=pg, claims=claims, trip_id=trip_id)
     return TripPublicV2.model_validate(trip)
 
 

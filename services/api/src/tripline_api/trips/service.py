@@ -23,8 +23,16 @@ from sqlmodel import col
 
 from tripline_api.trips.drafts import TripDraft, WaypointDraft
 from tripline_api.trips.schemas import TripFilters, TripStats, TripStatusCounts
+from tripline_common.auth.service import live_session_sql
+from tripline_common.auth.tokens import AccessClaims
 from tripline_common.cache import ReadCache
-from tripline_common.errors import AppError, ConflictError, NotFoundError, UnprocessableError
+from tripline_common.errors import (
+    AppError,
+    ConflictError,
+    NotFoundError,
+    UnauthorizedError,
+    UnprocessableError,
+)
 from tripline_common.models import Device, Trip, TripStatus, Waypoint
 from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
 from tripline_common.pg import PgExecutor
@@ -109,13 +117,29 @@ def trip_not_found() -> NotFoundError:
 # --- Reads -------------------------------------------------------------------------------------
 
 
-async def get_trip(*, pg: PgExecutor, owner_id: uuid.UUID, trip_id: uuid.UUID) -> dict[str, Any]:
-    """The owner's trip as a row (column names, `waypoints` as a list of dicts in order);
-    404 when missing or someone else's. Reads committed data from the raw pool."""
-    row = await pg.fetchrow(_TRIP_OF_OWNER_SQL, trip_id, owner_id)
-    if row is None:
+# The hottest read of the API: the session check and the trip in ONE round trip. The session
+# condition is auth's own (`live_session_sql`); a dead session wins over a missing trip (401).
+_TRIP_FOR_SESSION_SQL = f"""
+SELECT live.ok AS session_live, trip.*
+  FROM (SELECT EXISTS (SELECT 1 FROM auth_sessions s JOIN users u ON u.id = s.user_id
+                        WHERE {live_session_sql("$3", "$2")}) AS ok) AS live
+  LEFT JOIN LATERAL ({_TRIP_OF_OWNER_SQL}) AS trip ON live.ok
+"""  # noqa: S608 - fixed SQL with numbered parameters, no input.
+
+
+async def get_trip_for_session(
+    *, pg: PgExecutor, claims: AccessClaims, trip_id: uuid.UUID
+) -> dict[str, Any]:
+    """The token owner's trip as a row (`waypoints` a list of dicts in order), checking the
+    token's session in the same query: 401 when the session has ended, 404 when the trip is
+    missing or someone else's. Reads committed data from the raw pool."""
+    row = await pg.fetchrow(_TRIP_FOR_SESSION_SQL, trip_id, claims.user_id, claims.session_id)
+    if row is None or not row["session_live"]:
+        raise UnauthorizedError("The session has ended; log in again.", code="session_revoked")
+    if row["id"] is None:
         raise trip_not_found()
     trip = dict(row)
+    del trip["session_live"]
     trip["waypoints"] = orjson.loads(trip["waypoints"])
     return trip
 

@@ -1,0 +1,248 @@
+"""Benchmark: authenticated `GET /v1/trips/{id}` against a raw asyncpg baseline, in one run.
+
+    uv run python scripts/bench_api.py [--duration 10] [--rounds 3] [--connections 32 256]
+
+Needs `wrk` (Debian: `apt-get install wrk`) and Postgres/Redis (found or started like `make
+dev` does). It builds a scratch database with the real migrations, stores a user, a session and
+a trip with waypoints, then starts two servers with identical uvicorn settings (one worker,
+uvloop, httptools, no access log):
+
+- baseline: `scripts/bench_baseline.py`, a bare FastAPI endpoint doing one raw asyncpg
+  primary-key SELECT of the same trip;
+- tripline: the real `tripline-api` (token check, session check, ownership, trip + waypoints,
+  the whole middleware stack, a JSON log line per request).
+
+Rounds interleave baseline and tripline so machine drift hits both alike; the figures are
+medians over rounds. These machines are shared and noisy: read the ratios, not the absolutes.
+Targets (issue 3): tripline ≥ 60% of the baseline's requests/s with p99 ≤ 2× the baseline's at
+32 connections, no errors; at 256 connections no errors and throughput within 20% of its
+32-connection figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from tripline_common.auth.tokens import create_access_token
+from tripline_common.migrations.runner import upgrade
+from tripline_common.settings import CommonSettings
+from tripline_devstack import drop_database, ensure_database, ensure_stack, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SECRET = "bench-secret-key-" + "x" * 40
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def parse_wrk(output: str) -> Result:
+    """Requests/s, p50, p99 and errors from `wrk --latency` output."""
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if not match:
+            raise ValueError(f"no {label} latency in wrk output:\n{output}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if socket:
+        errors += sum(int(n) for n in socket.groups())
+    return Result(rps=rps, p50_ms=ms("50%"), p99_ms=ms("99%"), errors=errors)
+
+
+def wrk(url: str, connections: int, duration: int, token: str | None) -> Result:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if token:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    done = subprocess.run([*command, url], capture_output=True, text=True, check=True)
+    return parse_wrk(done.stdout)
+
+
+async def prepare(database_url: str) -> tuple[str, str]:
+    """Store a user, a live session, a trip with 5 waypoints; return (trip id, access token)."""
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn)
+    try:
+        user_id = await conn.fetchval(
+            "INSERT INTO users (email, password_hash, display_name) "
+            "VALUES ('bench@example.com', 'x', 'Bench') RETURNING id"
+        )
+        session_id = await conn.fetchval(
+            "INSERT INTO auth_sessions (user_id, expires_at) "
+            "VALUES ($1, now() + interval '1 day') RETURNING id",
+            user_id,
+        )
+        start = datetime.now(UTC) + timedelta(hours=1)
+        trip_id = await conn.fetchval(
+            "INSERT INTO trips (owner_id, name, origin_lat, origin_lon, destination_lat, "
+            "destination_lon, planned_start, planned_arrival, speed_limit_kmh, corridor_m) "
+            "VALUES ($1, 'Bench trip', 52.52, 13.40, 52.39, 13.06, $2, $3, 80, 500) RETURNING id",
+            user_id,
+            start,
+            start + timedelta(hours=1),
+        )
+        await conn.executemany(
+            "INSERT INTO waypoints (trip_id, seq, lat, lon, name) VALUES ($1, $2, $3, $4, $5)",
+            [(trip_id, i, 52.5 - i / 100, 13.4 - i / 100, f"Stop {i}") for i in range(5)],
+        )
+    finally:
+        await conn.close()
+    settings = CommonSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        secret_key=SECRET,
+        access_token_ttl_seconds=86_400,
+    )
+    token = create_access_token(settings, user_id=user_id, session_id=session_id, role="user")
+    return str(trip_id), token
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1).status_code < 500:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"server {command} did not start on port {port}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--connections", type=int, nargs="+", default=[32, 256])
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench: needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    stack = ensure_stack(
+        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ROOT / ".local" / "bench",
+    )
+    server_url = stack.postgres_url.rsplit("/", 1)[0]
+    database = f"tripline_bench_{os.getpid()}"
+    ensure_database(server_url, database)
+    database_url = f"{server_url}/{database}"
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        upgrade(database_url)
+        trip_id, token = asyncio.run(prepare(database_url))
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": stack.redis_url,
+            "ENVIRONMENT": "staging",
+            "SECRET_KEY": SECRET,
+            "LOG_FORMAT": "json",
+            "TRUSTED_HOSTS": "127.0.0.1,localhost",
+        }
+        base_port, api_port = free_port(), free_port()
+        uvicorn = [str(BIN / "uvicorn"), "--no-access-log", "--log-level", "warning"]
+        processes.append(
+            start(
+                [*uvicorn, "--app-dir", "scripts", "bench_baseline:app", "--port", str(base_port)],
+                env,
+                base_port,
+            )
+        )
+        processes.append(start([str(BIN / "tripline-api")], {**env, "PORT": str(api_port)}, api_port))
+        targets = {
+            "baseline": (f"http://127.0.0.1:{base_port}/trips/{trip_id}", None),
+            "tripline": (f"http://127.0.0.1:{api_port}/v1/trips/{trip_id}", token),
+        }
+        check = httpx.get(targets["tripline"][0], headers={"Authorization": f"Bearer {token}"})
+        if check.status_code != 200:
+            print(f"bench: GET /v1/trips/{{id}} answered {check.status_code}: {check.text}")
+            return 1
+        for name, (url, auth) in targets.items():  # Warm both up.
+            wrk(url, 32, 2, auth)
+
+        results: dict[tuple[str, int], list[Result]] = {}
+        for round_number in range(1, args.rounds + 1):
+            for connections in args.connections:
+                for name, (url, auth) in targets.items():
+                    result = wrk(url, connections, args.duration, auth)
+                    results.setdefault((name, connections), []).append(result)
+                    print(
+                        f"round {round_number} {name:<8} c={connections:<4} "
+                        f"{result.rps:8.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+                        f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
+                        flush=True,
+                    )
+        return report(results, args.connections)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(20)
+        drop_database(server_url, database)
+        stack.stop()
+
+
+def report(results: dict[tuple[str, int], list[Result]], connections: list[int]) -> int:
+    def median(name: str, c: int, field: str) -> float:
+        return statistics.median(getattr(r, field) for r in results[(name, c)])
+
+    print("\nmedians            req/s      p50 ms     p99 ms   errors")
+    for c in connections:
+        for name in ("baseline", "tripline"):
+            errors = sum(r.errors for r in results[(name, c)])
+            print(
+                f"{name:<8} c={c:<4} {median(name, c, 'rps'):9.0f} "
+                f"{median(name, c, 'p50_ms'):10.2f} {median(name, c, 'p99_ms'):10.2f} {errors:8d}"
+            )
+    low, high = min(connections), max(connections)
+    ratio = median("tripline", low, "rps") / median("baseline", low, "rps")
+    p99_ratio = median("tripline", low, "p99_ms") / median("baseline", low, "p99_ms")
+    hold = median("tripline", high, "rps") / median("tripline", low, "rps")
+    errors = sum(r.errors for (name, _), rs in results.items() if name == "tripline" for r in rs)
+    checks = [
+        (f"throughput at c={low}: {ratio:.0%} of baseline (target >= 60%)", ratio >= 0.6),
+        (f"p99 at c={low}: {p99_ratio:.2f}x baseline (target <= 2x)", p99_ratio <= 2),
+        (f"throughput at c={high}: {hold:.0%} of c={low} (target >= 80%)", hold >= 0.8),
+        (f"errors: {errors} (target 0)", errors == 0),
+    ]
+    print()
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
