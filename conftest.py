@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +44,7 @@ from tripline_devstack import (
     EmbeddedRedis,
     drop_database,
     ensure_database,
+    free_port,
     postgres_answers,
     redis_answers,
 )
@@ -211,6 +215,78 @@ def app_client(
         return running_app(app, session_factory, raw_connection)
 
     return make
+
+
+@dataclass
+class ReceivedRequest:
+    """One request a `WebhookReceiver` got, and the status it answered."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 standing in for a user's webhook endpoint.
+
+    It records every POST and answers with the statuses queued in `script` (then 200). `stop()`
+    and `start()` again reuse the same port, for an endpoint that goes away and comes back.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.script: list[int] = []
+        self.received: list[ReceivedRequest] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/tripline"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    status = receiver.script.pop(0) if receiver.script else 200
+                    receiver.received.append(
+                        ReceivedRequest(self.path, dict(self.headers.items()), body, status)
+                    )
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def delivered(self) -> list[ReceivedRequest]:
+        """The requests answered with a 2xx."""
+        with self._lock:
+            return [r for r in self.received if 200 <= r.status < 300]
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A started `WebhookReceiver`, stopped after the test."""
+    receiver = WebhookReceiver()
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
 
 
 async def wait_until(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tripline_common.app import create_app
+from tripline_common.app import Resources, create_app
 from tripline_common.server import serve
 from tripline_ingest.settings import IngestSettings
+from tripline_ingest.state import IngestState
 from tripline_ingest.telemetry.router import router as telemetry_router
 
 TAGS = [{"name": "telemetry", "description": "Device telemetry intake."}]
@@ -14,12 +15,18 @@ TAGS = [{"name": "telemetry", "description": "Device telemetry intake."}]
 
 def create_ingest_app(settings: IngestSettings | None = None) -> FastAPI:
     """Build the ingest service (`/v1`)."""
+    settings = settings or IngestSettings()
+
+    async def create_state(app: FastAPI, resources: Resources) -> None:
+        app.state.ingest = IngestState.create(settings, resources)
+
     return create_app(
-        settings=settings or IngestSettings(),
+        settings=settings,
         title="Tripline ingest",
         description="High-rate telemetry intake for devices authenticated by API keys.",
         routers=[telemetry_router],
         tags_metadata=TAGS,
+        on_startup=[create_state],
     )
 
 

@@ -37,6 +37,6 @@ def create_worker_app(settings: WorkerServiceSettings | None = None) -> FastAPI:
 
 
 def run() -> None:
-    """Console entry point: `tripline-worker`."""
+    """Console entry point: `tripline-worker` (its probe is `tripline-worker-check`)."""
     settings = WorkerServiceSettings()
     serve(create_worker_app(settings), settings)

@@ -1,4 +1,4 @@
-"""Job metrics of the worker: started, finished by outcome, duration, in progress."""
+"""Worker metrics: jobs (started, finished by outcome, duration, running) and pipeline counts."""
 
 from __future__ import annotations
 
@@ -35,6 +35,20 @@ class JobMetrics:
         )
         self.in_progress = Gauge(
             "tripline_worker_jobs_in_progress", "Jobs running now.", ["function"], registry=registry
+        )
+        self.events_processed = Counter(
+            "tripline_worker_telemetry_events_processed",
+            "Telemetry events in batches processed.",
+            registry=registry,
+        )
+        self.alerts_raised = Counter(
+            "tripline_worker_alerts_raised", "New alerts, by rule.", ["rule"], registry=registry
+        )
+        self.webhook_attempts = Counter(
+            "tripline_worker_webhook_attempts",
+            "Webhook delivery attempts, by outcome: delivered, retried or failed (given up).",
+            ["outcome"],
+            registry=registry,
         )
 
 

@@ -5,37 +5,91 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
+import httpx
 import structlog
 from arq import cron
-from arq.worker import Worker, func
+from arq.cron import CronJob
+from arq.worker import Function, Worker, func
 
 from tripline_common.app import Resources
-from tripline_common.queue import traced_job
+from tripline_common.queue import DELIVER_WEBHOOK, PROCESS_BATCH, traced_job
 from tripline_worker.jobs.batches import process_batch, requeue_stuck_batches
+from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry, requeue_stuck_jobs
+from tripline_worker.jobs.trips import check_lost_signal
+from tripline_worker.jobs.webhooks import deliver_webhook, requeue_stuck_deliveries
 from tripline_worker.metrics import JobMetrics, instrumented
+from tripline_worker.outages import retry_when_unavailable
+from tripline_worker.probe import health_check_key
 from tripline_worker.settings import WorkerServiceSettings
 
 log = structlog.get_logger("tripline.worker")
 
+# ARQ runs of a delivery beyond its own attempt bound: room for runs cut short by a worker
+# that died, so that the delivery, not ARQ, decides when to give up (and records it).
+DELIVERY_SPARE_TRIES = 3
 
-class WorkerSettings:
-    """ARQ's view of the worker: its functions and cron jobs (tuning comes from settings).
 
-    `arq tripline_worker.runner.WorkerSettings --check` uses the same health key as the worker.
+def _job(function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """How every job runs: correlation ID and log lines, metrics, outages turned into retries."""
+    return traced_job(instrumented(retry_when_unavailable(function)))
+
+
+def worker_functions(settings: WorkerServiceSettings) -> list[Function]:
+    """The jobs this worker runs, by their shared names.
+
+    Their results are not kept (`keep_result=0`): the row in Postgres is the result. A kept
+    result would also block the sweepers' re-enqueue of a job that failed (a timeout, say)
+    for `keep_result` seconds.
     """
+    return [
+        func(_job(process_batch), name=PROCESS_BATCH, keep_result=0),
+        func(
+            _job(deliver_webhook),
+            name=DELIVER_WEBHOOK,
+            keep_result=0,
+            max_tries=settings.webhook_max_attempts + DELIVERY_SPARE_TRIES,
+        ),
+    ]
 
-    functions = [func(traced_job(instrumented(process_batch)), name="process_batch")]
-    cron_jobs = [
+
+def every(seconds: int, *, offset: int = 0) -> dict[str, Any]:
+    """ARQ cron fields for "every `seconds` seconds" (a divisor of 60, or whole minutes
+    dividing an hour), starting `offset` seconds into the minute."""
+    if seconds < 60 and 60 % seconds == 0:
+        return {"second": {(offset + s) % 60 for s in range(0, 60, seconds)}}
+    if seconds % 60 == 0 and 3600 % seconds == 0:
+        return {"minute": set(range(0, 60, seconds // 60)), "second": {offset % 60}}
+    raise ValueError(f"{seconds}s is not a divisor of a minute or of an hour")
+
+
+def cron_jobs(settings: WorkerServiceSettings) -> list[CronJob]:
+    """The periodic jobs. ARQ's `unique` cron job IDs make each run happen on one worker only,
+    however many replicas there are. Their timeout is the job timeout (see `job_timeout`)."""
+    sweep = settings.sweep_interval_seconds
+    return [
         cron(
-            traced_job(instrumented(requeue_stuck_batches)),
+            _job(requeue_stuck_batches),
             name="requeue_stuck_batches",
-            second={0, 30},
             run_at_startup=True,
-            unique=True,
-            timeout=60,
-        )
+            **every(sweep),
+        ),
+        cron(
+            _job(requeue_stuck_deliveries),
+            name="requeue_stuck_deliveries",
+            **every(sweep, offset=1),
+        ),
+        cron(_job(requeue_stuck_jobs), name="requeue_stuck_jobs", **every(sweep, offset=2)),
+        cron(
+            _job(check_lost_signal),
+            name="check_lost_signal",
+            **every(settings.lost_signal_check_seconds, offset=3),
+        ),
+        cron(_job(purge_telemetry), name="purge_telemetry", minute={7}, second={10}),
+        cron(_job(purge_sessions), name="purge_sessions", minute={37}, second={10}),
     ]
 
 
@@ -50,8 +104,9 @@ class ArqRunner:
     def __init__(self, resources: Resources, metrics: JobMetrics) -> None:
         self.resources = resources
         self.metrics = metrics
-        self.settings: WorkerServiceSettings = resources.settings  # type: ignore[assignment]
+        self.settings = cast(WorkerServiceSettings, resources.settings)
         self.worker: Worker | None = None
+        self.http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -62,10 +117,11 @@ class ArqRunner:
             "session_factory": self.resources.session_factory,
             "queue": self.resources.queue,
             "metrics": self.metrics,
+            "http": self.http,
         }
         return Worker(
-            functions=WorkerSettings.functions,
-            cron_jobs=WorkerSettings.cron_jobs,
+            functions=worker_functions(s),
+            cron_jobs=cron_jobs(s),
             queue_name=s.arq_queue_name,
             redis_pool=self.resources.redis,
             handle_signals=False,
@@ -75,6 +131,7 @@ class ArqRunner:
             max_tries=s.max_tries,
             keep_result=s.keep_result,
             health_check_interval=s.health_check_interval,
+            health_check_key=health_check_key(s),
             ctx=ctx,
         )
 
@@ -94,12 +151,21 @@ class ArqRunner:
 
     def start(self) -> None:
         """Start the supervised ARQ loop in the background."""
+        s = self.settings
+        # One client for every delivery: pooled connections, short timeouts, no redirects
+        # (a redirect is the receiver's misconfiguration; following it could leave the host).
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(s.webhook_timeout, connect=s.webhook_connect_timeout),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=s.max_jobs, max_keepalive_connections=20),
+        )
         self._task = asyncio.create_task(self._supervise(), name="arq-supervisor")
 
     async def _supervise(self) -> None:
-        delay = 1.0
+        delay = 0.5
         while not self._stopping:
             self.worker = self._build()
+            started = time.monotonic()
             try:
                 await self.worker.async_run()
             except asyncio.CancelledError:
@@ -107,11 +173,13 @@ class ArqRunner:
                     return
                 raise
             except Exception as exc:  # Redis went away: back off, rebuild, go on.
+                if time.monotonic() - started > 30:
+                    delay = 0.5  # It had been running fine: this is a new outage.
                 log.warning("arq_loop_failed", error=str(exc), retry_in=delay)
             if self._stopping:
                 return
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            delay = min(delay * 2, self.settings.restart_max_delay)
 
     async def stop(self) -> None:
         """Stop taking jobs, let running jobs finish (bounded), then cancel what remains."""
@@ -132,6 +200,8 @@ class ArqRunner:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self.http is not None:
+            await self.http.aclose()
         log.info("worker_stopped")
 
     @staticmethod

@@ -2,31 +2,130 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import os
+import socket
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from tripline_common.settings import CommonSettings
 
 
+def _default_worker_name() -> str:
+    # In Kubernetes HOSTNAME is the pod name: unique per replica, stable for its life.
+    return os.environ.get("HOSTNAME") or socket.gethostname()
+
+
 class WorkerServiceSettings(CommonSettings):
-    """The ARQ worker: shared settings, its health port, and queue tuning."""
+    """The ARQ worker: shared settings, its health port, queue tuning, pipeline rules, crons."""
 
     service_name: str = "worker"
     port: int = 8003
+    worker_name: str = Field(
+        default_factory=_default_worker_name,
+        min_length=1,
+        max_length=200,
+        description="This worker's name, in its ARQ health key (default: HOSTNAME).",
+    )
+
+    # --- ARQ -----------------------------------------------------------------------------------
     # ARQ's default of 10 concurrent jobs caps a worker near 200 jobs/s (docs/performance.md).
     max_jobs: int = Field(50, ge=1, le=1000, description="Jobs run concurrently.")
     poll_delay: float = Field(0.1, gt=0, le=5, description="Seconds between queue polls.")
-    job_timeout: int = Field(120, ge=1, description="A job running longer is cancelled (s).")
-    max_tries: int = Field(5, ge=1, description="Attempts before a job is given up.")
+    job_timeout: int = Field(
+        30,
+        ge=1,
+        le=600,
+        description="A job running longer is cancelled (s). Also bounds recovery after a "
+        "worker dies: its jobs run again once ARQ's in-progress marker expires, after "
+        "job_timeout + 10 s.",
+    )
+    max_tries: int = Field(5, ge=1, description="Runs of a job before ARQ gives it up.")
     keep_result: int = Field(
         300, ge=0, description="Seconds a finished job's result (and its ID) is kept."
     )
     job_completion_wait: int = Field(
-        20, ge=0, description="On SIGTERM, seconds to let running jobs finish before cancelling."
+        20,
+        ge=0,
+        description="On SIGTERM, seconds to let running jobs finish before cancelling. Keep it "
+        "below the pod's terminationGracePeriodSeconds minus SHUTDOWN_DRAIN_SECONDS.",
     )
     health_check_interval: int = Field(
-        10, ge=1, description="Seconds between ARQ health-key refreshes (`arq --check`)."
+        5,
+        ge=1,
+        le=300,
+        description="Seconds between refreshes of this worker's ARQ health key; the key lives "
+        "one second longer, so `tripline-worker check` fails soon after the loop stalls.",
     )
+    restart_max_delay: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Longest pause before restarting the ARQ loop after Redis failed (s).",
+    )
+
+    # --- telemetry batches ---------------------------------------------------------------------
     batch_requeue_after_seconds: int = Field(
         60, ge=1, description="A batch still pending this long after acceptance is re-enqueued."
     )
-    requeue_limit: int = Field(500, ge=1, description="Batches re-enqueued per sweep, at most.")
+    requeue_limit: int = Field(500, ge=1, description="Rows re-enqueued per sweep, at most.")
+    max_batch_attempts: int = Field(
+        5,
+        ge=1,
+        description="Processing attempts before a batch is marked failed (a poison batch).",
+    )
+    sweep_interval_seconds: int = Field(
+        30, ge=1, le=3600, description="How often the sweepers look for lost work (s)."
+    )
+
+    # --- alert rules ---------------------------------------------------------------------------
+    alert_window_seconds: int = Field(
+        300,
+        ge=1,
+        description="Speeding and corridor alerts are raised at most once per trip and rule "
+        "in each window of this many seconds (of device time).",
+    )
+    late_grace_seconds: int = Field(
+        300, ge=0, description="A trip is late once its ETA passes planned arrival plus this."
+    )
+    lost_signal_after_seconds: int = Field(
+        600, ge=10, description="An active trip silent this long raises a lost-signal alert."
+    )
+    lost_signal_check_seconds: int = Field(
+        60, ge=1, le=3600, description="How often lost signal is checked (s)."
+    )
+
+    # --- webhooks ------------------------------------------------------------------------------
+    webhook_max_attempts: int = Field(
+        10, ge=1, le=50, description="Delivery attempts before a webhook is marked failed."
+    )
+    webhook_backoff_base_seconds: float = Field(
+        5.0, gt=0, description="Wait before the second attempt; doubles after each failure."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        900.0, gt=0, description="Longest wait between two attempts."
+    )
+    webhook_connect_timeout: float = Field(3.0, gt=0, le=30, description="Seconds to connect.")
+    webhook_timeout: float = Field(
+        10.0, gt=0, le=60, description="Seconds for the receiver to answer, in total."
+    )
+    delivery_requeue_after_seconds: int = Field(
+        120, ge=1, description="A delivery still pending this long without a job is re-enqueued."
+    )
+
+    # --- housekeeping --------------------------------------------------------------------------
+    telemetry_retention_days: int = Field(
+        30, ge=1, description="Processed telemetry batches (and events) older than this go."
+    )
+    session_cleanup_grace_days: int = Field(
+        7, ge=0, description="Sessions are deleted this long after they expire."
+    )
+    cleanup_batch_size: int = Field(
+        1000, ge=1, le=100_000, description="Rows deleted per statement by the cleanup crons."
+    )
+
+    @model_validator(mode="after")
+    def _job_timeout_fits_the_webhook_timeouts(self) -> Self:
+        if self.webhook_timeout + self.webhook_connect_timeout >= self.job_timeout:
+            raise ValueError("JOB_TIMEOUT must exceed WEBHOOK_TIMEOUT + WEBHOOK_CONNECT_TIMEOUT")
+        return self

@@ -67,6 +67,14 @@ class Job(TriplineModel, table=True):
         default=0,
         sa_column_kwargs={"server_default": text("0"), "comment": "Percent done, 0-100."},
     )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        sa_column_kwargs={
+            "server_default": text("'{}'::jsonb"),
+            "comment": "Inputs of the job; the worker function reads them by the job's id.",
+        },
+    )
     result: dict[str, Any] | None = Field(
         default=None,
         # none_as_null: Python None is stored as SQL NULL, not as the JSON value `null`.

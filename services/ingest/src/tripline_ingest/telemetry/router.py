@@ -2,54 +2,89 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, status
 
 from tripline_common.deps import QueueDep, SessionDep
 from tripline_common.errors import ErrorResponse
-from tripline_common.models import Device
+from tripline_ingest.deps import CurrentDevice, IngestStateDep, TelemetryBatchBody
 from tripline_ingest.telemetry import service
-from tripline_ingest.telemetry.schemas import BatchAccepted, TelemetryBatchIn
+from tripline_ingest.telemetry.body import request_body_doc
+from tripline_ingest.telemetry.schemas import BatchAccepted, BatchStatusOut, TelemetryBatchIn
 
-router = APIRouter(prefix="/telemetry", tags=["telemetry"])
+router = APIRouter(tags=["telemetry"])
 
-
-async def current_device(
-    session: SessionDep,
-    x_device_key: Annotated[
-        str | None, Header(description="The device's API key.", max_length=128)
-    ] = None,
-) -> Device:
-    """The device authenticated by its API key."""
-    return await service.authenticate_device(session=session, api_key=x_device_key)
-
-
-DeviceDep = Annotated[Device, Depends(current_device)]
+_DEVICE_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "Missing, unknown or revoked device key."},
+    429: {
+        "model": ErrorResponse,
+        "description": "Too many requests from this device; wait `Retry-After` seconds.",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "The database is unavailable; retry after `Retry-After` seconds.",
+    },
+}
 
 
 @router.post(
-    "",
+    "/telemetry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchAccepted,
     summary="Upload a batch of telemetry",
-    description="Stores the batch and its events durably (one transaction), then queues their "
-    "processing. Resending a batch with the same `client_batch_id` is safe: it is stored once.",
+    description="Stores the batch and its events durably (one transaction) before answering, "
+    "then queues their processing. The body may be gzip-compressed "
+    "(`Content-Encoding: gzip`). Resending a batch with the same `client_batch_id` is safe: "
+    "it is stored once, and the answer says `duplicate`. Always send one, and resend after a "
+    "timeout or a 503.",
+    openapi_extra={
+        "requestBody": request_body_doc(
+            TelemetryBatchIn, "The fixes, oldest first; JSON, optionally gzip-compressed."
+        )
+    },
     responses={
-        401: {"model": ErrorResponse, "description": "Missing or unknown device key."},
-        413: {"model": ErrorResponse, "description": "The body is too large."},
+        **_DEVICE_ERRORS,
+        400: {"model": ErrorResponse, "description": "The gzip encoding is broken."},
+        413: {
+            "model": ErrorResponse,
+            "description": "The body is too large, as sent or once decompressed.",
+        },
+        415: {
+            "model": ErrorResponse,
+            "description": "Not JSON, or a Content-Encoding other than gzip.",
+        },
         422: {
             "model": ErrorResponse,
-            "description": "Invalid events; `details` has one per event.",
+            "description": "Invalid events; `details` has one entry per problem, located by "
+            "event index and field.",
         },
     },
 )
 async def upload_batch(
-    batch: TelemetryBatchIn,
-    request: Request,
-    device: DeviceDep,
+    device: CurrentDevice,
+    batch: TelemetryBatchBody,
     session: SessionDep,
     queue: QueueDep,
+    state: IngestStateDep,
 ) -> BatchAccepted:
-    service.validate_batch(batch, request.app.state.settings)
-    return await service.store_batch(session=session, queue=queue, device=device, batch=batch)
+    return await service.accept_batch(
+        session=session, queue=queue, state=state, device=device, batch=batch
+    )
+
+
+@router.get(
+    "/batches/{batch_id}",
+    response_model=BatchStatusOut,
+    summary="Follow an uploaded batch",
+    description="Where one of the calling device's batches is in the pipeline. Another "
+    "device's batch is a 404, as if it did not exist.",
+    responses={
+        **_DEVICE_ERRORS,
+        404: {"model": ErrorResponse, "description": "No such batch for this device."},
+    },
+)
+async def get_batch(
+    batch_id: uuid.UUID, device: CurrentDevice, session: SessionDep
+) -> BatchStatusOut:
+    return await service.get_batch(session=session, device=device, batch_id=batch_id)

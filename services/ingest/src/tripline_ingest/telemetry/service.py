@@ -1,37 +1,37 @@
-"""Telemetry intake: authenticate devices, store a batch durably, then queue its processing."""
+"""Telemetry intake: check a batch, store it durably with COPY, queue its processing, report it."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+import asyncpg
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from tripline_common.apikeys import hash_api_key
 from tripline_common.correlation import get_request_id
-from tripline_common.errors import UnauthorizedError, UnprocessableError
+from tripline_common.errors import NotFoundError, UnprocessableError
 from tripline_common.models import BatchStatus, Device, TelemetryBatch, TelemetryEvent
 from tripline_common.queue import PROCESS_BATCH, JobQueue, process_batch_job_id
+from tripline_ingest.devices import AuthenticatedDevice
 from tripline_ingest.settings import IngestSettings
-from tripline_ingest.telemetry.schemas import BatchAccepted, TelemetryBatchIn
+from tripline_ingest.state import IngestState
+from tripline_ingest.telemetry.schemas import BatchAccepted, BatchStatusOut, TelemetryBatchIn
 
-
-async def authenticate_device(*, session: AsyncSession, api_key: str | None) -> Device:
-    """The active device owning `api_key`, or 401."""
-    if not api_key:
-        raise UnauthorizedError("Send the device's API key in the X-Device-Key header.")
-    device = await session.scalar(
-        select(Device).where(
-            Device.api_key_hash == hash_api_key(api_key),
-            Device.revoked_at.is_(None),  # type: ignore[union-attr]
-        )
-    )
-    if device is None:
-        raise UnauthorizedError("Unknown or revoked device key.", code="invalid_device_key")
-    return device
+# Column order of the COPY records below.
+EVENT_COLUMNS = (
+    "batch_id",
+    "device_id",
+    "recorded_at",
+    "lat",
+    "lon",
+    "speed_kmh",
+    "heading_deg",
+    "accuracy_m",
+)
 
 
 def validate_batch(batch: TelemetryBatchIn, settings: IngestSettings) -> None:
@@ -59,16 +59,50 @@ def validate_batch(batch: TelemetryBatchIn, settings: IngestSettings) -> None:
         )
 
 
-async def store_batch(
-    *, session: AsyncSession, queue: JobQueue, device: Device, batch: TelemetryBatchIn
+async def accept_batch(
+    *,
+    session: AsyncSession,
+    queue: JobQueue,
+    state: IngestState,
+    device: AuthenticatedDevice,
+    batch: TelemetryBatchIn,
 ) -> BatchAccepted:
-    """Write the batch and its events in the request's transaction; queue processing after commit.
+    """Store an upload (see `store_batch`) and count it."""
+    accepted = await store_batch(
+        session=session,
+        queue=queue,
+        device=device,
+        batch=batch,
+        touch_last_seen=state.device_keys.last_seen_due(
+            device.id, state.settings.last_seen_write_interval_seconds
+        ),
+    )
+    if accepted.duplicate:
+        state.metrics.batches.labels("duplicate").inc()
+    else:
+        state.metrics.batches.labels("stored").inc()
+        state.metrics.events.inc(accepted.event_count)
+    return accepted
+
+
+async def store_batch(
+    *,
+    session: AsyncSession,
+    queue: JobQueue,
+    device: AuthenticatedDevice,
+    batch: TelemetryBatchIn,
+    touch_last_seen: bool = True,
+) -> BatchAccepted:
+    """Write the batch row and its events in the session's transaction (events by COPY) and
+    queue processing after commit.
 
     A batch whose `client_batch_id` this device already sent is not stored again: the first
-    batch is returned, marked `duplicate`.
+    one is returned, marked `duplicate`. `touch_last_seen` also records the device as seen.
     """
     now = datetime.now(UTC)
     batch_id = uuid.uuid4()
+    # The batch row goes first, through SQLAlchemy: this opens the transaction that the COPY
+    # on the same connection then joins.
     inserted = await session.scalar(
         pg_insert(TelemetryBatch)
         .values(
@@ -89,7 +123,7 @@ async def store_batch(
                 TelemetryBatch.client_batch_id == batch.client_batch_id,
             )
         )
-        assert existing is not None
+        assert existing is not None  # The conflict that stopped the insert is committed.
         return BatchAccepted(
             batch_id=existing.id,
             status=existing.status,
@@ -98,23 +132,33 @@ async def store_batch(
             received_at=existing.received_at,
         )
 
-    await session.execute(
-        insert(TelemetryEvent),
-        [
-            {
-                "batch_id": batch_id,
-                "device_id": device.id,
-                "recorded_at": event.recorded_at,
-                "lat": event.lat,
-                "lon": event.lon,
-                "speed_kmh": event.speed_kmh,
-                "heading_deg": event.heading_deg,
-                "accuracy_m": event.accuracy_m,
-            }
+    connection = await _driver_connection(session)
+    await connection.copy_records_to_table(
+        TelemetryEvent.__tablename__,
+        columns=EVENT_COLUMNS,
+        records=[
+            (
+                batch_id,
+                device.id,
+                event.recorded_at,
+                event.lat,
+                event.lon,
+                event.speed_kmh,
+                event.heading_deg,
+                event.accuracy_m,
+            )
             for event in batch.events
         ],
     )
-    await session.execute(update(Device).where(Device.id == device.id).values(last_seen_at=now))
+    if touch_last_seen:
+        await session.execute(
+            update(Device)
+            .where(
+                Device.id == device.id,
+                or_(col(Device.last_seen_at).is_(None), col(Device.last_seen_at) < now),
+            )
+            .values(last_seen_at=now)
+        )
     queue.enqueue_after_commit(
         session, PROCESS_BATCH, str(batch_id), job_id=process_batch_job_id(batch_id)
     )
@@ -125,3 +169,34 @@ async def store_batch(
         duplicate=False,
         received_at=now,
     )
+
+
+async def get_batch(
+    *, session: AsyncSession, device: AuthenticatedDevice, batch_id: uuid.UUID
+) -> BatchStatusOut:
+    """The device's own batch, or 404 (another device's batch does not exist for it)."""
+    row = await session.scalar(
+        select(TelemetryBatch).where(
+            TelemetryBatch.id == batch_id, TelemetryBatch.device_id == device.id
+        )
+    )
+    if row is None:
+        raise NotFoundError("Batch not found.")
+    return BatchStatusOut(
+        batch_id=row.id,
+        client_batch_id=row.client_batch_id,
+        status=row.status,
+        event_count=row.event_count,
+        received_at=row.received_at,
+        processed_at=row.processed_at,
+    )
+
+
+async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, inside the session's open transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = cast(asyncpg.Connection, raw.driver_connection)
+    if not driver.is_in_transaction():
+        raise RuntimeError("COPY must run inside the session's transaction")
+    return driver

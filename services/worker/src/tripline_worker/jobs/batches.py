@@ -9,41 +9,79 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 
-from tripline_common.db import retry_transient, unit_of_work
+from tripline_common.db import is_transient_db_error, retry_transient, unit_of_work
 from tripline_common.models import BatchStatus, TelemetryBatch
 from tripline_common.queue import PROCESS_BATCH, process_batch_job_id
+from tripline_worker.alerts.service import publish_alerts
+from tripline_worker.telemetry.processing import (
+    BatchOutcome,
+    claim_batch,
+    process_claimed_batch,
+    record_batch_error,
+)
 
 log = structlog.get_logger("tripline.worker.batches")
 
 
-@retry_transient()
 async def process_batch(ctx: dict[str, Any], batch_id: str) -> str:
-    """Mark a pending batch processed. Idempotent: a second run finds it done and changes nothing.
+    """Apply a batch to its trip, raise its alerts, mark it processed; then publish the alerts.
 
-    The row is locked for the transaction, so two workers running the same batch (ARQ may run a
-    job again after a worker dies) serialise instead of both processing it.
+    Idempotent: a second run finds the batch processed and changes nothing. ARQ may run it
+    again after a worker dies, and the sweeper may enqueue it again; both are harmless.
     """
+    batch_uuid = uuid.UUID(batch_id)
+    settings = ctx["settings"]
+    refused = await retry_transient()(claim_batch)(
+        session_factory=ctx["session_factory"],
+        batch_id=batch_uuid,
+        max_attempts=settings.max_batch_attempts,
+    )
+    if refused is not None:
+        if refused.status == "gave_up":
+            log.warning("batch_given_up", batch_id=batch_id)
+        else:
+            log.info(f"batch_{refused.status}", batch_id=batch_id)
+        return refused.status
+    try:
+        outcome = await _process(ctx, batch_uuid)
+    except Exception as exc:
+        if not is_transient_db_error(exc):
+            await record_batch_error(
+                session_factory=ctx["session_factory"], batch_id=batch_uuid, error=exc
+            )
+        raise
+    if outcome.status != "processed":
+        log.info(f"batch_{outcome.status}", batch_id=batch_id)
+        return outcome.status
+    await publish_alerts(ctx["queue"].redis, outcome.alerts)
+    log.info(
+        "batch_processed",
+        batch_id=batch_id,
+        events=outcome.events,
+        attached=outcome.attached,
+        alerts=len(outcome.alerts),
+    )
+    ctx["metrics"].events_processed.inc(outcome.events)
+    for event in outcome.alerts:
+        ctx["metrics"].alerts_raised.labels(event.alert.rule).inc()
+    return outcome.status
+
+
+@retry_transient()
+async def _process(ctx: dict[str, Any], batch_id: uuid.UUID) -> BatchOutcome:
+    # The row locks and the status check make a concurrent second run wait, then do nothing.
     async with unit_of_work(ctx["session_factory"], ctx["queue"]) as session:
-        batch = await session.scalar(
-            select(TelemetryBatch).where(TelemetryBatch.id == uuid.UUID(batch_id)).with_for_update()
+        outcome = await process_claimed_batch(
+            session=session, queue=ctx["queue"], batch_id=batch_id, settings=ctx["settings"]
         )
-        if batch is None:
-            log.warning("batch_missing", batch_id=batch_id)
-            return "missing"
-        if batch.status != BatchStatus.PENDING:
-            log.info("batch_already_processed", batch_id=batch_id, status=batch.status.value)
-            return "already_processed"
-        batch.attempts += 1
-        batch.status = BatchStatus.PROCESSED
-        batch.processed_at = datetime.now(UTC)
-        log.info("batch_processed", batch_id=batch_id, events=batch.event_count)
-        return "processed"
+    return outcome
 
 
 @retry_transient()
 async def requeue_stuck_batches(ctx: dict[str, Any]) -> int:
     """Cron: enqueue batches committed but still pending after a while (Redis was down when
-    ingest tried, or a worker died). Deterministic job IDs make a double enqueue harmless."""
+    ingest tried, Redis lost its queue, or a worker died). Deterministic job IDs make a double
+    enqueue harmless; a batch that keeps failing is given up by `claim_batch`."""
     settings = ctx["settings"]
     cutoff = datetime.now(UTC) - timedelta(seconds=settings.batch_requeue_after_seconds)
     async with ctx["session_factory"]() as session:
@@ -65,6 +103,6 @@ async def requeue_stuck_batches(ctx: dict[str, Any]) -> int:
             request_id=request_id,
         ):
             requeued += 1
-    if stuck:
+    if requeued:
         log.info("stuck_batches_requeued", found=len(stuck), requeued=requeued)
     return requeued

@@ -1,0 +1,98 @@
+"""Distances on the Earth for telemetry: between two fixes, and from a fix to a planned route.
+
+Positions are (latitude, longitude) in WGS 84 degrees; distances are metres on a sphere of the
+Earth's mean radius (error below 0.5% against the ellipsoid, far inside GPS noise).
+
+Where a fix lies relative to a route is computed per segment in a local flat projection centred
+on the fix (equirectangular). It is exact enough near the fix, which is where the nearest
+segment of any corridor that matters lies; far segments are only ever compared for "farther".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EARTH_RADIUS_M = 6_371_008.8
+"""Mean radius of the Earth (IUGG), metres."""
+
+# Points of a route closer than this are one point (a waypoint repeating the origin, say).
+_SAME_POINT_M = 0.5
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres between two positions given in degrees."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    d_phi = phi2 - phi1
+    d_lambda = math.radians(lon2 - lon1)
+    h = math.sin(d_phi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(d_lambda / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+@dataclass(frozen=True)
+class RoutePosition:
+    """Where a fix lies relative to a route."""
+
+    off_route_m: float
+    """Distance from the fix to the nearest point of the route."""
+    remaining_m: float
+    """Length of the route from that nearest point to its end."""
+
+
+class Route:
+    """A planned route: a polyline through (lat, lon) points, in travel order.
+
+    Lengths are precomputed once, so locating many fixes on one route costs one pass over its
+    segments per fix.
+    """
+
+    def __init__(self, points: Sequence[tuple[float, float]]) -> None:
+        if not points:
+            raise ValueError("a route needs at least one point")
+        kept: list[tuple[float, float]] = [points[0]]
+        for lat, lon in points[1:]:
+            if haversine_m(*kept[-1], lat, lon) > _SAME_POINT_M:
+                kept.append((lat, lon))
+        self.points: tuple[tuple[float, float], ...] = tuple(kept)
+        lengths = [haversine_m(*a, *b) for a, b in itertools.pairwise(kept)]
+        # after[i]: the route's length from the end of segment i to the route's end.
+        after = [0.0] * len(lengths)
+        for i in range(len(lengths) - 2, -1, -1):
+            after[i] = after[i + 1] + lengths[i + 1]
+        self._segments = tuple(
+            (a[0], a[1], b[0], b[1], length, rest)
+            for a, b, length, rest in zip(kept[:-1], kept[1:], lengths, after, strict=True)
+        )
+        self.length_m: float = sum(lengths)
+        """Total length of the route."""
+
+    def locate(self, lat: float, lon: float) -> RoutePosition:
+        """Distance from (lat, lon) to the route, and the route length left from there."""
+        if not self._segments:
+            only = haversine_m(lat, lon, *self.points[0])
+            return RoutePosition(off_route_m=only, remaining_m=only)
+        # Local flat projection around the fix: metres east (x) and north (y) of it.
+        m_per_deg_lat = math.pi * EARTH_RADIUS_M / 180
+        m_per_deg_lon = m_per_deg_lat * math.cos(math.radians(lat))
+        best_d2 = math.inf
+        best_remaining = 0.0
+        for a_lat, a_lon, b_lat, b_lon, length, rest in self._segments:
+            ax = _wrap(a_lon - lon) * m_per_deg_lon
+            ay = (a_lat - lat) * m_per_deg_lat
+            dx = _wrap(b_lon - a_lon) * m_per_deg_lon
+            dy = (b_lat - a_lat) * m_per_deg_lat
+            seg2 = dx * dx + dy * dy
+            t = 0.0 if seg2 == 0 else min(1.0, max(0.0, -(ax * dx + ay * dy) / seg2))
+            cx, cy = ax + t * dx, ay + t * dy
+            d2 = cx * cx + cy * cy
+            if d2 < best_d2:
+                best_d2 = d2
+                best_remaining = (1 - t) * length + rest
+        return RoutePosition(off_route_m=math.sqrt(best_d2), remaining_m=best_remaining)
+
+
+def _wrap(delta_lon: float) -> float:
+    """A longitude difference folded into [-180, 180) (routes may cross the antimeridian)."""
+    return (delta_lon + 180.0) % 360.0 - 180.0

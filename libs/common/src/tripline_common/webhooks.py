@@ -1,0 +1,70 @@
+"""Webhook signatures: how Tripline signs each delivery and how a receiver verifies it.
+
+A delivery is a POST whose headers carry a Unix timestamp and an HMAC-SHA256, keyed with the
+endpoint's secret, over `f"{timestamp}.{body}"` (the raw body bytes, before any JSON parsing).
+Signing the timestamp with the body lets a receiver refuse replays of an old delivery.
+The recipe, for receivers in any language, is in docs/operations.md ("Webhooks").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+SIGNATURE_HEADER = "X-Tripline-Signature"
+"""`v1=<hex HMAC-SHA256>`; several comma-separated values while a secret is being rotated."""
+TIMESTAMP_HEADER = "X-Tripline-Timestamp"
+"""Unix time (seconds) of the attempt; part of the signed message."""
+DELIVERY_HEADER = "X-Tripline-Delivery"
+"""The delivery's ID: the same on every retry, so a receiver can ignore duplicates."""
+EVENT_HEADER = "X-Tripline-Event"
+"""What happened, e.g. `alert.raised`."""
+REQUEST_ID_HEADER = "X-Request-ID"
+"""The correlation ID of the request that led to the event."""
+
+SIGNATURE_SCHEME = "v1"
+DEFAULT_TOLERANCE_SECONDS = 300
+"""How far a delivery's timestamp may be from the receiver's clock (replay window)."""
+
+
+def new_webhook_secret() -> str:
+    """A fresh signing secret for an endpoint (shown to its owner once)."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def compute_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """`v1=` and the hex HMAC-SHA256 of `{timestamp}.{body}` keyed with `secret`."""
+    message = str(timestamp).encode() + b"." + body
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_SCHEME}={digest}"
+
+
+def signature_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+    """The timestamp and signature headers of one delivery attempt."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: compute_signature(secret, ts, body)}
+
+
+def verify_signature(
+    secret: str,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> bool:
+    """True when `signature` (the header's value) signs `body` at `timestamp` with `secret`,
+    and `timestamp` is within `tolerance_seconds` of now. Compares in constant time."""
+    if not timestamp or not signature or not timestamp.isdigit():
+        return False
+    ts = int(timestamp)
+    current = time.time() if now is None else now
+    if abs(current - ts) > tolerance_seconds:
+        return False
+    expected = compute_signature(secret, ts, body)
+    return any(
+        hmac.compare_digest(expected, candidate.strip()) for candidate in signature.split(",")
+    )

@@ -1,0 +1,104 @@
+"""Live alert fan-out over real Redis pub/sub: per-user channels and the catch-all pattern."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+
+from tripline_common.pubsub import (
+    AlertData,
+    AlertEvent,
+    alert_channel,
+    listen_alerts,
+    publish_alert,
+)
+
+
+def alert_event(owner_id: uuid.UUID) -> AlertEvent:
+    return AlertEvent(
+        alert=AlertData(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            trip_id=uuid.uuid4(),
+            device_id=None,
+            rule="speeding",
+            severity="warning",
+            status="open",
+            message="90 km/h, over the 80 km/h limit.",
+            details={"speed_kmh": 90},
+            raised_at=datetime.now(UTC),
+            request_id="rid-pubsub",
+        )
+    )
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    # A short socket timeout: a quiet subscription must not trip over it.
+    client = Redis.from_url(redis_url, socket_timeout=0.5)
+    yield client
+    await client.aclose()
+
+
+async def next_event(redis: Redis, owner_id: uuid.UUID | None = None) -> asyncio.Future:
+    """Start listening; return the future of the first event, once the subscription is live."""
+    listener = listen_alerts(redis, owner_id=owner_id)
+    first = asyncio.ensure_future(anext(listener))
+    first.add_done_callback(lambda _: asyncio.ensure_future(listener.aclose()))
+    for _ in range(100):
+        if owner_id is None:
+            if await redis.pubsub_numpat():
+                return first
+        elif dict(await redis.pubsub_numsub(alert_channel(owner_id))).get(
+            alert_channel(owner_id).encode()
+        ):
+            return first
+        await asyncio.sleep(0.02)
+    raise AssertionError("the listener never subscribed")
+
+
+async def test_a_users_listener_gets_their_alerts_only(redis: Redis) -> None:
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    received = await next_event(redis, mine)
+    await publish_alert(redis, alert_event(theirs))
+    sent = alert_event(mine)
+    assert await publish_alert(redis, sent) == 1
+    assert await asyncio.wait_for(received, 5) == sent
+
+
+async def test_the_pattern_listener_gets_everyones_alerts(redis: Redis) -> None:
+    received = await next_event(redis)
+    sent = alert_event(uuid.uuid4())
+    await publish_alert(redis, sent)
+    assert await asyncio.wait_for(received, 5) == sent
+
+
+async def test_an_unreadable_message_is_skipped(redis: Redis) -> None:
+    owner = uuid.uuid4()
+    received = await next_event(redis, owner)
+    await redis.publish(alert_channel(owner), b'{"type": "something else"}')
+    sent = alert_event(owner)
+    await publish_alert(redis, sent)
+    assert await asyncio.wait_for(received, 5) == sent
+
+
+async def test_a_quiet_channel_outlives_the_socket_timeout(redis: Redis) -> None:
+    owner = uuid.uuid4()
+    received = await next_event(redis, owner)
+    await asyncio.sleep(1.2)  # More than twice the client's socket timeout.
+    assert not received.done()
+    sent = alert_event(owner)
+    await publish_alert(redis, sent)
+    assert await asyncio.wait_for(received, 5) == sent
+
+
+def test_the_message_is_compact_json_with_a_type_and_version() -> None:
+    event = alert_event(uuid.uuid4())
+    data = event.to_json()
+    assert data.startswith(b'{"type":"alert.raised","version":1,"alert":{"id":"')
+    assert AlertEvent.model_validate_json(data) == event

@@ -1,0 +1,383 @@
+"""Benchmark: `POST /v1/telemetry` against a bare asyncpg COPY loop of the same rows, in one run.
+
+    uv run python scripts/bench_ingest.py [--duration 10] [--rounds 3] [--connections 16]
+                                          [--batch-size 500] [--devices 32] [--gzip]
+
+Needs `wrk` (Debian: `apt-get install wrk`) and Postgres/Redis (found or started like `make
+dev` does). It builds a scratch database with the real migrations and a set of devices, then
+measures, in interleaved rounds (so machine drift hits both alike), with the telemetry tables
+emptied before each measurement:
+
+- baseline: one asyncpg connection calling `copy_records_to_table` in a loop with the same
+  500-row batches, nothing else (no HTTP, no parsing, no batch row, no queue);
+- tripline: the real `tripline-ingest` process (one uvicorn worker, the whole middleware stack,
+  a JSON log line per request), driven by wrk with a Lua script that cycles through
+  pre-built batches of the devices: key lookup (cached), rate limit (Redis), raw-body
+  validation, batch row + COPY in one transaction, enqueue after commit.
+
+After each tripline run it checks that every 202 is in Postgres (events = 202s x batch size).
+Targets (issue 4): >= 25,000 events/s, and >= 50% of the baseline's rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+import redis
+
+from tripline_common.apikeys import issue_api_key
+from tripline_common.migrations.runner import upgrade
+from tripline_devstack import drop_database, ensure_database, ensure_stack, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SECRET = "bench-secret-key-" + "x" * 40
+COLUMNS = (
+    "batch_id",
+    "device_id",
+    "recorded_at",
+    "lat",
+    "lon",
+    "speed_kmh",
+    "heading_deg",
+    "accuracy_m",
+)
+
+LUA = r"""
+-- Cycles through pre-built requests: one body and device key per line of the data file.
+local requests = {}
+local i = 0
+
+init = function(args)
+  for line in io.lines(args[1]) do
+    local key, path = line:match("^(%S+) (%S+)$")
+    local file = io.open(path, "rb")
+    local body = file:read("*a")
+    file:close()
+    local headers = {["X-Device-Key"] = key, ["Content-Type"] = "application/json"}
+    if args[2] == "gzip" then headers["Content-Encoding"] = "gzip" end
+    requests[#requests + 1] = wrk.format("POST", "/v1/telemetry", headers, body)
+  end
+end
+
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end
+"""
+
+
+@dataclass
+class Result:
+    events_per_s: float
+    requests_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: int = 0
+
+
+def make_events(n: int, start: datetime, device: int) -> list[dict[str, object]]:
+    return [
+        {
+            "recorded_at": (start + timedelta(seconds=i)).isoformat(),
+            "lat": round(52.52 - i * 1e-4 + device * 1e-3, 6),
+            "lon": round(13.40 - i * 1e-4, 6),
+            "speed_kmh": 40.0 + i % 50,
+            "heading_deg": float(i % 360),
+            "accuracy_m": 5.0,
+        }
+        for i in range(n)
+    ]
+
+
+async def prepare(dsn: str, devices: int) -> list[tuple[uuid.UUID, str]]:
+    """A user and `devices` devices; returns (device id, key) pairs."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        user_id = await conn.fetchval(
+            "INSERT INTO users (email, password_hash, display_name) "
+            "VALUES ('bench@example.com', 'x', 'Bench') RETURNING id"
+        )
+        made = []
+        for n in range(devices):
+            key = issue_api_key()
+            device_id = await conn.fetchval(
+                "INSERT INTO devices (owner_id, name, api_key_prefix, api_key_hash) "
+                "VALUES ($1, $2, $3, $4) RETURNING id",
+                user_id,
+                f"bench-{n}",
+                key.prefix,
+                key.key_hash,
+            )
+            made.append((device_id, key.key))
+        return made
+    finally:
+        await conn.close()
+
+
+async def empty_tables(dsn: str) -> None:
+    """Empty the telemetry tables, once ingest has finished what wrk left in flight."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for _ in range(100):
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ingest'"
+                " AND state <> 'idle'"
+            )
+            if not busy:
+                break
+            await asyncio.sleep(0.1)
+        await conn.execute("TRUNCATE telemetry_events, telemetry_batches")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def baseline(
+    dsn: str, devices: list[tuple[uuid.UUID, str]], batches: list[list[dict]], duration: float
+) -> Result:
+    """Rows/s of a bare `copy_records_to_table` loop: one connection, 500 rows per call."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        batch_ids = []
+        for device_id, _ in devices:
+            batch_ids.append(
+                await conn.fetchval(
+                    "INSERT INTO telemetry_batches (device_id, event_count) VALUES ($1, 0) "
+                    "RETURNING id",
+                    device_id,
+                )
+            )
+        records = [
+            [
+                (
+                    batch_ids[n],
+                    devices[n][0],
+                    datetime.fromisoformat(e["recorded_at"]),  # type: ignore[arg-type]
+                    e["lat"],
+                    e["lon"],
+                    e["speed_kmh"],
+                    e["heading_deg"],
+                    e["accuracy_m"],
+                )
+                for e in events
+            ]
+            for n, events in enumerate(batches)
+        ]
+        rows = 0
+        started = time.perf_counter()
+        i = 0
+        while time.perf_counter() - started < duration:
+            batch = records[i % len(records)]
+            await conn.copy_records_to_table("telemetry_events", records=batch, columns=COLUMNS)
+            rows += len(batch)
+            i += 1
+        return Result(events_per_s=rows / (time.perf_counter() - started))
+    finally:
+        await conn.close()
+
+
+def run_wrk(url: str, script: Path, data: Path, connections: int, duration: int, gz: bool) -> str:
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
+        "-s", str(script), url, "--", str(data), "gzip" if gz else "plain",
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
+
+
+def parse_wrk(output: str, batch_size: int) -> Result:
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if not match:
+            raise ValueError(f"no {label} latency in wrk output:\n{output}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if non2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(non2xx.group(1))
+    if sock := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        errors += sum(int(n) for n in sock.groups())
+    return Result(
+        events_per_s=rps * batch_size,
+        requests_per_s=rps,
+        p50_ms=ms("50%"),
+        p99_ms=ms("99%"),
+        errors=errors,
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"ingest exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("ingest did not become ready")
+
+
+async def stored_events(dsn: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        batches = await conn.fetchval("SELECT count(*) FROM telemetry_batches")
+        events = await conn.fetchval("SELECT count(*) FROM telemetry_events")
+        return batches, events
+    finally:
+        await conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--batch-size", type=int, default=500, help="events per batch")
+    parser.add_argument("--devices", type=int, default=32, help="devices (and distinct bodies)")
+    parser.add_argument("--gzip", action="store_true", help="send gzip-compressed bodies")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench: needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    stack = ensure_stack(
+        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ROOT / ".local" / "bench",
+    )
+    server_url = stack.postgres_url.rsplit("/", 1)[0]
+    database = f"tripline_bench_ingest_{os.getpid()}"
+    ensure_database(server_url, database)
+    database_url = f"{server_url}/{database}"
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    queue = f"tripline:bench:{uuid.uuid4().hex[:8]}"
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    ingest: subprocess.Popen[bytes] | None = None
+    try:
+        upgrade(database_url)
+        devices = asyncio.run(prepare(dsn, args.devices))
+        start = datetime.now(UTC) - timedelta(hours=1)
+        batches = [make_events(args.batch_size, start, n) for n in range(args.devices)]
+        lines = []
+        for n, ((_, key), events) in enumerate(zip(devices, batches, strict=True)):
+            body = orjson.dumps({"events": events})
+            path = workdir / f"body-{n}.json"
+            path.write_bytes(gzip.compress(body) if args.gzip else body)
+            lines.append(f"{key} {path}")
+        data = workdir / "requests.txt"
+        data.write_text("\n".join(lines) + "\n")
+        script = workdir / "post.lua"
+        script.write_text(LUA)
+        body_size = (workdir / "body-0.json").stat().st_size
+
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": stack.redis_url,
+            "ARQ_QUEUE_NAME": queue,  # Nobody consumes it: ingest alone is measured.
+            "ENVIRONMENT": "staging",
+            "SECRET_KEY": SECRET,
+            "LOG_FORMAT": "json",
+            "TRUSTED_HOSTS": "127.0.0.1,localhost",
+            "DEVICE_RATE_LIMIT": "100000000",
+            "PORT": str(port),
+        }
+        ingest = subprocess.Popen(  # noqa: S603 - our own console script
+            [str(BIN / "tripline-ingest")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=workdir,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, ingest)
+        print(
+            f"{args.devices} devices, batches of {args.batch_size} events "
+            f"({body_size} bytes{' gzip' if args.gzip else ''}), wrk -c{args.connections}, "
+            f"{args.duration}s x {args.rounds} rounds",
+            flush=True,
+        )
+        run_wrk(url, script, data, args.connections, 2, args.gzip)  # Warm up.
+
+        results: dict[str, list[Result]] = {"baseline": [], "tripline": []}
+        errors = 0
+        for round_number in range(1, args.rounds + 1):
+            asyncio.run(empty_tables(dsn))
+            base = asyncio.run(baseline(dsn, devices, batches, args.duration))
+            results["baseline"].append(base)
+            print(f"round {round_number} baseline  {base.events_per_s:9.0f} rows/s", flush=True)
+
+            asyncio.run(empty_tables(dsn))
+            output = run_wrk(url, script, data, args.connections, args.duration, args.gzip)
+            result = parse_wrk(output, args.batch_size)
+            time.sleep(1)  # Requests wrk abandoned at the end may still commit.
+            stored_batches, stored = asyncio.run(stored_events(dsn))
+            if stored != stored_batches * args.batch_size:
+                print(f"bench: {stored_batches} batches but {stored} events stored")
+                errors += 1
+            errors += result.errors
+            results["tripline"].append(result)
+            print(
+                f"round {round_number} tripline  {result.events_per_s:9.0f} events/s "
+                f"({result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+                f"p99 {result.p99_ms:.1f} ms, non-2xx/socket errors {result.errors}; "
+                f"{stored_batches} batches stored)",
+                flush=True,
+            )
+        return report(results, errors)
+    finally:
+        if ingest is not None:
+            ingest.terminate()
+            ingest.wait(20)
+        with redis.Redis.from_url(stack.redis_url) as client:
+            client.delete(queue)
+            for key in client.scan_iter("arq:job:process_batch:*", count=1000):
+                client.delete(key)
+        drop_database(server_url, database)
+        shutil.rmtree(workdir, ignore_errors=True)
+        stack.stop()
+
+
+def report(results: dict[str, list[Result]], errors: int) -> int:
+    base = statistics.median(r.events_per_s for r in results["baseline"])
+    ours = statistics.median(r.events_per_s for r in results["tripline"])
+    p99 = statistics.median(r.p99_ms for r in results["tripline"])
+    ratio = ours / base
+    print(f"\nmedians: baseline {base:.0f} rows/s, tripline {ours:.0f} events/s, p99 {p99:.1f} ms")
+    checks = [
+        (f"ingest: {ours:.0f} events/s (target >= 25,000)", ours >= 25_000),
+        (f"ingest: {ratio:.0%} of the bare COPY loop (target >= 50%)", ratio >= 0.5),
+        (f"errors: {errors} (target 0)", errors == 0),
+    ]
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

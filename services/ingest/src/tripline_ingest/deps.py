@@ -1,0 +1,56 @@
+"""Typed dependencies of ingest: its state, the calling device, and the decoded upload."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from tripline_common.deps import SessionDep
+from tripline_ingest.devices import AuthenticatedDevice, authenticate_device
+from tripline_ingest.state import IngestState
+from tripline_ingest.telemetry.body import parse_batch, read_body
+from tripline_ingest.telemetry.schemas import TelemetryBatchIn
+from tripline_ingest.telemetry.service import validate_batch
+
+
+async def get_ingest_state(request: Request) -> IngestState:
+    """The process's ingest state, created by the lifespan."""
+    state: IngestState = request.app.state.ingest
+    return state
+
+
+IngestStateDep = Annotated[IngestState, Depends(get_ingest_state)]
+
+
+async def current_device(
+    session: SessionDep,
+    state: IngestStateDep,
+    x_device_key: Annotated[
+        str | None, Header(description="The device's API key.", max_length=128)
+    ] = None,
+) -> AuthenticatedDevice:
+    """The device authenticated by its API key, within its rate limit (else 401 or 429)."""
+    device = await authenticate_device(
+        session=session, cache=state.device_keys, api_key=x_device_key
+    )
+    if not await state.rate_limiter.check(device.id):
+        state.metrics.rate_limit_unchecked.inc()
+    return device
+
+
+CurrentDevice = Annotated[AuthenticatedDevice, Depends(current_device)]
+
+
+async def telemetry_batch(
+    request: Request, device: CurrentDevice, state: IngestStateDep
+) -> TelemetryBatchIn:
+    """The upload, decoded and validated. Depends on the device so that an unauthenticated or
+    rate-limited request is refused before its body is read."""
+    body = await read_body(request, max_decompressed_bytes=state.settings.max_decompressed_bytes)
+    batch = parse_batch(body)
+    validate_batch(batch, state.settings)
+    return batch
+
+
+TelemetryBatchBody = Annotated[TelemetryBatchIn, Depends(telemetry_batch)]

@@ -1,0 +1,1 @@
+"""Alert rules (pure) and raising alerts: stored once, published, handed to webhooks."""

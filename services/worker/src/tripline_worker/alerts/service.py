@@ -1,0 +1,142 @@
+"""Raising alerts: insert once (by dedupe key), create their webhook deliveries, publish them.
+
+Inside the caller's transaction, `raise_alerts` inserts the drafts with
+`ON CONFLICT (dedupe_key) DO NOTHING`, creates one pending `webhook_deliveries` row per active
+endpoint of the owner for each alert that is new, and defers one `deliver_webhook` job per
+delivery until commit. After commit the caller publishes the new alerts (`publish_alerts`).
+A crash between commit and publish loses only the live notification: the alert is stored, and
+its deliveries are pending rows the delivery sweeper re-enqueues.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tripline_common.models import Alert
+from tripline_common.pubsub import AlertEvent, publish_alert
+from tripline_common.queue import (
+    DELIVER_WEBHOOK,
+    REQUEST_ID_KWARG,
+    JobQueue,
+    deliver_webhook_job_id,
+)
+from tripline_worker.alerts.rules import AlertDraft
+
+log = structlog.get_logger("tripline.worker.alerts")
+
+_RETURNED = [
+    Alert.id,
+    Alert.owner_id,
+    Alert.trip_id,
+    Alert.device_id,
+    Alert.rule,
+    Alert.severity,
+    Alert.status,
+    Alert.message,
+    Alert.details,
+    Alert.raised_at,
+    Alert.request_id,
+]
+
+# One statement for any number of alerts (SQLAlchemy sends them as one multi-row INSERT); it
+# returns only the rows inserted, so only new alerts go on to be delivered and published.
+_INSERT_ALERTS = (
+    pg_insert(Alert).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(*_RETURNED)
+)
+
+_CREATE_DELIVERIES = text(
+    """
+    INSERT INTO webhook_deliveries (endpoint_id, alert_id, request_id)
+    SELECT endpoint.id, alert.id, :request_id
+    FROM webhook_endpoints AS endpoint
+    CROSS JOIN unnest(CAST(:alert_ids AS uuid[])) AS alert(id)
+    WHERE endpoint.owner_id = :owner_id AND endpoint.is_active
+    ON CONFLICT (endpoint_id, alert_id) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def raise_alerts(
+    *,
+    session: AsyncSession,
+    queue: JobQueue,
+    drafts: Sequence[AlertDraft],
+    owner_id: uuid.UUID,
+    trip_id: uuid.UUID,
+    device_id: uuid.UUID | None,
+    request_id: str | None,
+    now: datetime,
+) -> list[AlertEvent]:
+    """Store the drafts that are new; returns them as events, for publishing after commit."""
+    if not drafts:
+        return []
+    rows = (
+        await session.execute(
+            _INSERT_ALERTS,
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "owner_id": owner_id,
+                    "trip_id": trip_id,
+                    "device_id": device_id,
+                    "rule": draft.rule,
+                    "severity": draft.severity,
+                    "message": draft.message,
+                    "details": draft.details,
+                    "dedupe_key": draft.dedupe_key,
+                    "request_id": request_id,
+                    "raised_at": now,
+                }
+                for draft in drafts
+            ],
+        )
+    ).all()
+    events = [AlertEvent.from_row(row._mapping) for row in rows]
+    if not events:
+        return []
+    deliveries = (
+        await session.execute(
+            _CREATE_DELIVERIES,
+            {
+                "alert_ids": [event.alert.id for event in events],
+                "owner_id": owner_id,
+                "request_id": request_id,
+            },
+        )
+    ).scalars()
+    for delivery_id in deliveries:
+        queue.enqueue_after_commit(
+            session,
+            DELIVER_WEBHOOK,
+            str(delivery_id),
+            job_id=deliver_webhook_job_id(delivery_id),
+            **({REQUEST_ID_KWARG: request_id} if request_id else {}),
+        )
+    for event in events:
+        log.info(
+            "alert_raised",
+            alert_id=str(event.alert.id),
+            rule=event.alert.rule,
+            trip_id=str(trip_id),
+        )
+    return events
+
+
+async def publish_alerts(redis: Redis, events: Sequence[AlertEvent]) -> None:
+    """Publish committed alerts for live clients. Best effort: a Redis failure is logged (the
+    alerts are in Postgres, where clients catch up), never raised."""
+    for event in events:
+        try:
+            await publish_alert(redis, event)
+        except (RedisError, OSError) as exc:
+            log.warning("alert_publish_failed", alert_id=str(event.alert.id), error=str(exc))

@@ -1,0 +1,1 @@
+"""Processing telemetry batches: attach to the active trip, advance it, evaluate the rules."""

@@ -1,0 +1,236 @@
+"""Processing one telemetry batch: claim it, then apply it to the device's active trip.
+
+Two transactions:
+
+1. `claim_batch` counts the attempt and commits it at once, so a batch that kills the worker
+   every time (it never gets to record an error) is still given up after `max_batch_attempts`.
+2. `process_claimed_batch` does the work under row locks on the batch and the trip: attach
+   the events to the trip, advance its progress, evaluate the rules, insert the alerts that are
+   new, mark the batch processed. All of it commits together or not at all; a second run finds
+   the batch processed and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tripline_common.db import SessionFactory
+from tripline_common.geo import Route
+from tripline_common.models import (
+    BatchStatus,
+    TelemetryBatch,
+    TelemetryEvent,
+    Trip,
+    TripStatus,
+    Waypoint,
+)
+from tripline_common.pubsub import AlertEvent
+from tripline_common.queue import JobQueue
+from tripline_worker.alerts.rules import (
+    AlertDraft,
+    corridor_alerts,
+    late_alert,
+    speeding_alerts,
+)
+from tripline_worker.alerts.service import raise_alerts
+from tripline_worker.settings import WorkerServiceSettings
+from tripline_worker.trips.progress import Fix, TripProgress, advance_progress
+
+_ERROR_MAX_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What processing a batch did."""
+
+    status: str
+    """`processed`, `already_processed`, `missing` or `gave_up`."""
+    events: int = 0
+    attached: int = 0
+    alerts: list[AlertEvent] = field(default_factory=list)
+
+
+async def claim_batch(
+    *, session_factory: SessionFactory, batch_id: uuid.UUID, max_attempts: int
+) -> BatchOutcome | None:
+    """Count one processing attempt (committed now). None: go on and process the batch.
+
+    Otherwise the outcome that ends the job: the batch is unknown, no longer pending, or has
+    used up its attempts (it is then marked failed).
+    """
+    async with session_factory() as session, session.begin():
+        attempts = await session.scalar(
+            update(TelemetryBatch)
+            .where(TelemetryBatch.id == batch_id, TelemetryBatch.status == BatchStatus.PENDING)
+            .values(attempts=TelemetryBatch.attempts + 1)
+            .returning(TelemetryBatch.attempts)
+        )
+        if attempts is None:
+            exists = await session.scalar(
+                select(TelemetryBatch.id).where(TelemetryBatch.id == batch_id)
+            )
+            return BatchOutcome("already_processed" if exists else "missing")
+        if attempts > max_attempts:
+            await session.execute(
+                update(TelemetryBatch)
+                .where(TelemetryBatch.id == batch_id)
+                .values(
+                    status=BatchStatus.FAILED,
+                    processed_at=datetime.now(UTC),
+                    error=f"Given up after {max_attempts} processing attempts.",
+                )
+            )
+            return BatchOutcome("gave_up")
+    return None
+
+
+async def record_batch_error(
+    *, session_factory: SessionFactory, batch_id: uuid.UUID, error: BaseException
+) -> None:
+    """Note why an attempt failed, for operators (the batch stays pending for a retry)."""
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            update(TelemetryBatch)
+            .where(TelemetryBatch.id == batch_id, TelemetryBatch.status == BatchStatus.PENDING)
+            .values(error=f"{type(error).__name__}: {error}"[:_ERROR_MAX_LENGTH])
+        )
+
+
+async def process_claimed_batch(
+    *,
+    session: AsyncSession,
+    queue: JobQueue,
+    batch_id: uuid.UUID,
+    settings: WorkerServiceSettings,
+) -> BatchOutcome:
+    """Apply a pending batch to its device's active trip and mark it processed, in `session`'s
+    transaction. Webhook jobs for new alerts are deferred until that transaction commits."""
+    batch = (
+        await session.execute(
+            select(
+                TelemetryBatch.device_id,
+                TelemetryBatch.status,
+                TelemetryBatch.event_count,
+                TelemetryBatch.request_id,
+            )
+            .where(TelemetryBatch.id == batch_id)
+            # NO KEY UPDATE: does not block the FK checks of rows that reference this one.
+            .with_for_update(key_share=True)
+        )
+    ).first()
+    if batch is None:
+        return BatchOutcome("missing")
+    if batch.status != BatchStatus.PENDING:
+        return BatchOutcome("already_processed")
+
+    now = datetime.now(UTC)
+    # The device's one active trip (a partial unique index guarantees there is at most one),
+    # locked: batches of one device are applied one at a time, so distance adds up.
+    trip = await session.scalar(
+        select(Trip)
+        .where(Trip.device_id == batch.device_id, Trip.status == TripStatus.ACTIVE)
+        .with_for_update(key_share=True)
+    )
+    attached = 0
+    alerts: list[AlertEvent] = []
+    if trip is not None:
+        fixes = await _attach_events(session, batch_id, trip)
+        attached = len(fixes)
+        if fixes:
+            drafts = await _advance_trip(session, trip, fixes, settings)
+            alerts = await raise_alerts(
+                session=session,
+                queue=queue,
+                drafts=drafts,
+                owner_id=trip.owner_id,
+                trip_id=trip.id,
+                device_id=batch.device_id,
+                request_id=batch.request_id,
+                now=now,
+            )
+    await session.execute(
+        update(TelemetryBatch)
+        .where(TelemetryBatch.id == batch_id)
+        .values(status=BatchStatus.PROCESSED, processed_at=now, error=None)
+    )
+    return BatchOutcome("processed", events=batch.event_count, attached=attached, alerts=alerts)
+
+
+async def _attach_events(session: AsyncSession, batch_id: uuid.UUID, trip: Trip) -> list[Fix]:
+    """Set the trip on the batch's events recorded since the trip started; return them, sorted."""
+    conditions = [TelemetryEvent.batch_id == batch_id]
+    if trip.started_at is not None:
+        conditions.append(TelemetryEvent.recorded_at >= trip.started_at)
+    rows = await session.execute(
+        update(TelemetryEvent)
+        .where(*conditions)
+        .values(trip_id=trip.id)
+        .returning(
+            TelemetryEvent.recorded_at,
+            TelemetryEvent.lat,
+            TelemetryEvent.lon,
+            TelemetryEvent.speed_kmh,
+            TelemetryEvent.accuracy_m,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    fixes = [Fix(*row) for row in rows]
+    fixes.sort(key=lambda fix: fix.recorded_at)
+    return fixes
+
+
+async def _advance_trip(
+    session: AsyncSession, trip: Trip, fixes: list[Fix], settings: WorkerServiceSettings
+) -> list[AlertDraft]:
+    """Move the trip's progress on by `fixes`; return the alerts they call for."""
+    waypoints = (
+        await session.execute(
+            select(Waypoint.lat, Waypoint.lon)
+            .where(Waypoint.trip_id == trip.id)
+            .order_by(Waypoint.seq)
+        )
+    ).all()
+    route = Route(
+        [
+            (trip.origin_lat, trip.origin_lon),
+            *((lat, lon) for lat, lon in waypoints),
+            (trip.destination_lat, trip.destination_lon),
+        ]
+    )
+    before = TripProgress(
+        last_lat=trip.last_lat,
+        last_lon=trip.last_lon,
+        last_seen_at=trip.last_seen_at,
+        distance_m=trip.distance_m,
+        eta=trip.eta,
+    )
+    after = advance_progress(before, fixes, route, trip.started_at)
+    if after is not before:
+        trip.last_lat, trip.last_lon = after.last_lat, after.last_lon
+        trip.last_seen_at = after.last_seen_at
+        trip.distance_m = after.distance_m
+        trip.eta = after.eta
+
+    window = settings.alert_window_seconds
+    drafts: list[AlertDraft] = []
+    if trip.speed_limit_kmh is not None:
+        drafts += speeding_alerts(trip.id, trip.speed_limit_kmh, fixes, window)
+    if trip.corridor_m is not None:
+        drafts += corridor_alerts(trip.id, trip.corridor_m, route, fixes, window)
+    if after is not before and after.last_seen_at is not None:
+        late = late_alert(
+            trip.id,
+            trip.planned_arrival,
+            eta=after.eta,
+            last_fix_at=after.last_seen_at,
+            remaining_m=after.remaining_m,
+            grace_seconds=settings.late_grace_seconds,
+        )
+        if late is not None:
+            drafts.append(late)
+    return drafts

@@ -1,0 +1,1 @@
+"""Trip progress from telemetry: position, distance travelled, remaining route, ETA."""

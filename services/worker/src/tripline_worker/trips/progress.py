@@ -1,0 +1,105 @@
+"""How far a trip has got: advance its progress by a batch of fixes (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from tripline_common.geo import Route, haversine_m
+
+# A fix less accurate than this does not move the odometer (GPS jumps would inflate it).
+MAX_ACCURACY_FOR_DISTANCE_M = 100.0
+# Closer than this to the end of the route counts as arrived.
+ARRIVED_WITHIN_M = 50.0
+# Slower than this, an ETA means nothing (a parked vehicle).
+MIN_SPEED_FOR_ETA_KMH = 1.0
+
+
+class Fix(NamedTuple):
+    """One position of the device, as stored (a tuple: thousands are built per batch)."""
+
+    recorded_at: datetime
+    lat: float
+    lon: float
+    speed_kmh: float | None = None
+    accuracy_m: float | None = None
+
+
+@dataclass(frozen=True)
+class TripProgress:
+    """The progress columns of a trip."""
+
+    last_lat: float | None
+    last_lon: float | None
+    last_seen_at: datetime | None
+    distance_m: float
+    eta: datetime | None
+    remaining_m: float | None = None
+
+
+def advance_progress(
+    previous: TripProgress,
+    fixes: Sequence[Fix],
+    route: Route,
+    started_at: datetime | None,
+) -> TripProgress:
+    """The trip's progress after `fixes` (sorted by time).
+
+    Only fixes newer than the trip's last one move it: a batch that arrives late (a device
+    uploading its backlog out of order) is attached to the trip and checked against the rules,
+    but does not rewind the position or double the distance.
+    """
+    newer = [
+        fix
+        for fix in fixes
+        if previous.last_seen_at is None or fix.recorded_at > previous.last_seen_at
+    ]
+    if not newer:
+        return previous
+
+    distance = previous.distance_m
+    here = (
+        (previous.last_lat, previous.last_lon)
+        if previous.last_lat is not None and previous.last_lon is not None
+        else None
+    )
+    for fix in newer:
+        if fix.accuracy_m is not None and fix.accuracy_m > MAX_ACCURACY_FOR_DISTANCE_M:
+            continue
+        if here is not None:
+            distance += haversine_m(here[0], here[1], fix.lat, fix.lon)
+        here = (fix.lat, fix.lon)
+
+    last = newer[-1]
+    remaining = route.locate(last.lat, last.lon).remaining_m
+    speed_kmh = _speed_estimate_kmh(newer, distance, started_at)
+    if remaining <= ARRIVED_WITHIN_M:
+        eta: datetime | None = last.recorded_at
+    elif speed_kmh is not None and speed_kmh >= MIN_SPEED_FOR_ETA_KMH:
+        eta = last.recorded_at + timedelta(seconds=remaining / (speed_kmh / 3.6))
+    else:
+        eta = None
+    return TripProgress(
+        last_lat=last.lat,
+        last_lon=last.lon,
+        last_seen_at=last.recorded_at,
+        distance_m=distance,
+        eta=eta,
+        remaining_m=remaining,
+    )
+
+
+def _speed_estimate_kmh(
+    newer: Sequence[Fix], distance_m: float, started_at: datetime | None
+) -> float | None:
+    """Recent speed: the reported speeds of this batch, else the trip's average so far."""
+    reported = [fix.speed_kmh for fix in newer if fix.speed_kmh is not None]
+    if reported:
+        return sum(reported) / len(reported)
+    if started_at is not None:
+        elapsed = (newer[-1].recorded_at - started_at).total_seconds()
+        if elapsed > 0:
+            return distance_m / elapsed * 3.6
+    return None

@@ -1,0 +1,1 @@
+"""Webhook delivery: signed POSTs to users' endpoints, retried with backoff, outcome recorded."""

@@ -1,0 +1,151 @@
+"""Delivering one alert to one webhook endpoint: a signed POST, and the outcome on its row.
+
+No database connection is held during the POST: the delivery is read in one short
+transaction, posted, and the attempt recorded in another.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from tripline_common.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from tripline_common.pubsub import ALERT_RAISED, AlertEvent
+from tripline_common.webhooks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    REQUEST_ID_HEADER,
+    signature_headers,
+)
+
+USER_AGENT = "Tripline-Webhooks/1"
+_ERROR_MAX_LENGTH = 500
+_ALERT_COLUMNS = [
+    Alert.id,
+    Alert.owner_id,
+    Alert.trip_id,
+    Alert.device_id,
+    Alert.rule,
+    Alert.severity,
+    Alert.status,
+    Alert.message,
+    Alert.details,
+    Alert.raised_at,
+    Alert.request_id,
+]
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """What a delivery attempt needs, read before the POST."""
+
+    id: uuid.UUID
+    attempts: int
+    url: str
+    secret: str
+    endpoint_active: bool
+    request_id: str | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """The outcome of one POST."""
+
+    delivered: bool
+    status_code: int | None = None
+    error: str | None = None
+
+
+async def load_pending_delivery(
+    *, session: AsyncSession, delivery_id: uuid.UUID
+) -> PendingDelivery | None:
+    """The delivery with its endpoint and the alert's body, or None if it is not pending."""
+    row = (
+        await session.execute(
+            select(
+                WebhookDelivery.attempts,
+                col(WebhookDelivery.request_id).label("delivery_request_id"),
+                WebhookEndpoint.url,
+                WebhookEndpoint.secret,
+                WebhookEndpoint.is_active,
+                *_ALERT_COLUMNS,
+            )
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .join(Alert, Alert.id == WebhookDelivery.alert_id)
+            .where(
+                WebhookDelivery.id == delivery_id,
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    alert = {column.key: row._mapping[column.key] for column in _ALERT_COLUMNS}
+    return PendingDelivery(
+        id=delivery_id,
+        attempts=row.attempts,
+        url=row.url,
+        secret=row.secret,
+        endpoint_active=row.is_active,
+        request_id=row.delivery_request_id,
+        body=AlertEvent.from_row(alert).to_json(),
+    )
+
+
+async def post_delivery(client: httpx.AsyncClient, delivery: PendingDelivery) -> AttemptResult:
+    """POST the signed body. Any 2xx is delivered; the response body is never read."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        EVENT_HEADER: ALERT_RAISED,
+        DELIVERY_HEADER: str(delivery.id),
+        **signature_headers(delivery.secret, delivery.body),
+    }
+    if delivery.request_id:
+        headers[REQUEST_ID_HEADER] = delivery.request_id
+    try:
+        # Streamed and closed unread: a receiver cannot make us download a large answer.
+        async with client.stream(
+            "POST", delivery.url, content=delivery.body, headers=headers
+        ) as response:
+            status = response.status_code
+    except httpx.HTTPError as exc:
+        return AttemptResult(delivered=False, error=f"{type(exc).__name__}: {exc}")
+    if 200 <= status < 300:
+        return AttemptResult(delivered=True, status_code=status)
+    return AttemptResult(delivered=False, status_code=status, error=f"HTTP {status}")
+
+
+async def record_attempt(
+    *, session: AsyncSession, delivery_id: uuid.UUID, result: AttemptResult, final: bool
+) -> None:
+    """Count the attempt; `delivered`, or `failed` when it was the last one allowed."""
+    values: dict[str, object] = {
+        "attempts": WebhookDelivery.attempts + 1,
+        "last_status_code": result.status_code,
+        "last_error": result.error[:_ERROR_MAX_LENGTH] if result.error else None,
+    }
+    if result.delivered:
+        values.update(status=DeliveryStatus.DELIVERED, delivered_at=datetime.now(UTC))
+    elif final:
+        values.update(status=DeliveryStatus.FAILED)
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
+        .values(**values)
+    )
+
+
+def backoff_seconds(failed_attempts: int, *, base: float, cap: float) -> float:
+    """Wait after the n-th failed attempt: base x 2^(n-1), capped, with +-20% jitter so that
+    deliveries that failed together do not all retry in the same instant."""
+    wait: float = min(cap, base * 2 ** max(0, failed_attempts - 1))
+    return wait * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography

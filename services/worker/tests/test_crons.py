@@ -1,0 +1,131 @@
+"""The worker's periodic jobs: lost signal, retention, session cleanup, and their schedule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from worker_factories import along_route, job
+
+from tripline_common.models import (
+    Alert,
+    AlertRule,
+    AuthSession,
+    BatchStatus,
+    TelemetryBatch,
+    TelemetryEvent,
+    TripStatus,
+)
+from tripline_worker.runner import cron_jobs, every
+from tripline_worker.settings import WorkerServiceSettings
+
+
+async def test_a_silent_active_trip_raises_lost_signal_once_per_silence(
+    ctx, session_factory, make_owner, make_trip, make_batch
+) -> None:
+    now = datetime.now(UTC)
+    silent_owner, chatty_owner, idle_owner = await make_owner(), await make_owner(), None
+    silent = await make_trip(silent_owner, last_seen_at=now - timedelta(minutes=20))
+    await make_trip(chatty_owner, last_seen_at=now - timedelta(seconds=30))
+    idle_owner = await make_owner()
+    await make_trip(idle_owner, status=TripStatus.PLANNED)
+    check = job("check_lost_signal")
+
+    assert await check(ctx) == 1
+    assert await check(ctx) == 0  # The same silence: no second alert.
+    async with session_factory() as session:
+        [alert] = list(await session.scalars(select(Alert)))
+    assert alert.trip_id == silent and alert.rule is AlertRule.LOST_SIGNAL
+    assert alert.details["silent_seconds"] >= 20 * 60
+    assert alert.request_id  # The cron run's own correlation ID.
+
+    # The device comes back, then goes silent again: a new silence, a new alert.
+    fixes = along_route(1, start=now - timedelta(minutes=15))
+    await job("process_batch")(ctx, str(await make_batch(silent_owner, fixes)))
+    assert await check(ctx) == 1
+
+
+async def test_retention_deletes_old_finished_telemetry_only(
+    ctx, session_factory, make_owner, make_batch
+) -> None:
+    owner = await make_owner()
+    days = ctx["settings"].telemetry_retention_days
+    old = datetime.now(UTC) - timedelta(days=days + 1)
+    fixes = along_route(3, start=old)
+    expired = await make_batch(owner, fixes, received_at=old, status=BatchStatus.PROCESSED)
+    pending = await make_batch(owner, fixes, received_at=old)
+    recent = await make_batch(owner, fixes, status=BatchStatus.PROCESSED)
+
+    assert await job("purge_telemetry")(ctx) == 1
+
+    async with session_factory() as session:
+        left = set(await session.scalars(select(TelemetryBatch.id)))
+        events = await session.scalar(
+            select(func.count()).where(TelemetryEvent.batch_id == expired)
+        )
+    assert left == {pending, recent}
+    assert events == 0  # Cascaded with the batch.
+
+
+async def test_retention_works_in_bounded_chunks(
+    ctx, worker_settings, session_factory, make_owner, make_batch
+) -> None:
+    ctx["settings"] = worker_settings(cleanup_batch_size=2)
+    owner = await make_owner()
+    old = datetime.now(UTC) - timedelta(days=400)
+    for _ in range(5):
+        await make_batch(owner, [], received_at=old, status=BatchStatus.PROCESSED)
+    assert await job("purge_telemetry")(ctx) == 5
+
+
+async def test_sessions_are_deleted_after_expiry_plus_grace(
+    ctx, session_factory, make_owner
+) -> None:
+    owner = await make_owner()
+    grace = ctx["settings"].session_cleanup_grace_days
+    now = datetime.now(UTC)
+    async with session_factory() as session:
+        long_gone = AuthSession(user_id=owner.user_id, expires_at=now - timedelta(days=grace + 1))
+        in_grace = AuthSession(user_id=owner.user_id, expires_at=now - timedelta(days=1))
+        live = AuthSession(user_id=owner.user_id, expires_at=now + timedelta(days=1))
+        session.add_all([long_gone, in_grace, live])
+        await session.commit()
+        kept = {in_grace.id, live.id}
+    assert await job("purge_sessions")(ctx) == 1
+    async with session_factory() as session:
+        assert set(await session.scalars(select(AuthSession.id))) == kept
+
+
+@pytest.mark.parametrize(
+    ("seconds", "offset", "expected"),
+    [
+        (30, 0, {"second": {0, 30}}),
+        (1, 0, {"second": set(range(60))}),
+        (20, 3, {"second": {3, 23, 43}}),
+        (300, 5, {"minute": {0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55}, "second": {5}}),
+    ],
+)
+def test_every_turns_an_interval_into_cron_fields(seconds, offset, expected) -> None:
+    assert every(seconds, offset=offset) == expected
+
+
+def test_an_interval_that_does_not_divide_the_clock_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a divisor"):
+        every(45)
+
+
+def test_every_cron_runs_within_the_job_timeout() -> None:
+    settings = WorkerServiceSettings(_env_file=None)  # type: ignore[call-arg]
+    crons = cron_jobs(settings)
+    assert {c.name for c in crons} == {
+        "requeue_stuck_batches",
+        "requeue_stuck_deliveries",
+        "requeue_stuck_jobs",
+        "check_lost_signal",
+        "purge_telemetry",
+        "purge_sessions",
+    }
+    # No own timeout: ARQ's in-progress marker (job_timeout + 10 s) bounds recovery after a
+    # worker dies only if no function has a longer one.
+    assert all(c.timeout_s is None for c in crons)
