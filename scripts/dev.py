@@ -59,7 +59,11 @@ STOP_GRACE_SECONDS = 15.0
 RUNNER = "dev"  # the name the runner's own lines carry
 
 # What the banner shows beyond each process's base URL.
-EXTRA_LINKS = {"api": ("API docs", "/docs"), "worker": ("metrics", "/metrics")}
+EXTRA_LINKS = {
+    "api": ("API docs", "/docs"),
+    "admin": ("console", "/console/"),
+    "worker": ("metrics", "/metrics"),
+}
 
 
 # -- configuration -----------------------------------------------------------------------------

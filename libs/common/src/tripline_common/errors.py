@@ -172,7 +172,7 @@ async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def _allowed_methods(request: Request) -> str:
+def allowed_methods(request: Request) -> str:
     """Every method some route serves on this path. (Starlette's own `Allow` names only the
     methods of the first route whose path matched, e.g. `GET` for a path with GET and POST.)"""
     routes = request.app.router.routes
@@ -194,7 +194,7 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
         detail = "No route matches this path."
     if exc.status_code == 405:
         detail = "This method is not allowed on this path."
-        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return error_response(
         exc.status_code,
         code_for_status(exc.status_code),

@@ -1,12 +1,62 @@
-"""Settings of the admin process."""
+"""Settings of the admin process: the shared ones, plus the console's session cookie."""
 
 from __future__ import annotations
 
-from tripline_common.settings import CommonSettings
+from typing import Any, Self
+
+from pydantic import Field, model_validator
+
+from tripline_common.settings import CommonSettings, Environment
+
+_PRODUCTION_LIKE = {Environment.STAGING.value, Environment.PROD.value}
 
 
 class AdminSettings(CommonSettings):
-    """The operators' app: the shared settings with this service's name and port."""
+    """The operators' app: the shared settings with this service's name and port, and the
+    browser console's session rules."""
 
     service_name: str = "admin"
     port: int = 8001
+
+    console_cookie_secure: bool = Field(
+        True,
+        description="Send the console cookie over HTTPS only (and name it `__Host-…`). Browsers "
+        "accept secure cookies from http://localhost and http://127.0.0.1 too; set false only "
+        "to reach a dev console over plain HTTP on another host name. Refused in staging/prod.",
+    )
+    console_session_ttl_seconds: int = Field(
+        8 * 3600,
+        ge=300,
+        le=7 * 86_400,
+        description="Absolute lifetime of a console login (s); then the operator signs in again.",
+    )
+    console_idle_timeout_seconds: int = Field(
+        30 * 60,
+        ge=60,
+        le=86_400,
+        description="A console session unused this long ends (s).",
+    )
+    console_page_size: int = Field(
+        25, ge=5, le=100, description="Rows per page of the console's tables."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_docs_in_production_unless_asked(cls, data: Any) -> Any:
+        # The admin app's own docs policy: an operator API need not describe itself to whoever
+        # reaches it, so in staging and prod /docs and /openapi.json are off unless
+        # DOCS_ENABLED says otherwise (the public API keeps the shared default).
+        if isinstance(data, dict) and not {"docs_enabled", "DOCS_ENABLED"} & data.keys():
+            environment = str(data.get("environment", data.get("ENVIRONMENT", ""))).lower()
+            if environment in _PRODUCTION_LIKE:
+                data["docs_enabled"] = False
+        return data
+
+    @model_validator(mode="after")
+    def _secure_cookie_in_production(self) -> Self:
+        if self.is_production_like and not self.console_cookie_secure:
+            raise ValueError(
+                f"refusing to start in {self.environment.value}: "
+                "CONSOLE_COOKIE_SECURE must be true (the console cookie is a credential)"
+            )
+        return self

@@ -1,0 +1,244 @@
+"""The console's credentials: the signed session cookie, CSRF tokens, and the dependencies
+that resolve the signed-in operator and check the token of every state-changing request."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.responses import Response
+
+from tripline_admin.settings import AdminSettings
+from tripline_common.auth.service import Principal, live_session_sql
+from tripline_common.deps import PgDep
+from tripline_common.errors import ForbiddenError
+from tripline_common.models import UserRole
+from tripline_common.pg import PgExecutor
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STAFF = frozenset({UserRole.OPERATOR, UserRole.ADMIN})
+CSRF_FIELD = "csrf_token"
+LAST_SEEN_WRITE_INTERVAL = timedelta(seconds=60)
+
+
+class ConsoleLoginRequired(Exception):  # noqa: N818 - a signal to redirect, not an error
+    """No valid console session: the handler redirects to the login page."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(reason or "login required")
+
+
+class CsrfRejectedError(ForbiddenError):
+    """A state-changing console request without the right CSRF token."""
+
+    code = "csrf_failed"
+    message = "This form has expired or did not come from the console. Reload the page and retry."
+
+
+# --- Settings and cookies -------------------------------------------------------------------
+
+
+async def get_admin_settings(request: Request) -> AdminSettings:
+    """The admin app's settings (with the console's fields)."""
+    settings: AdminSettings = request.app.state.settings
+    return settings
+
+
+AdminSettingsDep = Annotated[AdminSettings, Depends(get_admin_settings)]
+
+
+def cookie_name(settings: AdminSettings, purpose: str) -> str:
+    """`__Host-` prefixed when secure: the browser then refuses the cookie unless it is Secure,
+    host-only and for path /, so no subdomain or plain-HTTP page can plant or shadow it."""
+    name = f"tripline_console_{purpose}"
+    return f"__Host-{name}" if settings.console_cookie_secure else name
+
+
+def set_cookie(
+    response: Response, settings: AdminSettings, purpose: str, value: str, max_age: int
+) -> None:
+    """Set a console cookie with the strict flags: HttpOnly, Secure, SameSite=Strict, path /."""
+    response.set_cookie(
+        cookie_name(settings, purpose),
+        value,
+        max_age=max_age,
+        path="/",
+        secure=settings.console_cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def delete_cookie(response: Response, settings: AdminSettings, purpose: str) -> None:
+    """Expire a console cookie (with the same flags, or browsers may keep it)."""
+    response.delete_cookie(
+        cookie_name(settings, purpose),
+        path="/",
+        secure=settings.console_cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _serializer(settings: AdminSettings, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        settings.secret_key.get_secret_value(), salt=f"tripline.console.{purpose}"
+    )
+
+
+def sign(settings: AdminSettings, purpose: str, payload: Any) -> str:
+    """`payload` signed (not encrypted) for a cookie of `purpose`."""
+    return str(_serializer(settings, purpose).dumps(payload))
+
+
+def unsign(settings: AdminSettings, purpose: str, value: str | None, max_age: int) -> Any:
+    """The payload of a cookie we signed for `purpose` within `max_age` seconds, else None."""
+    if not value:
+        return None
+    try:
+        return _serializer(settings, purpose).loads(value, max_age=max_age)
+    except BadSignature:  # Also covers an expired signature.
+        return None
+
+
+# --- CSRF -----------------------------------------------------------------------------------
+
+
+def _csrf_key(settings: AdminSettings) -> bytes:
+    return hmac.new(
+        settings.secret_key.get_secret_value().encode(), b"tripline.console.csrf.v1", hashlib.sha256
+    ).digest()
+
+
+def csrf_token(settings: AdminSettings, session_id: uuid.UUID) -> str:
+    """The CSRF token of a console session: an HMAC of its ID. A new login gets a new one, and
+    it is worthless without the session cookie (which scripts and other sites cannot read)."""
+    return hmac.new(_csrf_key(settings), b"session:" + session_id.bytes, hashlib.sha256).hexdigest()
+
+
+def login_csrf_token(settings: AdminSettings, nonce: str) -> str:
+    """The login form's token, bound to a random nonce in a cookie (login CSRF protection)."""
+    return hmac.new(_csrf_key(settings), b"login:" + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def new_login_nonce() -> str:
+    """A fresh random nonce for the login form's cookie."""
+    return secrets.token_urlsafe(24)
+
+
+async def _sent_token(request: Request) -> str | None:
+    form = await request.form()
+    sent = form.get(CSRF_FIELD) or request.headers.get("x-csrf-token")
+    return sent if isinstance(sent, str) else None
+
+
+# --- The signed-in operator ----------------------------------------------------------------
+
+# The shared definition of a live session, narrowed to console logins.
+_CONSOLE_PRINCIPAL_QUERY = f"""
+SELECT u.id, u.email, u.display_name, u.role, u.is_active, u.created_at, s.last_seen_at
+FROM auth_sessions s JOIN users u ON u.id = s.user_id
+WHERE {live_session_sql("$1", "$2")} AND s.kind = 'console'
+"""  # noqa: S608 - a fixed condition with numbered parameters, no input.
+
+
+async def resolve_console_principal(
+    *, pg: PgExecutor, session_id: uuid.UUID, user_id: uuid.UUID, idle_timeout: timedelta
+) -> Principal | None:
+    """The user of a live console session, or None (revoked, expired, idle, user disabled).
+
+    Idle sessions are revoked on the spot, so they show as ended in the sessions list. The last
+    use is written at most once a minute, to keep page views from becoming writes.
+    """
+    row = await pg.fetchrow(_CONSOLE_PRINCIPAL_QUERY, session_id, user_id)
+    if row is None:
+        return None
+    now = datetime.now(UTC)
+    last_seen: datetime | None = row["last_seen_at"]
+    if last_seen is not None and now - last_seen > idle_timeout:
+        await pg.fetchval(
+            "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = 'idle_timeout', "
+            "refresh_token_hash = NULL WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+            session_id,
+        )
+        return None
+    if last_seen is None or now - last_seen > LAST_SEEN_WRITE_INTERVAL:
+        await pg.fetchval(
+            "UPDATE auth_sessions SET last_seen_at = now() WHERE id = $1 RETURNING id", session_id
+        )
+    values = {key: row[key] for key in ("id", "email", "display_name", "is_active", "created_at")}
+    return Principal(**values, role=UserRole(row["role"]), session_id=session_id)
+
+
+async def current_console_user(
+    request: Request, settings: AdminSettingsDep, pg: PgDep
+) -> Principal:
+    """The operator or admin signed in to the console; otherwise a redirect to the login page
+    (no valid session) or a 403 (a session whose user is no longer staff)."""
+    payload = unsign(
+        settings,
+        "session",
+        request.cookies.get(cookie_name(settings, "session")),
+        max_age=settings.console_session_ttl_seconds,
+    )
+    try:
+        session_id, user_id = uuid.UUID(payload["sid"]), uuid.UUID(payload["uid"])
+    except (TypeError, KeyError, ValueError):
+        raise ConsoleLoginRequired() from None
+    principal = await resolve_console_principal(
+        pg=pg,
+        session_id=session_id,
+        user_id=user_id,
+        idle_timeout=timedelta(seconds=settings.console_idle_timeout_seconds),
+    )
+    if principal is None:
+        raise ConsoleLoginRequired("Your session has ended; please sign in again.")
+    if principal.role not in STAFF:
+        raise ForbiddenError("The console is for operators and admins.", code="insufficient_role")
+    request.state.console_user = principal
+    return principal
+
+
+ConsoleUser = Annotated[Principal, Depends(current_console_user)]
+
+
+async def require_console_admin(user: ConsoleUser) -> Principal:
+    """The signed-in user, when they are an admin (403 otherwise)."""
+    if user.role != UserRole.ADMIN:
+        raise ForbiddenError("Only an admin can do this.", code="insufficient_role")
+    return user
+
+
+ConsoleAdmin = Annotated[Principal, Depends(require_console_admin)]
+
+
+async def verify_csrf(request: Request, user: ConsoleUser, settings: AdminSettingsDep) -> None:
+    """Refuse (403) a state-changing request whose CSRF token is missing or not this session's.
+
+    A dependency of the router every signed-in console route is on: no route can forget it.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    sent = await _sent_token(request)
+    expected = csrf_token(settings, user.session_id)
+    if sent is None or not hmac.compare_digest(sent, expected):
+        raise CsrfRejectedError()
+
+
+async def verify_login_csrf(request: Request, settings: AdminSettingsDep) -> None:
+    """The login form's CSRF check: its token must match the nonce cookie set with the form."""
+    nonce = request.cookies.get(cookie_name(settings, "login"))
+    sent = await _sent_token(request)
+    if (
+        not nonce
+        or sent is None
+        or not hmac.compare_digest(sent, login_csrf_token(settings, nonce))
+    ):
+        raise CsrfRejectedError()

@@ -1,0 +1,89 @@
+"""Request and response models of the devices resource, as operators see it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tripline_common.pagination import Page, selectable
+
+
+class DeviceState(StrEnum):
+    """Whether a device's key still works."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class DeviceFilters(BaseModel):
+    """Filters of the device list; they combine with AND."""
+
+    q: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Part of the device name, its key prefix (`tl_…`), or its owner's email; or "
+        "a device ID.",
+    )
+    owner_id: uuid.UUID | None = Field(default=None, description="Only this user's devices.")
+    state: DeviceState | None = Field(default=None, description="active or revoked.")
+
+
+class DeviceAdmin(BaseModel):
+    """A device as operators see it: never its key, only the key's first characters."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(description="The device's ID.")
+    name: str = Field(description="Its name, as the owner calls it.")
+    owner_id: uuid.UUID = Field(description="The user who owns it.")
+    owner_email: str = Field(description="The owner's login address.")
+    api_key_prefix: str = Field(
+        description="The first characters of its API key, to tell keys apart.",
+        examples=["tl_Xk3v9QaB"],
+    )
+    created_at: datetime = Field(description="When it was registered (UTC).")
+    last_seen_at: datetime | None = Field(description="Its last accepted telemetry batch.")
+    revoked_at: datetime | None = Field(
+        description="When its key was revoked; a revoked device stays revoked."
+    )
+
+
+DeviceListItem = selectable(DeviceAdmin, name="DeviceListItem")
+
+
+class DevicePage(Page[DeviceListItem]):  # type: ignore[valid-type]
+    """A page of devices."""
+
+
+class DeviceCreate(BaseModel):
+    """A new device for a user; its API key is generated and shown once."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"owner_id": "0b8f5a4e-3c1d-4f7a-9e2b-6d5c4b3a2f10", "name": "Van 12"}]
+        },
+    )
+
+    owner_id: uuid.UUID = Field(description="The user who will own the device.")
+    name: str = Field(min_length=1, max_length=100, description="A name the owner recognises.")
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+
+class DeviceWithKey(DeviceAdmin):
+    """A device and its new API key. The key is shown this once and stored only as a hash."""
+
+    api_key: str = Field(
+        description="The API key, for the device's `X-Device-Key` header. Not retrievable later.",
+        examples=["tl_Xk3v9QaB…"],
+    )

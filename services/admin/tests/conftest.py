@@ -1,0 +1,134 @@
+"""Admin test helpers: the app on the test database, users of each role, tokens, and a signed-in
+console client (HTTPS, so the browser-like cookie jar honours the `Secure` flag)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from admin_helpers import PASSWORD, ConsoleSession
+from fastapi import FastAPI
+
+from tripline_admin.console.security import cookie_name, csrf_token, sign
+from tripline_admin.main import create_admin_app
+from tripline_admin.settings import AdminSettings
+from tripline_common.auth.service import open_session
+from tripline_common.models import SessionKind, User, UserRole
+from tripline_common.passwords import hash_password
+
+
+@pytest.fixture
+def admin_settings(make_settings: Callable[..., Any]) -> AdminSettings:
+    return make_settings(AdminSettings)
+
+
+@pytest.fixture
+def admin_app(admin_settings: AdminSettings) -> FastAPI:
+    return create_admin_app(admin_settings)
+
+
+@pytest.fixture
+async def client(admin_app: FastAPI, app_client) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to the admin app in-process (lifespan run, test transaction)."""
+    async with app_client(admin_app) as admin:
+        yield admin
+
+
+@pytest.fixture
+async def browser(
+    admin_app: FastAPI, client: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for the console, over HTTPS like a real browser, following no redirects."""
+    transport = httpx.ASGITransport(app=admin_app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as console:
+        yield console
+
+
+@pytest.fixture(scope="session")
+async def password_hash() -> str:
+    """The Argon2 hash of `PASSWORD`, computed once: hashing is slow on purpose."""
+    return await hash_password(PASSWORD)
+
+
+@pytest.fixture
+def make_user(session_factory, password_hash: str) -> Callable[..., Awaitable[User]]:
+    """`await make_user(role=UserRole.USER, email=None, active=True, name="Test User")` -> a
+    stored user whose password is `PASSWORD`."""
+
+    async def make(
+        role: UserRole = UserRole.USER,
+        email: str | None = None,
+        active: bool = True,
+        name: str = "Test User",
+    ) -> User:
+        async with session_factory() as session:
+            user = User(
+                email=email or f"{role.value}-{uuid.uuid4().hex[:10]}@example.com",
+                display_name=name,
+                role=role,
+                is_active=active,
+                password_hash=password_hash,
+            )
+            session.add(user)
+            await session.commit()
+            return user
+
+    return make
+
+
+@pytest.fixture
+def auth_headers(session_factory, admin_settings) -> Callable[[User], Awaitable[dict[str, str]]]:
+    """`await auth_headers(user)` -> an Authorization header with a token for a new session."""
+
+    async def make(user: User) -> dict[str, str]:
+        async with session_factory() as session:
+            issued = await open_session(session=session, settings=admin_settings, user=user)
+            await session.commit()
+        return {"Authorization": f"Bearer {issued.access_token}"}
+
+    return make
+
+
+@pytest.fixture
+async def operator(make_user) -> User:
+    return await make_user(UserRole.OPERATOR, name="Olga Operator")
+
+
+@pytest.fixture
+async def admin(make_user) -> User:
+    return await make_user(UserRole.ADMIN, name="Ada Admin")
+
+
+@pytest.fixture
+async def operator_headers(operator, auth_headers) -> dict[str, str]:
+    return await auth_headers(operator)
+
+
+@pytest.fixture
+async def admin_headers(admin, auth_headers) -> dict[str, str]:
+    return await auth_headers(admin)
+
+
+@pytest.fixture
+def sign_in(session_factory, admin_settings) -> Callable[..., Awaitable[ConsoleSession]]:
+    """`await sign_in(client, user)`: open a console session for `user` (whatever their role)
+    and put its signed cookie in `client`'s jar, as a successful login would."""
+
+    async def make(console: httpx.AsyncClient, user: User) -> ConsoleSession:
+        async with session_factory() as session:
+            issued = await open_session(
+                session=session, settings=admin_settings, user=user, kind=SessionKind.CONSOLE
+            )
+            await session.commit()
+        value = sign(
+            admin_settings, "session", {"sid": str(issued.session.id), "uid": str(user.id)}
+        )
+        console.cookies.set(cookie_name(admin_settings, "session"), value)
+        return ConsoleSession(
+            session_id=issued.session.id, csrf=csrf_token(admin_settings, issued.session.id)
+        )
+
+    return make

@@ -1,0 +1,143 @@
+"""The browser console: sign-in with a strict session cookie, pages, forms and flash messages."""
+
+from __future__ import annotations
+
+from admin_helpers import PASSWORD, form_token
+from sqlalchemy import select
+
+from tripline_admin.console.security import cookie_name
+from tripline_common.models import AuditLogEntry, AuthSession, SessionKind, UserRole
+
+
+def set_cookie_headers(response) -> dict[str, str]:
+    """Set-Cookie headers of a response, by cookie name."""
+    cookies = {}
+    for header in response.headers.get_list("set-cookie"):
+        cookies[header.split("=", 1)[0]] = header
+    return cookies
+
+
+async def log_in(browser, email: str, password: str = PASSWORD, next_url: str | None = None):
+    page = await browser.get("/console/login" + (f"?next={next_url}" if next_url else ""))
+    assert page.status_code == 200
+    data = {"email": email, "password": password, "csrf_token": form_token(page.text)}
+    if next_url:
+        data["next"] = next_url
+    return await browser.post("/console/login", data=data)
+
+
+async def test_signing_in_sets_a_strict_session_cookie_tied_to_a_console_session(
+    browser, admin_settings, operator, session_factory
+) -> None:
+    response = await log_in(browser, operator.email.upper(), next_url="/console/users")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/users"
+    cookie = set_cookie_headers(response)[cookie_name(admin_settings, "session")]
+    assert cookie.startswith("__Host-tripline_console_session=")
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "secure", "samesite=strict", "path=/"} <= flags
+    assert not any(flag.startswith("domain") for flag in flags)
+    async with session_factory() as session:
+        [console_session] = await session.scalars(
+            select(AuthSession).where(AuthSession.user_id == operator.id)
+        )
+        [entry] = await session.scalars(select(AuditLogEntry))
+    assert console_session.kind == SessionKind.CONSOLE
+    assert console_session.refresh_token_hash is None
+    assert entry.action == "console.login" and entry.actor_id == operator.id
+    page = await browser.get("/console/users")
+    assert page.status_code == 200
+    assert operator.email in page.text
+
+
+async def test_a_wrong_password_or_a_plain_user_gets_no_session(
+    browser, admin_settings, operator, make_user, session_factory
+) -> None:
+    wrong = await log_in(browser, operator.email, password="not the password")
+    plain = await make_user()
+    refused = await log_in(browser, plain.email)
+
+    assert wrong.status_code == refused.status_code == 401
+    assert "Incorrect email or password." in wrong.text
+    assert "for operators" in refused.text
+    for response in (wrong, refused):
+        assert cookie_name(admin_settings, "session") not in set_cookie_headers(response)
+    async with session_factory() as session:
+        assert list(await session.scalars(select(AuthSession))) == []
+        entries = list(await session.scalars(select(AuditLogEntry).order_by(AuditLogEntry.id)))
+    assert [(e.action, e.details["reason"]) for e in entries] == [
+        ("console.login_refused", "invalid_credentials"),
+        ("console.login_refused", "not_staff"),
+    ]
+
+
+async def test_pages_need_a_session_and_send_you_back_after_signing_in(browser, operator) -> None:
+    response = await browser.get("/console/devices?state=active")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/login?next=%2Fconsole%2Fdevices"
+    signed_in = await log_in(browser, operator.email, next_url="/console/devices")
+    assert signed_in.headers["location"] == "/console/devices"
+
+
+async def test_the_next_page_after_sign_in_is_always_a_console_page(browser, operator) -> None:
+    for target in (
+        "https://evil.example/",
+        "//evil.example/",
+        "/v1/users",
+        "/console\\..\\x",
+        "/console/../v1/users",
+        "/consoles",
+    ):
+        response = await log_in(browser, operator.email, next_url=target)
+        assert response.headers["location"] == "/console/", target
+
+
+async def test_signing_out_revokes_the_session(browser, admin_settings, operator, sign_in) -> None:
+    console = await sign_in(browser, operator)
+    stolen = browser.cookies.get(cookie_name(admin_settings, "session"))
+
+    response = await browser.post("/console/logout", data={"csrf_token": console.csrf})
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/login"
+    assert (
+        "max-age=0" in set_cookie_headers(response)[cookie_name(admin_settings, "session")].lower()
+    )
+    assert "You are signed out." in (await browser.get("/console/login")).text
+    # Even a copy of the cookie taken before signing out is refused now.
+    browser.cookies.set(cookie_name(admin_settings, "session"), stolen)
+    again = await browser.get("/console/")
+    assert again.status_code == 303
+    assert again.headers["location"].startswith("/console/login")
+
+
+async def test_revoking_a_console_session_through_the_api_ends_it_at_once(
+    browser, client, admin_headers, make_user, sign_in
+) -> None:
+    colleague = await make_user(UserRole.OPERATOR)
+    console = await sign_in(browser, colleague)
+    assert (await browser.get("/console/")).status_code == 200
+
+    revoked = await client.delete(
+        f"/v1/users/{colleague.id}/sessions/{console.session_id}", headers=admin_headers
+    )
+
+    assert revoked.status_code == 204
+    response = await browser.get("/console/")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/console/login")
+
+
+async def test_a_console_session_ends_when_the_user_stops_being_staff(
+    browser, client, admin_headers, make_user, sign_in
+) -> None:
+    colleague = await make_user(UserRole.OPERATOR)
+    await sign_in(browser, colleague)
+
+    await client.put(f"/v1/users/{colleague.id}/role", json={"role": "user"}, headers=admin_headers)
+
+    response = await browser.get("/console/users")
+    assert response.status_code == 403
+    assert "text/html" in response.headers["content-type"]
+    assert "for operators and admins" in response.text
