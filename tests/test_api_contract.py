@@ -109,7 +109,12 @@ def test_api_honours_its_openapi_document(system) -> None:
     # Logging out or revoking a session would end the shared session halfway through the run:
     # those routes get a run of their own, last.
     ending = ("/v1/auth/logout", "/v1/auth/sessions/{session_id}")
-    run_schemathesis(api_url, f"Authorization: Bearer {_token(api_url)}", exclude=ending)
+    # The SSE stream never ends by design: every request would run into the request timeout.
+    # Its contract is covered by services/api/tests/test_alerts_stream.py.
+    streaming = ("/v1/alerts/stream",)
+    run_schemathesis(
+        api_url, f"Authorization: Bearer {_token(api_url)}", exclude=ending + streaming
+    )
     run_schemathesis(
         api_url, f"Authorization: Bearer {_token(api_url)}", only="^/v1/auth/(logout|sessions)"
     )

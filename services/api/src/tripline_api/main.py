@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from tripline_api.alerts.router import router as alerts_router
+from tripline_api.alerts_stream.router import router as alerts_stream_router
+from tripline_api.alerts_stream.service import start_alerts_stream, stop_alerts_stream
 from tripline_api.auth.router import router as auth_router
+from tripline_api.devices.router import router as devices_router
 from tripline_api.settings import ApiSettings
 from tripline_api.trips.deprecation import DEPRECATION_NOTE
 from tripline_api.trips.router import router as trips_router
 from tripline_api.trips.router_v2 import router as trips_v2_router
 from tripline_api.trips.schemas_v2 import BREAKING_CHANGE as TRIPS_V2_CHANGE
 from tripline_api.users.router import router as users_router
+from tripline_api.webhooks.router import router as webhooks_router
 from tripline_common.app import create_app
 from tripline_common.server import serve
 
@@ -22,6 +27,10 @@ TAGS = [
         "name": "trips-v2",
         "description": "Your planned trips (v2). Migrating from `/v1/trips`:\n\n" + TRIPS_V2_CHANGE,
     },
+    {"name": "alerts", "description": "Rule violations on your trips: list, acknowledge, resolve."},
+    {"name": "alerts-stream", "description": "Your alerts in real time: WebSocket and SSE."},
+    {"name": "devices", "description": "Your telemetry sources and their ingest API keys."},
+    {"name": "webhooks", "description": "Your URLs that receive alerts as signed POSTs."},
 ]
 
 
@@ -31,8 +40,19 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
         settings=settings or ApiSettings(),
         title="Tripline API",
         description="Public API of Tripline: users, trips, alerts and real-time streams.",
-        routers=[auth_router, users_router, trips_router],
+        # The stream's fixed paths (/alerts/ws, /alerts/stream) come before /alerts/{alert_id}.
+        routers=[
+            auth_router,
+            users_router,
+            trips_router,
+            alerts_stream_router,
+            alerts_router,
+            devices_router,
+            webhooks_router,
+        ],
         tags_metadata=TAGS,
+        on_startup=[start_alerts_stream],
+        on_shutdown=[stop_alerts_stream],
     )
     app.include_router(trips_v2_router, prefix="/v2")
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from tripline_common.settings import CommonSettings
 
 
@@ -10,3 +12,17 @@ class ApiSettings(CommonSettings):
 
     service_name: str = "api"
     port: int = 8000
+
+    # Real-time alert streams (WS /v1/alerts/ws, SSE /v1/alerts/stream).
+    alerts_ws_heartbeat_seconds: float = Field(
+        20.0, gt=0, description="WebSocket: ping (and session re-check) interval."
+    )
+    alerts_ws_pong_timeout_seconds: float = Field(
+        10.0, gt=0, description="WebSocket: a client not answering a ping within this is dropped."
+    )
+    alerts_sse_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="SSE: `: ping` comment (and session re-check) when quiet."
+    )
+    alerts_stream_queue_size: int = Field(
+        100, gt=0, description="Events buffered per connection before a slow client is dropped."
+    )

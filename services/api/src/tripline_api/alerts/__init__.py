@@ -1,0 +1,1 @@
+"""Alerts: what the worker raised on your trips, and how you handle them."""

@@ -1,0 +1,135 @@
+"""The per-process connection manager: one Redis pattern subscription, fanned out to sockets.
+
+Each API process runs exactly one listener on `tripline:alerts:*` (started in the lifespan) and
+keeps, per user, the subscribers (WebSocket connections and SSE streams) open on this process.
+Each subscriber has a bounded queue: a client too slow to drain it is disconnected rather than
+letting memory grow. Pub/sub is at-most-once; Postgres is the record clients catch up from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import structlog
+from redis.asyncio import Redis
+
+from tripline_common.health import Lifecycle
+from tripline_common.pubsub import AlertEvent, listen_alerts
+
+log = structlog.get_logger("tripline.alerts_stream")
+
+# Close codes (RFC 6455 and the application range 4000-4999).
+CLOSE_GOING_AWAY = 1001  # The server is shutting down.
+CLOSE_POLICY_VIOLATION = 1008  # Missing, invalid, expired or revoked credentials.
+CLOSE_TRY_AGAIN = 1013  # The client fell too far behind (its queue overflowed).
+CLOSE_HEARTBEAT_TIMEOUT = 4408  # No `pong` within the timeout after a `ping`.
+
+RECONNECT_DELAY_SECONDS = 1.0
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open WebSocket or SSE stream of a user on this process."""
+
+    user_id: uuid.UUID
+    queue: asyncio.Queue[AlertEvent | None]
+    # Set when the manager wants the subscriber gone: (close code, reason).
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int = CLOSE_GOING_AWAY
+    close_reason: str = ""
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closed.set()
+            # Wake a consumer blocked on the queue.
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+
+
+class ConnectionManager:
+    """Tracks subscribers per user and feeds them from one Redis pattern subscription."""
+
+    def __init__(self, redis: Redis, lifecycle: Lifecycle, queue_size: int = 100) -> None:
+        self.redis = redis
+        self.lifecycle = lifecycle
+        self.queue_size = queue_size
+        self.closing = False
+        self._by_user: dict[uuid.UUID, set[Subscriber]] = defaultdict(set)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="alerts-listener"),
+            asyncio.create_task(self._watch_shutdown(), name="alerts-shutdown-watch"),
+        ]
+
+    async def stop(self) -> None:
+        """Close every subscriber with 1001 and stop listening."""
+        self.close_all()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def close_all(self) -> None:
+        self.closing = True
+        for subscribers in list(self._by_user.values()):
+            for subscriber in list(subscribers):
+                subscriber.close(CLOSE_GOING_AWAY, "server shutting down")
+
+    async def _watch_shutdown(self) -> None:
+        # The signal handler flips `shutting_down` when the drain starts, before uvicorn stops
+        # and long before the lifespan's shutdown hooks: close streams then, with 1001.
+        # `Lifecycle` is a plain flag (set from a signal handler), hence the polling.
+        while not self.lifecycle.shutting_down:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        self.close_all()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async for event in listen_alerts(self.redis):
+                    self.dispatch(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: retry; clients catch up from Postgres.
+                log.warning("alerts_listener_failed", error=str(exc))
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    # Subscribers -------------------------------------------------------------------------
+
+    def subscribe(self, user_id: uuid.UUID) -> Subscriber:
+        subscriber = Subscriber(user_id, asyncio.Queue(maxsize=self.queue_size))
+        self._by_user[user_id].add(subscriber)
+        if self.closing:
+            subscriber.close(CLOSE_GOING_AWAY, "server shutting down")
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        subscribers = self._by_user.get(subscriber.user_id)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._by_user[subscriber.user_id]
+
+    def connections(self, user_id: uuid.UUID | None = None) -> int:
+        """How many subscribers are open (of one user, or in all)."""
+        if user_id is not None:
+            return len(self._by_user.get(user_id, ()))
+        return sum(len(subscribers) for subscribers in self._by_user.values())
+
+    def dispatch(self, event: AlertEvent) -> None:
+        """Hand an event to every subscriber of its owner on this process."""
+        for subscriber in list(self._by_user.get(event.alert.owner_id, ())):
+            try:
+                subscriber.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                log.warning("alerts_subscriber_too_slow", user_id=str(subscriber.user_id))
+                subscriber.close(CLOSE_TRY_AGAIN, "too slow: reconnect and catch up")

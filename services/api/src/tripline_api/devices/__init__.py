@@ -1,0 +1,1 @@
+"""Devices: telemetry sources and their ingest API keys."""

@@ -1,0 +1,126 @@
+"""`/v1/webhooks` endpoints: declarations only; the work happens in `webhooks.service`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+
+from tripline_api.webhooks import service
+from tripline_api.webhooks.schemas import (
+    VERIFY_NOTE,
+    WebhookCreate,
+    WebhookPage,
+    WebhookPublic,
+    WebhookWithSecret,
+)
+from tripline_common.auth.deps import CurrentUser
+from tripline_common.deps import SessionDep, SettingsDep
+from tripline_common.errors import ErrorResponse
+from tripline_common.pagination import PageParams, page_params
+
+Responses = dict[int | str, dict[str, Any]]
+
+UNAUTHORIZED: Responses = {
+    401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}
+}
+NOT_FOUND: Responses = {
+    404: {"model": ErrorResponse, "description": "No such webhook endpoint among yours."}
+}
+INVALID_LIST_QUERY: Responses = {
+    400: {
+        "model": ErrorResponse,
+        "description": "A sort field outside the allowlist (`invalid_sort`), an unknown field in "
+        "`fields` (`invalid_fields`), a cursor that is not ours or is for another sort "
+        "(`invalid_cursor`, `cursor_sort_mismatch`), or `offset` with `cursor`.",
+    }
+}
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=UNAUTHORIZED)
+
+WebhookId = Annotated[uuid.UUID, Path(description="The webhook endpoint's ID.")]
+WebhookPageParams = Annotated[PageParams, Depends(page_params(service.WEBHOOK_SORT, WebhookPage))]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookWithSecret,
+    summary="Register a webhook endpoint",
+    description="Registers a URL that will receive your alerts as POSTs from the worker, and "
+    "returns its signing `secret`, shown only in this response. " + VERIFY_NOTE + " In staging "
+    "and production the URL must be https and must not name localhost or a private, loopback "
+    "or link-local address (`unsafe_webhook_url`, 422).",
+    responses={
+        201: {
+            "description": "Registered.",
+            "headers": {"Location": {"description": "The endpoint."}},
+        },
+        422: {
+            "model": ErrorResponse,
+            "description": "A malformed URL (`validation_error`) or one the SSRF guard refuses "
+            "(`unsafe_webhook_url`).",
+        },
+    },
+)
+async def register_webhook(
+    data: WebhookCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> WebhookWithSecret:
+    endpoint = await service.register_webhook(
+        session=session,
+        owner_id=user.id,
+        url=data.url,
+        production_like=settings.is_production_like,
+    )
+    response.headers["Location"] = str(request.url_for("get_webhook", webhook_id=endpoint.id))
+    return WebhookWithSecret.model_validate(endpoint)
+
+
+@router.get(
+    "",
+    response_model=WebhookPage,
+    summary="List your webhook endpoints",
+    description="Your endpoints, a page at a time (`limit` + `offset`, or the opaque `cursor`); "
+    "sort on `created_at` or `url`; narrow items with `fields`. Secrets are never listed.",
+    responses=INVALID_LIST_QUERY,
+)
+async def list_webhooks(
+    user: CurrentUser, session: SessionDep, page: WebhookPageParams
+) -> WebhookPage:
+    result = await service.list_webhooks(session=session, owner_id=user.id, page=page)
+    return page.respond(result)  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/{webhook_id:uuid}",
+    name="get_webhook",
+    response_model=WebhookPublic,
+    summary="Get a webhook endpoint",
+    description="One of your endpoints (without its secret).",
+    responses=NOT_FOUND,
+)
+async def get_webhook(
+    webhook_id: WebhookId, user: CurrentUser, session: SessionDep
+) -> WebhookPublic:
+    endpoint = await service.get_webhook(session=session, owner_id=user.id, webhook_id=webhook_id)
+    return WebhookPublic.model_validate(endpoint)
+
+
+@router.delete(
+    "/{webhook_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_model=None,
+    response_class=Response,
+    summary="Remove a webhook endpoint",
+    description="Stops deliveries to the endpoint and removes it with its delivery records: "
+    "204. A second DELETE is a 404, like any endpoint you do not have.",
+    responses=NOT_FOUND,
+)
+async def delete_webhook(webhook_id: WebhookId, user: CurrentUser, session: SessionDep) -> None:
+    await service.delete_webhook(session=session, owner_id=user.id, webhook_id=webhook_id)

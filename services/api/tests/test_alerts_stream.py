@@ -1,0 +1,403 @@
+"""Real-time alerts: `WS /v1/alerts/ws` and `GET /v1/alerts/stream` (SSE).
+
+The API runs under a real uvicorn server in the test's event loop, on the test database and
+Redis, so the WebSocket handshake, close codes and streaming are the server's own. Data is
+committed (the server's pools cannot see the test's rolled-back transaction) and deleted after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from trip_factories import store_trips
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManager
+from tripline_api.main import create_api_app
+from tripline_api.settings import ApiSettings
+from tripline_common.auth.service import open_session, revoke_session
+from tripline_common.health import Lifecycle
+from tripline_common.models import Alert, AlertRule, User
+from tripline_common.pubsub import AlertData, AlertEvent, publish_alert
+from tripline_devstack import free_port
+
+WAIT = 10.0
+
+
+@asynccontextmanager
+async def serve(settings: ApiSettings) -> AsyncIterator[tuple[str, FastAPI]]:
+    """The API under uvicorn on a free port; yields (`127.0.0.1:<port>`, the app)."""
+    app = create_api_app(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, ws="auto", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> None:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(started(), WAIT)
+    try:
+        yield f"127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, WAIT)
+
+
+@pytest.fixture
+async def committed(database_url: str) -> AsyncIterator[async_sessionmaker[Any]]:
+    """Sessions that really commit; every user created through `make_account` is deleted after."""
+    engine = create_async_engine(database_url, pool_size=2)
+    factory = async_sessionmaker(engine, expire_on_commit=False)
+    factory.created_users = []  # type: ignore[attr-defined]
+    try:
+        yield factory
+    finally:
+        async with factory() as session:
+            for user_id in factory.created_users:  # type: ignore[attr-defined]
+                await session.execute(delete(User).where(User.id == user_id))  # type: ignore[arg-type]
+            await session.commit()
+        await engine.dispose()
+
+
+@pytest.fixture
+def make_account(
+    committed: async_sessionmaker[Any], make_settings: Callable[..., Any]
+) -> Callable[[], Awaitable[tuple[User, str, uuid.UUID]]]:
+    """`await make_account()` -> (user, access token, session id), committed."""
+    settings = make_settings(ApiSettings)
+
+    async def make() -> tuple[User, str, uuid.UUID]:
+        async with committed() as session:
+            user = User(
+                email=f"rt-{uuid.uuid4().hex[:10]}@example.com",
+                display_name="Realtime",
+                password_hash="x",
+            )
+            session.add(user)
+            await session.commit()
+            committed.created_users.append(user.id)  # type: ignore[attr-defined]
+            issued = await open_session(session=session, settings=settings, user=user)
+            await session.commit()
+        return user, issued.access_token, issued.session.id
+
+    return make
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def alert_event(owner_id: uuid.UUID, **fields: Any) -> AlertEvent:
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "owner_id": owner_id,
+        "trip_id": uuid.uuid4(),
+        "device_id": None,
+        "rule": "speeding",
+        "severity": "warning",
+        "status": "open",
+        "message": "Over the limit",
+        "details": {"speed_kmh": 150},
+        "raised_at": datetime.now(UTC),
+        "request_id": "req-1",
+    }
+    values.update(fields)
+    return AlertEvent(alert=AlertData(**values))
+
+
+async def next_message(ws: ClientConnection, timeout: float = WAIT) -> dict[str, Any]:
+    """The next non-ping message (pings are answered with pongs)."""
+
+    async def read() -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads(await ws.recv())
+            if message.get("type") == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+                continue
+            return message
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+async def publish_until_received(
+    redis: Redis, ws: ClientConnection, owner_id: uuid.UUID
+) -> dict[str, Any]:
+    """Publish fresh alerts for `owner_id` until one arrives (the subscription is then live)."""
+    for _ in range(int(WAIT / 0.2)):
+        await publish_alert(redis, alert_event(owner_id))
+        try:
+            return await next_message(ws, 0.2)
+        except TimeoutError:
+            continue
+    raise AssertionError("no alert arrived")
+
+
+def ws_url(host: str, token: str | None = None) -> str:
+    return f"ws://{host}/v1/alerts/ws" + (f"?access_token={token}" if token else "")
+
+
+async def test_websocket_refused_before_accept_without_or_with_bad_token(
+    make_settings, make_account
+) -> None:
+    _, token, _ = await make_account()
+    async with serve(make_settings(ApiSettings)) as (host, _):
+        for url in (ws_url(host), ws_url(host, "not-a-token"), ws_url(host, token[:-4] + "AAAA")):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url, open_timeout=WAIT):
+                    pass
+            assert refused.value.response.status_code == 403
+
+
+async def test_websocket_refused_before_accept_with_revoked_session(
+    make_settings, make_account, committed
+) -> None:
+    _, token, session_id = await make_account()
+    async with committed() as session:
+        await revoke_session(session=session, session_id=session_id, user_id=None, reason="test")
+        await session.commit()
+    async with serve(make_settings(ApiSettings)) as (host, _):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(ws_url(host, token), open_timeout=WAIT):
+                pass
+        assert refused.value.response.status_code == 403
+
+
+async def test_websocket_receives_own_alerts_only(make_settings, make_account, redis) -> None:
+    user, token, _ = await make_account()
+    other, _, _ = await make_account()
+    # The Authorization header works too (non-browser clients).
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with (
+        serve(make_settings(ApiSettings)) as (host, _),
+        connect(ws_url(host), additional_headers=bearer) as ws,
+    ):
+        first = await publish_until_received(redis, ws, user.id)
+        assert first["type"] == "alert.raised"
+        assert first["alert"]["owner_id"] == str(user.id)
+
+        # Pub/sub is ordered: if the other user's alert were forwarded, it would come first.
+        await publish_alert(redis, alert_event(other.id))
+        mine = alert_event(user.id)
+        await publish_alert(redis, mine)
+        received = await next_message(ws)
+        assert received == json.loads(mine.model_dump_json())
+
+
+async def test_websocket_closed_1008_when_session_revoked(
+    make_settings, make_account, committed, redis
+) -> None:
+    user, token, session_id = await make_account()
+    settings = make_settings(ApiSettings, alerts_ws_heartbeat_seconds=0.2)
+    async with serve(settings) as (host, _), connect(ws_url(host, token)) as ws:
+        await publish_until_received(redis, ws, user.id)
+        async with committed() as session:
+            await revoke_session(session=session, session_id=session_id, user_id=None, reason="t")
+            await session.commit()
+        with pytest.raises(ConnectionClosed) as closed:
+            await next_message(ws, WAIT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+
+
+async def test_heartbeat_drops_a_silent_client(make_settings, make_account) -> None:
+    _, token, _ = await make_account()
+    settings = make_settings(
+        ApiSettings, alerts_ws_heartbeat_seconds=0.2, alerts_ws_pong_timeout_seconds=0.3
+    )
+    async with serve(settings) as (host, _), connect(ws_url(host, token)) as ws:
+        seen: list[dict[str, Any]] = []
+
+        async def silent() -> None:
+            while True:
+                seen.append(json.loads(await ws.recv()))  # never answers
+
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(silent(), WAIT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4408
+        assert {"type": "ping"} in seen
+
+
+async def test_heartbeat_keeps_an_answering_client(make_settings, make_account, redis) -> None:
+    user, token, _ = await make_account()
+    settings = make_settings(
+        ApiSettings, alerts_ws_heartbeat_seconds=0.1, alerts_ws_pong_timeout_seconds=0.3
+    )
+    async with serve(settings) as (host, _), connect(ws_url(host, token)) as ws:
+        await publish_until_received(redis, ws, user.id)
+        pings = 0
+
+        async def answer() -> None:
+            nonlocal pings
+            while pings < 5:
+                message = json.loads(await ws.recv())
+                if message.get("type") == "ping":
+                    pings += 1
+                    await ws.send(json.dumps({"type": "pong"}))
+
+        await asyncio.wait_for(answer(), WAIT)
+        mine = alert_event(user.id)
+        await publish_alert(redis, mine)
+        assert (await next_message(ws))["alert"]["id"] == str(mine.alert.id)
+
+
+async def test_websocket_closed_1001_on_shutdown(make_settings, make_account, redis) -> None:
+    user, token, _ = await make_account()
+    async with serve(make_settings(ApiSettings)) as (host, app), connect(ws_url(host, token)) as ws:
+        await publish_until_received(redis, ws, user.id)
+        # What the SIGTERM handler does first: the drain begins, and streams are closed.
+        app.state.lifecycle.shutting_down = True
+        with pytest.raises(ConnectionClosed) as closed:
+            await next_message(ws, WAIT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+
+
+async def test_manager_fans_out_per_user_and_closes_a_client_that_falls_behind(redis) -> None:
+    manager = ConnectionManager(redis, Lifecycle(), queue_size=2)
+    user, other = uuid.uuid4(), uuid.uuid4()
+    slow, fast = manager.subscribe(user), manager.subscribe(user)
+    bystander = manager.subscribe(other)
+    assert manager.connections(user) == 2
+    for _ in range(2):
+        manager.dispatch(alert_event(user))
+        await fast.queue.get()
+    assert bystander.queue.empty()
+    assert not slow.closed.is_set()
+    manager.dispatch(alert_event(user))  # The third finds the slow one's queue full.
+    assert slow.closed.is_set()
+    assert slow.close_code == CLOSE_TRY_AGAIN
+    assert not fast.closed.is_set()
+    manager.unsubscribe(slow)
+    assert manager.connections(user) == 1
+    assert manager.connections() == 2
+
+
+# Server-Sent Events ---------------------------------------------------------------------
+
+
+async def sse_events(lines: AsyncIterator[str], count: int) -> list[dict[str, str]]:
+    """Read `count` events (comments and `retry:` skipped) from an SSE line iterator."""
+    events: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    async for line in lines:
+        if line == "":
+            if "data" in current:
+                events.append(current)
+                if len(events) == count:
+                    return events
+            current = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            current[name] = value.removeprefix(" ")
+    raise AssertionError("stream ended")
+
+
+async def store_alerts(committed: Any, user: User, count: int) -> list[Alert]:
+    (trip,) = await store_trips(committed, user, 1)
+    base = datetime.now(UTC) - timedelta(minutes=10)
+    async with committed() as session:
+        alerts = [
+            Alert(
+                owner_id=user.id,
+                trip_id=trip.id,
+                rule=AlertRule.SPEEDING,
+                message=f"alert {i}",
+                details={"i": i},
+                dedupe_key=f"test:{uuid.uuid4()}",
+                raised_at=base + timedelta(seconds=i),
+            )
+            for i in range(count)
+        ]
+        session.add_all(alerts)
+        await session.commit()
+    return alerts
+
+
+async def test_sse_requires_a_token(make_settings) -> None:
+    async with serve(make_settings(ApiSettings)) as (host, _), httpx.AsyncClient() as client:
+        response = await client.get(f"http://{host}/v1/alerts/stream", timeout=WAIT)
+    assert response.status_code == 401
+
+
+async def test_sse_live_then_resume_after_last_event_id(
+    make_settings, make_account, committed, redis
+) -> None:
+    user, token, _ = await make_account()
+    other, _, _ = await make_account()
+    alerts = await store_alerts(committed, user, 4)
+    settings = make_settings(ApiSettings, alerts_sse_heartbeat_seconds=0.2)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with serve(settings) as (host, _), httpx.AsyncClient(timeout=WAIT) as client:
+        url = f"http://{host}/v1/alerts/stream"
+        # Live: the stream opens (subscribed once `retry:` arrives), and gets only own alerts.
+        async with client.stream("GET", url, headers=headers) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.aiter_lines()
+            first = await asyncio.wait_for(anext(lines), WAIT)
+            assert first.startswith("retry:")
+            await publish_alert(redis, alert_event(other.id))
+            live = alert_event(user.id)
+            await publish_alert(redis, live)
+            (event,) = await asyncio.wait_for(sse_events(lines, 1), WAIT)
+            assert event["id"] == str(live.alert.id)
+            assert event["event"] == "alert"
+            assert json.loads(event["data"]) == json.loads(live.model_dump_json())
+
+            # Quiet: heartbeat comments keep it open.
+            async def ping() -> None:
+                async for line in lines:
+                    if line == ": ping":
+                        return
+
+            await asyncio.wait_for(ping(), WAIT)
+
+        # Resume after the second stored alert: the last two are replayed, in order, then live.
+        resume = {**headers, "Last-Event-ID": str(alerts[1].id)}
+        async with client.stream("GET", url, headers=resume) as response:
+            lines = response.aiter_lines()
+            replayed = await asyncio.wait_for(sse_events(lines, 2), WAIT)
+            assert [e["id"] for e in replayed] == [str(alerts[2].id), str(alerts[3].id)]
+            assert json.loads(replayed[0]["data"])["alert"]["message"] == "alert 2"
+            # A replayed alert published again is not sent twice; a new one comes next.
+            stored_again = AlertEvent.from_row(
+                {**alerts[3].model_dump(), "status": "open", "request_id": None}
+            )
+            await publish_alert(redis, stored_again)
+            new = alert_event(user.id)
+            await publish_alert(redis, new)
+            (event,) = await asyncio.wait_for(sse_events(lines, 1), WAIT)
+            assert event["id"] == str(new.alert.id)
+
+
+def test_sse_is_documented_as_event_stream() -> None:
+    schema = create_api_app(ApiSettings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    operation = schema["paths"]["/v1/alerts/stream"]["get"]
+    assert "text/event-stream" in operation["responses"]["200"]["content"]
+    assert "Last-Event-ID" in [p["name"] for p in operation["parameters"]]
