@@ -138,7 +138,7 @@ def retry_transient(
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient_db_error),
                 stop=stop_after_attempt(attempts),
-                wait=wait_exponential_jitter(initial=0.1, max=max_wait),
+                wait=wait_exponential_jitter(multiplier=0.1, max=max_wait, jitter=0.1),
                 before_sleep=before_sleep_log(log, 30),
                 reraise=True,
             ):
