@@ -127,7 +127,16 @@ class ConnectionManager:
 
     def dispatch(self, event: AlertEvent) -> None:
         """Hand an event to every subscriber of its owner on this process."""
-        for subscriber in list(self._by_user.get(event.alert.owner_id, ())):
+        subscribers = list(self._by_user.get(event.alert.owner_id, ()))
+        if subscribers:
+            # The alert's correlation ID continues here: one grep finds the push too.
+            log.info(
+                "alert_pushed",
+                request_id=event.alert.request_id,
+                alert_id=str(event.alert.id),
+                subscribers=len(subscribers),
+            )
+        for subscriber in subscribers:
             try:
                 subscriber.queue.put_nowait(event)
             except asyncio.QueueFull:
