@@ -9,7 +9,10 @@ from tripline_api.alerts_stream.router import router as alerts_stream_router
 from tripline_api.alerts_stream.service import start_alerts_stream, stop_alerts_stream
 from tripline_api.auth.router import router as auth_router
 from tripline_api.devices.router import router as devices_router
+from tripline_api.jobs.router import router as jobs_router
 from tripline_api.settings import ApiSettings
+from tripline_api.trip_files.router import router as trip_files_router
+from tripline_api.trip_files.router import router_v2 as trip_files_v2_router
 from tripline_api.trips.deprecation import DEPRECATION_NOTE
 from tripline_api.trips.router import router as trips_router
 from tripline_api.trips.router_v2 import router as trips_v2_router
@@ -30,6 +33,7 @@ TAGS = [
     {"name": "alerts", "description": "Rule violations on your trips: list, acknowledge, resolve."},
     {"name": "alerts-stream", "description": "Your alerts in real time: WebSocket and SSE."},
     {"name": "devices", "description": "Your telemetry sources and their ingest API keys."},
+    {"name": "jobs", "description": "Your background jobs (imports): status, progress, result."},
     {"name": "webhooks", "description": "Your URLs that receive alerts as signed POSTs."},
 ]
 
@@ -45,6 +49,8 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
             auth_router,
             users_router,
             trips_router,
+            trip_files_router,
+            jobs_router,
             alerts_stream_router,
             alerts_router,
             devices_router,
@@ -55,6 +61,7 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
         on_shutdown=[stop_alerts_stream],
     )
     app.include_router(trips_v2_router, prefix="/v2")
+    app.include_router(trip_files_v2_router, prefix="/v2")
     return app
 
 

@@ -26,3 +26,11 @@ class ApiSettings(CommonSettings):
     alerts_stream_queue_size: int = Field(
         100, gt=0, description="Events buffered per connection before a slow client is dropped."
     )
+
+    # Uploads (POST /v1/trips/{id}/waypoints/import).
+    waypoint_import_max_bytes: int = Field(
+        524_288,
+        gt=0,
+        description="Largest waypoint file (CSV/GPX) accepted; larger gets 413. Keep it under "
+        "`max_body_bytes` (the whole request's cap).",
+    )

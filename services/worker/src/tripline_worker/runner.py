@@ -20,6 +20,7 @@ from tripline_common.queue import DELIVER_WEBHOOK, PROCESS_BATCH, traced_job
 from tripline_worker.jobs.batches import process_batch, requeue_stuck_batches
 from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry, requeue_stuck_jobs
 from tripline_worker.jobs.trips import check_lost_signal
+from tripline_worker.jobs.waypoint_import import import_waypoints
 from tripline_worker.jobs.webhooks import deliver_webhook, requeue_stuck_deliveries
 from tripline_worker.metrics import JobMetrics, instrumented
 from tripline_worker.outages import retry_when_unavailable
@@ -53,6 +54,7 @@ def worker_functions(settings: WorkerServiceSettings) -> list[Function]:
             keep_result=0,
             max_tries=settings.webhook_max_attempts + DELIVERY_SPARE_TRIES,
         ),
+        func(_job(import_waypoints), name="import_waypoints", keep_result=0),
     ]
 
 

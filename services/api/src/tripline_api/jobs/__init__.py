@@ -1,0 +1,1 @@
+"""User-visible background jobs: `GET /v1/jobs/{job_id}`."""

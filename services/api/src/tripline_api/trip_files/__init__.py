@@ -1,0 +1,1 @@
+"""Files of a trip: waypoint imports (CSV/GPX upload -> job) and the telemetry CSV export."""

@@ -1,0 +1,119 @@
+"""Trip files: `POST /v{1,2}/trips/{id}/waypoints/import` and
+`GET /v{1,2}/trips/{id}/telemetry.csv`. Declarations only; the work happens in
+`trip_files.service`.
+
+The same operations under both trips versions (files carry no coordinates in the JSON shape
+that changed): under `/v1` they are deprecated like the rest of `/v1/trips`."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
+
+from tripline_api.jobs.schemas import JobPublic
+from tripline_api.settings import ApiSettings
+from tripline_api.trip_files import service
+from tripline_api.trips.deprecation import DEPRECATION_NOTE, announce_v1_deprecation
+from tripline_api.trips.parameters import TripId
+from tripline_api.trips.responses import NOT_FOUND, UNAUTHORIZED
+from tripline_common.auth.deps import CurrentUser
+from tripline_common.deps import QueueDep, ResourcesDep, SessionDep, SettingsDep
+from tripline_common.errors import ErrorResponse
+
+
+def trip_files_router(*, v1: bool) -> APIRouter:
+    """The trip file operations, for `/v1` (deprecated) or `/v2`."""
+    note = " " + DEPRECATION_NOTE if v1 else ""
+    router = APIRouter(
+        prefix="/trips",
+        tags=["trips" if v1 else "trips-v2"],
+        deprecated=v1 or None,
+        dependencies=[Depends(announce_v1_deprecation)] if v1 else [],
+        responses=UNAUTHORIZED,
+    )
+
+    @router.post(
+        "/{trip_id:uuid}/waypoints/import",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=JobPublic,
+        summary="Import a trip's waypoints from a file",
+        description="Upload a CSV (header `lat,lon,name`) or GPX file (its `wpt` points, else its "
+        "`rtept`); at most 50 waypoints. Size and type (declared and sniffed) are checked at "
+        "once; the import itself runs in the background and **replaces** the trip's waypoints. "
+        "Answers 202 with the job; poll `Location` (`GET /v1/jobs/{id}`) for the outcome: "
+        '`result` `{"imported": n}`, or `error` listing the problems by line.' + note,
+        responses={
+            **NOT_FOUND,
+            202: {"description": "Queued.", "headers": {"Location": {"description": "The job."}}},
+            413: {"model": ErrorResponse, "description": "The file is too large."},
+            415: {
+                "model": ErrorResponse,
+                "description": "Not a CSV or GPX file, or its content does not match its type.",
+            },
+        },
+    )
+    async def import_waypoints(
+        trip_id: TripId,
+        file: Annotated[UploadFile, File(description="The CSV or GPX file.")],
+        user: CurrentUser,
+        session: SessionDep,
+        queue: QueueDep,
+        settings: SettingsDep,
+        request: Request,
+        response: Response,
+    ) -> JobPublic:
+        job = await service.start_waypoint_import(
+            session=session,
+            queue=queue,
+            owner_id=user.id,
+            trip_id=trip_id,
+            upload=file,
+            max_bytes=cast(ApiSettings, settings).waypoint_import_max_bytes,
+        )
+        response.headers["Location"] = request.app.url_path_for("get_job", job_id=str(job.id))
+        return JobPublic.model_validate(job)
+
+    @router.get(
+        "/{trip_id:uuid}/telemetry.csv",
+        response_class=StreamingResponse,
+        summary="Export a trip's telemetry as CSV",
+        description="Every position fix of the trip, oldest first, as a CSV download (columns "
+        "`"
+        + ",".join(service.EXPORT_COLUMNS)
+        + "`). Streamed: rows are sent as they are read."
+        + note,
+        responses={
+            **NOT_FOUND,
+            200: {
+                "description": "The CSV file.",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "headers": {"Content-Disposition": {"description": "attachment; filename=..."}},
+            },
+        },
+    )
+    async def export_telemetry(
+        trip_id: TripId,
+        user: CurrentUser,
+        session: SessionDep,
+        resources: ResourcesDep,
+        response: Response,
+    ) -> StreamingResponse:
+        await service.require_own_trip(session=session, owner_id=user.id, trip_id=trip_id)
+        streamed = StreamingResponse(
+            service.telemetry_csv(session_factory=resources.session_factory, trip_id=trip_id),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="trip-{trip_id}-telemetry.csv"'},
+        )
+        # A returned Response does not get the headers dependencies set (the v1 deprecation).
+        for name, value in response.headers.items():
+            if name != "content-length":
+                streamed.headers.append(name, value)
+        return streamed
+
+    return router
+
+
+router = trip_files_router(v1=True)
+router_v2 = trip_files_router(v1=False)
