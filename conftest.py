@@ -13,7 +13,6 @@ their own (`scratch_database`).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import uuid
@@ -24,7 +23,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -51,10 +49,6 @@ from tripline_devstack import (
 
 ROOT = Path(__file__).resolve().parent
 S = TypeVar("S", bound=CommonSettings)
-
-
-def _plain_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 @pytest.fixture(scope="session")
@@ -287,37 +281,6 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         yield receiver
     finally:
         receiver.stop()
-
-
-async def wait_until(
-    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
-) -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy, or fail."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
-
-
-@pytest.fixture(scope="session")
-def plain_dsn() -> Callable[[str], str]:
-    """SQLAlchemy URL -> a DSN asyncpg accepts."""
-    return _plain_dsn
-
-
-async def fetchval(database_url: str, query: str, *args: Any) -> Any:
-    """Run one query on a fresh asyncpg connection (for assertions about committed state)."""
-    conn = await asyncpg.connect(_plain_dsn(database_url))
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

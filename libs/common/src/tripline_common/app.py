@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -148,8 +147,3 @@ async def _startup_check(resources: Resources) -> None:
         log.info("startup_check_passed", checks=checks)
     else:
         log.warning("startup_check_failed", checks=checks)
-
-
-async def wait_forever() -> None:  # pragma: no cover - used by servers' main loops
-    """Sleep until cancelled."""
-    await asyncio.Event().wait()
