@@ -135,6 +135,12 @@ Use as: $components := include "tripline.components" . | fromYaml */}}
     secretKeyRef:
       name: {{ $secret }}
       key: {{ $keys.secretKey }}
+- name: SECRET_KEY_PREVIOUS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ default "secret-key-previous" $keys.secretKeyPrevious }}
+      optional: true
 - name: SENTRY_DSN
   valueFrom:
     secretKeyRef:

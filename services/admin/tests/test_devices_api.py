@@ -69,7 +69,9 @@ async def test_rotating_a_key_refuses_the_old_one_and_revoking_refuses_any(
         )
     ).json()
 
-    rotated = await client.post(f"/v1/devices/{issued['id']}/key", headers=operator_headers)
+    rotated = await client.post(
+        f"/v1/devices/{issued['id']}/key", params={"grace_seconds": 0}, headers=operator_headers
+    )
 
     assert rotated.status_code == 200
     new_key = rotated.json()["api_key"]

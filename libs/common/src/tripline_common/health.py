@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 from fastapi import APIRouter, Request
@@ -14,6 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tripline_common.db import ping_database
 from tripline_common.errors import error_response
+from tripline_common.metrics import record_readiness
+
+if TYPE_CHECKING:
+    from tripline_common.app import Resources
 
 
 @dataclass
@@ -79,6 +84,22 @@ async def check_dependencies(
     return dict(zip(checks, results, strict=True))
 
 
+async def readiness(resources: Resources) -> HealthStatus | JSONResponse:
+    """The `/readyz` answer: 503 once shutdown begins or while a dependency fails."""
+    lifecycle: Lifecycle = resources.lifecycle
+    if lifecycle.shutting_down:
+        return error_response(503, "shutting_down", "The process is shutting down.", {"checks": {}})
+    checks = await check_dependencies(
+        resources.engine,
+        resources.redis,
+        resources.settings.readiness_timeout,
+        lifecycle.extra_checks,
+    )
+    if all(result == "ok" for result in checks.values()):
+        return HealthStatus(status="ready", checks=checks)
+    return error_response(503, "not_ready", "A dependency is unavailable.", {"checks": checks})
+
+
 def create_health_router() -> APIRouter:
     """`/livez`, `/readyz` and `/startupz`, reading the app's resources from `app.state`."""
     router = APIRouter(tags=["health"])
@@ -102,21 +123,9 @@ def create_health_router() -> APIRouter:
         responses={503: {"description": "Not ready; `details` lists each check."}},
     )
     async def readyz(request: Request) -> HealthStatus | JSONResponse:
-        resources = request.app.state.resources
-        lifecycle: Lifecycle = resources.lifecycle
-        if lifecycle.shutting_down:
-            return error_response(
-                503, "shutting_down", "The process is shutting down.", {"checks": {}}
-            )
-        checks = await check_dependencies(
-            resources.engine,
-            resources.redis,
-            resources.settings.readiness_timeout,
-            lifecycle.extra_checks,
-        )
-        if all(result == "ok" for result in checks.values()):
-            return HealthStatus(status="ready", checks=checks)
-        return error_response(503, "not_ready", "A dependency is unavailable.", {"checks": checks})
+        answer = await readiness(request.app.state.resources)
+        record_readiness(request.app, ready=isinstance(answer, HealthStatus))
+        return answer
 
     @router.get(
         "/startupz",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -14,7 +16,15 @@ from tripline_common.settings import CommonSettings
 # Loggers of the libraries we run on, routed through structlog's formatter so that every line,
 # ours or theirs, has the same shape. uvicorn.access is silenced: we log each request once, in
 # our own middleware (it costs ~19% of throughput otherwise, see docs/performance.md).
-_ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "arq", "arq.worker", "arq.jobs", "arq.connections")
+_ROUTED_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "arq",
+    "arq.worker",
+    "arq.jobs",
+    "arq.connections",
+    "py.warnings",
+)
 _QUIET_LOGGERS = ("uvicorn.access",)
 
 # Keys every line carries, even when unknown at the time (null), so log queries never miss.
@@ -98,6 +108,57 @@ def configure_logging(settings: CommonSettings) -> None:
     logging.getLogger("sqlalchemy.engine").setLevel(
         logging.INFO if settings.db_echo else logging.WARNING
     )
+    # What Python itself would print to stderr goes through the same formatter: warnings,
+    # and exceptions nobody caught (the main thread's, other threads', unraisable ones).
+    # A hook someone else installed (Sentry wraps ours; pytest has its own) is left alone.
+    logging.captureWarnings(True)
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _log_uncaught
+    if threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _log_uncaught_in_thread
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _log_unraisable
+
+
+_crash_log = logging.getLogger("tripline.crash")
+
+
+def _log_uncaught(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    _crash_log.critical("uncaught_exception", exc_info=(exc_type, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return  # What threading's own hook ignores too.
+    thread = args.thread.name if args.thread is not None else None
+    _crash_log.error(
+        "uncaught_exception_in_thread",
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        extra={"thread_name": thread},
+    )
+
+
+def _log_unraisable(args: Any) -> None:
+    exc_info = (
+        (args.exc_type, args.exc_value, args.exc_traceback) if args.exc_value is not None else None
+    )
+    _crash_log.error(
+        "unraisable_exception",
+        exc_info=exc_info,
+        extra={"detail": args.err_msg or "Exception ignored", "object": _safe_repr(args.object)},
+    )
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)[:200]
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def get_logger(name: str | None = None, **initial: Any) -> structlog.stdlib.BoundLogger:

@@ -228,15 +228,22 @@ def _b64decode(text: str) -> bytes:
 
 class CursorCodec:
     """Encodes cursors as `<base64url JSON>.<base64url HMAC-SHA256 tag>`, signed with a key
-    derived from the app's secret (so rotating the secret invalidates outstanding cursors)."""
+    derived from the app's secret. Cursors signed with one of the `previous` secrets (the
+    settings' SECRET_KEY_PREVIOUS) are still accepted, so rotating the secret does not break
+    a client paging through a list; removing a secret invalidates what it signed."""
 
-    def __init__(self, secret: str) -> None:
-        self._key = hmac.new(
-            secret.encode(), b"tripline.pagination.cursor.v1", hashlib.sha256
-        ).digest()
+    def __init__(self, secret: str, *previous: str) -> None:
+        self._keys = [
+            hmac.new(key.encode(), b"tripline.pagination.cursor.v1", hashlib.sha256).digest()
+            for key in (secret, *previous)
+        ]
+        self._key = self._keys[0]
 
-    def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+    def _sign(self, payload: bytes, key: bytes | None = None) -> bytes:
+        return hmac.new(key or self._key, payload, hashlib.sha256).digest()[:16]
+
+    def _signed(self, payload: bytes, tag: bytes) -> bool:
+        return any(hmac.compare_digest(tag, self._sign(payload, key)) for key in self._keys)
 
     def encode(self, cursor: Cursor) -> str:
         """The opaque string handed to clients."""
@@ -255,7 +262,7 @@ class CursorCodec:
         try:
             payload_part, tag_part = token.split(".")
             payload = _b64decode(payload_part)
-            if not hmac.compare_digest(_b64decode(tag_part), self._sign(payload)):
+            if not self._signed(payload, _b64decode(tag_part)):
                 raise ValueError("bad signature")
             data = orjson.loads(payload)
             direction = data["d"]
@@ -271,9 +278,9 @@ class CursorCodec:
 
 
 @functools.lru_cache(maxsize=4)
-def cursor_codec(secret: str) -> CursorCodec:
-    """The codec for `secret`, built once per process rather than once per request."""
-    return CursorCodec(secret)
+def cursor_codec(secret: str, *previous: str) -> CursorCodec:
+    """The codec for these secrets, built once per process rather than once per request."""
+    return CursorCodec(secret, *previous)
 
 
 # --- The envelope -----------------------------------------------------------------------------
@@ -454,7 +461,7 @@ def page_params(
         ] = False,
     ) -> PageParams:
         order = parse_sort(sort, spec.allowed)
-        codec = cursor_codec(settings.secret_key.get_secret_value())
+        codec = cursor_codec(*settings.secret_keys())
         decoded: Cursor | None = None
         if cursor:
             if offset:

@@ -11,6 +11,7 @@ import sentry_sdk
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import ExponentialBackoff
@@ -188,25 +189,32 @@ def traced_job(func: JobFunc[T]) -> JobFunc[T]:
 
 
 async def queue_stats(redis: ArqRedis, queue_name: str, scan_limit: int = 10_000) -> dict[str, Any]:
-    """Depth of an ARQ queue, the age of its oldest due job, and jobs in progress.
+    """Depth of an ARQ queue, the age of its oldest due job, and its jobs in progress.
 
-    ARQ keeps a queue as a sorted set scored by due time (ms) and marks running jobs with an
-    `arq:in-progress:<job id>` key; the scan of those keys is bounded by `scan_limit`.
+    ARQ keeps a queue as a sorted set scored by due time (ms); a job stays in it while a worker
+    runs it, marked by an `arq:in-progress:<job id>` key. Only due jobs can be running, so the
+    first `scan_limit` due jobs of *this* queue are checked for that key (one round trip);
+    running jobs are counted as in progress, not as waiting.
     """
     now_ms = time.time() * 1000
     queued = await redis.zcard(queue_name)
     due = await redis.zcount(queue_name, "-inf", now_ms)
-    oldest = await redis.zrange(queue_name, 0, 0, withscores=True)
-    oldest_age = max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest and due else 0.0
-    in_progress = 0
-    async for _ in redis.scan_iter(match="arq:in-progress:*", count=500):
-        in_progress += 1
-        if in_progress >= scan_limit:
-            break
+    head = await redis.zrangebyscore(
+        queue_name, "-inf", now_ms, start=0, num=scan_limit, withscores=True
+    )
+    running: list[int] = []
+    if head:
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id, _ in head:
+                pipe.exists(in_progress_key_prefix + job_id.decode())
+            running = await pipe.execute()
+    in_progress = sum(1 for flag in running if flag)
+    waiting = [score for (_, score), flag in zip(head, running, strict=True) if not flag]
+    oldest_age = max(0.0, (now_ms - waiting[0]) / 1000) if waiting else 0.0
     return {
         "queue": queue_name,
-        "queued": queued,
-        "due": due,
+        "queued": queued - in_progress,
+        "due": due - in_progress,
         "oldest_due_age_seconds": round(oldest_age, 3),
         "in_progress": in_progress,
     }

@@ -35,6 +35,23 @@ def _split_csv(value: Any) -> Any:
 CsvList = Annotated[list[str], NoDecode]
 
 
+def _key_list(value: Any) -> Any:
+    """SECRET_KEY_PREVIOUS: one key as it is (keys may contain commas), a JSON list of keys, or
+    nothing (unset or blank)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [text]
+    if isinstance(value, SecretStr):
+        return [value]
+    return value
+
+
 class CommonSettings(BaseSettings):
     """Settings every Tripline process shares. Each service subclasses it with its own fields."""
 
@@ -55,6 +72,12 @@ class CommonSettings(BaseSettings):
     secret_key: SecretStr = Field(
         SecretStr(DEFAULT_SECRET_KEY),
         description="Signing key for tokens and cookies; at least 32 characters outside dev/test.",
+    )
+    secret_key_previous: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Keys retired from SECRET_KEY, still accepted when verifying (never used to "
+        "sign), so rotating the key logs nobody out: one key, or a JSON list of keys. Empty by "
+        "default; same rules as SECRET_KEY outside dev/test.",
     )
     database_url: str | None = Field(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/tripline",
@@ -141,7 +164,19 @@ class CommonSettings(BaseSettings):
                 for candidate in (key, key.upper()):
                     if candidate in data:
                         data[candidate] = _split_csv(data[candidate])
+            for candidate in ("secret_key_previous", "SECRET_KEY_PREVIOUS"):
+                if candidate in data:
+                    data[candidate] = _key_list(data[candidate])
         return data
+
+    def secret_keys(self) -> tuple[str, ...]:
+        """SECRET_KEY, then each of SECRET_KEY_PREVIOUS: sign with the first, accept any."""
+        keys = [self.secret_key.get_secret_value()]
+        for previous in self.secret_key_previous:
+            value = previous.get_secret_value()
+            if value not in keys:
+                keys.append(value)
+        return tuple(keys)
 
     @property
     def is_production_like(self) -> bool:
@@ -163,6 +198,13 @@ class CommonSettings(BaseSettings):
         secret = self.secret_key.get_secret_value()
         if secret == DEFAULT_SECRET_KEY or len(secret) < 32:
             problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        for previous in self.secret_key_previous:
+            value = previous.get_secret_value()
+            if value == DEFAULT_SECRET_KEY or len(value) < 32:
+                problems.append(
+                    "SECRET_KEY_PREVIOUS must hold only random keys of at least 32 characters"
+                )
+                break
         if "*" in self.cors_origins:
             problems.append("CORS_ORIGINS must list explicit origins, not '*'")
         if "*" in self.trusted_hosts:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 
 SIGNATURE_HEADER = "X-Tripline-Signature"
 """`v1=<hex HMAC-SHA256>`; several comma-separated values while a secret is being rotated."""
@@ -41,10 +42,22 @@ def compute_signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_SCHEME}={digest}"
 
 
-def signature_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
-    """The timestamp and signature headers of one delivery attempt."""
+def signature_headers(
+    secret: str,
+    body: bytes,
+    *,
+    timestamp: int | None = None,
+    previous_secrets: Sequence[str] = (),
+) -> dict[str, str]:
+    """The timestamp and signature headers of one delivery attempt.
+
+    While a secret is being rotated, the signature header carries one `v1=` value per secret,
+    the current one first (`v1=<new>,v1=<old>`): a receiver that still knows only the old
+    secret, and one that already has the new, both find a value they can verify."""
     ts = int(time.time()) if timestamp is None else timestamp
-    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: compute_signature(secret, ts, body)}
+    values = [compute_signature(secret, ts, body)]
+    values += [compute_signature(old, ts, body) for old in previous_secrets if old != secret]
+    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: ",".join(values)}
 
 
 def verify_signature(

@@ -10,6 +10,7 @@ from tripline_api.alerts_stream.service import start_alerts_stream, stop_alerts_
 from tripline_api.auth.router import router as auth_router
 from tripline_api.devices.router import router as devices_router
 from tripline_api.jobs.router import router as jobs_router
+from tripline_api.metrics import create_api_metrics
 from tripline_api.settings import ApiSettings
 from tripline_api.trip_files.router import router as trip_files_router
 from tripline_api.trip_files.router import router_v2 as trip_files_v2_router
@@ -57,7 +58,7 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
             webhooks_router,
         ],
         tags_metadata=TAGS,
-        on_startup=[start_alerts_stream],
+        on_startup=[create_api_metrics, start_alerts_stream],
         on_shutdown=[stop_alerts_stream],
     )
     app.include_router(trips_v2_router, prefix="/v2")

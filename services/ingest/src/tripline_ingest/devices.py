@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -83,7 +83,11 @@ class DeviceKeyCache:
 async def authenticate_device(
     *, session: AsyncSession, cache: DeviceKeyCache, api_key: str | None
 ) -> AuthenticatedDevice:
-    """The active device owning `api_key`, or 401."""
+    """The active device owning `api_key`, or 401.
+
+    The key may be the device's current one or, until `previous_key_expires_at`, the one an
+    operator's rotation replaced (zero-downtime rotation: the fleet moves to the new key while
+    the old one still works). A revoked device's keys are both refused."""
     if not api_key:
         raise UnauthorizedError("Send the device's API key in the X-Device-Key header.")
     key_hash = hash_api_key(api_key)
@@ -93,7 +97,13 @@ async def authenticate_device(
     row = (
         await session.execute(
             select(Device.id, Device.owner_id).where(
-                Device.api_key_hash == key_hash,
+                or_(
+                    col(Device.api_key_hash) == key_hash,
+                    and_(
+                        col(Device.previous_api_key_hash) == key_hash,
+                        col(Device.previous_key_expires_at) > func.now(),
+                    ),
+                ),
                 col(Device.revoked_at).is_(None),
             )
         )

@@ -8,6 +8,7 @@ from tripline_common.app import Resources, create_app
 from tripline_common.server import serve
 from tripline_ingest.settings import IngestSettings
 from tripline_ingest.state import IngestState
+from tripline_ingest.telemetry.refusals import RefusalCounter
 from tripline_ingest.telemetry.router import router as telemetry_router
 
 TAGS = [{"name": "telemetry", "description": "Device telemetry intake."}]
@@ -20,7 +21,7 @@ def create_ingest_app(settings: IngestSettings | None = None) -> FastAPI:
     async def create_state(app: FastAPI, resources: Resources) -> None:
         app.state.ingest = IngestState.create(settings, resources)
 
-    return create_app(
+    app = create_app(
         settings=settings,
         title="Tripline ingest",
         description="High-rate telemetry intake for devices authenticated by API keys.",
@@ -28,6 +29,8 @@ def create_ingest_app(settings: IngestSettings | None = None) -> FastAPI:
         tags_metadata=TAGS,
         on_startup=[create_state],
     )
+    app.add_middleware(RefusalCounter)
+    return app
 
 
 def run() -> None:

@@ -10,6 +10,9 @@ from tripline_common.app import Resources
 from tripline_ingest.devices import DeviceKeyCache, DeviceRateLimiter
 from tripline_ingest.settings import IngestSettings
 
+# Why an upload was refused (`tripline_ingest_events_rejected_total{reason}`).
+REFUSAL_REASONS = ("invalid", "too_large", "unauthorized", "rate_limited", "unavailable")
+
 
 class IngestMetrics:
     """Prometheus series of intake, on the app's registry."""
@@ -21,14 +24,40 @@ class IngestMetrics:
             ["outcome"],
             registry=registry,
         )
-        self.events = Counter(
-            "tripline_ingest_events_stored", "Telemetry events stored.", registry=registry
+        self.events_accepted = Counter(
+            "tripline_ingest_events_accepted", "Telemetry events stored.", registry=registry
+        )
+        self.events_rejected = Counter(
+            "tripline_ingest_events_rejected",
+            "Telemetry events of refused uploads, by reason: invalid, too_large, unauthorized, "
+            "rate_limited, unavailable (1 per upload whose body was not read or did not parse).",
+            ["reason"],
+            registry=registry,
+        )
+        self.rate_limit_rejections = Counter(
+            "tripline_ingest_rate_limit_rejections",
+            "Uploads refused with 429 by a rate limit.",
+            ["limit"],
+            registry=registry,
         )
         self.rate_limit_unchecked = Counter(
             "tripline_ingest_rate_limit_unchecked",
             "Requests let through unchecked because Redis did not answer the rate limiter.",
             registry=registry,
         )
+
+        # Every label value exported from the start (at 0), so rates and alerts see it at once.
+        for outcome in ("stored", "duplicate"):
+            self.batches.labels(outcome)
+        for reason in REFUSAL_REASONS:
+            self.events_rejected.labels(reason)
+        self.rate_limit_rejections.labels("device")
+
+    def refused(self, reason: str, events: int) -> None:
+        """Count an upload refused for `reason` that carried `events` events."""
+        self.events_rejected.labels(reason).inc(events)
+        if reason == "rate_limited":
+            self.rate_limit_rejections.labels("device").inc()
 
 
 @dataclass

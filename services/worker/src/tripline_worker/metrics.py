@@ -1,16 +1,29 @@
-"""Worker metrics: jobs (started, finished by outcome, duration, running) and pipeline counts."""
+"""Worker metrics: jobs (started, finished by outcome, duration, running), pipeline counts, and
+the queue's depth and oldest due job, refreshed from Redis by a background task."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import structlog
 from arq import Retry
+from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from redis.exceptions import RedisError
+
+from tripline_common.models import AlertRule
+from tripline_common.queue import queue_stats
+
+log = structlog.get_logger("tripline.worker.metrics")
 
 T = TypeVar("T")
+
+# Seconds between two reads of the queue's state from Redis.
+QUEUE_REFRESH_SECONDS = 5.0
 
 
 class JobMetrics:
@@ -44,10 +57,33 @@ class JobMetrics:
         self.alerts_raised = Counter(
             "tripline_worker_alerts_raised", "New alerts, by rule.", ["rule"], registry=registry
         )
-        self.webhook_attempts = Counter(
-            "tripline_worker_webhook_attempts",
+        self.batch_latency = Histogram(
+            "tripline_worker_batch_latency_seconds",
+            "From a batch accepted at ingest (its received_at) to its processing committed.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        )
+        self.webhook_deliveries = Counter(
+            "tripline_worker_webhook_deliveries",
             "Webhook delivery attempts, by outcome: delivered, retried or failed (given up).",
             ["outcome"],
+            registry=registry,
+        )
+        # Every label value exported from the start (at 0), so rates and alerts see it at once.
+        for rule in AlertRule:
+            self.alerts_raised.labels(rule.value)
+        for outcome in ("delivered", "retried", "failed"):
+            self.webhook_deliveries.labels(outcome)
+        self.queue_depth = Gauge(
+            "tripline_worker_queue_depth",
+            "Jobs waiting in the queue, due or deferred (refreshed every few seconds).",
+            ["queue"],
+            registry=registry,
+        )
+        self.queue_oldest_job_age = Gauge(
+            "tripline_worker_queue_oldest_job_age_seconds",
+            "How long the oldest due job has waited for a worker; 0 when none is due.",
+            ["queue"],
             registry=registry,
         )
 
@@ -75,3 +111,54 @@ def instrumented(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
             metrics.duration.labels(name).observe(time.perf_counter() - started)
 
     return wrapper
+
+
+class QueueMonitor:
+    """Keeps the queue gauges current: reads the queue from Redis every `interval` seconds.
+
+    A background task rather than a read per scrape: Prometheus (and every replica's scrape)
+    then never waits on Redis, and the cost is fixed whatever the scrape rate.
+    """
+
+    def __init__(
+        self,
+        metrics: JobMetrics,
+        redis: ArqRedis,
+        queue_name: str,
+        interval: float = QUEUE_REFRESH_SECONDS,
+    ) -> None:
+        self.metrics = metrics
+        self.redis = redis
+        self.queue_name = queue_name
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    async def refresh(self) -> None:
+        """Read the queue once and set the gauges."""
+        stats = await queue_stats(self.redis, self.queue_name, scan_limit=1000)
+        self.metrics.queue_depth.labels(self.queue_name).set(stats["queued"])
+        self.metrics.queue_oldest_job_age.labels(self.queue_name).set(
+            stats["oldest_due_age_seconds"]
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="queue-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+                self._failing = False
+            except (RedisError, OSError) as exc:
+                # Redis is down: /readyz says so; the gauges keep their last values.
+                if not self._failing:
+                    log.warning("queue_metrics_unavailable", error=str(exc))
+                self._failing = True
+            await asyncio.sleep(self.interval)

@@ -17,12 +17,13 @@ from arq.worker import Function, Worker, func
 
 from tripline_common.app import Resources
 from tripline_common.queue import DELIVER_WEBHOOK, PROCESS_BATCH, traced_job
+from tripline_common.sentry import report_job_failures
 from tripline_worker.jobs.batches import process_batch, requeue_stuck_batches
 from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry, requeue_stuck_jobs
 from tripline_worker.jobs.trips import check_lost_signal
 from tripline_worker.jobs.waypoint_import import import_waypoints
 from tripline_worker.jobs.webhooks import deliver_webhook, requeue_stuck_deliveries
-from tripline_worker.metrics import JobMetrics, instrumented
+from tripline_worker.metrics import JobMetrics, QueueMonitor, instrumented
 from tripline_worker.outages import retry_when_unavailable
 from tripline_worker.probe import health_check_key
 from tripline_worker.settings import WorkerServiceSettings
@@ -35,8 +36,9 @@ DELIVERY_SPARE_TRIES = 3
 
 
 def _job(function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """How every job runs: correlation ID and log lines, metrics, outages turned into retries."""
-    return traced_job(instrumented(retry_when_unavailable(function)))
+    """How every job runs: correlation ID and log lines, one Sentry event when it fails,
+    metrics, outages turned into retries."""
+    return traced_job(report_job_failures(instrumented(retry_when_unavailable(function))))
 
 
 def worker_functions(settings: WorkerServiceSettings) -> list[Function]:
@@ -96,7 +98,8 @@ def cron_jobs(settings: WorkerServiceSettings) -> list[CronJob]:
 
 
 class ArqRunner:
-    """Owns the ARQ `Worker`: restarts it after a Redis outage, drains it on shutdown.
+    """Owns the ARQ `Worker`: restarts it after a Redis outage, drains it on shutdown; and the
+    task that refreshes the queue's gauges.
 
     Signals are handled by the HTTP server (readiness fails first); this runner is then asked
     to stop: it takes no new jobs, lets running ones finish for `job_completion_wait` seconds,
@@ -111,6 +114,7 @@ class ArqRunner:
         self.http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.queue_monitor = QueueMonitor(metrics, resources.redis, self.settings.arq_queue_name)
 
     def _build(self) -> Worker:
         s = self.settings
@@ -162,6 +166,7 @@ class ArqRunner:
             limits=httpx.Limits(max_connections=s.max_jobs, max_keepalive_connections=20),
         )
         self._task = asyncio.create_task(self._supervise(), name="arq-supervisor")
+        self.queue_monitor.start()
 
     async def _supervise(self) -> None:
         delay = 0.5
@@ -186,6 +191,7 @@ class ArqRunner:
     async def stop(self) -> None:
         """Stop taking jobs, let running jobs finish (bounded), then cancel what remains."""
         self._stopping = True
+        await self.queue_monitor.stop()
         worker = self.worker
         if worker is not None:
             worker.allow_pick_jobs = False

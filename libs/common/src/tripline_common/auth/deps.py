@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-import sentry_sdk
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -15,6 +14,7 @@ from tripline_common.auth.tokens import AccessClaims, decode_access_token
 from tripline_common.deps import PgDep, SettingsDep
 from tripline_common.errors import ForbiddenError, UnauthorizedError
 from tripline_common.models import UserRole
+from tripline_common.sentry import set_user_id
 
 # auto_error=False: a missing token becomes our 401 in the shared shape, not FastAPI's.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
@@ -40,7 +40,7 @@ async def get_current_user(claims: TokenClaims, pg: PgDep) -> Principal:
     """The user behind a valid token whose session is still live (one query)."""
     user = await resolve_principal(pg=pg, claims=claims)
     structlog.contextvars.bind_contextvars(user_id=str(user.id))
-    sentry_sdk.set_user({"id": str(user.id)})
+    set_user_id(user.id)
     return user
 
 

@@ -53,13 +53,18 @@ def create_access_token(
         "aud": settings.jwt_audience,
         "iss": settings.jwt_issuer,
     }
+    # Always signed with the current key; SECRET_KEY_PREVIOUS only verifies.
     return jwt.encode(payload, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
 
 
 def decode_access_token(settings: CommonSettings, token: str) -> AccessClaims:
-    """Verify signature, algorithm, audience and issuer (cached per token), then expiry; 401."""
+    """Verify signature, algorithm, audience and issuer (cached per token), then expiry; 401.
+
+    The signature may be by SECRET_KEY or by any key of SECRET_KEY_PREVIOUS, so that tokens
+    issued before a key rotation stay valid until they expire (docs/operations.md, "Rotating
+    the secret key")."""
     claims = _verified_claims(
-        token, settings.secret_key.get_secret_value(), settings.jwt_audience, settings.jwt_issuer
+        token, settings.secret_keys(), settings.jwt_audience, settings.jwt_issuer
     )
     if claims.expires_at.timestamp() + _LEEWAY_SECONDS < time.time():
         raise UnauthorizedError("The access token has expired.", code="token_expired")
@@ -67,29 +72,40 @@ def decode_access_token(settings: CommonSettings, token: str) -> AccessClaims:
 
 
 # Verifying a JWT (HMAC, JSON, claim checks) costs tens of microseconds on every request of a
-# client that reuses its token. The verification of a given token string with a given key is a
+# client that reuses its token. The verification of a given token string with given keys is a
 # pure function, so it is cached; expiry, the one thing that changes with time, is checked on
-# every call above, and revocation is checked against the session row by the caller.
+# every call above, and revocation is checked against the session row by the caller. The keys
+# are part of the cache key: once a key is removed from the settings, what it signed no longer
+# verifies, cached or not.
 @functools.lru_cache(maxsize=4096)
-def _verified_claims(token: str, key: str, audience: str, issuer: str) -> AccessClaims:
-    try:
-        payload = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            audience=audience,
-            issuer=issuer,
-            options={"require": _REQUIRED_CLAIMS, "verify_exp": False},
-        )
-        return AccessClaims(
-            user_id=uuid.UUID(payload["sub"]),
-            session_id=uuid.UUID(payload["sid"]),
-            role=str(payload.get("role", "")),
-            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
-            token_id=str(payload["jti"]),
-        )
-    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError, OverflowError):
-        raise UnauthorizedError("The access token is not valid.", code="invalid_token") from None
+def _verified_claims(token: str, keys: tuple[str, ...], audience: str, issuer: str) -> AccessClaims:
+    for index, key in enumerate(keys):
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=issuer,
+                options={"require": _REQUIRED_CLAIMS, "verify_exp": False},
+            )
+            return AccessClaims(
+                user_id=uuid.UUID(payload["sub"]),
+                session_id=uuid.UUID(payload["sid"]),
+                role=str(payload.get("role", "")),
+                expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+                token_id=str(payload["jti"]),
+            )
+        except jwt.InvalidSignatureError:
+            # Signed with another key: try the next one (the current key comes first).
+            if index + 1 < len(keys):
+                continue
+        except (jwt.InvalidTokenError, ValueError, TypeError, KeyError, OverflowError):
+            # The signature was fine (PyJWT checks it first) or the token is malformed: no
+            # other key would make it valid.
+            pass
+        break
+    raise UnauthorizedError("The access token is not valid.", code="invalid_token")
 
 
 def new_refresh_token() -> str:

@@ -31,6 +31,10 @@ class WebhookEndpoint(TriplineModel, table=True):
     __tablename__ = "webhook_endpoints"
     __table_args__ = (
         Index("ix_webhook_endpoints_owner_id", "owner_id"),
+        CheckConstraint(
+            "(previous_secret IS NULL) = (previous_secret_expires_at IS NULL)",
+            name="previous_secret_pair",
+        ),
         {"comment": "Users' webhook receivers."},
     )
 
@@ -43,6 +47,17 @@ class WebhookEndpoint(TriplineModel, table=True):
     secret: str = Field(
         sa_type=String(128),
         sa_column_kwargs={"comment": "HMAC-SHA256 signing secret (kept in clear: needed to sign)."},
+    )
+    previous_secret: str | None = Field(
+        default=None,
+        sa_type=String(128),
+        sa_column_kwargs={
+            "comment": "The secret replaced by the last rotation; deliveries carry a signature "
+            "with it too until previous_secret_expires_at."
+        },
+    )
+    previous_secret_expires_at: datetime | None = timestamp_field(
+        comment="End of the previous secret's overlap; null when there is none."
     )
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
     created_at: datetime = created_at_field()

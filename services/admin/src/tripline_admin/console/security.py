@@ -88,9 +88,10 @@ def delete_cookie(response: Response, settings: AdminSettings, purpose: str) -> 
 
 
 def _serializer(settings: AdminSettings, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(
-        settings.secret_key.get_secret_value(), salt=f"tripline.console.{purpose}"
-    )
+    # itsdangerous signs with the last key of the list and accepts any: a cookie signed before
+    # SECRET_KEY was rotated (the old key now in SECRET_KEY_PREVIOUS) stays valid.
+    keys = list(reversed(settings.secret_keys()))
+    return URLSafeTimedSerializer(keys, salt=f"tripline.console.{purpose}")
 
 
 def sign(settings: AdminSettings, purpose: str, payload: Any) -> str:
@@ -111,21 +112,37 @@ def unsign(settings: AdminSettings, purpose: str, value: str | None, max_age: in
 # --- CSRF -----------------------------------------------------------------------------------
 
 
-def _csrf_key(settings: AdminSettings) -> bytes:
-    return hmac.new(
-        settings.secret_key.get_secret_value().encode(), b"tripline.console.csrf.v1", hashlib.sha256
-    ).digest()
+def _csrf_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"tripline.console.csrf.v1", hashlib.sha256).digest()
+
+
+def _csrf_tokens(settings: AdminSettings, message: bytes) -> list[str]:
+    # The token under SECRET_KEY first (the one forms are rendered with), then under each key
+    # of SECRET_KEY_PREVIOUS: a form loaded before a key rotation can still be submitted.
+    return [
+        hmac.new(_csrf_key(secret), message, hashlib.sha256).hexdigest()
+        for secret in settings.secret_keys()
+    ]
+
+
+def _csrf_matches(settings: AdminSettings, sent: str | None, message: bytes) -> bool:
+    if sent is None:
+        return False
+    given = sent.encode()
+    return any(
+        hmac.compare_digest(given, token.encode()) for token in _csrf_tokens(settings, message)
+    )
 
 
 def csrf_token(settings: AdminSettings, session_id: uuid.UUID) -> str:
     """The CSRF token of a console session: an HMAC of its ID. A new login gets a new one, and
     it is worthless without the session cookie (which scripts and other sites cannot read)."""
-    return hmac.new(_csrf_key(settings), b"session:" + session_id.bytes, hashlib.sha256).hexdigest()
+    return _csrf_tokens(settings, b"session:" + session_id.bytes)[0]
 
 
 def login_csrf_token(settings: AdminSettings, nonce: str) -> str:
     """The login form's token, bound to a random nonce in a cookie (login CSRF protection)."""
-    return hmac.new(_csrf_key(settings), b"login:" + nonce.encode(), hashlib.sha256).hexdigest()
+    return _csrf_tokens(settings, b"login:" + nonce.encode())[0]
 
 
 def new_login_nonce() -> str:
@@ -227,8 +244,7 @@ async def verify_csrf(request: Request, user: ConsoleUser, settings: AdminSettin
     if request.method in SAFE_METHODS:
         return
     sent = await _sent_token(request)
-    expected = csrf_token(settings, user.session_id)
-    if sent is None or not hmac.compare_digest(sent, expected):
+    if not _csrf_matches(settings, sent, b"session:" + user.session_id.bytes):
         raise CsrfRejectedError()
 
 
@@ -236,9 +252,5 @@ async def verify_login_csrf(request: Request, settings: AdminSettingsDep) -> Non
     """The login form's CSRF check: its token must match the nonce cookie set with the form."""
     nonce = request.cookies.get(cookie_name(settings, "login"))
     sent = await _sent_token(request)
-    if (
-        not nonce
-        or sent is None
-        or not hmac.compare_digest(sent, login_csrf_token(settings, nonce))
-    ):
+    if not nonce or not _csrf_matches(settings, sent, b"login:" + nonce.encode()):
         raise CsrfRejectedError()

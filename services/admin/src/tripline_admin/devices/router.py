@@ -85,9 +85,12 @@ async def get_device(device_id: DeviceId, session: SessionDep) -> DeviceAdmin:
     "/{device_id}/key",
     response_model=DeviceWithKey,
     summary="Rotate a device's API key",
-    description="Replaces the key: the new one is returned **this once**, the old one is "
-    "refused by ingest from then on (within ingest's key cache lifetime, "
-    "`DEVICE_KEY_CACHE_TTL_SECONDS`, a few seconds). Audited as `device.key_rotate`.",
+    description="Issues a new key, returned **this once**. The old key keeps working for "
+    "`grace_seconds` (24 h by default), so the device can be moved to the new key without a "
+    "refused upload; `previous_key_expires_at` says until when. With `grace_seconds=0` the old "
+    "key is refused from then on (within ingest's key cache lifetime, "
+    "`DEVICE_KEY_CACHE_TTL_SECONDS`, a few seconds). A key kept by an earlier rotation stops "
+    "at once, and revoking the device stops both. Audited as `device.key_rotate`.",
     responses={**NO_DEVICE, **conflict("The device is revoked (`device_revoked`).")},
 )
 async def rotate_key(
@@ -96,9 +99,23 @@ async def rotate_key(
     session: SessionDep,
     origin: AuditOriginDep,
     response: Response,
+    grace_seconds: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=service.MAX_KEY_GRACE_SECONDS,
+            description="Seconds the old key keeps working, 0 (refused at once) to "
+            f"{service.MAX_KEY_GRACE_SECONDS} (7 days).",
+            examples=[service.DEFAULT_KEY_GRACE_SECONDS],
+        ),
+    ] = service.DEFAULT_KEY_GRACE_SECONDS,
 ) -> DeviceWithKey:
     device, key = await service.rotate_key(
-        session=session, actor=actor, device_id=device_id, origin=origin
+        session=session,
+        actor=actor,
+        device_id=device_id,
+        origin=origin,
+        grace_seconds=grace_seconds,
     )
     response.headers["Cache-Control"] = NO_STORE
     return DeviceWithKey.model_validate({**vars(device), "api_key": key})
@@ -108,7 +125,8 @@ async def rotate_key(
     "/{device_id}/revoke",
     response_model=DeviceAdmin,
     summary="Revoke a device",
-    description="Revokes the device's key for good: ingest refuses it from then on (within "
+    description="Revokes the device's key for good, and a previous key still in its grace "
+    "period with it: ingest refuses both from then on (within "
     "its key cache lifetime, `DEVICE_KEY_CACHE_TTL_SECONDS`). Idempotent. Audited as "
     "`device.revoke`.",
     responses=NO_DEVICE,

@@ -49,6 +49,11 @@ class DeviceAdmin(BaseModel):
     revoked_at: datetime | None = Field(
         description="When its key was revoked; a revoked device stays revoked."
     )
+    previous_key_expires_at: datetime | None = Field(
+        description="Until when the key replaced by the last rotation still works (UTC); null "
+        "when no previous key works.",
+        examples=["2026-11-28T12:00:00Z"],
+    )
 
 
 DeviceListItem = selectable(DeviceAdmin, name="DeviceListItem")

@@ -1,8 +1,10 @@
 """Operators' work on devices: list, issue a device with a key, rotate its key, revoke it.
 
 A key is shown once, when it is issued: only its SHA-256 hash and a short prefix are stored
-(`tripline_common.apikeys`). Ingest looks keys up by hash, so a rotated or revoked key is
-refused as soon as ingest's short key cache (`DEVICE_KEY_CACHE_TTL_SECONDS`) forgets it. Every
+(`tripline_common.apikeys`). Ingest looks keys up by hash, so a revoked key is refused as soon
+as ingest's short key cache (`DEVICE_KEY_CACHE_TTL_SECONDS`) forgets it. A rotation may keep
+the replaced key valid for a grace period (`grace_seconds`), so that a fleet can move to the
+new key without a failed upload; with no grace the old key goes like a revoked one. Every
 change is audited (never with the key itself).
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +36,11 @@ DEVICE_SORT = SortSpec(
 )
 """What device lists may be sorted on."""
 
+DEFAULT_KEY_GRACE_SECONDS = 86_400
+"""How long the REST rotation keeps the replaced key valid unless told otherwise (24 h)."""
+MAX_KEY_GRACE_SECONDS = 7 * 86_400
+"""The longest grace period a rotation may give the replaced key (7 days)."""
+
 
 @dataclass(frozen=True)
 class DeviceView:
@@ -47,6 +54,7 @@ class DeviceView:
     created_at: datetime
     last_seen_at: datetime | None
     revoked_at: datetime | None
+    previous_key_expires_at: datetime | None = None
 
     @classmethod
     def of(cls, device: Device, owner_email: str) -> DeviceView:
@@ -60,7 +68,16 @@ class DeviceView:
             created_at=device.created_at,
             last_seen_at=device.last_seen_at,
             revoked_at=device.revoked_at,
+            previous_key_expires_at=_live_expiry(device),
         )
+
+
+def _live_expiry(device: Device) -> datetime | None:
+    # A grace period still running; one that ended, or a revoked device, shows as none.
+    expires = device.previous_key_expires_at
+    if device.revoked_at is not None or expires is None or expires <= datetime.now(UTC):
+        return None
+    return expires
 
 
 async def search_devices(
@@ -155,9 +172,18 @@ async def issue_device(
 
 
 async def rotate_key(
-    *, session: AsyncSession, actor: Principal, device_id: uuid.UUID, origin: AuditOrigin
+    *,
+    session: AsyncSession,
+    actor: Principal,
+    device_id: uuid.UUID,
+    origin: AuditOrigin,
+    grace_seconds: int = 0,
 ) -> tuple[DeviceView, str]:
-    """Give a device a new key; the old one is refused from its next use. 409 once revoked."""
+    """Give a device a new key. The old one keeps working for `grace_seconds` (0: refused from
+    its next use), and a key kept from an earlier rotation stops at once: at most two keys work
+    at any time. 409 once revoked."""
+    if not 0 <= grace_seconds <= MAX_KEY_GRACE_SECONDS:
+        raise ValueError(f"grace_seconds must be within 0..{MAX_KEY_GRACE_SECONDS}")
     device = await _load(session, device_id, lock=True)
     if device.revoked_at is not None:
         raise ConflictError(
@@ -165,6 +191,12 @@ async def rotate_key(
         )
     issued = issue_api_key()
     previous = device.api_key_prefix
+    if grace_seconds:
+        device.previous_api_key_hash = device.api_key_hash
+        device.previous_key_expires_at = datetime.now(UTC) + timedelta(seconds=grace_seconds)
+    else:
+        device.previous_api_key_hash = None
+        device.previous_key_expires_at = None
     device.api_key_prefix = issued.prefix
     device.api_key_hash = issued.key_hash
     await session.flush()
@@ -174,7 +206,12 @@ async def rotate_key(
         action="device.key_rotate",
         target_type="device",
         target_id=device.id,
-        details={"name": device.name, "old_key_prefix": previous, "key_prefix": issued.prefix},
+        details={
+            "name": device.name,
+            "old_key_prefix": previous,
+            "key_prefix": issued.prefix,
+            "grace_seconds": grace_seconds,
+        },
         origin=origin,
     )
     return await get_device(session=session, device_id=device.id), issued.key
@@ -183,10 +220,13 @@ async def rotate_key(
 async def revoke_device(
     *, session: AsyncSession, actor: Principal, device_id: uuid.UUID, origin: AuditOrigin
 ) -> DeviceView:
-    """Revoke a device's key for good (idempotent; audited the first time)."""
+    """Revoke a device's keys for good, the current one and any previous one still in its grace
+    period (idempotent; audited the first time)."""
     device = await _load(session, device_id, lock=True)
     if device.revoked_at is None:
         device.revoked_at = datetime.now(UTC)
+        device.previous_api_key_hash = None
+        device.previous_key_expires_at = None
         await session.flush()
         await audit.record(
             session,

@@ -29,6 +29,7 @@ CLOSE_TRY_AGAIN = 1013  # The client fell too far behind (its queue overflowed).
 CLOSE_HEARTBEAT_TIMEOUT = 4408  # No `pong` within the timeout after a `ping`.
 
 RECONNECT_DELAY_SECONDS = 1.0
+TRANSPORTS = ("websocket", "sse")
 
 
 @dataclass(eq=False)
@@ -37,6 +38,7 @@ class Subscriber:
 
     user_id: uuid.UUID
     queue: asyncio.Queue[AlertEvent | None]
+    transport: str = "websocket"  # Or "sse": labels the connections gauge.
     # Set when the manager wants the subscriber gone: (close code, reason).
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int = CLOSE_GOING_AWAY
@@ -105,8 +107,8 @@ class ConnectionManager:
 
     # Subscribers -------------------------------------------------------------------------
 
-    def subscribe(self, user_id: uuid.UUID) -> Subscriber:
-        subscriber = Subscriber(user_id, asyncio.Queue(maxsize=self.queue_size))
+    def subscribe(self, user_id: uuid.UUID, transport: str = "websocket") -> Subscriber:
+        subscriber = Subscriber(user_id, asyncio.Queue(maxsize=self.queue_size), transport)
         self._by_user[user_id].add(subscriber)
         if self.closing:
             subscriber.close(CLOSE_GOING_AWAY, "server shutting down")
@@ -124,6 +126,14 @@ class ConnectionManager:
         if user_id is not None:
             return len(self._by_user.get(user_id, ()))
         return sum(len(subscribers) for subscribers in self._by_user.values())
+
+    def connections_by_transport(self) -> dict[str, int]:
+        """How many subscribers are open, per transport (`websocket`, `sse`)."""
+        counts = dict.fromkeys(TRANSPORTS, 0)
+        for subscribers in self._by_user.values():
+            for subscriber in subscribers:
+                counts[subscriber.transport] += 1
+        return counts
 
     def dispatch(self, event: AlertEvent) -> None:
         """Hand an event to every subscriber of its owner on this process."""

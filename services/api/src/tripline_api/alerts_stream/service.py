@@ -108,7 +108,7 @@ async def serve_websocket(websocket: WebSocket) -> None:
         await websocket.close(code=1001, reason="server shutting down")
         return
     await websocket.accept()
-    subscriber = manager.subscribe(principal.id)
+    subscriber = manager.subscribe(principal.id, transport="websocket")
     log.info("alerts_ws_connected", user_id=str(principal.id))
     session = _WebSocketSession(websocket, subscriber, resources, settings, claims)
     try:
@@ -249,7 +249,7 @@ async def sse_body(
     manager = get_manager(app)
     # Subscribe before reading Postgres, so nothing raised in between is missed; events both
     # replayed and received live are sent once.
-    subscriber = manager.subscribe(principal.id)
+    subscriber = manager.subscribe(principal.id, transport="sse")
     try:
         yield b"retry: 3000\n\n"
         sent: set[uuid.UUID] = set()

@@ -12,7 +12,7 @@ from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
 from tripline_common.auth import service
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import RedisDep, SessionDep, SettingsDep
-from tripline_common.errors import ErrorResponse, NotFoundError
+from tripline_common.errors import ErrorResponse, NotFoundError, RateLimitedError
 from tripline_common.ratelimit import enforce_rate_limit
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -41,13 +41,17 @@ async def login(
     redis: RedisDep,
 ) -> TokenPair:
     client = request.client.host if request.client else "unknown"
-    for key in (f"login:ip:{client}", f"login:email:{form.username.lower()}"):
-        await enforce_rate_limit(
-            redis,
-            key,
-            limit=settings.login_rate_limit,
-            window_seconds=settings.login_rate_window_seconds,
-        )
+    try:
+        for key in (f"login:ip:{client}", f"login:email:{form.username.lower()}"):
+            await enforce_rate_limit(
+                redis,
+                key,
+                limit=settings.login_rate_limit,
+                window_seconds=settings.login_rate_window_seconds,
+            )
+    except RateLimitedError:
+        request.app.state.api_metrics.rate_limit_rejections.labels("login").inc()
+        raise
     user = await service.authenticate(session=session, email=form.username, password=form.password)
     issued = await service.open_session(
         session=session,

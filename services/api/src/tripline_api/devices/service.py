@@ -102,5 +102,7 @@ async def rotate_device_key(
     issued = issue_api_key()
     device.api_key_prefix = issued.prefix
     device.api_key_hash = issued.key_hash
+    device.previous_api_key_hash = None  # Nor does a key kept by an operator's rotation.
+    device.previous_key_expires_at = None
     await session.flush()
     return DeviceWithNewKey(device, issued.key)

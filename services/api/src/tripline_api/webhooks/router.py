@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from tripline_api.webhooks import service
 from tripline_api.webhooks.schemas import (
@@ -13,6 +13,7 @@ from tripline_api.webhooks.schemas import (
     WebhookCreate,
     WebhookPage,
     WebhookPublic,
+    WebhookSecretRotated,
     WebhookWithSecret,
 )
 from tripline_common.auth.deps import CurrentUser
@@ -110,6 +111,55 @@ async def get_webhook(
 ) -> WebhookPublic:
     endpoint = await service.get_webhook(session=session, owner_id=user.id, webhook_id=webhook_id)
     return WebhookPublic.model_validate(endpoint)
+
+
+@router.post(
+    "/{webhook_id:uuid}/rotate-secret",
+    response_model=WebhookSecretRotated,
+    summary="Rotate a webhook endpoint's secret",
+    description="Gives the endpoint a new signing `secret`, shown only in this response. For "
+    "`grace_seconds` (24 h by default) every delivery is signed with both secrets, the new "
+    "one first (`X-Tripline-Signature: v1=<new>,v1=<old>`), so your receiver keeps verifying "
+    "while you deploy the new secret to it; `previous_secret_expires_at` says until when. "
+    "With `grace_seconds=0` the old secret stops at once. A secret kept by an earlier "
+    "rotation is dropped. " + VERIFY_NOTE,
+    responses={
+        200: {
+            "description": "Rotated; the new secret is in the body, this once.",
+            "headers": {"Cache-Control": {"description": "`no-store`: the body is a secret."}},
+        },
+        **NOT_FOUND,
+        422: {
+            "model": ErrorResponse,
+            "description": f"`grace_seconds` outside 0..{service.MAX_SECRET_GRACE_SECONDS} "
+            "(`validation_error`).",
+        },
+    },
+)
+async def rotate_webhook_secret(
+    webhook_id: WebhookId,
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+    grace_seconds: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=service.MAX_SECRET_GRACE_SECONDS,
+            description="Seconds deliveries stay signed with the old secret too: 0 (stop at "
+            f"once) to {service.MAX_SECRET_GRACE_SECONDS} (7 days).",
+            examples=[service.DEFAULT_SECRET_GRACE_SECONDS],
+        ),
+    ] = service.DEFAULT_SECRET_GRACE_SECONDS,
+) -> WebhookSecretRotated:
+    endpoint = await service.rotate_webhook_secret(
+        session=session,
+        owner_id=user.id,
+        webhook_id=webhook_id,
+        grace_seconds=grace_seconds,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return WebhookSecretRotated.model_validate(endpoint)
 
 
 @router.delete(

@@ -1,6 +1,6 @@
-"""Request and response models of the webhooks resource. The signing secret appears in one
-response only (registration); deliveries are signed with it as docs/operations.md ("Webhooks")
-describes."""
+"""Request and response models of the webhooks resource. The signing secret appears in the
+response that created it only (registration, rotation); deliveries are signed with it as
+docs/operations.md ("Webhooks") describes."""
 
 from __future__ import annotations
 
@@ -96,6 +96,36 @@ class WebhookWithSecret(WebhookPublic):
         description="The HMAC-SHA256 signing secret of this endpoint's deliveries. Shown only in "
         "this response: store it now. " + VERIFY_NOTE,
         examples=[SECRET_EXAMPLE],
+    )
+
+
+class WebhookSecretRotated(WebhookPublic):
+    """An endpoint with its new signing secret, returned once, and the end of the overlap
+    during which deliveries are signed with the old secret too."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    **PUBLIC_EXAMPLE,
+                    "secret": SECRET_EXAMPLE,
+                    "previous_secret_expires_at": "2026-11-28T12:00:00Z",
+                }
+            ]
+        },
+    )
+
+    secret: str = Field(
+        description="The new HMAC-SHA256 signing secret. Shown only in this response: store it "
+        "now. " + VERIFY_NOTE,
+        examples=[SECRET_EXAMPLE],
+    )
+    previous_secret_expires_at: datetime | None = Field(
+        description="Until when each delivery also carries a signature made with the previous "
+        "secret (`X-Tripline-Signature: v1=<new>,v1=<old>`), so the receiver can switch at any "
+        "time before then; null when the previous secret was dropped at once.",
+        examples=["2026-11-28T12:00:00Z"],
     )
 
 

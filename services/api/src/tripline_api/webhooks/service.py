@@ -1,5 +1,5 @@
-"""Webhooks: register, list and remove a user's webhook endpoints. Nothing here knows about
-HTTP.
+"""Webhooks: register, list and remove a user's webhook endpoints, and rotate their signing
+secrets with an overlap. Nothing here knows about HTTP.
 
 SSRF guard: the worker POSTs to these URLs from inside the cluster, so in staging and
 production (`settings.is_production_like`) a URL must be https and must not name `localhost` or
@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -32,6 +33,11 @@ WEBHOOK_SORT = SortSpec(
     default="-created_at",
 )
 """What webhook lists may be sorted on (NOT NULL columns only: keyset paging needs them)."""
+
+DEFAULT_SECRET_GRACE_SECONDS = 86_400
+"""How long a rotated-out secret keeps signing deliveries unless told otherwise (24 h)."""
+MAX_SECRET_GRACE_SECONDS = 7 * 86_400
+"""The longest overlap a rotation may ask for (7 days)."""
 
 # Labels that are all decimal or hex numbers: `127.1`, `0x7f.0.0.1`, `2130706433` all reach
 # 127.0.0.1 through common resolvers although they are not canonical IP literals.
@@ -99,6 +105,35 @@ async def get_webhook(
     )
     if endpoint is None:
         raise webhook_not_found()
+    return endpoint
+
+
+async def rotate_webhook_secret(
+    *, session: AsyncSession, owner_id: uuid.UUID, webhook_id: uuid.UUID, grace_seconds: int
+) -> WebhookEndpoint:
+    """Give the owner's endpoint a new signing secret (returned in the row, to be shown once).
+
+    For `grace_seconds` the worker signs each delivery with the new secret and the old one
+    (`v1=<new>,v1=<old>`), so the receiver can switch to the new secret whenever it likes during
+    that time; 0 drops the old secret at once. A secret kept by an earlier rotation is dropped:
+    at most two secrets sign a delivery. 404 when the endpoint is not the owner's."""
+    if not 0 <= grace_seconds <= MAX_SECRET_GRACE_SECONDS:
+        raise ValueError(f"grace_seconds must be within 0..{MAX_SECRET_GRACE_SECONDS}")
+    endpoint = await session.scalar(
+        select(WebhookEndpoint)
+        .where(col(WebhookEndpoint.id) == webhook_id, col(WebhookEndpoint.owner_id) == owner_id)
+        .with_for_update()
+    )
+    if endpoint is None:
+        raise webhook_not_found()
+    if grace_seconds:
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = datetime.now(UTC) + timedelta(seconds=grace_seconds)
+    else:
+        endpoint.previous_secret = None
+        endpoint.previous_secret_expires_at = None
+    endpoint.secret = new_webhook_secret()
+    await session.flush()
     return endpoint
 
 

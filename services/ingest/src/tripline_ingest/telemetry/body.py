@@ -18,6 +18,7 @@ from tripline_common.errors import AppError, BadRequestError, PayloadTooLargeErr
 from tripline_ingest.telemetry.schemas import TelemetryBatchIn
 
 _BATCH = TypeAdapter(TelemetryBatchIn)
+BODY_SCOPE_KEY = "tripline.telemetry_body"
 
 
 class UnsupportedMediaTypeError(AppError):
@@ -37,13 +38,16 @@ async def read_body(request: Request, *, max_decompressed_bytes: int) -> bytes:
             raise UnsupportedMediaTypeError("Telemetry must be sent as application/json.")
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     body = await request.body()
-    if encoding in ("", "identity"):
-        return body
     if encoding == "gzip":
-        return gunzip(body, max_bytes=max_decompressed_bytes)
-    raise UnsupportedMediaTypeError(
-        "Content-Encoding must be gzip or identity.", code="unsupported_content_encoding"
-    )
+        body = gunzip(body, max_bytes=max_decompressed_bytes)
+    elif encoding not in ("", "identity"):
+        raise UnsupportedMediaTypeError(
+            "Content-Encoding must be gzip or identity.", code="unsupported_content_encoding"
+        )
+    # Kept in this request's scope (not `request.state`, which a server may share between
+    # requests) for `refusals.RefusalCounter`, which counts the events of a refused batch.
+    request.scope[BODY_SCOPE_KEY] = body
+    return body
 
 
 def gunzip(data: bytes, *, max_bytes: int) -> bytes:

@@ -81,7 +81,7 @@ async def accept_batch(
         state.metrics.batches.labels("duplicate").inc()
     else:
         state.metrics.batches.labels("stored").inc()
-        state.metrics.events.inc(accepted.event_count)
+        state.metrics.events_accepted.inc(accepted.event_count)
     return accepted
 
 

@@ -53,6 +53,11 @@ async def process_batch(ctx: dict[str, Any], batch_id: str) -> str:
     if outcome.status != "processed":
         log.info(f"batch_{outcome.status}", batch_id=batch_id)
         return outcome.status
+    metrics = ctx["metrics"]
+    if outcome.received_at is not None:
+        # Committed: from ingest's 202 to the batch's effects being stored.
+        latency = (datetime.now(UTC) - outcome.received_at).total_seconds()
+        metrics.batch_latency.observe(max(0.0, latency))
     await publish_alerts(ctx["queue"].redis, outcome.alerts)
     log.info(
         "batch_processed",
@@ -61,9 +66,9 @@ async def process_batch(ctx: dict[str, Any], batch_id: str) -> str:
         attached=outcome.attached,
         alerts=len(outcome.alerts),
     )
-    ctx["metrics"].events_processed.inc(outcome.events)
+    metrics.events_processed.inc(outcome.events)
     for event in outcome.alerts:
-        ctx["metrics"].alerts_raised.labels(event.alert.rule).inc()
+        metrics.alerts_raised.labels(event.alert.rule).inc()
     return outcome.status
 
 

@@ -25,6 +25,7 @@ from tripline_common.correlation import get_request_id
 from tripline_common.db import retry_transient, unit_of_work
 from tripline_common.jobs import finish_job, mark_job_running, set_job_progress
 from tripline_common.models import Job
+from tripline_common.sentry import set_user_id
 
 log = structlog.get_logger("tripline.worker.jobs")
 
@@ -41,6 +42,8 @@ def tracked_job(func: TrackedFunc) -> Callable[[dict[str, Any], str], Awaitable[
         if job is None:
             log.info("tracked_job_not_runnable", tracked_job_id=job_id)
             return "not_runnable"
+        if job.owner_id is not None:
+            set_user_id(job.owner_id)  # Its Sentry event names the user it works for.
         try:
             result = await func(ctx, job)
         except Retry:

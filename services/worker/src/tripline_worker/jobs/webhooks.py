@@ -58,7 +58,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     await retry_transient()(_record)(ctx, delivery_uuid, result, final)
     metrics = ctx["metrics"]
     if result.delivered:
-        metrics.webhook_attempts.labels("delivered").inc()
+        metrics.webhook_deliveries.labels("delivered").inc()
         log.info(
             "webhook_delivered",
             delivery_id=delivery_id,
@@ -67,7 +67,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
         )
         return "delivered"
     if final:
-        metrics.webhook_attempts.labels("failed").inc()
+        metrics.webhook_deliveries.labels("failed").inc()
         log.warning(
             "webhook_failed",
             delivery_id=delivery_id,
@@ -76,7 +76,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
             error=result.error,
         )
         return "failed"
-    metrics.webhook_attempts.labels("retried").inc()
+    metrics.webhook_deliveries.labels("retried").inc()
     wait = backoff_seconds(
         attempt,
         base=settings.webhook_backoff_base_seconds,

@@ -53,6 +53,8 @@ class BatchOutcome:
     events: int = 0
     attached: int = 0
     alerts: list[AlertEvent] = field(default_factory=list)
+    received_at: datetime | None = None
+    """When ingest accepted the batch (for the pipeline's latency)."""
 
 
 async def claim_batch(
@@ -117,6 +119,7 @@ async def process_claimed_batch(
                 TelemetryBatch.status,
                 TelemetryBatch.event_count,
                 TelemetryBatch.request_id,
+                TelemetryBatch.received_at,
             )
             .where(TelemetryBatch.id == batch_id)
             # NO KEY UPDATE: does not block the FK checks of rows that reference this one.
@@ -158,7 +161,13 @@ async def process_claimed_batch(
         .where(TelemetryBatch.id == batch_id)
         .values(status=BatchStatus.PROCESSED, processed_at=now, error=None)
     )
-    return BatchOutcome("processed", events=batch.event_count, attached=attached, alerts=alerts)
+    return BatchOutcome(
+        "processed",
+        events=batch.event_count,
+        attached=attached,
+        alerts=alerts,
+        received_at=batch.received_at,
+    )
 
 
 async def _attach_events(session: AsyncSession, batch_id: uuid.UUID, trip: Trip) -> list[Fix]:

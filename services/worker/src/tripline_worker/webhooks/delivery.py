@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -53,6 +53,8 @@ class PendingDelivery:
     endpoint_active: bool
     request_id: str | None
     body: bytes
+    previous_secret: str | None = None
+    """The secret a rotation replaced, while its overlap runs: deliveries are signed with both."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,14 @@ async def load_pending_delivery(
                 col(WebhookDelivery.request_id).label("delivery_request_id"),
                 WebhookEndpoint.url,
                 WebhookEndpoint.secret,
+                # The replaced secret, only while its overlap runs (judged by the database clock).
+                case(
+                    (
+                        col(WebhookEndpoint.previous_secret_expires_at) > func.now(),
+                        col(WebhookEndpoint.previous_secret),
+                    ),
+                    else_=None,
+                ).label("previous_secret"),
                 WebhookEndpoint.is_active,
                 *_ALERT_COLUMNS,
             )
@@ -97,6 +107,7 @@ async def load_pending_delivery(
         endpoint_active=row.is_active,
         request_id=row.delivery_request_id,
         body=AlertEvent.from_row(alert).to_json(),
+        previous_secret=row.previous_secret,
     )
 
 
@@ -107,7 +118,11 @@ async def post_delivery(client: httpx.AsyncClient, delivery: PendingDelivery) ->
         "User-Agent": USER_AGENT,
         EVENT_HEADER: ALERT_RAISED,
         DELIVERY_HEADER: str(delivery.id),
-        **signature_headers(delivery.secret, delivery.body),
+        **signature_headers(
+            delivery.secret,
+            delivery.body,
+            previous_secrets=[delivery.previous_secret] if delivery.previous_secret else [],
+        ),
     }
     if delivery.request_id:
         headers[REQUEST_ID_HEADER] = delivery.request_id

@@ -1,0 +1,187 @@
+"""The worker's series move when their events happen: jobs, batches, alerts, webhooks, queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from arq import Retry
+from asgi_lifespan import LifespanManager
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+from worker_factories import along_route, job, window_aligned
+
+from tripline_common.models import WebhookDelivery
+from tripline_common.queue import create_redis
+from tripline_worker.main import create_worker_app
+from tripline_worker.metrics import JobMetrics, QueueMonitor, instrumented
+
+WAIT = 10.0
+
+
+def sample(ctx, name: str, **labels: str) -> float:
+    return ctx["registry"].get_sample_value(name, labels) or 0.0
+
+
+async def eventually(predicate, timeout: float = WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_a_processed_batch_counts_its_events_alerts_and_latency(
+    ctx, make_owner, make_trip, make_batch
+) -> None:
+    owner = await make_owner()
+    await make_trip(owner, speed_limit_kmh=50)
+    received = datetime.now(UTC) - timedelta(seconds=40)
+    batch_id = await make_batch(
+        owner, along_route(3, start=window_aligned(), speed_kmh=90), received_at=received
+    )
+
+    assert await job("process_batch")(ctx, str(batch_id)) == "processed"
+
+    assert sample(ctx, "tripline_worker_telemetry_events_processed_total") == 3
+    assert sample(ctx, "tripline_worker_alerts_raised_total", rule="speeding") == 1
+    assert sample(ctx, "tripline_worker_batch_latency_seconds_count") == 1
+    # Measured from the batch's received_at, 40 s ago: it lands in the 60 s bucket, not below.
+    assert sample(ctx, "tripline_worker_batch_latency_seconds_bucket", le="30.0") == 0
+    assert sample(ctx, "tripline_worker_batch_latency_seconds_bucket", le="60.0") == 1
+    assert sample(ctx, "tripline_worker_jobs_started_total", function="process_batch") == 1
+    finished = {"function": "process_batch", "outcome": "succeeded"}
+    assert sample(ctx, "tripline_worker_jobs_finished_total", **finished) == 1
+    assert sample(ctx, "tripline_worker_job_duration_seconds_count", function="process_batch") == 1
+
+    # Run again, it changes nothing: no second latency, no second count of its events.
+    assert await job("process_batch")(ctx, str(batch_id)) == "already_processed"
+    assert sample(ctx, "tripline_worker_batch_latency_seconds_count") == 1
+    assert sample(ctx, "tripline_worker_telemetry_events_processed_total") == 3
+
+
+@pytest.fixture
+def make_delivery(ctx, session_factory, make_owner, make_trip, make_batch, make_endpoint):
+    """`await make_delivery(url)`: a speeding alert for an owner with one endpoint, processed;
+    returns its pending delivery's id."""
+
+    async def make(url: str) -> str:
+        owner = await make_owner()
+        await make_trip(owner, speed_limit_kmh=50)
+        await make_endpoint(owner, url)
+        batch_id = await make_batch(owner, along_route(2, start=window_aligned(), speed_kmh=90))
+        await job("process_batch")(ctx, str(batch_id))
+        async with session_factory() as session:
+            return str(await session.scalar(select(WebhookDelivery.id)))
+
+    return make
+
+
+async def test_webhook_retries_and_give_ups_are_counted(
+    ctx, worker_settings, webhook_receiver, make_delivery
+) -> None:
+    ctx["settings"] = worker_settings(webhook_max_attempts=2)
+    deliver = job("deliver_webhook", ctx["settings"])
+    delivery_id = await make_delivery(webhook_receiver.url)
+
+    webhook_receiver.script = [503, 500]
+    with pytest.raises(Retry):
+        await deliver(ctx, delivery_id)
+    assert sample(ctx, "tripline_worker_webhook_deliveries_total", outcome="retried") == 1
+    retried = {"function": "deliver_webhook", "outcome": "retried"}
+    assert sample(ctx, "tripline_worker_jobs_finished_total", **retried) == 1
+
+    assert await deliver(ctx, delivery_id) == "failed"
+    assert sample(ctx, "tripline_worker_webhook_deliveries_total", outcome="failed") == 1
+    assert sample(ctx, "tripline_worker_webhook_deliveries_total", outcome="delivered") == 0
+
+
+async def test_a_delivered_webhook_is_counted(ctx, webhook_receiver, make_delivery) -> None:
+    delivery_id = await make_delivery(webhook_receiver.url)
+    assert await job("deliver_webhook", ctx["settings"])(ctx, delivery_id) == "delivered"
+    assert sample(ctx, "tripline_worker_webhook_deliveries_total", outcome="delivered") == 1
+
+
+async def test_a_running_job_is_in_progress_and_a_crash_is_failed() -> None:
+    registry = CollectorRegistry()
+    metrics = JobMetrics(registry)
+    seen: list[float | None] = []
+
+    @instrumented
+    async def crash(ctx) -> None:
+        seen.append(
+            registry.get_sample_value("tripline_worker_jobs_in_progress", {"function": "crash"})
+        )
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await crash({"metrics": metrics})
+    assert seen == [1.0]
+    assert registry.get_sample_value("tripline_worker_jobs_in_progress", {"function": "crash"}) == 0
+    failed = {"function": "crash", "outcome": "failed"}
+    assert registry.get_sample_value("tripline_worker_jobs_finished_total", failed) == 1
+
+
+async def test_queue_gauges_show_depth_and_the_oldest_due_jobs_wait(worker_settings) -> None:
+    settings = worker_settings()
+    queue = settings.arq_queue_name
+    redis = create_redis(settings)
+    registry = CollectorRegistry()
+    monitor = QueueMonitor(JobMetrics(registry), redis, queue, interval=0.05)
+
+    def gauge(name: str) -> float | None:
+        return registry.get_sample_value(name, {"queue": queue})
+
+    try:
+        await monitor.refresh()
+        assert gauge("tripline_worker_queue_depth") == 0
+        assert gauge("tripline_worker_queue_oldest_job_age_seconds") == 0
+
+        await redis.enqueue_job("noop", _job_id="waited", _queue_name=queue)
+        await redis.zadd(queue, {"waited": time.time() * 1000 - 90_000}, xx=True)  # Due 90 s ago.
+        await redis.enqueue_job("noop", _job_id="deferred", _queue_name=queue, _defer_by=3600)
+        await monitor.refresh()
+        assert gauge("tripline_worker_queue_depth") == 2  # Due or deferred.
+        assert gauge("tripline_worker_queue_oldest_job_age_seconds") >= 90
+
+        # Started, it keeps them current by itself.
+        monitor.start()
+        await redis.enqueue_job("noop", _job_id="third", _queue_name=queue)
+
+        async def depth_is_three() -> bool:
+            return gauge("tripline_worker_queue_depth") == 3
+
+        await eventually(depth_is_three)
+    finally:
+        await monitor.stop()
+        await redis.delete(queue)
+        await redis.aclose()
+
+
+async def test_the_worker_process_refreshes_its_queue_gauges(worker_settings) -> None:
+    settings = worker_settings()
+    app = create_worker_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+
+            async def gauges() -> dict[str, float]:
+                text = (await client.get("/metrics")).text
+                return {
+                    s.name: s.value
+                    for f in text_string_to_metric_families(text)
+                    for s in f.samples
+                    if s.labels.get("queue") == settings.arq_queue_name
+                }
+
+            found = await eventually(gauges)
+    assert found == {
+        "tripline_worker_queue_depth": 0,
+        "tripline_worker_queue_oldest_job_age_seconds": 0,
+    }

@@ -1,0 +1,131 @@
+"""The four real processes' `/metrics`, after a little traffic: `promtool check metrics` finds
+nothing to complain about, and every series of the metrics contract (docs/operations.md,
+"Metrics") is exported by the process that owns it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.test_processes import SERVICES, seed
+
+WAIT = 30.0
+
+# Series names as exposed (counters with `_total`, histograms by their base name).
+EVERY_HTTP_APP = [
+    "http_requests_total",
+    "http_request_duration_seconds",
+    "build_info",
+    "ready",
+    "readiness_changes_total",
+    "db_pool_connections",
+    "redis_pool_connections",
+]
+OWN = {
+    "api": ["tripline_api_realtime_connections", "tripline_api_rate_limit_rejections_total"],
+    "admin": [],
+    "ingest": [
+        "tripline_ingest_batches_total",
+        "tripline_ingest_events_accepted_total",
+        "tripline_ingest_events_rejected_total",
+        "tripline_ingest_rate_limit_rejections_total",
+        "tripline_ingest_rate_limit_unchecked_total",
+    ],
+    "worker": [
+        "tripline_worker_jobs_started_total",
+        "tripline_worker_jobs_finished_total",
+        "tripline_worker_job_duration_seconds",
+        "tripline_worker_jobs_in_progress",
+        "tripline_worker_queue_depth",
+        "tripline_worker_queue_oldest_job_age_seconds",
+        "tripline_worker_telemetry_events_processed_total",
+        "tripline_worker_batch_latency_seconds",
+        "tripline_worker_alerts_raised_total",
+        "tripline_worker_webhook_deliveries_total",
+    ],
+}
+DROPPED = ("_request_size_bytes", "_response_size_bytes", "_highr_")
+
+
+def exposed_names(text: str) -> set[str]:
+    """Every series name in an exposition: sample names and the families' own names."""
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names.add(family.name + "_total" if family.type == "counter" else family.name)
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def promtool_problems(text: str) -> str:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is needed: apt-get install prometheus (.ci/run does)"
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
+    )
+    output = (result.stdout + result.stderr).decode()
+    return output if result.returncode or output.strip() else ""
+
+
+@pytest.mark.slow
+async def test_every_process_exports_the_contract_and_promtool_accepts_it(
+    processes, process_env
+) -> None:
+    seed(process_env)
+    from scripts.seed import DEMO_DEVICE_KEY
+
+    env = {"api": {"LOGIN_RATE_LIMIT": "1"}, "ingest": {"DEVICE_RATE_LIMIT": "1"}}
+    started = {
+        name: processes.start(name, command, **env.get(name, {})) for name, command in SERVICES
+    }
+    for process in started.values():
+        processes.wait_ready(process, timeout=120)  # Four cold starts on a shared machine.
+
+    ingest, api = started["ingest"].url, started["api"].url
+    event = {"recorded_at": datetime.now(UTC).isoformat(), "lat": 52.5, "lon": 13.4}
+    device = {"X-Device-Key": DEMO_DEVICE_KEY}
+    async with httpx.AsyncClient(timeout=10) as client:
+        stored = await client.post(
+            f"{ingest}/v1/telemetry", json={"events": [event]}, headers=device
+        )
+        limited = await client.post(
+            f"{ingest}/v1/telemetry", json={"events": [event]}, headers=device
+        )
+        refused = await client.post(f"{ingest}/v1/telemetry", json={"events": [event]})
+        assert (stored.status_code, limited.status_code, refused.status_code) == (202, 429, 401)
+        login = {"username": "nobody@example.com", "password": "wrong"}
+        attempts = [
+            (await client.post(f"{api}/v1/auth/token", data=login)).status_code for _ in "ab"
+        ]
+        assert attempts == [401, 429]
+        for process in started.values():
+            assert (await client.get(f"{process.url}/readyz")).status_code == 200
+
+        async def batch_processed() -> str | None:
+            text = (await client.get(f"{started['worker'].url}/metrics")).text
+            return text if "tripline_worker_batch_latency_seconds_count 1.0" in text else None
+
+        deadline = time.monotonic() + WAIT
+        while not await batch_processed():
+            assert time.monotonic() < deadline, "the worker did not process the batch"
+            await asyncio.sleep(0.1)
+
+        expositions = {
+            name: (await client.get(f"{process.url}/metrics")).text
+            for name, process in started.items()
+        }
+
+    for name, text in expositions.items():
+        assert promtool_problems(text) == "", f"promtool on {name}:\n{promtool_problems(text)}"
+        names = exposed_names(text)
+        expected = [f"tripline_{name}_{series}" for series in EVERY_HTTP_APP] + OWN[name]
+        missing = [series for series in expected if series not in names]
+        assert not missing, f"{name} lacks {missing}"
+        assert not any(part in series for series in names for part in DROPPED), name
