@@ -19,7 +19,7 @@ from tripline_common.docs import OPENAPI_URL, install_docs
 from tripline_common.errors import ErrorResponse, install_error_handlers
 from tripline_common.health import Lifecycle, check_dependencies, create_health_router
 from tripline_common.logging import configure_logging
-from tripline_common.metrics import create_registry, instrument_app
+from tripline_common.metrics import HttpMetrics, create_registry, expose_metrics
 from tripline_common.middleware import install_middleware
 from tripline_common.pg import create_pg_pool
 from tripline_common.queue import JobQueue, create_redis
@@ -129,8 +129,13 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     docs_csp = install_docs(app) if docs else {}
-    install_middleware(app, settings, csp_by_prefix={**docs_csp, **(csp_by_prefix or {})})
-    instrument_app(app, settings, registry)
+    install_middleware(
+        app,
+        settings,
+        metrics=HttpMetrics(settings, registry),
+        csp_by_prefix={**docs_csp, **(csp_by_prefix or {})},
+    )
+    expose_metrics(app, registry)
     app.include_router(create_health_router())
     for router in routers:
         app.include_router(router, prefix=api_prefix)
