@@ -129,8 +129,12 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     docs_csp = install_docs(app) if docs else {}
-    install_middleware(app, settings, csp_by_prefix={**docs_csp, **(csp_by_prefix or {})})
-    instrument_app(app, settings, registry)
+    install_middleware(
+        app,
+        settings,
+        metrics=instrument_app(app, settings, registry),
+        csp_by_prefix={**docs_csp, **(csp_by_prefix or {})},
+    )
     app.include_router(create_health_router())
     for router in routers:
         app.include_router(router, prefix=api_prefix)

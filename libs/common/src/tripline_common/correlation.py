@@ -1,4 +1,6 @@
-"""Correlation IDs: accept or make one per request, return it, bind it to logs, Sentry and jobs."""
+"""Correlation IDs: the current one, and binding it to logs, Sentry and jobs.
+
+`tripline_common.middleware.EdgeMiddleware` accepts or makes one per request and returns it."""
 
 from __future__ import annotations
 
@@ -8,8 +10,6 @@ from contextvars import ContextVar
 
 import sentry_sdk
 import structlog
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
@@ -38,7 +38,10 @@ def get_request_id() -> str | None:
 
 
 def bind_request_id(request_id: str | None) -> None:
-    """Make `request_id` current for logs, Sentry events and enqueued jobs."""
+    """Make `request_id` current for logs, Sentry events and enqueued jobs.
+
+    (The edge middleware calls it for every request, after `unbind_request_id` has cleared
+    what a previous request on the same task may have left.)"""
     _request_id.set(request_id)
     if request_id is None:
         structlog.contextvars.unbind_contextvars("request_id")
@@ -47,44 +50,7 @@ def bind_request_id(request_id: str | None) -> None:
         sentry_sdk.set_tag("request_id", request_id)
 
 
-class CorrelationIdMiddleware:
-    """Outermost middleware: every request gets a correlation ID, every response carries it.
-
-    An incoming `X-Request-ID` is kept when it is well formed; a malformed or oversized one is
-    replaced (and the original is logged, truncated), so a client can never inject log lines.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-
-        incoming: str | None = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        request_id = clean_request_id(incoming) or new_request_id()
-
-        structlog.contextvars.clear_contextvars()
-        bind_request_id(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id
-        if incoming is not None and incoming != request_id:
-            structlog.get_logger("tripline.correlation").warning(
-                "request_id_rejected", received=incoming[:64]
-            )
-
-        async def send_with_request_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_request_id)
-        finally:
-            structlog.contextvars.clear_contextvars()
-            _request_id.set(None)
+def unbind_request_id() -> None:
+    """Forget the request's correlation ID and every other log binding (end of a request)."""
+    structlog.contextvars.clear_contextvars()
+    _request_id.set(None)

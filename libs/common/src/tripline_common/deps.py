@@ -1,7 +1,9 @@
 """Typed dependencies every handler uses: settings, DB session (unit of work), Redis, job queue.
 
 The trivial ones are `async def` on purpose: FastAPI runs plain `def` dependencies in its
-thread pool, a thread hop per request for a dictionary lookup.
+thread pool, a thread hop per request for a dictionary lookup. And each takes the `Request`
+itself rather than `ResourcesDep`: FastAPI resolves every node of the dependency graph on
+every request, so a graph one level deep is measurably cheaper on hot reads than a chain.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ async def get_settings(request: Request) -> CommonSettings:
     return settings
 
 
-async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A unit of work for one request: commit on success, roll back on error.
 
     Declared with `scope="function"` below, so the commit (and the enqueue of jobs deferred
@@ -43,23 +45,35 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     response instead of a lost write, and the connection is back in the pool before the client
     can send its next request (see docs/performance.md).
     """
+    resources: Resources = request.app.state.resources
     async with unit_of_work(resources.session_factory, resources.queue) as session:
         yield session
 
 
-async def get_queue(resources: ResourcesDep) -> JobQueue:
+async def get_queue(request: Request) -> JobQueue:
     """The job queue (use `enqueue_after_commit` with the request's session)."""
-    return resources.queue
+    queue: JobQueue = request.app.state.resources.queue
+    return queue
 
 
-async def get_redis(resources: ResourcesDep) -> ArqRedis:
+async def get_redis(request: Request) -> ArqRedis:
     """The process's Redis client."""
-    return resources.redis
+    redis: ArqRedis = request.app.state.resources.redis
+    return redis
 
 
-async def get_pg(resources: ResourcesDep) -> asyncpg.Pool:
+async def get_pg(request: Request) -> asyncpg.Pool:
     """The raw asyncpg pool, for hot read paths only (see `tripline_common.pg`)."""
-    return resources.pg
+    pool: asyncpg.Pool = request.app.state.resources.pg
+    return pool
+
+
+def pg_pool(request: Request) -> asyncpg.Pool:
+    """The raw pool, read off the app: for the hottest reads, where even one node of FastAPI's
+    per-request dependency resolution shows in the benchmark (docs/performance.md). Everything
+    else takes `PgDep`."""
+    pool: asyncpg.Pool = request.app.state.resources.pg
+    return pool
 
 
 SettingsDep = Annotated[CommonSettings, Depends(get_settings)]

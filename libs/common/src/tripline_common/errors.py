@@ -6,18 +6,14 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg
-import orjson
-import sentry_sdk
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tripline_common.correlation import get_request_id
 from tripline_common.db import is_transient_db_error
@@ -276,71 +272,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(WebSocketRequestValidationError, _validation_error_handler)
-
-
-class ErrorEnvelopeMiddleware:
-    """Keeps the error shape for what the exception handlers never see.
-
-    - An unhandled exception is logged with its stack trace and context, reported to Sentry once,
-      and answered with a 500 in the shared shape that reveals no internals.
-    - Plain-text errors written by Starlette's own middleware (a bad Host header, a refused CORS
-      preflight) are rewritten into the shared shape. HTML error pages are left alone.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        started = False
-        rewrite: Message | None = None
-        chunks: list[bytes] = []
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started, rewrite
-            if message["type"] == "http.response.start":
-                started = True
-                status = message["status"]
-                content_type = MutableHeaders(scope=message).get("content-type", "")
-                if status >= 400 and content_type.startswith("text/plain"):
-                    rewrite = message
-                    return
-            elif message["type"] == "http.response.body" and rewrite is not None:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                await self._send_rewritten(send, rewrite, b"".join(chunks))
-                return
-            await send(message)
-
-        try:
-            await self.app(scope, receive, guarded_send)
-        except Exception as exc:
-            log.exception(
-                "unhandled_exception",
-                method=scope.get("method"),
-                path=scope.get("path"),
-                error_type=type(exc).__name__,
-            )
-            sentry_sdk.capture_exception(exc)
-            if started:
-                raise  # Too late for a clean answer: let the server close the connection.
-            response = error_response(500, "internal_error", "An unexpected error occurred.")
-            await response(scope, receive, send)
-
-    @staticmethod
-    async def _send_rewritten(send: Send, start: Message, body: bytes) -> None:
-        status = start["status"]
-        headers = MutableHeaders(scope=start)
-        text = body.decode("utf-8", "replace").strip() or HTTPStatus(status).phrase
-        payload = ErrorResponse(
-            code=code_for_status(status), message=text, request_id=get_request_id()
-        ).model_dump(mode="json")
-        encoded = orjson.dumps(payload)
-        headers["content-type"] = "application/json"
-        headers["content-length"] = str(len(encoded))
-        await send(start)
-        await send({"type": "http.response.body", "body": encoded, "more_body": False})

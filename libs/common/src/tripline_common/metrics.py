@@ -28,7 +28,6 @@ from prometheus_fastapi_instrumentator import metrics as http_metrics
 
 from tripline_common.settings import CommonSettings
 
-EXCLUDED_PATHS = ["/metrics", "/livez", "/readyz", "/startupz"]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 POOL_STATES = ("in_use", "idle", "max")
 
@@ -50,41 +49,64 @@ def create_registry() -> CollectorRegistry:
     return registry
 
 
-def instrument_app(app: FastAPI, settings: CommonSettings, registry: CollectorRegistry) -> None:
-    """Register the shared series on `registry` and serve them at `/metrics`.
+class HttpMetrics:
+    """RED metrics of an app, from the instrumentator: requests by route template, method and
+    status, and their latency (no request or response size histograms: they cost on every
+    request and nobody graphs them).
 
-    - requests by route template, method and status, and their latency (no request or
-      response size histograms: they cost on every request and nobody graphs them);
+    Fed by `EdgeMiddleware`, which already knows the matched route, the status and the
+    duration, instead of the instrumentator's own middleware, which matched every route a
+    second time and built request and response objects on each request (docs/performance.md).
+    """
+
+    def __init__(self, settings: CommonSettings, registry: CollectorRegistry) -> None:
+        naming: dict[str, Any] = {
+            "metric_namespace": "tripline",
+            "metric_subsystem": settings.service_name.replace("-", "_"),
+            "registry": registry,
+        }
+        self._instrumentations = [
+            http_metrics.requests(
+                metric_doc="HTTP requests by route template, method and status.", **naming
+            ),
+            http_metrics.latency(
+                metric_doc="HTTP request duration by route template and method.",
+                should_include_status=False,
+                buckets=LATENCY_BUCKETS,
+                **naming,
+            ),
+        ]
+
+    def record(self, handler: str, method: str, status: int, duration: float) -> None:
+        """Count one request answered by the route `handler` (a template, or `none` for paths
+        no route matched: scanners and typos, never the raw path)."""
+        info = http_metrics.Info(
+            request=None,  # type: ignore[arg-type]  # Unused by these two instrumentations.
+            response=None,
+            method=method,
+            modified_handler=handler,
+            modified_status=str(status),
+            modified_duration=duration,
+        )
+        for instrumentation in self._instrumentations:
+            if instrumentation is not None:
+                instrumentation(info)
+
+
+def instrument_app(
+    app: FastAPI, settings: CommonSettings, registry: CollectorRegistry
+) -> HttpMetrics:
+    """Register the shared series on `registry`, serve them at `/metrics`, and return the RED
+    recorder for `EdgeMiddleware` to feed.
+
+    - requests and their latency by route template (`HttpMetrics`);
     - `build_info`, the readiness gauge and its flips (see `record_readiness`);
     - the DB and Redis pools, read at scrape time (see `PoolCollector`).
     """
-    namespace, subsystem = "tripline", settings.service_name.replace("-", "_")
-    instrumentator = Instrumentator(
-        should_group_status_codes=False,
-        should_ignore_untemplated=False,
-        should_group_untemplated=True,  # Unmatched paths (scanners, typos) count as "none".
-        should_respect_env_var=False,
-        excluded_handlers=EXCLUDED_PATHS,
-        registry=registry,
+    recorder = HttpMetrics(settings, registry)
+    Instrumentator(registry=registry, should_respect_env_var=False).expose(
+        app, endpoint="/metrics", include_in_schema=False, tags=["health"]
     )
-    instrumentator.add(
-        http_metrics.requests(
-            metric_namespace=namespace,
-            metric_subsystem=subsystem,
-            metric_doc="HTTP requests by route template, method and status.",
-            registry=registry,
-        ),
-        http_metrics.latency(
-            metric_namespace=namespace,
-            metric_subsystem=subsystem,
-            metric_doc="HTTP request duration by route template and method.",
-            should_include_status=False,
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        ),
-    )
-    instrumentator.instrument(app)
-    instrumentator.expose(app, endpoint="/metrics", include_in_schema=False, tags=["health"])
 
     prefix = metric_prefix(settings)
     Gauge(
@@ -95,6 +117,7 @@ def instrument_app(app: FastAPI, settings: CommonSettings, registry: CollectorRe
     ).labels(settings.version, settings.environment.value).set(1)
     app.state.readiness_metrics = ReadinessMetrics(prefix, registry)
     registry.register(PoolCollector(app, settings, prefix))
+    return recorder
 
 
 class ReadinessMetrics:

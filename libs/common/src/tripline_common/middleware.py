@@ -1,212 +1,334 @@
-"""The middleware stack every app shares: request logging, security headers, limits, hosts, CORS."""
+"""The middleware every app shares: one pure-ASGI edge layer, then CORS and GZip.
+
+`EdgeMiddleware` does, around every request, what used to be six stacked layers (correlation
+ID, access log, security headers, error envelope, trusted hosts, body size limit) plus the
+Prometheus instrumentator's own middleware. Each layer wrapped `send` and re-read the headers,
+and on the hot read the stack cost more CPU than FastAPI and the query together
+(docs/performance.md); one layer with one `send` wrapper does the same work once.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 
+import orjson
+import sentry_sdk
 import structlog
 from fastapi import FastAPI
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tripline_common.correlation import CorrelationIdMiddleware
-from tripline_common.errors import ErrorEnvelopeMiddleware, error_response
+from tripline_common.correlation import (
+    bind_request_id,
+    clean_request_id,
+    get_request_id,
+    new_request_id,
+    unbind_request_id,
+)
+from tripline_common.errors import ErrorResponse, code_for_status, error_response
+from tripline_common.metrics import HttpMetrics
 from tripline_common.settings import CommonSettings
 
 access_log = structlog.get_logger("tripline.access")
+error_log = structlog.get_logger("tripline.errors")
 
-# Probes and scrapes would drown the access log; they are counted in metrics instead.
-_QUIET_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
+# Probes and scrapes would drown the access log and the request metrics, and the kubelet and
+# Prometheus address a pod by its IP (their Host header would be refused): they skip all three.
+QUIET_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
 
 # A JSON API never needs to run scripts, be framed, or load anything.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-
-class RequestLoggingMiddleware:
-    """One log line per request: method, path, status, duration and client address."""
-
-    def __init__(self, app: ASGIApp, *, enabled: bool = True) -> None:
-        self.app = app
-        self.enabled = enabled
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.enabled or scope["path"] in _QUIET_PATHS:
-            await self.app(scope, receive, send)
-            return
-
-        start = time.perf_counter()
-        status_code = 500  # What the client sees if the app fails before answering.
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            access_log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status_code,
-                duration_ms=round((time.perf_counter() - start) * 1000, 2),
-                client=scope["client"][0] if scope.get("client") else None,
-            )
+_Headers = tuple[tuple[bytes, bytes], ...]
 
 
-class ProbeAwareTrustedHostMiddleware(TrustedHostMiddleware):
-    """Starlette's Host-header check, except for probes and scrapes.
-
-    The kubelet and Prometheus address a pod by its IP, so their Host header is that IP: they
-    would be refused. Those paths reveal nothing a host-header attack could exploit.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in _QUIET_PATHS:
-            await self.app(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-
-class SecurityHeadersMiddleware:
-    """Adds security headers to every response (errors included).
-
-    `csp_by_prefix` lets a path prefix (the API docs, the admin console) carry its own
-    Content-Security-Policy; everything else gets the strict `API_CSP`.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        hsts: bool,
-        csp_by_prefix: Mapping[str, str] | None = None,
-        default_csp: str = API_CSP,
-    ) -> None:
-        self.app = app
-        self.hsts = hsts
-        self.default_csp = default_csp
-        # Longest prefix first, so `/docs/oauth2-redirect` can differ from `/docs`.
-        self.csp_by_prefix = sorted((csp_by_prefix or {}).items(), key=lambda kv: -len(kv[0]))
-
-    def _csp_for(self, path: str) -> str:
-        for prefix, policy in self.csp_by_prefix:
-            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-                return policy
-        return self.default_csp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        csp = self._csp_for(scope["path"])
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                headers.setdefault("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
-                headers.setdefault("Content-Security-Policy", csp)
-                if self.hsts:
-                    headers.setdefault(
-                        "Strict-Transport-Security", "max-age=63072000; includeSubDomains"
-                    )
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def _security_headers(csp: str, *, hsts: bool) -> _Headers:
+    headers = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"permissions-policy", b"geolocation=(), camera=(), microphone=()"),
+        (b"content-security-policy", csp.encode("latin-1")),
+    ]
+    if hsts:
+        headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+    return tuple(headers)
 
 
 class _BodyTooLargeError(Exception):
     pass
 
 
-class BodySizeLimitMiddleware:
-    """Answers 413 to request bodies over `max_bytes`, whether announced or streamed.
+class EdgeMiddleware:
+    """Outermost layer of every app. For each HTTP request, in order:
 
-    (Starlette's own limiter answers in plain text and signals its parent with private
-    exceptions; this one keeps the shared error shape and stays small.)
+    1. **Correlation ID**: keep a well-formed `X-Request-ID`, else make one (a malformed one is
+       logged, truncated, and replaced, so a client can never inject log lines); bind it to
+       logs, Sentry and jobs; return it on the response.
+    2. **Trusted hosts**: a Host header not in `TRUSTED_HOSTS` is a 400 (probes and `/metrics`
+       are exempt). Patterns: exact names, `*.example.com`, or `*`.
+    3. **Body size**: a declared `Content-Length` over `MAX_BODY_BYTES` is a 413 at once; a
+       streamed body is counted and cut off at the limit (the app's answer is replaced by 413).
+    4. **Security headers** on every response (errors included), with a Content-Security-
+       Policy per path prefix (API docs, console) and the strict API policy elsewhere; headers
+       the app set itself are kept.
+    5. **Error envelope**: an unhandled exception is logged with its stack, reported to Sentry
+       once, and answered 500 in the shared shape; plain-text errors from Starlette's own
+       middleware (a refused CORS preflight) are rewritten into the shared shape.
+    6. **Access log** (one line per request) and **RED metrics** labelled by route template.
+
+    WebSockets get the correlation ID and the host check (refused before the handshake).
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: CommonSettings,
+        metrics: HttpMetrics | None = None,
+        csp_by_prefix: Mapping[str, str] | None = None,
+        default_csp: str = API_CSP,
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.metrics = metrics
+        # Bound once: structlog's lazy module-level proxy would assemble a logger per call.
+        self.access_log = access_log.bind() if settings.access_log else None
+        self.max_bytes = settings.max_body_bytes
+        hosts = list(settings.trusted_hosts)
+        self.any_host = "*" in hosts
+        self.exact_hosts = frozenset(h for h in hosts if not h.startswith("*"))
+        self.host_suffixes = tuple(h[1:] for h in hosts if h.startswith("*."))
+        hsts = settings.is_production_like
+        self.default_headers = _security_headers(default_csp, hsts=hsts)
+        # Longest prefix first, so `/docs/oauth2-redirect` can differ from `/docs`.
+        self.headers_by_prefix = [
+            (prefix, prefix.rstrip("/") + "/", _security_headers(policy, hsts=hsts))
+            for prefix, policy in sorted(
+                (csp_by_prefix or {}).items(), key=lambda item: -len(item[0])
+            )
+        ]
+
+    def _headers_for(self, path: str) -> _Headers:
+        for prefix, prefix_slash, headers in self.headers_by_prefix:
+            if path == prefix or path.startswith(prefix_slash):
+                return headers
+        return self.default_headers
+
+    def _host_allowed(self, host: str) -> bool:
+        if self.any_host:
+            return True
+        name = host.split(":", 1)[0]
+        return name in self.exact_hosts or (
+            bool(self.host_suffixes) and name.endswith(self.host_suffixes)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
 
+    def _correlate(self, scope: Scope) -> tuple[str, str | None, bytes | None]:
+        """The request ID, and the raw Host and Content-Length headers (one pass over them)."""
+        incoming = host = length = None
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = int(value) if value.isdigit() else -1
-                if declared < 0:
-                    response = error_response(400, "bad_request", "Invalid Content-Length header.")
-                    await response(scope, receive, send)
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value
+        request_id = clean_request_id(incoming) or new_request_id()
+        structlog.contextvars.clear_contextvars()
+        bind_request_id(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        if incoming is not None and incoming != request_id:
+            structlog.get_logger("tripline.correlation").warning(
+                "request_id_rejected", received=incoming[:64]
+            )
+        return request_id, host, length
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        _, host, _ = self._correlate(scope)
+        try:
+            if not self._host_allowed(host or ""):
+                await send({"type": "websocket.close", "code": 1008, "reason": "Invalid host"})
+                return
+            await self.app(scope, receive, send)
+        finally:
+            unbind_request_id()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        path: str = scope["path"]
+        quiet = path in QUIET_PATHS
+        request_id, host, length = self._correlate(scope)
+        extra_headers = ((b"x-request-id", request_id.encode("latin-1")), *self._headers_for(path))
+
+        status = 500  # What the client sees if the app fails before answering.
+        started = False
+        too_large = False
+        rewrite: Message | None = None
+        chunks: list[bytes] = []
+
+        async def edge_send(message: Message) -> None:
+            nonlocal status, started, rewrite
+            kind = message["type"]
+            if too_large:
+                return  # The app's answer to a cut-off body (FastAPI makes it a 400) is replaced.
+            if kind == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in extra_headers if h[0] not in present)
+                message["headers"] = headers
+                if status >= 400 and _is_plain_text(headers):
+                    rewrite = message
                     return
-                if declared > self.max_bytes:
-                    await self._too_large(scope, receive, send)
-                    return
-
-        received = 0
-        exceeded = False
-        response_started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    exceeded = True
-                    raise _BodyTooLargeError
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal response_started
-            if exceeded:
-                return  # The app's answer to a broken read (FastAPI makes it a 400) is replaced.
-            if message["type"] == "http.response.start":
-                response_started = True
+            elif kind == "http.response.body" and rewrite is not None:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await _send_rewritten(send, rewrite, b"".join(chunks))
+                return
             await send(message)
 
-        with contextlib.suppress(_BodyTooLargeError):
-            await self.app(scope, counting_receive, guarded_send)
-        if exceeded and not response_started:
-            await self._too_large(scope, receive, send)
+        app_receive = receive
+        if length is None:  # A streamed (chunked) body: count it as it arrives.
+            received = 0
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+            async def app_receive() -> Message:
+                nonlocal received, too_large
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_bytes:
+                        too_large = True
+                        raise _BodyTooLargeError
+                return message
+
+        try:
+            if not quiet and not self._host_allowed(host or ""):
+                await error_response(400, "bad_request", "Invalid host header")(
+                    scope, receive, edge_send
+                )
+            elif length is not None and not length.isdigit():
+                await error_response(400, "bad_request", "Invalid Content-Length header.")(
+                    scope, receive, edge_send
+                )
+            elif length is not None and int(length) > self.max_bytes:
+                await self._too_large(scope, receive, edge_send)
+            else:
+                with contextlib.suppress(_BodyTooLargeError):
+                    await self.app(scope, app_receive, edge_send)
+                if too_large:
+                    status, started = 413, True
+                    await self._too_large(scope, receive, send, extra_headers)
+        except Exception as exc:
+            error_log.exception(
+                "unhandled_exception",
+                method=scope["method"],
+                path=path,
+                error_type=type(exc).__name__,
+            )
+            sentry_sdk.capture_exception(exc)
+            if started:
+                raise  # Too late for a clean answer: let the server close the connection.
+            response = error_response(500, "internal_error", "An unexpected error occurred.")
+            await response(scope, receive, edge_send)
+        finally:
+            if not quiet:
+                duration = time.perf_counter() - start
+                if self.metrics is not None:
+                    # Unmatched paths count as "none": raw paths would blow up cardinality.
+                    template = route_template(scope) or "none"
+                    self.metrics.record(template, scope["method"], status, duration)
+                if self.access_log is not None:
+                    client = scope.get("client")
+                    self.access_log.info(
+                        "request",
+                        method=scope["method"],
+                        path=path,
+                        status=status,
+                        duration_ms=round(duration * 1000, 2),
+                        client=client[0] if client else None,
+                    )
+            unbind_request_id()
+
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, extra: _Headers = ()
+    ) -> None:
         response = error_response(
             413,
             "payload_too_large",
             f"The request body is larger than {self.max_bytes} bytes.",
             headers={"Connection": "close"},
         )
+        response.raw_headers.extend(extra)
         await response(scope, receive, send)
+
+
+def route_template(scope: Scope) -> str | None:
+    """The path template of the route that answered (`/v1/trips/{trip_id}`), None if none did.
+
+    FastAPI keeps the matched route's effective context (its path with every `include_router`
+    prefix) in the scope; the route object alone lacks the prefixes it was included under.
+    (prometheus-fastapi-instrumentator reads the same contexts, by matching every route again.)
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    if context is not None:
+        return str(context.path_format)
+    route = scope.get("route")
+    return getattr(route, "path_format", None) if route is not None else None
+
+
+def _is_plain_text(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.startswith(b"text/plain")
+    return False
+
+
+async def _send_rewritten(send: Send, start: Message, body: bytes) -> None:
+    """A plain-text error from Starlette's own middleware, in the shared shape."""
+    status = start["status"]
+    text = body.decode("utf-8", "replace").strip() or HTTPStatus(status).phrase
+    payload = ErrorResponse(
+        code=code_for_status(status),
+        message=text,
+        request_id=get_request_id(),
+    ).model_dump(mode="json")
+    encoded = orjson.dumps(payload)
+    headers = [
+        (k, v) for k, v in start["headers"] if k.lower() not in (b"content-type", b"content-length")
+    ]
+    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(encoded))]
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": encoded, "more_body": False})
 
 
 def install_middleware(
     app: FastAPI,
     settings: CommonSettings,
     *,
+    metrics: HttpMetrics | None = None,
     csp_by_prefix: Mapping[str, str] | None = None,
 ) -> None:
     """Install the shared stack. Listed innermost first: Starlette wraps in reverse order.
 
-    Request path, outermost to innermost: correlation ID → request log → security headers →
-    error envelope → trusted hosts → CORS → body size limit → GZip → the app.
+    Request path, outermost to innermost: the edge layer (correlation ID, hosts, body size,
+    security headers, error envelope, access log, metrics) → CORS (when origins are set) →
+    GZip → the app.
     """
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -217,10 +339,6 @@ def install_middleware(
             expose_headers=["X-Request-ID", "Link", "Retry-After", "Deprecation", "Sunset"],
             max_age=600,
         )
-    app.add_middleware(ProbeAwareTrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
-    app.add_middleware(ErrorEnvelopeMiddleware)
     app.add_middleware(
-        SecurityHeadersMiddleware, hsts=settings.is_production_like, csp_by_prefix=csp_by_prefix
+        EdgeMiddleware, settings=settings, metrics=metrics, csp_by_prefix=csp_by_prefix
     )
-    app.add_middleware(RequestLoggingMiddleware, enabled=settings.access_log)
-    app.add_middleware(CorrelationIdMiddleware)

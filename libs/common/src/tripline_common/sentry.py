@@ -2,7 +2,7 @@
 
 What becomes an event, exactly once each (docs/operations.md, "Sentry"):
 
-- an unhandled exception in a request: `ErrorEnvelopeMiddleware` captures it (the answer is
+- an unhandled exception in a request: `middleware.EdgeMiddleware` captures it (the answer is
   the shared 500); errors the app answers on purpose (4xx, a 503 during an outage) are not
   events, so the framework integrations are told to leave HTTP statuses alone;
 - a failed job: `report_job_failures` captures what the job raised, once, because ARQ does not

@@ -136,7 +136,7 @@ class CommonSettings(BaseSettings):
     )
     trusted_hosts: CsvList = Field(
         default_factory=lambda: ["localhost", "127.0.0.1", "testserver"],
-        description="Host headers accepted (TrustedHostMiddleware).",
+        description="Host headers accepted (names, `*.example.com`); others get a 400.",
     )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted; larger gets 413."

@@ -45,12 +45,14 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
         settings=settings or ApiSettings(),
         title="Tripline API",
         description="Public API of Tripline: users, trips, alerts and real-time streams.",
-        # The stream's fixed paths (/alerts/ws, /alerts/stream) come before /alerts/{alert_id}.
+        # FastAPI tries included routers in order, every route's pattern in turn: the hot trips
+        # reads go first (docs/performance.md). The stream's fixed paths (/alerts/ws,
+        # /alerts/stream) must come before /alerts/{alert_id}.
         routers=[
-            auth_router,
-            users_router,
             trips_router,
             trip_files_router,
+            auth_router,
+            users_router,
             jobs_router,
             alerts_stream_router,
             alerts_router,

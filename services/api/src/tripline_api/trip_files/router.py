@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 
 from tripline_api.jobs.schemas import JobPublic
 from tripline_api.settings import ApiSettings
 from tripline_api.trip_files import service
-from tripline_api.trips.deprecation import DEPRECATION_NOTE, announce_v1_deprecation
+from tripline_api.trips.deprecation import DEPRECATION_NOTE, DeprecatedV1Route
 from tripline_api.trips.parameters import TripId
 from tripline_api.trips.responses import NOT_FOUND, UNAUTHORIZED
 from tripline_common.auth.deps import CurrentUser
@@ -30,7 +31,7 @@ def trip_files_router(*, v1: bool) -> APIRouter:
         prefix="/trips",
         tags=["trips" if v1 else "trips-v2"],
         deprecated=v1 or None,
-        dependencies=[Depends(announce_v1_deprecation)] if v1 else [],
+        route_class=DeprecatedV1Route if v1 else APIRoute,
         responses=UNAUTHORIZED,
     )
 

@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
+
+from tripline_common.idempotency import IdempotentRoute
 
 DEPRECATED_AT = datetime(2026, 12, 1, tzinfo=UTC)
 SUNSET_AT = datetime(2027, 6, 30, 23, 59, 59, tzinfo=UTC)
@@ -28,13 +32,35 @@ DEPRECATION_NOTE = (
 )
 
 
-async def announce_v1_deprecation(request: Request, response: Response) -> None:
-    """Router dependency: stamps the deprecation headers on every successful response."""
+_DEPRECATION_LINK = f'<{MIGRATION_NOTE_URL}>; rel="deprecation"; type="text/html"'
+
+
+def announce_v1_deprecation(response: Response, path: str) -> None:
+    """Stamp the deprecation headers on a `/v1/trips` response (once: a replayed response
+    recorded with them keeps its own)."""
+    if "deprecation" in response.headers:
+        return
     response.headers["Deprecation"] = DEPRECATION_HEADER
     response.headers["Sunset"] = SUNSET_HEADER
-    successor = quote(request.url.path.replace("/v1/", "/v2/", 1))
-    response.headers.append(
-        "Link",
-        f'<{MIGRATION_NOTE_URL}>; rel="deprecation"; type="text/html", '
-        f'<{successor}>; rel="successor-version"',
-    )
+    successor = quote(path.replace("/v1/", "/v2/", 1))
+    response.headers.append("Link", f'{_DEPRECATION_LINK}, <{successor}>; rel="successor-version"')
+
+
+class DeprecatedV1Route(IdempotentRoute):
+    """Route class of the `/v1/trips` routers: every response the endpoint returns (successes,
+    idempotent replays) carries the deprecation headers.
+
+    A route class rather than a router dependency: a dependency asking for the `Response` costs
+    a node in FastAPI's per-request dependency resolution on every v1 call, including the hot
+    `GET /v1/trips/{id}` (docs/performance.md).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def deprecated_handler(request: Request) -> Response:
+            response = await handler(request)
+            announce_v1_deprecation(response, request.scope["path"])
+            return response
+
+        return deprecated_handler

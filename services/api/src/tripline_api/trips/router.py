@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from tripline_api.trips import service
-from tripline_api.trips.deprecation import DEPRECATION_NOTE, announce_v1_deprecation
+from tripline_api.trips.deprecation import DEPRECATION_NOTE, DeprecatedV1Route
 from tripline_api.trips.parameters import TripFiltersQuery, TripId
 from tripline_api.trips.responses import (
     IDEMPOTENCY_CONFLICT,
@@ -28,16 +28,16 @@ from tripline_api.trips.schemas import (
     TripUpdate,
 )
 from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import PgDep, RedisDep, SessionDep
-from tripline_common.idempotency import IdempotentRoute, UserIdempotencyKey
+from tripline_common.deps import RedisDep, SessionDep, pg_pool
+from tripline_common.idempotency import UserIdempotencyKey
 from tripline_common.pagination import PageParams, page_params
+from tripline_common.responses import model_response
 
 router = APIRouter(
     prefix="/trips",
     tags=["trips"],
-    route_class=IdempotentRoute,
+    route_class=DeprecatedV1Route,
     deprecated=True,
-    dependencies=[Depends(announce_v1_deprecation)],
     responses=UNAUTHORIZED,
 )
 
@@ -130,10 +130,11 @@ async def get_trip_stats(user: CurrentUser, session: SessionDep, redis: RedisDep
     description="One of your trips with its waypoints. " + DEPRECATION_NOTE,
     responses=NOT_FOUND,
 )
-async def get_trip(trip_id: TripId, claims: TokenClaims, pg: PgDep) -> TripPublic:
-    # The hot read: the session is checked inside the trip's own query (one round trip).
-    trip = await service.get_trip_for_session(pg=pg, claims=claims, trip_id=trip_id)
-    return TripPublic.model_validate(trip)
+async def get_trip(trip_id: TripId, claims: TokenClaims, request: Request) -> Response:
+    # The hot read: the session is checked inside the trip's own query (one round trip), and
+    # the pool and the response skip FastAPI's per-request extras (docs/performance.md).
+    trip = await service.get_trip_for_session(pg=pg_pool(request), claims=claims, trip_id=trip_id)
+    return model_response(TripPublic.model_validate(trip))
 
 
 @router.put(

@@ -27,9 +27,10 @@ from tripline_api.trips.schemas_v2 import (
     TripUpdateV2,
 )
 from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import PgDep, RedisDep, SessionDep
+from tripline_common.deps import RedisDep, SessionDep, pg_pool
 from tripline_common.idempotency import IdempotentRoute, UserIdempotencyKey
 from tripline_common.pagination import PageParams, page_params
+from tripline_common.responses import model_response
 
 router = APIRouter(
     prefix="/trips",
@@ -125,10 +126,11 @@ async def get_trip_stats_v2(user: CurrentUser, session: SessionDep, redis: Redis
     description="One of your trips with its waypoints.",
     responses=NOT_FOUND,
 )
-async def get_trip_v2(trip_id: TripId, claims: TokenClaims, pg: PgDep) -> TripPublicV2:
-    # The hot read: the session is checked inside the trip's own query (one round trip).
-    trip = await service.get_trip_for_session(pg=pg, claims=claims, trip_id=trip_id)
-    return TripPublicV2.model_validate(trip)
+async def get_trip_v2(trip_id: TripId, claims: TokenClaims, request: Request) -> Response:
+    # The hot read: the session is checked inside the trip's own query (one round trip), and
+    # the pool and the response skip FastAPI's per-request extras (docs/performance.md).
+    trip = await service.get_trip_for_session(pg=pg_pool(request), claims=claims, trip_id=trip_id)
+    return model_response(TripPublicV2.model_validate(trip))
 
 
 @router.put(
