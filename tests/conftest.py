@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tripline_common.migrations.runner import upgrade
 from tripline_devstack import free_port
@@ -110,9 +111,13 @@ def process_env(
         for key, value in os.environ.items()
         if not key.startswith(("DATABASE_", "REDIS_", "SENTRY_", "PYTEST_"))
     }
+    # This worker's own Redis database, emptied: rate-limit windows, caches and queues left by
+    # the previous test's processes must not leak into this one (as the scratch DB does not).
+    redis_url = f"{redis_server_url}/{1 + worker_number % 15}"
+    redis.Redis.from_url(redis_url).flushdb()
     env.update(
         DATABASE_URL=database_url,
-        REDIS_URL=f"{redis_server_url}/{1 + worker_number % 15}",
+        REDIS_URL=redis_url,
         ARQ_QUEUE_NAME=f"tripline:test:{uuid.uuid4().hex[:8]}",
         ENVIRONMENT="test",
         LOG_FORMAT="json",

@@ -59,6 +59,9 @@ def create_engine(settings: CommonSettings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping,
         echo=settings.db_echo,
+        # Error messages and logs name the statement but not its values: request data, emails
+        # and hashes stay out of tracebacks, log lines and Sentry (db_echo still shows them).
+        hide_parameters=not settings.db_echo,
         json_serializer=_json_dumps,
         connect_args={
             "timeout": settings.db_connect_timeout,
