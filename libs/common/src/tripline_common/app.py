@@ -128,6 +128,11 @@ def create_app(
     app.state.lifecycle = Lifecycle()
     app.state.settings = settings
     install_error_handlers(app)
+    # The API's routes first: the router tries routes in order, and clients call them far
+    # more often than the probes, /metrics or the docs (docs/performance.md).
+    for router in routers:
+        app.include_router(router, prefix=api_prefix)
+    app.include_router(create_health_router())
     docs_csp = install_docs(app) if docs else {}
     install_middleware(
         app,
@@ -135,9 +140,6 @@ def create_app(
         metrics=instrument_app(app, settings, registry),
         csp_by_prefix={**docs_csp, **(csp_by_prefix or {})},
     )
-    app.include_router(create_health_router())
-    for router in routers:
-        app.include_router(router, prefix=api_prefix)
     return app
 
 

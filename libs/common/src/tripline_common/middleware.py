@@ -147,8 +147,7 @@ class EdgeMiddleware:
             elif name == b"content-length":
                 length = value
         request_id = clean_request_id(incoming) or new_request_id()
-        structlog.contextvars.clear_contextvars()
-        bind_request_id(request_id)
+        bind_request_id(request_id)  # Cleared again when the request ends (unbind_request_id).
         scope.setdefault("state", {})["request_id"] = request_id
         if incoming is not None and incoming != request_id:
             structlog.get_logger("tripline.correlation").warning(

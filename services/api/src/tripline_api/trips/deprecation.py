@@ -32,18 +32,30 @@ DEPRECATION_NOTE = (
 )
 
 
-_DEPRECATION_LINK = f'<{MIGRATION_NOTE_URL}>; rel="deprecation"; type="text/html"'
+_STAMP = (
+    (b"deprecation", DEPRECATION_HEADER.encode()),
+    (b"sunset", SUNSET_HEADER.encode()),
+)
+_DEPRECATION_LINK = f'<{MIGRATION_NOTE_URL}>; rel="deprecation"; type="text/html"'.encode()
 
 
-def announce_v1_deprecation(response: Response, path: str) -> None:
+def announce_v1_deprecation(response: Response, raw_path: bytes) -> None:
     """Stamp the deprecation headers on a `/v1/trips` response (once: a replayed response
-    recorded with them keeps its own)."""
-    if "deprecation" in response.headers:
+    recorded with them keeps its own). `raw_path` is the request's path as sent
+    (percent-encoded), so the successor link needs no re-quoting."""
+    headers = response.raw_headers
+    if any(name == b"deprecation" for name, _ in headers):
         return
-    response.headers["Deprecation"] = DEPRECATION_HEADER
-    response.headers["Sunset"] = SUNSET_HEADER
-    successor = quote(path.replace("/v1/", "/v2/", 1))
-    response.headers.append("Link", f'{_DEPRECATION_LINK}, <{successor}>; rel="successor-version"')
+    successor = raw_path.replace(b"/v1/", b"/v2/", 1)
+    headers.extend(_STAMP)
+    headers.append(
+        (b"link", _DEPRECATION_LINK + b", <" + successor + b'>; rel="successor-version"')
+    )
+
+
+def _raw_path(request: Request) -> bytes:
+    raw: bytes | None = request.scope.get("raw_path")  # Optional in ASGI; uvicorn sends it.
+    return raw if raw else quote(request.scope["path"]).encode()
 
 
 class DeprecatedV1Route(IdempotentRoute):
@@ -60,7 +72,7 @@ class DeprecatedV1Route(IdempotentRoute):
 
         async def deprecated_handler(request: Request) -> Response:
             response = await handler(request)
-            announce_v1_deprecation(response, request.scope["path"])
+            announce_v1_deprecation(response, _raw_path(request))
             return response
 
         return deprecated_handler
