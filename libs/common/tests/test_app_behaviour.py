@@ -91,6 +91,7 @@ async def test_large_responses_are_gzipped(build_app, app_client) -> None:
         response = await client.get("/v1/items/big", headers={"accept-encoding": "gzip"})
         raw = await client.get("/v1/items/big", headers={"accept-encoding": "identity"})
     assert response.headers["content-encoding"] == "gzip"
+    assert "accept-encoding" in response.headers["vary"].lower()  # Caches keep them apart.
     assert response.json() == raw.json()
     assert "content-encoding" not in raw.headers
 
