@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from fastapi import WebSocket
 from sqlalchemy import text
 
 REQUIRED_KEYS = {"code", "message", "details", "request_id"}
@@ -119,6 +120,41 @@ async def test_untrusted_host_header_is_a_400_in_the_shared_shape(build_app, app
     async with app_client(build_app()) as client:
         response = await client.get("/v1/items/missing", headers={"host": "evil.example.com"})
     assert_error_shape(response, 400, "bad_request")
+
+
+async def test_untrusted_host_on_a_websocket_is_refused_before_the_handshake(build_app) -> None:
+    app = build_app()
+    reached: list[str] = []
+
+    @app.websocket("/v1/echo")
+    async def echo(websocket: WebSocket) -> None:
+        reached.append("handler")
+        await websocket.accept()
+
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": "/v1/echo",
+        "raw_path": b"/v1/echo",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"evil.example.com")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "subprotocols": [],
+    }
+    await app(scope, receive, send)
+
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "Invalid host"}]
+    assert reached == []
 
 
 @pytest.mark.parametrize("origin", ["https://app.example.com"])
