@@ -241,7 +241,10 @@ async def test_each_http_app_reports_an_unhandled_error_once(
     assert_tagged(admin_event, "admin", "rid-admin")
     assert_tagged(ingest_event, "ingest", "rid-ingest")
     assert api_event["user"] == {"id": user_id}
+    assert api_event["tags"]["user_id"] == user_id
     assert admin_event["user"] == {"id": operator_id}
+    assert admin_event["tags"]["user_id"] == operator_id
+    assert "user_id" not in ingest_event["tags"]  # Devices, not users, call ingest.
     for event in (api_event, admin_event, ingest_event):
         request = event["request"]
         assert "data" not in request
@@ -361,9 +364,11 @@ async def test_failed_jobs_are_one_event_each_and_a_retried_job_none(
     assert_tagged(batch_event, "worker", "rid-job")
     assert batch_event["tags"]["job_id"] == batch_job
     assert "user" not in batch_event  # A batch job works for no user.
+    assert "user_id" not in batch_event["tags"]
     assert_tagged(tracked_event, "worker", "rid-tracked")
     assert tracked_event["tags"]["job_id"] == tracked_job
     assert tracked_event["user"] == {"id": str(trip["owner_id"])}
+    assert tracked_event["tags"]["user_id"] == str(trip["owner_id"])
     for event in (batch_event, tracked_event):
         assert event["exception"]["values"][-1]["type"] == "ValueError"
         assert event["exception"]["values"][-1]["mechanism"]["handled"] is False
