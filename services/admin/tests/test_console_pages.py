@@ -315,6 +315,25 @@ async def test_unknown_pages_and_bad_ids_are_html_404s(browser, console) -> None
         assert response.headers["content-type"].startswith("text/html")
 
 
+async def test_an_unexpected_error_on_a_page_is_an_html_500_naming_the_request_id(
+    browser, console, monkeypatch
+) -> None:
+    from tripline_admin.overview import service as overview_service
+
+    async def broken(**_: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(overview_service, "overview", broken)
+
+    response = await browser.get("/console/", headers={"X-Request-ID": "console-500"})
+
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    assert "console-500" in text_of(response.text)
+    assert "secret internals" not in response.text and "Traceback" not in response.text
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+
+
 async def test_an_idle_console_session_ends(browser, console, operator, session_factory) -> None:
     async with session_factory() as session:
         await session.execute(

@@ -17,7 +17,7 @@ from http import HTTPStatus
 import orjson
 import sentry_sdk
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware as StarletteGZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -241,7 +241,9 @@ class EdgeMiddleware:
             sentry_sdk.capture_exception(exc)
             if started:
                 raise  # Too late for a clean answer: let the server close the connection.
-            response = error_response(500, "internal_error", "An unexpected error occurred.")
+            response = _error_page(scope) or error_response(
+                500, "internal_error", "An unexpected error occurred."
+            )
             await response(scope, receive, edge_send)
         finally:
             if not quiet:
@@ -273,6 +275,25 @@ class EdgeMiddleware:
         )
         response.raw_headers.extend(extra)
         await response(scope, receive, send)
+
+
+def _error_page(scope: Scope) -> Response | None:
+    """The app's own answer to an unexpected error, where it has one.
+
+    An app may set `app.state.server_error_page(request) -> Response | None` (the admin
+    console renders a page for its paths); everything else, or a page that fails itself, gets
+    the shared JSON 500.
+    """
+    app = scope.get("app")
+    page = getattr(getattr(app, "state", None), "server_error_page", None)
+    if page is None:
+        return None
+    try:
+        response: Response | None = page(Request(scope))
+    except Exception:
+        error_log.exception("error_page_failed", path=scope["path"])
+        return None
+    return response
 
 
 def route_template(scope: Scope) -> str | None:

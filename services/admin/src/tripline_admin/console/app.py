@@ -84,6 +84,28 @@ def install_error_pages(app: FastAPI) -> None:
     for exc_class in (AppError, StarletteHTTPException, RequestValidationError):
         app.add_exception_handler(exc_class, _html_on_console(app.exception_handlers[exc_class]))
     app.add_exception_handler(ConsoleLoginRequired, _redirect_to_login)
+    app.state.server_error_page = _server_error_page
+
+
+def _server_error_page(request: Request) -> Response | None:
+    """Unexpected errors on console paths are a page too (the shared middleware logs them,
+    reports them to Sentry and asks this first); its request ID is what to quote."""
+    if not is_console_path(request.url.path):
+        return None
+    request_id = request.scope.get("state", {}).get("request_id")
+    return render(
+        request,
+        "error.html",
+        {
+            "status": 500,
+            "title": HTTPStatus(500).phrase,
+            "message": "Something went wrong on our side. If it keeps happening, quote this "
+            f"request ID: {request_id}.",
+            "back": _back_link(request),
+            "nav": None,
+        },
+        status_code=500,
+    )
 
 
 def _html_on_console(json_handler: AnyHandler) -> Handler:
