@@ -14,43 +14,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.metric_contract import series_of
 from tests.test_processes import SERVICES, seed
 
 WAIT = 30.0
 
-# Series names as exposed (counters with `_total`, histograms by their base name).
-EVERY_HTTP_APP = [
-    "http_requests_total",
-    "http_request_duration_seconds",
-    "build_info",
-    "ready",
-    "readiness_changes_total",
-    "db_pool_connections",
-    "redis_pool_connections",
-]
-OWN = {
-    "api": ["tripline_api_realtime_connections", "tripline_api_rate_limit_rejections_total"],
-    "admin": [],
-    "ingest": [
-        "tripline_ingest_batches_total",
-        "tripline_ingest_events_accepted_total",
-        "tripline_ingest_events_rejected_total",
-        "tripline_ingest_rate_limit_rejections_total",
-        "tripline_ingest_rate_limit_unchecked_total",
-    ],
-    "worker": [
-        "tripline_worker_jobs_started_total",
-        "tripline_worker_jobs_finished_total",
-        "tripline_worker_job_duration_seconds",
-        "tripline_worker_jobs_in_progress",
-        "tripline_worker_queue_depth",
-        "tripline_worker_queue_oldest_job_age_seconds",
-        "tripline_worker_telemetry_events_processed_total",
-        "tripline_worker_batch_latency_seconds",
-        "tripline_worker_alerts_raised_total",
-        "tripline_worker_webhook_deliveries_total",
-    ],
-}
 DROPPED = ("_request_size_bytes", "_response_size_bytes", "_highr_")
 
 
@@ -125,7 +93,6 @@ async def test_every_process_exports_the_contract_and_promtool_accepts_it(
     for name, text in expositions.items():
         assert promtool_problems(text) == "", f"promtool on {name}:\n{promtool_problems(text)}"
         names = exposed_names(text)
-        expected = [f"tripline_{name}_{series}" for series in EVERY_HTTP_APP] + OWN[name]
-        missing = [series for series in expected if series not in names]
+        missing = [series for series in series_of(name) if series not in names]
         assert not missing, f"{name} lacks {missing}"
         assert not any(part in series for series in names for part in DROPPED), name

@@ -1,7 +1,8 @@
 """Sentry from the real processes: each reports a real failure exactly once, tagged, scrubbed.
 
 `SENTRY_DSN` points the four service processes at a stand-in Sentry, a threaded HTTP server
-on 127.0.0.1 that records every envelope. Nothing is faked inside the processes:
+on 127.0.0.1 that records every envelope (`conftest.py` — `fake_sentry`). Nothing is faked
+inside the processes:
 
 - the HTTP apps fail for real: a table their route reads is renamed under them (schema drift),
   so an authenticated request ends in an unhandled `UndefinedTable` error and a 500;
@@ -14,15 +15,8 @@ so "exactly one" is checked after everything it would ever send has arrived.
 
 from __future__ import annotations
 
-import gzip
 import json
-import threading
 import uuid
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
@@ -38,101 +32,6 @@ from tripline_common.queue import PROCESS_BATCH
 IMPORT_WAYPOINTS = "import_waypoints"
 COOKIE_SECRET = "cookie-secret-must-not-leave"
 BODY_MARKER = "body-marker-must-not-leave"
-
-
-@dataclass
-class FakeSentry:
-    """Envelopes received by the stand-in (decompressed), and anything it could not parse."""
-
-    port: int = 0
-    envelopes: list[bytes] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def dsn(self) -> str:
-        return f"http://public@127.0.0.1:{self.port}/1"
-
-    def raw(self) -> bytes:
-        with self.lock:
-            return b"\n".join(self.envelopes)
-
-    def events(self, service: str | None = None) -> list[dict[str, Any]]:
-        with self.lock:
-            envelopes = list(self.envelopes)
-        events = [
-            json.loads(payload)
-            for envelope in envelopes
-            for header, payload in parse_items(envelope)
-            if header.get("type") == "event"
-        ]
-        return [e for e in events if service in (None, e.get("tags", {}).get("service"))]
-
-
-def parse_items(raw: bytes) -> list[tuple[dict[str, Any], bytes]]:
-    """An envelope: a header line, then per item a header line and its payload."""
-    _, _, rest = raw.partition(b"\n")
-    items = []
-    while rest.strip():
-        item_line, _, rest = rest.partition(b"\n")
-        header = json.loads(item_line)
-        if "length" in header:
-            payload, rest = rest[: header["length"]], rest[header["length"] :]
-            rest = rest.removeprefix(b"\n")
-        else:
-            payload, _, rest = rest.partition(b"\n")
-        items.append((header, payload))
-    return items
-
-
-def decompress(body: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    raise ValueError(f"unexpected Content-Encoding {encoding!r}")
-
-
-@pytest.fixture
-def fake_sentry() -> Iterator[FakeSentry]:
-    sentry = FakeSentry()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            try:
-                if not self.path.startswith("/api/1/envelope/"):
-                    raise ValueError(f"unexpected path {self.path}")
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                raw = decompress(body, self.headers.get("Content-Encoding", ""))
-                parse_items(raw)
-            except Exception as exc:
-                with sentry.lock:
-                    sentry.errors.append(f"{type(exc).__name__}: {exc}")
-                self.send_response(HTTPStatus.BAD_REQUEST)
-            else:
-                with sentry.lock:
-                    sentry.envelopes.append(raw)
-                self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    sentry.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield sentry
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def login(api_url: str, email: str) -> tuple[str, str]:
@@ -181,7 +80,7 @@ def assert_nothing_secret(raw: bytes, *secrets: str) -> None:
 
 @pytest.mark.slow
 async def test_each_http_app_reports_an_unhandled_error_once(
-    processes, process_env, fake_sentry: FakeSentry
+    processes, process_env, fake_sentry
 ) -> None:
     from scripts.seed import DEMO_DEVICE_KEY
 
@@ -299,7 +198,7 @@ async def add_tracked_job(database_url: str, owner_id: uuid.UUID, params: dict) 
 
 @pytest.mark.slow
 async def test_failed_jobs_are_one_event_each_and_a_retried_job_none(
-    processes, process_env, fake_sentry: FakeSentry, webhook_receiver
+    processes, process_env, fake_sentry, webhook_receiver
 ) -> None:
     from scripts.seed import DEMO_DEVICE_KEY
 

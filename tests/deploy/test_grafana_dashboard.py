@@ -21,45 +21,13 @@ from chart_render import (
     render,
 )
 
+from tests.metric_contract import CONTRACT
+
 DASHBOARD = ROOT / "deploy" / "grafana" / "tripline-overview.json"
 CHART_COPY = CHART / "files" / "grafana" / "tripline-overview.json"
 CONFIGMAP = "tripline-dashboard"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
-# The metrics contract of issue 7 (docs/operations.md, Metrics): the only names a panel may use.
-HTTP_APPS = ("api", "ingest", "admin", "worker")
-CONTRACT = {
-    *(
-        f"tripline_{app}_{name}"
-        for app in HTTP_APPS
-        for name in (
-            "http_requests_total",
-            "http_request_duration_seconds",
-            "build_info",
-            "ready",
-            "readiness_changes_total",
-            "db_pool_connections",
-            "redis_pool_connections",
-        )
-    ),
-    "tripline_worker_jobs_started_total",
-    "tripline_worker_jobs_finished_total",
-    "tripline_worker_job_duration_seconds",
-    "tripline_worker_jobs_in_progress",
-    "tripline_worker_queue_depth",
-    "tripline_worker_queue_oldest_job_age_seconds",
-    "tripline_worker_telemetry_events_processed_total",
-    "tripline_worker_batch_latency_seconds",
-    "tripline_worker_alerts_raised_total",
-    "tripline_worker_webhook_deliveries_total",
-    "tripline_ingest_batches_total",
-    "tripline_ingest_events_accepted_total",
-    "tripline_ingest_events_rejected_total",
-    "tripline_ingest_rate_limit_rejections_total",
-    "tripline_ingest_rate_limit_unchecked_total",
-    "tripline_api_realtime_connections",
-    "tripline_api_rate_limit_rejections_total",
-}
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 
 

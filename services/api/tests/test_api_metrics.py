@@ -1,7 +1,7 @@
 """The API's own series: open real-time connections by transport, login rate-limit refusals.
 
-The streams run under a real uvicorn server (WebSocket handshakes and streaming are the
-server's own); their user is committed and deleted after.
+The streams run under a real uvicorn server (`test_alerts_stream.serve`: WebSocket handshakes
+and streaming are the server's own); their user is committed and deleted after.
 """
 
 from __future__ import annotations
@@ -13,44 +13,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from test_alerts_stream import serve
 from websockets.asyncio.client import connect
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
 from tripline_common.auth.service import open_session
 from tripline_common.models import User
-from tripline_devstack import free_port
 
 WAIT = 10.0
 CONNECTIONS = "tripline_api_realtime_connections"
-
-
-@asynccontextmanager
-async def serve(settings: ApiSettings) -> AsyncIterator[str]:
-    """The API under uvicorn on a free port; yields `127.0.0.1:<port>`."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_api_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> None:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(started(), WAIT)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT)
 
 
 @asynccontextmanager
@@ -99,7 +74,7 @@ async def test_websocket_and_sse_connections_raise_and_lower_the_gauge(
     make_settings, database_url
 ) -> None:
     settings = make_settings(ApiSettings)
-    async with committed_token(database_url, settings) as token, serve(settings) as host:
+    async with committed_token(database_url, settings) as token, serve(settings) as (host, _):
         assert await connections(host) == {"websocket": 0, "sse": 0}
 
         async with connect(f"ws://{host}/v1/alerts/ws?access_token={token}", open_timeout=WAIT):

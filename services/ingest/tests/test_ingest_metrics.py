@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 
-from tripline_common.apikeys import issue_api_key
-from tripline_common.models import Device, User
 from tripline_devstack import free_port
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 
 REJECTED = "tripline_ingest_events_rejected_total"
-
-
-@pytest.fixture
-async def device_key(session_factory) -> str:
-    key = issue_api_key()
-    async with session_factory() as session:
-        user = User(email=f"{uuid.uuid4().hex}@example.com", display_name="O", password_hash="x")
-        session.add(user)
-        await session.flush()
-        session.add(
-            Device(
-                owner_id=user.id, name="van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-            )
-        )
-        await session.commit()
-    return key.key
 
 
 def events(n: int) -> list[dict]:

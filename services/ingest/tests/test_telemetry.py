@@ -24,22 +24,6 @@ def ingest_app(make_settings):
     return create_ingest_app(make_settings(IngestSettings, max_batch_events=5))
 
 
-@pytest.fixture
-async def device_key(session_factory) -> str:
-    key = issue_api_key()
-    async with session_factory() as session:
-        user = User(email="owner@example.com", display_name="Owner", password_hash="x")
-        session.add(user)
-        await session.flush()
-        session.add(
-            Device(
-                owner_id=user.id, name="van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-            )
-        )
-        await session.commit()
-    return key.key
-
-
 def events(n: int = 2) -> list[dict]:
     now = datetime.now(UTC)
     return [
