@@ -272,6 +272,40 @@ async def test_a_poison_batch_is_given_up_after_its_attempts(
     assert f"after {max_attempts} processing attempts" in batch.error
 
 
+async def test_sweeper_drops_a_stale_arq_result_that_would_block_the_batch(
+    ctx, make_owner, make_batch
+) -> None:
+    """Redis restarted empty between a worker marking the job in progress and reading it: ARQ
+    recorded it as an expired failure, kept under the job's ID, which refused the re-enqueue
+    for `keep_result` seconds while the batch stayed pending."""
+    owner = await make_owner()
+    batch = await make_batch(owner, [], received_at=datetime.now(UTC) - timedelta(minutes=5))
+    redis = ctx["queue"].redis
+    job_id = f"process_batch:{batch}"
+    await redis.set(f"arq:result:{job_id}", b"expired", ex=300)
+
+    assert await job("requeue_stuck_batches")(ctx) == 1
+
+    assert await redis.exists(f"arq:result:{job_id}") == 0
+    assert deserialize_job(await redis.get(f"arq:job:{job_id}")).args == (str(batch),)
+
+
+async def test_the_sweeper_leaves_a_queued_or_running_batch_alone(
+    ctx, make_owner, make_batch
+) -> None:
+    owner = await make_owner()
+    batch = await make_batch(owner, [], received_at=datetime.now(UTC) - timedelta(minutes=5))
+    redis = ctx["queue"].redis
+    job_id = f"process_batch:{batch}"
+    await redis.set(f"arq:in-progress:{job_id}", b"1", ex=300)
+    await redis.set(f"arq:result:{job_id}", b"from an older run", ex=300)
+
+    assert await job("requeue_stuck_batches")(ctx) == 0
+
+    assert await redis.get(f"arq:result:{job_id}") == b"from an older run"
+    assert await redis.exists(f"arq:job:{job_id}") == 0
+
+
 async def test_sweeper_requeues_only_old_pending_batches(ctx, make_owner, make_batch) -> None:
     owner = await make_owner()
     old = await make_batch(

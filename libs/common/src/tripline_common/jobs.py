@@ -148,7 +148,7 @@ async def requeue_stale_jobs(
         ).all()
     requeued = 0
     for job_id, kind, arq_job_id, request_id in rows:
-        if await queue.enqueue(
+        if await queue.requeue(
             kind, str(job_id), job_id=arq_job_id, **{REQUEST_ID_KWARG: request_id}
         ):
             requeued += 1

@@ -11,7 +11,7 @@ import sentry_sdk
 import structlog
 from arq import Retry
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import ExponentialBackoff
@@ -133,6 +133,24 @@ class JobQueue:
         )
         log.info("job_enqueued" if job else "job_already_enqueued", job=function, job_id=job_id)
         return job is not None
+
+    async def requeue(self, function: str, *args: Any, job_id: str, **kwargs: Any) -> bool:
+        """Enqueue again work that Postgres says is still pending (the sweepers' call).
+
+        Like `enqueue`, except for a job ID held only by a kept *result*, with no job queued
+        or running: that run ended without doing the work. (When Redis restarts empty between
+        a worker marking a job in progress and reading it, ARQ records the job as "expired", a
+        failure kept for the worker's `keep_result`; our jobs keep no result of their own.)
+        The stale result is dropped and the job enqueued now, not once it expires.
+        """
+        if await self.enqueue(function, *args, job_id=job_id, **kwargs):
+            return True
+        if await self.redis.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id):
+            return False  # Queued or running: the work is on its way.
+        if not await self.redis.delete(result_key_prefix + job_id):
+            return False
+        log.warning("stale_job_result_dropped", job=function, job_id=job_id)
+        return await self.enqueue(function, *args, job_id=job_id, **kwargs)
 
 
 JobFunc = Callable[..., Awaitable[T]]

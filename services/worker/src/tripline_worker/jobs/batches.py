@@ -101,7 +101,7 @@ async def requeue_stuck_batches(ctx: dict[str, Any]) -> int:
     requeued = 0
     for batch_id, request_id in stuck:
         # The batch's own correlation ID travels on, so the retry joins the original story.
-        if await ctx["queue"].enqueue(
+        if await ctx["queue"].requeue(
             PROCESS_BATCH,
             str(batch_id),
             job_id=process_batch_job_id(batch_id),

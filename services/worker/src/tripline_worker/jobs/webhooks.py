@@ -118,7 +118,7 @@ async def requeue_stuck_deliveries(ctx: dict[str, Any]) -> int:
         pending = rows.all()
     requeued = 0
     for delivery_id, request_id in pending:
-        if await ctx["queue"].enqueue(
+        if await ctx["queue"].requeue(
             DELIVER_WEBHOOK,
             str(delivery_id),
             job_id=deliver_webhook_job_id(delivery_id),
