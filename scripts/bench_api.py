@@ -25,25 +25,21 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
+from benchlib import BIN, ROOT, ScratchDatabase, have_wrk
 
 from tripline_common.auth.tokens import create_access_token
-from tripline_common.migrations.runner import upgrade
 from tripline_common.settings import CommonSettings
-from tripline_devstack import drop_database, ensure_database, ensure_stack, free_port
+from tripline_devstack import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SECRET = "bench-secret-key-" + "x" * 40
 
 
@@ -145,27 +141,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--connections", type=int, nargs="+", default=[32, 256])
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("bench: needs wrk (apt-get install wrk)", file=sys.stderr)
+    if not have_wrk():
         return 2
 
-    stack = ensure_stack(
-        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
-        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        ROOT / ".local" / "bench",
-    )
-    server_url = stack.postgres_url.rsplit("/", 1)[0]
-    database = f"tripline_bench_{os.getpid()}"
-    ensure_database(server_url, database)
-    database_url = f"{server_url}/{database}"
+    database = ScratchDatabase.create("api")
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        upgrade(database_url)
-        trip_id, token = asyncio.run(prepare(database_url))
+        trip_id, token = asyncio.run(prepare(database.url))
         env = {
             **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": stack.redis_url,
+            "DATABASE_URL": database.url,
+            "REDIS_URL": database.redis_url,
             "ENVIRONMENT": "staging",
             "SECRET_KEY": SECRET,
             "LOG_FORMAT": "json",
@@ -212,8 +198,7 @@ def main() -> int:
             process.terminate()
         for process in processes:
             process.wait(20)
-        drop_database(server_url, database)
-        stack.stop()
+        database.drop()
 
 
 def report(results: dict[tuple[str, int], list[Result]], connections: list[int]) -> int:

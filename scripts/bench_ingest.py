@@ -41,13 +41,11 @@ import asyncpg
 import httpx
 import orjson
 import redis
+from benchlib import BIN, ScratchDatabase, have_wrk
 
 from tripline_common.apikeys import issue_api_key
-from tripline_common.migrations.runner import upgrade
-from tripline_devstack import drop_database, ensure_database, ensure_stack, free_port
+from tripline_devstack import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SECRET = "bench-secret-key-" + "x" * 40
 COLUMNS = (
     "batch_id",
@@ -260,25 +258,15 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=32, help="devices (and distinct bodies)")
     parser.add_argument("--gzip", action="store_true", help="send gzip-compressed bodies")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("bench: needs wrk (apt-get install wrk)", file=sys.stderr)
+    if not have_wrk():
         return 2
 
-    stack = ensure_stack(
-        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
-        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        ROOT / ".local" / "bench",
-    )
-    server_url = stack.postgres_url.rsplit("/", 1)[0]
-    database = f"tripline_bench_ingest_{os.getpid()}"
-    ensure_database(server_url, database)
-    database_url = f"{server_url}/{database}"
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    database = ScratchDatabase.create("ingest")
+    dsn = database.dsn
     queue = f"tripline:bench:{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     ingest: subprocess.Popen[bytes] | None = None
     try:
-        upgrade(database_url)
         devices = asyncio.run(prepare(dsn, args.devices))
         start = datetime.now(UTC) - timedelta(hours=1)
         batches = [make_events(args.batch_size, start, n) for n in range(args.devices)]
@@ -297,8 +285,8 @@ def main() -> int:
         port = free_port()
         env = {
             **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": stack.redis_url,
+            "DATABASE_URL": database.url,
+            "REDIS_URL": database.redis_url,
             "ARQ_QUEUE_NAME": queue,  # Nobody consumes it: ingest alone is measured.
             "ENVIRONMENT": "staging",
             "SECRET_KEY": SECRET,
@@ -354,13 +342,12 @@ def main() -> int:
         if ingest is not None:
             ingest.terminate()
             ingest.wait(20)
-        with redis.Redis.from_url(stack.redis_url) as client:
+        with redis.Redis.from_url(database.redis_url) as client:
             client.delete(queue)
             for key in client.scan_iter("arq:job:process_batch:*", count=1000):
                 client.delete(key)
-        drop_database(server_url, database)
         shutil.rmtree(workdir, ignore_errors=True)
-        stack.stop()
+        database.drop()
 
 
 def report(results: dict[str, list[Result]], errors: int) -> int:

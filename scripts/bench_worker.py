@@ -41,15 +41,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orjson
+from benchlib import BIN, ScratchDatabase
 
 from tripline_common.apikeys import issue_api_key
-from tripline_common.migrations.runner import upgrade
 from tripline_common.queue import PROCESS_BATCH, create_redis, process_batch_job_id
 from tripline_common.settings import CommonSettings
-from tripline_devstack import drop_database, ensure_database, ensure_stack, free_port
+from tripline_devstack import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SECRET = "bench-secret-key-" + "x" * 40
 ORIGIN, WANNSEE, DESTINATION = (52.5200, 13.4050), (52.4560, 13.2900), (52.3906, 13.0645)
 COLUMNS = ("batch_id", "device_id", "recorded_at", "lat", "lon", "speed_kmh", "accuracy_m")
@@ -335,21 +333,13 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=15, help="latency run length")
     args = parser.parse_args()
 
-    stack = ensure_stack(
-        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
-        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        ROOT / ".local" / "bench",
-    )
-    server_url = stack.postgres_url.rsplit("/", 1)[0]
-    database = f"tripline_bench_worker_{os.getpid()}"
-    ensure_database(server_url, database)
-    database_url = f"{server_url}/{database}"
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    database = ScratchDatabase.create("worker")
+    dsn = database.dsn
     workdir = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": stack.redis_url,
+        "DATABASE_URL": database.url,
+        "REDIS_URL": database.redis_url,
         "ARQ_QUEUE_NAME": f"tripline:bench:{uuid.uuid4().hex[:8]}",
         "ENVIRONMENT": "staging",
         "SECRET_KEY": SECRET,
@@ -359,7 +349,6 @@ def main() -> int:
         "LOST_SIGNAL_AFTER_SECONDS": "86400",  # The bench's trips are silent between runs.
     }
     try:
-        upgrade(database_url)
         print(
             f"{args.devices} devices on active trips, {args.batches} batches of "
             f"{args.batch_size} events per round, {args.rounds} rounds",
@@ -409,9 +398,8 @@ def main() -> int:
             print(f"{'PASS' if ok else 'FAIL'}  {text}")
         return 0 if all(ok for _, ok in checks) else 1
     finally:
-        drop_database(server_url, database)
         shutil.rmtree(workdir, ignore_errors=True)
-        stack.stop()
+        database.drop()
 
 
 if __name__ == "__main__":
