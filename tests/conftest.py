@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from tripline_common.migrations.runner import upgrade
 from tripline_devstack import free_port
@@ -100,10 +99,10 @@ class ProcessRunner:
 
 
 @pytest.fixture
-def process_env(
-    scratch_database: Callable[[], str], redis_server_url: str, worker_number: int
-) -> dict[str, str]:
-    """Environment for real processes: a migrated scratch database, an isolated queue."""
+def process_env(scratch_database: Callable[[], str], redis_url: str) -> dict[str, str]:
+    """Environment for real processes: a migrated scratch database, this worker's Redis
+    database emptied (no rate-limit window or queue of an earlier test leaks in), an isolated
+    queue."""
     database_url = scratch_database()
     upgrade(database_url)
     env = {
@@ -111,10 +110,6 @@ def process_env(
         for key, value in os.environ.items()
         if not key.startswith(("DATABASE_", "REDIS_", "SENTRY_", "PYTEST_"))
     }
-    # This worker's own Redis database, emptied: rate-limit windows, caches and queues left by
-    # the previous test's processes must not leak into this one (as the scratch DB does not).
-    redis_url = f"{redis_server_url}/{1 + worker_number % 15}"
-    redis.Redis.from_url(redis_url).flushdb()
     env.update(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,

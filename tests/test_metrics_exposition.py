@@ -49,7 +49,11 @@ async def test_every_process_exports_the_contract_and_promtool_accepts_it(
     seed(process_env)
     from scripts.seed import DEMO_DEVICE_KEY
 
-    env = {"api": {"LOGIN_RATE_LIMIT": "1"}, "ingest": {"DEVICE_RATE_LIMIT": "1"}}
+    # Hour-long windows: a fixed window cannot roll over between the two attempts.
+    env = {
+        "api": {"LOGIN_RATE_LIMIT": "1", "LOGIN_RATE_WINDOW_SECONDS": "3600"},
+        "ingest": {"DEVICE_RATE_LIMIT": "1", "DEVICE_RATE_WINDOW_SECONDS": "3600"},
+    }
     started = {
         name: processes.start(name, command, **env.get(name, {})) for name, command in SERVICES
     }

@@ -96,7 +96,10 @@ async def test_websocket_and_sse_connections_raise_and_lower_the_gauge(
 
 
 async def test_a_refused_login_attempt_is_counted(make_settings, app_client, make_user) -> None:
-    app = create_api_app(make_settings(ApiSettings, login_rate_limit=1))
+    # An hour's window: the fixed window cannot roll over between the two attempts.
+    app = create_api_app(
+        make_settings(ApiSettings, login_rate_limit=1, login_rate_window_seconds=3600)
+    )
     user = await make_user()
     form = {"username": user.email, "password": "wrong password"}
     async with app_client(app) as client:

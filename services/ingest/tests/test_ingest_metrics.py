@@ -100,7 +100,10 @@ async def test_refused_uploads_count_their_events_by_reason(
 async def test_a_rate_limited_upload_is_counted_as_such(
     make_settings, app_client, device_key
 ) -> None:
-    app = create_ingest_app(make_settings(IngestSettings, device_rate_limit=1))
+    # An hour's window: the fixed window cannot roll over between the two uploads.
+    app = create_ingest_app(
+        make_settings(IngestSettings, device_rate_limit=1, device_rate_window_seconds=3600)
+    )
     headers = {"X-Device-Key": device_key}
     async with app_client(app) as client:
         first = await client.post("/v1/telemetry", json={"events": events(2)}, headers=headers)
