@@ -99,6 +99,11 @@ async def test_unknown_or_missing_device_key_is_a_401(ingest_app, app_client, ke
         (lambda b: b["events"][0].update(accuracy_m=False), "validation_error"),
         (lambda b: b["events"][0].update(recorded_at=1764000000), "validation_error"),
         (lambda b: b["events"][0].update(recorded_at="2026-01-01T00:00:00"), "validation_error"),
+        (
+            lambda b: b["events"][0].update(recorded_at="0001-01-01T00:00:00+01:00"),
+            "validation_error",
+        ),
+        (lambda b: b["events"][0].update(recorded_at="1999-12-31T23:59:59Z"), "validation_error"),
         (lambda b: b.update(events=[]), "validation_error"),
         (lambda b: b.update(events=events(6)), "batch_too_large"),
         (
@@ -114,6 +119,8 @@ async def test_unknown_or_missing_device_key_is_a_401(ingest_app, app_client, ke
         "bool-as-number",
         "epoch-number-as-time",
         "naive-time",
+        "year-1-with-offset",
+        "before-2000",
         "empty",
         "too-many",
         "future",

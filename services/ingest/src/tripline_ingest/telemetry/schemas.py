@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tripline_common.models import BatchStatus
+
+# No GPS fix of a Tripline device predates this. The floor keeps every stored time inside
+# what Postgres, asyncpg and Python represent after conversion to UTC (a year-1 time with an
+# offset overflowed while being stored); the ceiling, now + MAX_FUTURE_SKEW_SECONDS, depends
+# on the clock and is checked in `service.validate_batch`.
+EARLIEST_RECORDED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class TelemetryEventIn(BaseModel):
@@ -17,9 +23,13 @@ class TelemetryEventIn(BaseModel):
 
     # strict: only an ISO 8601 string with an offset is a time (lax mode would read a bare
     # number as seconds since 1970: a client bug, not a time). Strict validation runs in Rust;
-    # a Python validator here cost as much as the rest of the parsing together.
+    # a Python validator here cost as much as the rest of the parsing together, so the floor
+    # is a constraint (checked in Rust too).
     recorded_at: AwareDatetime = Field(
-        strict=True, description="Device time, ISO 8601 with a UTC offset."
+        strict=True,
+        ge=EARLIEST_RECORDED_AT,
+        description="Device time, ISO 8601 with a UTC offset; from 2000-01-01T00:00:00Z to "
+        "MAX_FUTURE_SKEW_SECONDS (default 300) ahead of the server clock.",
     )
     # strict: a JSON `true` is not a number (lax mode would store it as 1).
     lat: float = Field(strict=True, ge=-90, le=90, description="Latitude, WGS 84 degrees.")
