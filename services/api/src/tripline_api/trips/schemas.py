@@ -8,7 +8,6 @@ models only mirror what the database guarantees, so a stored row always serialis
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -31,6 +30,7 @@ from tripline_api.trips.drafts import TripDraft, WaypointDraft
 from tripline_common.correlation import get_request_id
 from tripline_common.errors import AppError, ErrorResponse, UnprocessableError
 from tripline_common.models import TripStatus
+from tripline_common.names import WaypointName, clean_name
 from tripline_common.pagination import Page, selectable
 
 if TYPE_CHECKING:
@@ -43,24 +43,6 @@ MAX_CORRIDOR_M = 100_000
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
 
 # --- Field types, shared by v1 and v2 ------------------------------------------------------------
-
-
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _strip_name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    # PostgreSQL text cannot hold NUL, and a lone surrogate is not encodable: both would fail
-    # in the database (a 500); control characters have no business in a name either.
-    if _CONTROL_CHARACTERS.search(value):
-        raise ValueError("must not contain control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
 
 
 def _plausible_year(value: datetime) -> datetime:
@@ -82,9 +64,8 @@ Longitude = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=F
 TripName = Annotated[
     str,
     Field(min_length=1, max_length=200),
-    AfterValidator(_strip_name),
+    AfterValidator(clean_name),
 ]
-WaypointName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_strip_name)]
 PlannedTime = Annotated[
     AwareDatetime,
     BeforeValidator(_text_times_only),
@@ -115,7 +96,10 @@ class WaypointIn(BaseModel):
     lat: Latitude = Field(description="Latitude, WGS 84 degrees.", examples=[53.0])
     lon: Longitude = Field(description="Longitude, WGS 84 degrees.", examples=[11.0])
     name: WaypointName | None = Field(
-        default=None, description="Optional label, e.g. a depot name.", examples=["Depot 7"]
+        default=None,
+        description="Optional label, e.g. a depot name; no control characters, and not "
+        "starting with =, +, - or @ (a spreadsheet formula).",
+        examples=["Depot 7"],
     )
 
     def to_draft(self) -> WaypointDraft:

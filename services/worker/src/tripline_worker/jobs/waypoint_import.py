@@ -5,8 +5,10 @@ file's text is in `job.params["content"]` (small: the API caps it). The file is 
 every row checked first; then the trip's waypoints are replaced and the job finished in ONE
 transaction, so a run is all or nothing, and running it again gives the same waypoints.
 
-A file with problems ends the job `failed` with one message per line, safe to show. GPX is
-parsed with `defusedxml`: no DTDs, no entities (no billion laughs), no external references.
+A file with problems ends the job `failed` with one message per line, safe to show. Names
+follow the trips API's rules (`tripline_common.names`: no control characters, no spreadsheet
+formula prefix). GPX is parsed with `defusedxml`: no DTDs, no entities (no billion laughs), no
+external references.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from sqlmodel import col
 from tripline_common.db import unit_of_work
 from tripline_common.jobs import finish_job
 from tripline_common.models import Job, Trip, Waypoint
+from tripline_common.names import clean_waypoint_name
 from tripline_worker.jobs.tracking import report_progress, tracked_job
 
 MAX_WAYPOINTS = 50  # As many as a trip takes through the API.
-NAME_MAX_LENGTH = 100
 MAX_REPORTED_PROBLEMS = 20
 
 
@@ -71,9 +73,14 @@ def _point(
             found.append(f"{where}: {field} must be between {-bound:g} and {bound:g}")
             continue
         values[field] = value
-    clean_name = (name or "").strip() or None
-    if clean_name is not None and len(clean_name) > NAME_MAX_LENGTH:
-        found.append(f"{where}: name is longer than {NAME_MAX_LENGTH} characters")
+    # A blank name is no name (as in the API, where it is optional); any other name follows the
+    # API's rules (`tripline_common.names`), so a file cannot store what a request may not.
+    clean_name: str | None = None
+    if name and name.strip():
+        try:
+            clean_name = clean_waypoint_name(name)
+        except ValueError as exc:
+            found.append(f"{where}: name {exc}")
     problems.extend(found)
     if found:
         return None
