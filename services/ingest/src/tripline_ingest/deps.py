@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from tripline_common.deps import SessionDep
+from tripline_common.errors import RateLimitedError
 from tripline_ingest.devices import AuthenticatedDevice, authenticate_device
 from tripline_ingest.state import IngestState
-from tripline_ingest.telemetry.body import parse_batch, read_body
+from tripline_ingest.telemetry.body import RATE_LIMIT_SCOPE_KEY, parse_batch, read_body
 from tripline_ingest.telemetry.schemas import TelemetryBatchIn
 from tripline_ingest.telemetry.service import validate_batch
 
@@ -24,16 +25,27 @@ IngestStateDep = Annotated[IngestState, Depends(get_ingest_state)]
 
 
 async def current_device(
+    request: Request,
     session: SessionDep,
     state: IngestStateDep,
     x_device_key: Annotated[
         str | None, Header(description="The device's API key.", max_length=128)
     ] = None,
 ) -> AuthenticatedDevice:
-    """The device authenticated by its API key, within its rate limit (else 401 or 429)."""
-    device = await authenticate_device(
-        session=session, cache=state.device_keys, api_key=x_device_key
-    )
+    """The device authenticated by its API key, within its rate limits (else 401 or 429)."""
+    # The address uvicorn resolved through FORWARDED_ALLOW_IPS (the proxy's, if untrusted).
+    client = request.client.host if request.client else "unknown"
+    try:
+        device = await authenticate_device(
+            session=session,
+            cache=state.device_keys,
+            api_key=x_device_key,
+            failed_lookups=state.failed_lookups,
+            client=client,
+        )
+    except RateLimitedError:
+        request.scope[RATE_LIMIT_SCOPE_KEY] = "failed_key_lookups"  # For the refusal metric.
+        raise
     if not await state.rate_limiter.check(device.id):
         state.metrics.rate_limit_unchecked.inc()
     return device

@@ -18,7 +18,7 @@ from sqlmodel import col
 from tripline_common.apikeys import hash_api_key
 from tripline_common.errors import UnauthorizedError
 from tripline_common.models import Device
-from tripline_common.ratelimit import enforce_rate_limit
+from tripline_common.ratelimit import count_hit, enforce_rate_limit, ensure_under_limit
 
 log = structlog.get_logger("tripline.ingest.devices")
 
@@ -36,14 +36,21 @@ class DeviceKeyCache:
 
     Every device posts every few seconds, so without it each upload would cost a database
     round trip just to authenticate. The price is revocation latency: a revoked key keeps
-    working for at most `ttl` seconds on each replica. Unknown keys are not cached, so a key
-    created a moment ago works at once.
+    working for at most `ttl` seconds on each replica.
+
+    Keys the database did not know are remembered too, for `negative_ttl` seconds (a device
+    retrying with a revoked key costs one query per `negative_ttl`, not one per upload). Both
+    maps hold at most `max_size` entries, oldest dropped first, so random keys cannot grow
+    memory. A key that was tried before it existed works at most `negative_ttl` seconds after
+    it was issued.
     """
 
-    def __init__(self, ttl: float, max_size: int) -> None:
+    def __init__(self, ttl: float, max_size: int, negative_ttl: float = 0.0) -> None:
         self.ttl = ttl
         self.max_size = max_size
+        self.negative_ttl = negative_ttl
         self._entries: OrderedDict[str, tuple[float, AuthenticatedDevice]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         self._last_seen_written: dict[uuid.UUID, float] = {}
 
     def get(self, key_hash: str) -> AuthenticatedDevice | None:
@@ -66,6 +73,25 @@ class DeviceKeyCache:
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
 
+    def known_unknown(self, key_hash: str) -> bool:
+        """True when the database did not know this key hash less than `negative_ttl` ago."""
+        looked_up = self._unknown.get(key_hash)
+        if looked_up is None:
+            return False
+        if time.monotonic() - looked_up >= self.negative_ttl:
+            del self._unknown[key_hash]
+            return False
+        return True
+
+    def put_unknown(self, key_hash: str) -> None:
+        """Remember a lookup that found nothing (a no-op when `negative_ttl` is 0)."""
+        if self.negative_ttl <= 0:
+            return
+        self._unknown[key_hash] = time.monotonic()
+        self._unknown.move_to_end(key_hash)
+        while len(self._unknown) > self.max_size:
+            self._unknown.popitem(last=False)
+
     def last_seen_due(self, device_id: uuid.UUID, interval: float) -> bool:
         """True (and noted) when `devices.last_seen_at` was not written for `interval` seconds
         by this process. Throttling the write keeps the device row from becoming a lock every
@@ -81,19 +107,32 @@ class DeviceKeyCache:
 
 
 async def authenticate_device(
-    *, session: AsyncSession, cache: DeviceKeyCache, api_key: str | None
+    *,
+    session: AsyncSession,
+    cache: DeviceKeyCache,
+    api_key: str | None,
+    failed_lookups: FailedLookupLimiter | None = None,
+    client: str = "unknown",
 ) -> AuthenticatedDevice:
-    """The active device owning `api_key`, or 401.
+    """The active device owning `api_key`, or 401 (429 for a client over `failed_lookups`).
 
     The key may be the device's current one or, until `previous_key_expires_at`, the one an
     operator's rotation replaced (zero-downtime rotation: the fleet moves to the new key while
-    the old one still works). A revoked device's keys are both refused."""
+    the old one still works). A revoked device's keys are both refused.
+
+    Only a key in neither cache costs a query; a client whose queries found nothing
+    `failed_lookups.limit` times in the window gets 429 instead of another query, while keys
+    already cached keep working for it."""
     if not api_key:
         raise UnauthorizedError("Send the device's API key in the X-Device-Key header.")
     key_hash = hash_api_key(api_key)
     device = cache.get(key_hash)
     if device is not None:
         return device
+    if cache.known_unknown(key_hash):
+        raise UnauthorizedError("Unknown or revoked device key.", code="invalid_device_key")
+    if failed_lookups is not None:
+        await failed_lookups.check(client)
     row = (
         await session.execute(
             select(Device.id, Device.owner_id).where(
@@ -109,6 +148,9 @@ async def authenticate_device(
         )
     ).first()
     if row is None:
+        cache.put_unknown(key_hash)
+        if failed_lookups is not None:
+            await failed_lookups.count(client)
         raise UnauthorizedError("Unknown or revoked device key.", code="invalid_device_key")
     device = AuthenticatedDevice(id=row.id, owner_id=row.owner_id)
     cache.put(key_hash, device)
@@ -151,3 +193,51 @@ class DeviceRateLimiter:
                 )
             return False
         return True
+
+
+class FailedLookupLimiter:
+    """Per-client limit on key lookups that found no device (Redis fixed window, failing open).
+
+    Keys are random, so the negative cache cannot stop a client sending a new unknown key each
+    time: this bounds what such a client costs the database to `limit` queries per window.
+    When Redis does not answer, lookups go ahead (as for `DeviceRateLimiter`).
+    """
+
+    def __init__(self, redis: Redis, *, limit: int, window_seconds: int, timeout: float) -> None:
+        self.redis = redis
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.timeout = timeout
+        self._last_warning = 0.0
+
+    async def check(self, client: str) -> None:
+        """Raise 429 when `client` used up its failed lookups in this window."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await ensure_under_limit(
+                    self.redis,
+                    f"device-key-failures:{client}",
+                    limit=self.limit,
+                    window_seconds=self.window_seconds,
+                    message="Too many unknown device keys from this client; try again later.",
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._unchecked(exc)
+
+    async def count(self, client: str) -> None:
+        """Count one lookup by `client` that found no device."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await count_hit(
+                    self.redis,
+                    f"device-key-failures:{client}",
+                    window_seconds=self.window_seconds,
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._unchecked(exc)
+
+    def _unchecked(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 10:  # One line per 10 s, not one per request.
+            self._last_warning = now
+            log.warning("failed_lookup_limit_unchecked", error_type=type(exc).__name__)

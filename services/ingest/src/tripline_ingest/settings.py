@@ -51,3 +51,20 @@ class IngestSettings(CommonSettings):
         description="devices.last_seen_at is written at most this often per device "
         "(each write locks the device row).",
     )
+    # Unknown device keys: a short negative cache and a per-client limit on failed lookups.
+    device_key_negative_ttl_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="How long a key the database did not know is answered 401 without a "
+        "query. A key tried before it was issued works at most this long after; 0 turns it off.",
+    )
+    failed_key_lookup_limit: int = Field(
+        30,
+        ge=1,
+        description="Key lookups that find no device, per client address and window; past it, "
+        "keys not in the cache get 429 with Retry-After instead of a query.",
+    )
+    failed_key_lookup_window_seconds: int = Field(
+        60, ge=1, le=3600, description="Window of the failed key lookup limit (s)."
+    )

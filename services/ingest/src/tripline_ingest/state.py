@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter
 
 from tripline_common.app import Resources
-from tripline_ingest.devices import DeviceKeyCache, DeviceRateLimiter
+from tripline_ingest.devices import DeviceKeyCache, DeviceRateLimiter, FailedLookupLimiter
 from tripline_ingest.settings import IngestSettings
 
 # Why an upload was refused (`tripline_ingest_events_rejected_total{reason}`).
@@ -51,13 +51,15 @@ class IngestMetrics:
             self.batches.labels(outcome)
         for reason in REFUSAL_REASONS:
             self.events_rejected.labels(reason)
-        self.rate_limit_rejections.labels("device")
+        for limit in ("device", "failed_key_lookups"):
+            self.rate_limit_rejections.labels(limit)
 
-    def refused(self, reason: str, events: int) -> None:
-        """Count an upload refused for `reason` that carried `events` events."""
+    def refused(self, reason: str, events: int, limit: str = "device") -> None:
+        """Count an upload refused for `reason` that carried `events` events (by `limit`, when
+        a rate limit refused it)."""
         self.events_rejected.labels(reason).inc(events)
         if reason == "rate_limited":
-            self.rate_limit_rejections.labels("device").inc()
+            self.rate_limit_rejections.labels(limit).inc()
 
 
 @dataclass
@@ -68,6 +70,7 @@ class IngestState:
     device_keys: DeviceKeyCache
     rate_limiter: DeviceRateLimiter
     metrics: IngestMetrics
+    failed_lookups: FailedLookupLimiter
 
     @classmethod
     def create(cls, settings: IngestSettings, resources: Resources) -> IngestState:
@@ -75,7 +78,9 @@ class IngestState:
         return cls(
             settings=settings,
             device_keys=DeviceKeyCache(
-                settings.device_key_cache_ttl_seconds, settings.device_key_cache_size
+                settings.device_key_cache_ttl_seconds,
+                settings.device_key_cache_size,
+                negative_ttl=settings.device_key_negative_ttl_seconds,
             ),
             rate_limiter=DeviceRateLimiter(
                 resources.redis,
@@ -84,4 +89,10 @@ class IngestState:
                 timeout=settings.rate_limit_timeout_seconds,
             ),
             metrics=IngestMetrics(resources.registry),
+            failed_lookups=FailedLookupLimiter(
+                resources.redis,
+                limit=settings.failed_key_lookup_limit,
+                window_seconds=settings.failed_key_lookup_window_seconds,
+                timeout=settings.rate_limit_timeout_seconds,
+            ),
         )

@@ -19,6 +19,7 @@ from tripline_ingest.telemetry.schemas import TelemetryBatchIn
 
 _BATCH = TypeAdapter(TelemetryBatchIn)
 BODY_SCOPE_KEY = "tripline.telemetry_body"
+RATE_LIMIT_SCOPE_KEY = "tripline.rate_limit"  # Which limit answered a 429 (default: device).
 
 
 class UnsupportedMediaTypeError(AppError):

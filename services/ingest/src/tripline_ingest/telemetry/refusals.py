@@ -14,7 +14,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tripline_ingest.state import IngestState
-from tripline_ingest.telemetry.body import BODY_SCOPE_KEY
+from tripline_ingest.telemetry.body import BODY_SCOPE_KEY, RATE_LIMIT_SCOPE_KEY
 
 UPLOAD_PATH = "/v1/telemetry"
 
@@ -58,7 +58,7 @@ def count_refusal(scope: Scope, reason: str) -> None:
     events = event_count(scope.get(BODY_SCOPE_KEY))
     if reason == "invalid" and events > state.settings.max_batch_events:
         reason = "too_large"  # The 422 `batch_too_large`: too many events in one batch.
-    state.metrics.refused(reason, events)
+    state.metrics.refused(reason, events, scope.get(RATE_LIMIT_SCOPE_KEY, "device"))
 
 
 def event_count(body: Any) -> int:

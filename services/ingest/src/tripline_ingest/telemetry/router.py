@@ -19,7 +19,9 @@ _DEVICE_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "Missing, unknown or revoked device key."},
     429: {
         "model": ErrorResponse,
-        "description": "Too many requests from this device; wait `Retry-After` seconds.",
+        "description": "Too many requests from this device, or too many unknown device keys "
+        "from this client address (FAILED_KEY_LOOKUP_LIMIT per window); wait `Retry-After` "
+        "seconds.",
     },
     503: {
         "model": ErrorResponse,
