@@ -173,6 +173,21 @@ async def test_bad_bodies_are_a_422(client, headers, body) -> None:
         "https://2130706433/in",
         "https://0x7f.0.0.1/in",
         "https://127.1/in",
+        "https://0x7f.1/in",
+        "https://0177.0.0.1/in",
+        "https://017700000001/in",
+        "http://2130706433/in",
+        "https://224.0.0.1/in",
+        "https://198.18.0.1/in",
+        "https://192.0.0.170/in",
+        "https://[64:ff9b::7f00:1]/in",
+        "https://[64:ff9b::a9fe:a9fe]/latest/meta-data",
+        "https://[64:ff9b:1::a00:1]/in",
+        "https://[2002:7f00:1::]/in",
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/in",
+        "https://[::127.0.0.1]/in",
+        "https://[::ffff:7f00:1]/in",
+        "https://[ff02::1]/in",
     ],
 )
 async def test_in_staging_unsafe_urls_are_refused(staging, owner, session_factory, url) -> None:
@@ -186,7 +201,12 @@ async def test_in_staging_unsafe_urls_are_refused(staging, owner, session_factor
 
 @pytest.mark.parametrize(
     "url",
-    ["https://hooks.example.com/in", "https://93.184.215.14:8443/in", "https://[2606:4700::1]/"],
+    [
+        "https://hooks.example.com/in",
+        "https://93.184.215.14:8443/in",
+        "https://[2606:4700::1]/",
+        "https://[64:ff9b::5db8:d70e]/in",  # NAT64 of a public address (DNS64 clusters)
+    ],
 )
 async def test_in_staging_public_https_urls_are_accepted(staging, url) -> None:
     client, headers = staging

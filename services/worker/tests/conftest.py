@@ -29,6 +29,7 @@ from tripline_common.models import (
 from tripline_common.queue import JobQueue, create_redis
 from tripline_worker.metrics import JobMetrics
 from tripline_worker.settings import WorkerServiceSettings
+from tripline_worker.webhooks.delivery import webhook_client
 
 
 @pytest.fixture
@@ -52,7 +53,8 @@ async def ctx(worker_settings, session_factory) -> AsyncIterator[dict[str, Any]]
     settings = worker_settings()
     redis = create_redis(settings)
     registry = CollectorRegistry()
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as http:
+    http = webhook_client(settings, timeout=httpx.Timeout(2.0, connect=1.0), max_connections=10)
+    async with http:
         yield {
             "settings": settings,
             "session_factory": session_factory,

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from arq import Retry
 from arq.jobs import deserialize_job
 from sqlalchemy import select, update
+from structlog.testing import capture_logs
 from worker_factories import along_route, job, window_aligned
 
+from tripline_common.egress import system_resolver
 from tripline_common.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from tripline_common.webhooks import verify_signature
+from tripline_worker.webhooks.delivery import webhook_client
 
 SECRET = "whsec_receiver-secret"
 
@@ -174,3 +179,105 @@ async def test_sweeper_requeues_old_pending_deliveries_once(
     queued = deserialize_job(await redis.get(f"arq:job:deliver_webhook:{delivery_id}"))
     assert queued.args == (str(delivery_id),)
     assert queued.kwargs == {"request_id": "hook-rid-1"}
+
+
+# --- SSRF guard at delivery: the resolved address is checked and is the one connected to ------
+
+
+def resolving_to(address: str, calls: list[str] | None = None):
+    """A resolver that answers `address` for every name (stands in for a hostile DNS)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if calls is not None:
+            calls.append(host)
+        return [address]
+
+    return resolve
+
+
+@pytest.fixture
+async def guarded_ctx(ctx, worker_settings):
+    """`ctx` with the SSRF guard on (as in staging and prod) and a client whose resolver the
+    test chooses."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(resolver, *, allow_private: bool = False) -> dict:
+        settings = worker_settings(webhook_allow_private_targets=allow_private)
+        http = webhook_client(
+            settings,
+            timeout=httpx.Timeout(2.0, connect=1.0),
+            max_connections=4,
+            resolver=resolver,
+        )
+        clients.append(http)
+        return {**ctx, "settings": settings, "http": http}
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def hostile_dns(monkeypatch):
+    """The system resolver (the event loop's getaddrinfo) answers 127.0.0.1 for
+    hooks.example.test, as a rebinding DNS server would once the URL was registered."""
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+
+    async def getaddrinfo(host, port, *args, **kwargs):
+        if host in ("hooks.example.test", b"hooks.example.test"):  # anyio passes bytes
+            return await real("127.0.0.1", port, *args, **kwargs)
+        return await real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+
+
+async def test_a_name_resolving_to_an_internal_address_is_refused_at_delivery_without_retries(
+    guarded_ctx, session_factory, webhook_receiver, alert_with_delivery, hostile_dns
+) -> None:
+    # DNS rebinding: the name looked public when it was registered; now the system resolver
+    # answers 127.0.0.1, where a real receiver listens.
+    guarded = guarded_ctx(system_resolver)
+    url = f"http://hooks.example.test:{webhook_receiver.port}/hooks/tripline"
+    delivery_id = await alert_with_delivery(url)
+    with capture_logs() as logs:
+        outcome = await deliver(guarded, delivery_id)
+    assert outcome == "failed"  # At once: no Retry, no attempts wasted.
+    assert webhook_receiver.received == []
+    row = await delivery_row(session_factory, delivery_id)
+    assert (row.status, row.attempts, row.last_status_code) == (DeliveryStatus.FAILED, 1, None)
+    assert row.last_error == (
+        "Refused by the SSRF guard: hooks.example.test resolves to 127.0.0.1, which is not a "
+        "public address"
+    )
+    [refused] = [entry for entry in logs if entry["event"] == "webhook_refused"]
+    assert refused["delivery_id"] == str(delivery_id)
+    assert SECRET not in repr(logs)
+    assert guarded["metrics"].webhook_deliveries.labels("failed")._value.get() == 1
+
+
+@pytest.mark.parametrize(
+    "address", ["169.254.169.254", "10.0.0.7", "::1", "64:ff9b::7f00:1", "::ffff:127.0.0.1"]
+)
+async def test_every_internal_or_translated_address_is_refused_at_delivery(
+    guarded_ctx, session_factory, alert_with_delivery, address
+) -> None:
+    delivery_id = await alert_with_delivery("https://hooks.example.test/in")
+    assert await deliver(guarded_ctx(resolving_to(address)), delivery_id) == "failed"
+    row = await delivery_row(session_factory, delivery_id)
+    assert row.last_error.startswith("Refused by the SSRF guard: hooks.example.test resolves to")
+
+
+async def test_the_connection_goes_to_the_address_resolved_once_with_the_name_as_host(
+    guarded_ctx, webhook_receiver, alert_with_delivery
+) -> None:
+    # With private targets allowed (dev and test), the receiver on 127.0.0.1 is reached through
+    # a name only the test's resolver knows: the system resolver is never asked again.
+    calls: list[str] = []
+    allowed = guarded_ctx(resolving_to("127.0.0.1", calls), allow_private=True)
+    url = f"http://hooks.example.test:{webhook_receiver.port}/hooks/tripline"
+    delivery_id = await alert_with_delivery(url)
+    assert await deliver(allowed, delivery_id) == "delivered"
+    [request] = webhook_receiver.received
+    assert request.headers["Host"] == f"hooks.example.test:{webhook_receiver.port}"
+    assert calls == ["hooks.example.test"]

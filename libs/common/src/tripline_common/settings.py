@@ -216,3 +216,27 @@ class CommonSettings(BaseSettings):
                 f"refusing to start in {self.environment.value}: " + "; ".join(problems)
             )
         return self
+
+    # Webhook targets: private addresses are a dev/test convenience, refused in staging/prod.
+    webhook_allow_private_targets: bool | None = Field(
+        None,
+        description="Let webhooks be registered for, and delivered to, any URL and address "
+        "(localhost, private networks, http). Unset: allowed in dev and test only; true is "
+        "refused in staging and prod.",
+    )
+
+    @property
+    def webhook_private_targets_allowed(self) -> bool:
+        """Whether the webhook SSRF guard (`tripline_common.egress`) is off."""
+        if self.webhook_allow_private_targets is None:
+            return not self.is_production_like
+        return self.webhook_allow_private_targets
+
+    @model_validator(mode="after")
+    def _refuse_private_webhook_targets_in_production(self) -> Self:
+        if self.is_production_like and self.webhook_allow_private_targets:
+            raise ValueError(
+                f"refusing to start in {self.environment.value}: "
+                "WEBHOOK_ALLOW_PRIVATE_TARGETS must not be true"
+            )
+        return self

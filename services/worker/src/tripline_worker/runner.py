@@ -27,6 +27,7 @@ from tripline_worker.metrics import JobMetrics, QueueMonitor, instrumented
 from tripline_worker.outages import retry_when_unavailable
 from tripline_worker.probe import health_check_key
 from tripline_worker.settings import WorkerServiceSettings
+from tripline_worker.webhooks.delivery import webhook_client
 
 log = structlog.get_logger("tripline.worker")
 
@@ -158,12 +159,11 @@ class ArqRunner:
     def start(self) -> None:
         """Start the supervised ARQ loop in the background."""
         s = self.settings
-        # One client for every delivery: pooled connections, short timeouts, no redirects
-        # (a redirect is the receiver's misconfiguration; following it could leave the host).
-        self.http = httpx.AsyncClient(
+        # One client for every delivery: pooled, short timeouts, no redirects, SSRF-guarded.
+        self.http = webhook_client(
+            s,
             timeout=httpx.Timeout(s.webhook_timeout, connect=s.webhook_connect_timeout),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=s.max_jobs, max_keepalive_connections=20),
+            max_connections=s.max_jobs,
         )
         self._task = asyncio.create_task(self._supervise(), name="arq-supervisor")
         self.queue_monitor.start()

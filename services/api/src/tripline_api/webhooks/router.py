@@ -51,8 +51,10 @@ WebhookPageParams = Annotated[PageParams, Depends(page_params(service.WEBHOOK_SO
     summary="Register a webhook endpoint",
     description="Registers a URL that will receive your alerts as POSTs from the worker, and "
     "returns its signing `secret`, shown only in this response. " + VERIFY_NOTE + " In staging "
-    "and production the URL must be https and must not name localhost or a private, loopback "
-    "or link-local address (`unsafe_webhook_url`, 422).",
+    "and production the URL must be https and must not name localhost, a private, loopback, "
+    "link-local or other special-purpose address (also inside NAT64, 6to4 or IPv4-mapped "
+    "forms), or a numeric host such as `2130706433` (`unsafe_webhook_url`, 422); deliveries "
+    "to a name that resolves to such an address are refused and recorded as failed.",
     responses={
         201: {
             "description": "Registered.",
@@ -77,7 +79,7 @@ async def register_webhook(
         session=session,
         owner_id=user.id,
         url=data.url,
-        production_like=settings.is_production_like,
+        guard_targets=not settings.webhook_private_targets_allowed,
     )
     response.headers["Location"] = str(request.url_for("get_webhook", webhook_id=endpoint.id))
     return WebhookWithSecret.model_validate(endpoint)

@@ -1,27 +1,25 @@
 """Webhooks: register, list and remove a user's webhook endpoints, and rotate their signing
 secrets with an overlap. Nothing here knows about HTTP.
 
-SSRF guard: the worker POSTs to these URLs from inside the cluster, so in staging and
-production (`settings.is_production_like`) a URL must be https and must not name `localhost` or
-an IP literal outside the public internet (private, loopback, link-local, shared, reserved,
-multicast, or a numeric form such as `2130706433` that resolvers read as an address). This
-checks the URL as written only: a public host name can still resolve (or be re-pointed, DNS
-rebinding) to an internal address, so production also needs an egress policy that keeps the
-worker away from internal networks (a NetworkPolicy or an egress proxy).
+SSRF guard: the worker POSTs to these URLs from inside the cluster, so unless
+WEBHOOK_ALLOW_PRIVATE_TARGETS allows it (dev and test only) a URL must be https and must not
+name `localhost`, an IP literal outside the public internet (`tripline_common.egress`: private,
+loopback, link-local, shared, reserved, multicast, special-purpose, or such an address inside
+NAT64, 6to4 or IPv4-mapped forms) or a numeric form such as `2130706433` that resolvers read
+as an address. A name can still resolve, or be re-pointed (DNS rebinding), to an internal
+address: the worker checks the address it connects to at every delivery too.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from tripline_common.egress import url_refusal
 from tripline_common.errors import NotFoundError, UnprocessableError
 from tripline_common.models import WebhookEndpoint
 from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
@@ -39,42 +37,17 @@ DEFAULT_SECRET_GRACE_SECONDS = 86_400
 MAX_SECRET_GRACE_SECONDS = 7 * 86_400
 """The longest overlap a rotation may ask for (7 days)."""
 
-# Labels that are all decimal or hex numbers: `127.1`, `0x7f.0.0.1`, `2130706433` all reach
-# 127.0.0.1 through common resolvers although they are not canonical IP literals.
-_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$")
-
 
 def webhook_not_found() -> NotFoundError:
     return NotFoundError("Webhook endpoint not found.", code="webhook_not_found")
 
 
-def unsafe_url_reason(url: str) -> str | None:
-    """Why `url` may not receive deliveries in staging or production, or None when it may."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "https":
-        return "must use https"
-    host = (parts.hostname or "").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return "must not name localhost"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if _NUMERIC_HOST.match(host):
-            return "must not name an IP address in a non-canonical numeric form"
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if not address.is_global or address.is_multicast:
-        return "must not name a private, loopback, link-local or reserved IP address"
-    return None
-
-
 async def register_webhook(
-    *, session: AsyncSession, owner_id: uuid.UUID, url: str, production_like: bool
+    *, session: AsyncSession, owner_id: uuid.UUID, url: str, guard_targets: bool
 ) -> WebhookEndpoint:
     """A new active endpoint of the owner with a fresh signing secret (returned in the row: the
-    worker needs it in clear to sign). In production-like environments the SSRF guard applies."""
-    if production_like and (reason := unsafe_url_reason(url)) is not None:
+    worker needs it in clear to sign). With `guard_targets` the SSRF guard applies."""
+    if guard_targets and (reason := url_refusal(url)) is not None:
         raise UnprocessableError(
             f"This webhook URL is not allowed: it {reason}.",
             code="unsafe_webhook_url",

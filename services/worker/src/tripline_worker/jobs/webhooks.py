@@ -54,7 +54,8 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
 
     result = await post_delivery(ctx["http"], delivery)
     attempt = delivery.attempts + 1
-    final = result.delivered or attempt >= settings.webhook_max_attempts
+    # A refused target stays refused: the delivery fails now instead of wasting its retries.
+    final = result.delivered or result.refused or attempt >= settings.webhook_max_attempts
     await retry_transient()(_record)(ctx, delivery_uuid, result, final)
     metrics = ctx["metrics"]
     if result.delivered:
@@ -69,7 +70,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     if final:
         metrics.webhook_deliveries.labels("failed").inc()
         log.warning(
-            "webhook_failed",
+            "webhook_refused" if result.refused else "webhook_failed",
             delivery_id=delivery_id,
             attempts=attempt,
             status=result.status_code,

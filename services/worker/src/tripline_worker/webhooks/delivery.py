@@ -1,7 +1,9 @@
 """Delivering one alert to one webhook endpoint: a signed POST, and the outcome on its row.
 
 No database connection is held during the POST: the delivery is read in one short
-transaction, posted, and the attempt recorded in another.
+transaction, posted, and the attempt recorded in another. Every connection goes through
+`tripline_common.egress`: the host is resolved once and the connection made to that checked
+address, so a name that resolves (or is re-pointed) to an internal address is refused.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from tripline_common.egress import Resolver, TargetRefusedError, guarded_transport, system_resolver
 from tripline_common.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from tripline_common.pubsub import ALERT_RAISED, AlertEvent
+from tripline_common.settings import CommonSettings
 from tripline_common.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -64,6 +68,29 @@ class AttemptResult:
     delivered: bool
     status_code: int | None = None
     error: str | None = None
+    refused: bool = False
+    """The target is not allowed (`TargetRefusedError`): retrying cannot help."""
+
+
+def webhook_client(
+    settings: CommonSettings,
+    *,
+    timeout: httpx.Timeout,
+    max_connections: int,
+    resolver: Resolver = system_resolver,
+) -> httpx.AsyncClient:
+    """The client every delivery uses: pooled connections, no redirects (a redirect is the
+    receiver's misconfiguration; following it could leave the host), and connections only to
+    addresses the SSRF guard allows (all of them with WEBHOOK_ALLOW_PRIVATE_TARGETS)."""
+    return httpx.AsyncClient(
+        transport=guarded_transport(
+            allow_private=settings.webhook_private_targets_allowed,
+            resolver=resolver,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+        ),
+        timeout=timeout,
+        follow_redirects=False,
+    )
 
 
 async def load_pending_delivery(
@@ -132,6 +159,10 @@ async def post_delivery(client: httpx.AsyncClient, delivery: PendingDelivery) ->
             "POST", delivery.url, content=delivery.body, headers=headers
         ) as response:
             status = response.status_code
+    except TargetRefusedError as exc:
+        return AttemptResult(
+            delivered=False, error=f"Refused by the SSRF guard: {exc}", refused=True
+        )
     except httpx.HTTPError as exc:
         return AttemptResult(delivered=False, error=f"{type(exc).__name__}: {exc}")
     if 200 <= status < 300:
