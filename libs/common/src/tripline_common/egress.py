@@ -164,31 +164,36 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(deadline):
                 found = await self.resolver(host, port)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
-        if not addresses:
+        if not found:
             raise httpcore.ConnectError(f"{host} has no address")
         if not self.allow_private:
             # All or nothing: a name with one internal address among public ones is either
             # misconfigured or a rebinding attempt, and its owner should hear of it.
-            for address in addresses:
+            for text in found:
+                address = ipaddress.ip_address(text.split("%", 1)[0])  # without an IPv6 zone
                 if (reason := address_refusal(address)) is not None:
                     raise TargetRefusedError(f"{host} resolves to {address}, which {reason}")
-        last_error: Exception | None = None
-        for address in addresses:
+        # The addresses in the resolver's order, within one connect timeout for them all.
+        last_error: Exception = httpcore.ConnectError(f"cannot connect to {host}")
+        for text in found:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise httpcore.ConnectTimeout(f"connecting to {host} timed out")
             try:
                 return await self.backend.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
+                    text, port, remaining, local_address, socket_options
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
-        assert last_error is not None
         raise last_error
 
     async def connect_unix_socket(
