@@ -20,7 +20,7 @@ from tripline_common.audit import AuditActor, AuditOrigin
 from tripline_common.auth.service import Principal, authenticate, open_session, revoke_session
 from tripline_common.errors import UnauthorizedError
 from tripline_common.models import AuthSession, SessionKind, User
-from tripline_common.ratelimit import enforce_rate_limit
+from tripline_common.ratelimit import admit_login_attempt
 
 
 @dataclass(frozen=True)
@@ -42,18 +42,14 @@ async def sign_in(
     origin: AuditOrigin,
     user_agent: str | None,
 ) -> SignIn:
-    """Check the credentials (rate-limited per address and per email, 429 beyond) and open a
-    console session for an operator or admin. A refusal is returned, not raised, so that its
-    audit entry commits; it never says whether the email exists."""
-    for key in (f"console-login:ip:{origin.source_ip}", f"console-login:email:{email.lower()}"):
-        await enforce_rate_limit(
-            redis,
-            key,
-            limit=settings.login_rate_limit,
-            window_seconds=settings.login_rate_window_seconds,
-        )
+    """Check the credentials (rate-limited like the API's login, by the same counters:
+    `admit_login_attempt`, 429 beyond) and open a console session for an operator or admin. A
+    refusal is returned, not raised, so that its audit entry commits; it never says whether
+    the email exists."""
+    attempt = await admit_login_attempt(redis, settings, client=origin.source_ip, email=email)
     try:
         user = await authenticate(session=session, email=email, password=password)
+        await attempt.succeeded()
     except UnauthorizedError as exc:
         refusal = (
             "This account is disabled."
