@@ -44,6 +44,22 @@ async def make_user(database_url: str, email: str) -> uuid.UUID:
     return user_id
 
 
+async def wait_for_lock_waiters(database_url: str, count: int) -> None:
+    """Return once `count` sessions of this database wait for a lock (deadline 15 s)."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while asyncio.get_running_loop().time() < deadline:
+        # A fresh query outside any transaction: pg_stat_activity is a per-transaction snapshot.
+        [row] = await fetch(
+            database_url,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'",
+        )
+        if row["n"] >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} requests did not come to wait for the lock in time")
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -153,9 +169,22 @@ async def test_two_refreshes_racing_with_one_token_end_the_session(
     first = (await login(owner, VICTIM)).json()
     body = {"refresh_token": first["refresh_token"]}
 
-    answers = await asyncio.gather(
-        owner.post("/v1/auth/refresh", json=body), thief.post("/v1/auth/refresh", json=body)
-    )
+    # Hold the session row so that both refreshes are certainly in flight at once: each has
+    # found the row by the token and waits for its lock when the holder lets go.
+    holder = await asyncpg.connect(dsn(database_url))
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM auth_sessions FOR UPDATE")
+        racing = [
+            asyncio.create_task(owner.post("/v1/auth/refresh", json=body)),
+            asyncio.create_task(thief.post("/v1/auth/refresh", json=body)),
+        ]
+        await wait_for_lock_waiters(database_url, 2)
+        await held.rollback()
+    finally:
+        await holder.close()
+    answers = await asyncio.gather(*racing)
 
     assert sorted(a.status_code for a in answers) == [200, 401]
     [winner] = [a.json() for a in answers if a.status_code == 200]
