@@ -212,4 +212,5 @@ async def test_one_address_spending_an_operators_sign_in_budget_does_not_lock_th
     assert guesses == [401] * admin_settings.login_rate_limit
     assert refused.status_code == 429
     assert "Too many attempts" in refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= admin_settings.login_rate_window_seconds + 1
     assert signed_in.status_code == 303
