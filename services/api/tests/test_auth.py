@@ -272,6 +272,17 @@ async def test_right_passwords_do_not_count_against_the_failure_limit(
     assert limited.status_code == 429
 
 
+async def test_one_client_trying_many_emails_meets_its_own_limit(make_settings, app_client) -> None:
+    from tripline_api.main import create_api_app
+
+    app = create_api_app(
+        make_settings(ApiSettings, login_client_rate_limit=3, login_rate_window_seconds=3600)
+    )
+    async with app_client(app) as client:
+        answers = [(await login(client, f"nobody-{n}@example.com")).status_code for n in range(4)]
+    assert answers == [401, 401, 401, 429]
+
+
 @pytest.mark.parametrize(
     ("role", "expected"),
     [(UserRole.USER, 403), (UserRole.OPERATOR, 200), (UserRole.ADMIN, 200)],
