@@ -93,3 +93,11 @@ def test_values_come_from_a_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatc
 def test_out_of_range_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         make(**{field: value})
+
+
+def test_an_api_idle_timeout_must_outlast_an_access_token() -> None:
+    # A client in use moves the idle deadline only when it refreshes, once per access token.
+    with pytest.raises(ValidationError, match="API_SESSION_IDLE_TIMEOUT_SECONDS"):
+        CommonSettings(access_token_ttl_seconds=3600, api_session_idle_timeout_seconds=3600)
+
+    assert CommonSettings().api_session_idle_timeout_seconds == 7 * 86_400

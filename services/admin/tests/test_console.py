@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+
+import httpx
+import pytest
 from admin_helpers import PASSWORD, form_token
 from sqlalchemy import select
 
@@ -141,3 +147,70 @@ async def test_a_console_session_ends_when_the_user_stops_being_staff(
     assert response.status_code == 403
     assert "text/html" in response.headers["content-type"]
     assert "for operators and admins" in response.text
+
+
+@pytest.fixture
+async def browser_at(admin_app, client) -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
+    """`await browser_at("10.0.0.7")`: a console client that the app sees at that address."""
+    async with AsyncExitStack() as stack:
+
+        async def make(address: str) -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=admin_app, client=(address, 40000))
+            return await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="https://testserver")
+            )
+
+        yield make
+
+
+async def test_refused_sign_ins_from_many_emails_and_addresses_write_a_bounded_audit_trail(
+    browser_at, operator, session_factory
+) -> None:
+    # 40 unknown emails and 20 wrong passwords for a real account, from 5 addresses (within
+    # each address's login budget): every one refused.
+    answers = []
+    for n in range(5):
+        console = await browser_at(f"10.0.0.{n + 1}")
+        for _ in range(8):
+            answers.append((await log_in(console, f"{uuid.uuid4().hex}@example.com")).status_code)
+        for _ in range(4):
+            answers.append((await log_in(console, operator.email, "wrong")).status_code)
+
+    assert answers == [401] * 60
+    async with session_factory() as session:
+        entries = list(await session.scalars(select(AuditLogEntry).order_by(AuditLogEntry.id)))
+    assert len(entries) == 4  # not 60
+    assert {e.action for e in entries} == {"console.login_refused"}
+    # One entry at the 1st and at the 10th refusal of each count, the real account's named.
+    assert sorted(
+        (e.target_id or "", e.details["refusals_in_window"], e.details["reason"]) for e in entries
+    ) == sorted(
+        [
+            ("", 1, "invalid_credentials"),
+            ("", 10, "invalid_credentials"),
+            (str(operator.id), 1, "invalid_credentials"),
+            (str(operator.id), 10, "invalid_credentials"),
+        ]
+    )
+    named = [e for e in entries if e.target_id == str(operator.id)]
+    assert {e.actor_label for e in named} == {operator.email}
+    assert {e.target_type for e in named} == {"user"}
+
+
+async def test_one_address_spending_an_operators_sign_in_budget_does_not_lock_them_out(
+    browser_at, admin_settings, operator
+) -> None:
+    attacker, owner = await browser_at("10.0.0.66"), await browser_at("10.0.0.7")
+    guesses = [
+        (await log_in(attacker, operator.email, f"guess {n}")).status_code
+        for n in range(admin_settings.login_rate_limit)
+    ]
+
+    refused = await log_in(attacker, operator.email)
+    signed_in = await log_in(owner, operator.email)
+
+    assert guesses == [401] * admin_settings.login_rate_limit
+    assert refused.status_code == 429
+    assert "Too many attempts" in refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= admin_settings.login_rate_window_seconds + 1
+    assert signed_in.status_code == 303

@@ -253,6 +253,36 @@ async def test_login_attempts_are_rate_limited_with_retry_after(
     assert 1 <= int(limited.headers["retry-after"]) <= 3601
 
 
+async def test_right_passwords_do_not_count_against_the_failure_limit(
+    make_settings, app_client, make_user
+) -> None:
+    from tripline_api.main import create_api_app
+
+    user = await make_user()
+    app = create_api_app(
+        make_settings(ApiSettings, login_rate_limit=2, login_rate_window_seconds=3600)
+    )
+    async with app_client(app) as client:
+        answers = [
+            (await login(client, user.email, password)).status_code
+            for password in ("wrong password", PASSWORD, PASSWORD, PASSWORD, "wrong again")
+        ]
+        limited = await login(client, user.email)
+    assert answers == [401, 200, 200, 200, 401]  # Two failures: the limit, not beyond it.
+    assert limited.status_code == 429
+
+
+async def test_one_client_trying_many_emails_meets_its_own_limit(make_settings, app_client) -> None:
+    from tripline_api.main import create_api_app
+
+    app = create_api_app(
+        make_settings(ApiSettings, login_client_rate_limit=3, login_rate_window_seconds=3600)
+    )
+    async with app_client(app) as client:
+        answers = [(await login(client, f"nobody-{n}@example.com")).status_code for n in range(4)]
+    assert answers == [401, 401, 401, 429]
+
+
 @pytest.mark.parametrize(
     ("role", "expected"),
     [(UserRole.USER, 403), (UserRole.OPERATOR, 200), (UserRole.ADMIN, 200)],

@@ -16,6 +16,7 @@ from tripline_common.models import (
     TelemetryBatch,
     TelemetryEvent,
     TripStatus,
+    UsedRefreshToken,
 )
 from tripline_worker.runner import cron_jobs, every
 from tripline_worker.settings import WorkerServiceSettings
@@ -90,11 +91,18 @@ async def test_sessions_are_deleted_after_expiry_plus_grace(
         in_grace = AuthSession(user_id=owner.user_id, expires_at=now - timedelta(days=1))
         live = AuthSession(user_id=owner.user_id, expires_at=now + timedelta(days=1))
         session.add_all([long_gone, in_grace, live])
+        await session.flush()
+        # Spent refresh tokens (reuse detection) go with their session.
+        session.add_all(
+            UsedRefreshToken(token_hash=f"{n:064x}", session_id=s.id)
+            for n, s in enumerate([long_gone, live])
+        )
         await session.commit()
         kept = {in_grace.id, live.id}
     assert await job("purge_sessions")(ctx) == 1
     async with session_factory() as session:
         assert set(await session.scalars(select(AuthSession.id))) == kept
+        assert set(await session.scalars(select(UsedRefreshToken.session_id))) == {live.id}
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,10 @@ class CommonSettings(BaseSettings):
     jwt_audience: str = Field("tripline", description="`aud` claim issued and required.")
     jwt_issuer: str = Field("tripline", description="`iss` claim issued and required.")
     login_rate_limit: int = Field(
-        10, ge=1, description="Password attempts per client address and per email per window."
+        10,
+        ge=1,
+        description="Failed password attempts for one account from one client address per "
+        "window; then that client waits (the owner, elsewhere, can still log in).",
     )
     login_rate_window_seconds: int = Field(60, ge=1, description="Window of the login limit (s).")
 
@@ -238,5 +241,36 @@ class CommonSettings(BaseSettings):
             raise ValueError(
                 f"refusing to start in {self.environment.value}: "
                 "WEBHOOK_ALLOW_PRIVATE_TARGETS must not be true"
+            )
+        return self
+
+    # Session hardening (issue 11): per-client and per-account login limits, API idle timeout.
+    login_client_rate_limit: int = Field(
+        50,
+        ge=1,
+        description="Password attempts (any email, failed or not) from one client address per "
+        "window of the login limit.",
+    )
+    login_account_rate_limit: int = Field(
+        100,
+        ge=1,
+        description="Failed password attempts for one account from all client addresses per "
+        "window of the login limit: slows a distributed guess; keep it well above "
+        "LOGIN_RATE_LIMIT.",
+    )
+    api_session_idle_timeout_seconds: int = Field(
+        7 * 86_400,
+        ge=600,
+        description="An API session not refreshed for this long ends (s); must exceed "
+        "ACCESS_TOKEN_TTL_SECONDS, since a client in use refreshes once per access token.",
+    )
+
+    @model_validator(mode="after")
+    def _idle_timeout_outlasts_an_access_token(self) -> Self:
+        # The idle deadline moves only when a token is issued (login, refresh): a shorter
+        # timeout would end sessions that are in use.
+        if self.api_session_idle_timeout_seconds <= self.access_token_ttl_seconds:
+            raise ValueError(
+                "API_SESSION_IDLE_TIMEOUT_SECONDS must exceed ACCESS_TOKEN_TTL_SECONDS"
             )
         return self

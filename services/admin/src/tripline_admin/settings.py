@@ -60,3 +60,13 @@ class AdminSettings(CommonSettings):
                 "CONSOLE_COOKIE_SECURE must be true (the console cookie is a credential)"
             )
         return self
+
+    # Session hardening (issue 11): aggregated audit entries for refused console sign-ins.
+    console_refusal_audit_window_seconds: int = Field(
+        3600,
+        ge=60,
+        le=86_400,
+        description="Refused console sign-ins are audited per account (and once for all unknown "
+        "emails) per window of this length (s): the 1st, 10th, 100th, ... refusal of each "
+        "writes one entry with the count so far.",
+    )

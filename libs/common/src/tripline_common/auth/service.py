@@ -1,8 +1,8 @@
 """Logins and sessions: check passwords, open, refresh, list and revoke server-side sessions.
 
 Every access token names its session row; a token is honoured only while that row is neither
-revoked nor expired and its user is active, so logout, an operator's revocation or disabling a
-user take effect on the very next request.
+revoked nor expired nor idle and its user is active, so logout, an operator's revocation or
+disabling a user take effect on the very next request.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from tripline_common import audit
+from tripline_common.audit import AuditActor, AuditOrigin
 from tripline_common.auth.tokens import (
     AccessClaims,
     create_access_token,
@@ -23,7 +25,7 @@ from tripline_common.auth.tokens import (
     new_refresh_token,
 )
 from tripline_common.errors import UnauthorizedError
-from tripline_common.models import AuthSession, SessionKind, User, UserRole
+from tripline_common.models import AuthSession, SessionKind, UsedRefreshToken, User, UserRole
 from tripline_common.passwords import verify_dummy_password, verify_password
 from tripline_common.pg import PgExecutor
 from tripline_common.settings import CommonSettings
@@ -53,11 +55,13 @@ def live_session_sql(session_param: str, user_param: str) -> str:
     joined to `users u`, with the session and user IDs as the given query parameters ($n).
 
     The one definition of a valid session for raw queries, so a hot path can check it in the
-    same round trip as its own read.
+    same round trip as its own read. An API session idle past `idle_expires_at` is dead too:
+    that deadline is written only when a token is issued, so the check adds no write.
     """
     return (
         f"s.id = {session_param} AND s.user_id = {user_param} AND s.revoked_at IS NULL "
-        "AND s.expires_at > now() AND u.is_active"
+        "AND s.expires_at > now() AND (s.idle_expires_at IS NULL OR s.idle_expires_at > now()) "
+        "AND u.is_active"
     )
 
 
@@ -111,6 +115,7 @@ async def open_session(
         last_seen_at=now,
         expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
         refresh_token_hash=hash_token(refresh),
+        idle_expires_at=_idle_deadline(settings, now) if kind is SessionKind.API else None,
         user_agent=(user_agent or "")[:500] or None,
         ip=(ip or "")[:45] or None,
     )
@@ -121,13 +126,30 @@ async def open_session(
     return _tokens(settings, user, auth_session, refresh)
 
 
+REUSE_REASON = "refresh_token_reused"
+"""The `revoked_reason` of a session ended because a spent refresh token came back."""
+
+IDLE_REASON = "idle_timeout"
+"""The `revoked_reason` of a session ended because it went unused too long."""
+
+
 async def refresh_session(
-    *, session: AsyncSession, settings: CommonSettings, refresh_token: str
+    *,
+    session: AsyncSession,
+    settings: CommonSettings,
+    refresh_token: str,
+    origin: AuditOrigin | None = None,
 ) -> IssuedTokens:
     """Rotate a refresh token: the old one stops working, a new pair is issued.
 
-    Presenting a refresh token that was already rotated away means it leaked (the thief or
-    the owner used it first): the whole session is revoked.
+    Every refresh token a session has spent is kept (hashed) until the session is deleted.
+    Presenting one again means it leaked (the thief or the owner used it first): the whole
+    session is revoked (`refresh_token_reused`, with an audit entry `session.refresh_reuse`)
+    and every token of it, access and newest refresh token alike, is refused from then on. Two
+    refreshes racing with the same token are serialised by the row lock: one rotates, the
+    other is reuse. An API session not refreshed for `API_SESSION_IDLE_TIMEOUT_SECONDS` is
+    revoked (`idle_timeout`) instead of refreshed. These revocations commit before the 401 is
+    raised, so the error does not roll them back.
     """
     token_hash = hash_token(refresh_token)
     auth_session = await session.scalar(
@@ -137,17 +159,73 @@ async def refresh_session(
     )
     now = datetime.now(UTC)
     if auth_session is None:
-        raise UnauthorizedError("The refresh token is not valid.", code="invalid_refresh_token")
+        # Read after the lock above: a refresh that won a race with this token has committed,
+        # so its spent hash is visible here.
+        spent = await session.scalar(
+            select(col(UsedRefreshToken.session_id)).where(
+                col(UsedRefreshToken.token_hash) == token_hash
+            )
+        )
+        if spent is None:
+            raise UnauthorizedError("The refresh token is not valid.", code="invalid_refresh_token")
+        await _revoke_for(session, spent, REUSE_REASON, origin, audited=True)
+        raise UnauthorizedError("The session has ended.", code="session_revoked")
     if auth_session.revoked_at is not None or auth_session.expires_at <= now:
+        raise UnauthorizedError("The session has ended.", code="session_revoked")
+    if auth_session.idle_expires_at is not None and auth_session.idle_expires_at <= now:
+        await _revoke_for(session, auth_session.id, IDLE_REASON, origin, audited=False)
         raise UnauthorizedError("The session has ended.", code="session_revoked")
     user = await session.get(User, auth_session.user_id)
     if user is None or not user.is_active:
         raise UnauthorizedError("This account is disabled.", code="account_disabled")
     refresh = new_refresh_token()
+    session.add(UsedRefreshToken(token_hash=token_hash, session_id=auth_session.id, used_at=now))
     auth_session.refresh_token_hash = hash_token(refresh)
     auth_session.last_seen_at = now
+    if auth_session.kind is SessionKind.API:
+        auth_session.idle_expires_at = _idle_deadline(settings, now)
     await session.flush()
     return _tokens(settings, user, auth_session, refresh)
+
+
+async def _revoke_for(
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    reason: str,
+    origin: AuditOrigin | None,
+    *,
+    audited: bool,
+) -> None:
+    """Revoke a live session on a refused refresh and commit at once (the caller raises next).
+
+    Only the request that ends the session writes (and audits): replaying a spent token at a
+    session already ended writes nothing, so it cannot grow the audit log.
+    """
+    user_id = await session.scalar(
+        update(AuthSession)
+        .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=datetime.now(UTC), revoked_reason=reason, refresh_token_hash=None)
+        .returning(col(AuthSession.user_id))
+    )
+    if user_id is None:
+        return
+    user = await session.get(User, user_id)
+    if audited and user is not None:
+        await audit.record(
+            session,
+            actor=AuditActor.of(user),
+            action="session.refresh_reuse",
+            target_type="session",
+            target_id=session_id,
+            details={"reason": reason},
+            origin=origin,
+        )
+    await session.commit()
+    log.warning("session_revoked", session_id=str(session_id), reason=reason)
+
+
+def _idle_deadline(settings: CommonSettings, now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.api_session_idle_timeout_seconds)
 
 
 async def resolve_principal(*, pg: PgExecutor, claims: AccessClaims) -> Principal:

@@ -4,7 +4,13 @@ from tripline_common.models.alerts import Alert, AlertRule, AlertSeverity, Alert
 from tripline_common.models.audit import AuditLogEntry
 from tripline_common.models.base import NAMING_CONVENTION, TriplineModel, metadata, utcnow
 from tripline_common.models.devices import Device
-from tripline_common.models.identity import AuthSession, SessionKind, User, UserRole
+from tripline_common.models.identity import (
+    AuthSession,
+    SessionKind,
+    UsedRefreshToken,
+    User,
+    UserRole,
+)
 from tripline_common.models.jobs import Job, JobStatus
 from tripline_common.models.telemetry import BatchStatus, TelemetryBatch, TelemetryEvent
 from tripline_common.models.trips import Trip, TripStatus, Waypoint
@@ -29,6 +35,7 @@ __all__ = [
     "Trip",
     "TripStatus",
     "TriplineModel",
+    "UsedRefreshToken",
     "User",
     "UserRole",
     "Waypoint",

@@ -86,7 +86,9 @@ class AuthSession(TriplineModel, table=True):
     created_at: datetime = created_at_field()
     expires_at: datetime = timestamp_field(required=True)
     last_seen_at: datetime | None = timestamp_field(
-        comment="Last authenticated request (writes may be throttled)."
+        comment="Last use: for API sessions the last login or refresh (at most one "
+        "access-token lifetime old while in use), for console sessions the last request "
+        "(written at most once a minute)."
     )
     revoked_at: datetime | None = timestamp_field(comment="Set by logout or by an operator.")
     revoked_reason: str | None = Field(default=None, sa_type=String(200))
@@ -104,3 +106,26 @@ class AuthSession(TriplineModel, table=True):
         sa_type=String(45),
         sa_column_kwargs={"comment": "Client address at login (IPv4 or IPv6 text)."},
     )
+    idle_expires_at: datetime | None = timestamp_field(
+        comment="API sessions end when not refreshed by then (each login and refresh sets it "
+        "to now + API_SESSION_IDLE_TIMEOUT_SECONDS); null for console sessions."
+    )
+
+
+class UsedRefreshToken(TriplineModel, table=True):
+    """A refresh token already rotated away: presenting it again revokes its session (leak)."""
+
+    __tablename__ = "used_refresh_tokens"
+    __table_args__ = (
+        # Deleting a session (logout leaves it; the expiry cron deletes it) deletes its rows.
+        Index("ix_used_refresh_tokens_session_id", "session_id"),
+        {"comment": "Hashes of the spent refresh tokens of each session (reuse detection)."},
+    )
+
+    token_hash: str = Field(
+        primary_key=True,
+        sa_type=String(64),
+        sa_column_kwargs={"comment": "SHA-256 hex of a refresh token that was rotated away."},
+    )
+    session_id: uuid.UUID = Field(foreign_key="auth_sessions.id", ondelete="CASCADE")
+    used_at: datetime = created_at_field()

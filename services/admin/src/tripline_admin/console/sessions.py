@@ -7,11 +7,15 @@ console never hands one out) and a shorter life than an API session.
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from tripline_admin.console.security import STAFF
 from tripline_admin.settings import AdminSettings
@@ -20,7 +24,7 @@ from tripline_common.audit import AuditActor, AuditOrigin
 from tripline_common.auth.service import Principal, authenticate, open_session, revoke_session
 from tripline_common.errors import UnauthorizedError
 from tripline_common.models import AuthSession, SessionKind, User
-from tripline_common.ratelimit import enforce_rate_limit
+from tripline_common.ratelimit import admit_login_attempt
 
 
 @dataclass(frozen=True)
@@ -42,28 +46,27 @@ async def sign_in(
     origin: AuditOrigin,
     user_agent: str | None,
 ) -> SignIn:
-    """Check the credentials (rate-limited per address and per email, 429 beyond) and open a
-    console session for an operator or admin. A refusal is returned, not raised, so that its
-    audit entry commits; it never says whether the email exists."""
-    for key in (f"console-login:ip:{origin.source_ip}", f"console-login:email:{email.lower()}"):
-        await enforce_rate_limit(
-            redis,
-            key,
-            limit=settings.login_rate_limit,
-            window_seconds=settings.login_rate_window_seconds,
-        )
+    """Check the credentials (rate-limited like the API's login, by the same counters:
+    `admit_login_attempt`, 429 beyond) and open a console session for an operator or admin. A
+    refusal is returned, not raised, so that its audit entry commits; it never says whether
+    the email exists."""
+    attempt = await admit_login_attempt(redis, settings, client=origin.source_ip, email=email)
     try:
         user = await authenticate(session=session, email=email, password=password)
+        await attempt.succeeded()
     except UnauthorizedError as exc:
         refusal = (
             "This account is disabled."
             if exc.code == "account_disabled"
             else "Incorrect email or password."
         )
-        await _record_refusal(session, email, exc.code, origin)
+        account = await session.scalar(
+            select(col(User.id)).where(func.lower(col(User.email)) == email.strip().lower())
+        )
+        await _record_refusal(session, redis, settings, email, exc.code, origin, account)
         return SignIn(refusal=refusal)
     if user.role not in STAFF:
-        await _record_refusal(session, email, "not_staff", origin)
+        await _record_refusal(session, redis, settings, email, "not_staff", origin, user.id)
         return SignIn(refusal="This account cannot use the console: it is for operators.")
 
     issued = await open_session(
@@ -92,15 +95,50 @@ async def sign_in(
 
 
 async def _record_refusal(
-    session: AsyncSession, email: str, reason: str, origin: AuditOrigin
+    session: AsyncSession,
+    redis: Redis,
+    settings: AdminSettings,
+    email: str,
+    reason: str,
+    origin: AuditOrigin,
+    account: uuid.UUID | None,
 ) -> None:
+    """Audit refused sign-ins, aggregated so that no one can flood the append-only log.
+
+    Refusals are counted in Redis per account (all unknown emails share one count) and per
+    window of `CONSOLE_REFUSAL_AUDIT_WINDOW_SECONDS`; only the 1st, 10th, 100th, ... refusal of
+    a count writes an entry, carrying the count so far. So a real account's refusals are
+    visible at once and in magnitude, and the log grows by a few rows per account and window
+    however many attempts are made, from however many addresses and emails.
+    """
+    window_seconds = settings.console_refusal_audit_window_seconds
+    window = int(time.time() // window_seconds)
+    counter = f"console-login-refusals:{account or 'unknown-email'}:{window}"
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.incr(counter)
+        pipe.expire(counter, window_seconds + 1)
+        count, _ = await pipe.execute()
+    if not _is_power_of_ten(int(count)):
+        return
     await audit.record(
         session,
         actor=AuditActor(id=None, label=email.strip()[:320] or "(empty)"),
         action="console.login_refused",
-        details={"reason": reason},
+        target_type="user" if account else None,
+        target_id=account,
+        details={
+            "reason": reason,
+            "refusals_in_window": int(count),
+            "window_seconds": window_seconds,
+        },
         origin=origin,
     )
+
+
+def _is_power_of_ten(count: int) -> bool:
+    while count >= 10 and count % 10 == 0:
+        count //= 10
+    return count == 1
 
 
 async def sign_out(*, session: AsyncSession, user: Principal, origin: AuditOrigin) -> None:

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
+from tripline_common.audit import AuditOriginDep
 from tripline_common.auth import service
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import RedisDep, SessionDep, SettingsDep
 from tripline_common.errors import ErrorResponse, NotFoundError, RateLimitedError
-from tripline_common.ratelimit import enforce_rate_limit
+from tripline_common.ratelimit import admit_login_attempt
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -26,7 +27,9 @@ UNAUTHORIZED = {401: {"model": ErrorResponse, "description": "Missing, invalid o
     summary="Log in (OAuth2 password flow)",
     description="Exchanges email (`username`) and password for a short-lived access token and "
     "a refresh token, and opens a server-side session. Attempts are rate-limited per client "
-    "address and per email.",
+    "address (`LOGIN_CLIENT_RATE_LIMIT`), and failures per account from one client address "
+    "(`LOGIN_RATE_LIMIT`) and per account from all addresses (`LOGIN_ACCOUNT_RATE_LIMIT`), so "
+    "one client's failures do not lock the owner out elsewhere.",
     responses={
         401: {"model": ErrorResponse, "description": "Wrong credentials or disabled account."},
         429: {"model": ErrorResponse, "description": "Too many attempts; see `Retry-After`."},
@@ -42,17 +45,12 @@ async def login(
 ) -> TokenPair:
     client = request.client.host if request.client else "unknown"
     try:
-        for key in (f"login:ip:{client}", f"login:email:{form.username.lower()}"):
-            await enforce_rate_limit(
-                redis,
-                key,
-                limit=settings.login_rate_limit,
-                window_seconds=settings.login_rate_window_seconds,
-            )
+        attempt = await admit_login_attempt(redis, settings, client=client, email=form.username)
     except RateLimitedError:
         request.app.state.api_metrics.rate_limit_rejections.labels("login").inc()
         raise
     user = await service.authenticate(session=session, email=form.username, password=form.password)
+    await attempt.succeeded()
     issued = await service.open_session(
         session=session,
         settings=settings,
@@ -73,14 +71,22 @@ async def login(
     response_model=TokenPair,
     summary="Rotate the refresh token",
     description="Returns a new access and refresh token; the old refresh token stops working. "
-    "Reusing an old refresh token revokes the session (it has leaked).",
+    "Presenting a refresh token that was already used answers 401 and revokes its whole "
+    "session (it has leaked): from then on its access token and its newest refresh token are "
+    "refused too, and the audit log records `session.refresh_reuse`. Of two refreshes racing "
+    "with the same token, one succeeds and the other counts as reuse. A session not refreshed "
+    "for `API_SESSION_IDLE_TIMEOUT_SECONDS` (default 7 days) has ended: 401.",
     responses=UNAUTHORIZED,
 )
 async def refresh(
-    body: RefreshRequest, response: Response, session: SessionDep, settings: SettingsDep
+    body: RefreshRequest,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    origin: AuditOriginDep,
 ) -> TokenPair:
     issued = await service.refresh_session(
-        session=session, settings=settings, refresh_token=body.refresh_token
+        session=session, settings=settings, refresh_token=body.refresh_token, origin=origin
     )
     response.headers["Cache-Control"] = "no-store"
     return TokenPair(

@@ -106,7 +106,7 @@ async def login(
             user_agent=request.headers.get("user-agent"),
         )
     except RateLimitedError as exc:
-        return _login_page(
+        page = _login_page(
             request,
             settings,
             next_url=target,
@@ -114,6 +114,8 @@ async def login(
             error="Too many attempts. Wait a minute, then try again.",
             status_code=exc.status_code,
         )
+        page.headers.update(exc.headers or {})  # Retry-After, as the API sends it.
+        return page
     if outcome.auth_session is None or outcome.user is None:
         return _login_page(
             request,
