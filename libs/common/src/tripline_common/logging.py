@@ -89,6 +89,7 @@ def configure_logging(settings: CommonSettings) -> None:
     renderer: Processor
     native: tuple[Processor, Any]
     if json_output:
+        # The standard library's formatting: file, line and source of each frame, no locals.
         shared.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer(serializer=_dumps_str)
         native = (
@@ -96,7 +97,12 @@ def configure_logging(settings: CommonSettings) -> None:
             structlog.BytesLoggerFactory(sys.stderr.buffer),
         )
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks, never frame locals: structlog's default (rich, or better-exceptions,
+        # whichever is installed) prints every local of every frame, and frames hold device
+        # keys, tokens and the database URL.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         native = (renderer, _named_console_logger)
 
     # Our own lines skip the standard library: structlog renders them and writes the bytes
