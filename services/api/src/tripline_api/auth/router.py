@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
@@ -35,7 +35,6 @@ UNAUTHORIZED = {401: {"model": ErrorResponse, "description": "Missing, invalid o
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
-    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     redis: RedisDep,
@@ -60,7 +59,6 @@ async def login(
         user_agent=request.headers.get("user-agent"),
         ip=client,
     )
-    response.headers["Cache-Control"] = "no-store"
     return TokenPair(
         access_token=issued.access_token,
         expires_in=issued.expires_in,
@@ -76,13 +74,10 @@ async def login(
     "Reusing an old refresh token revokes the session (it has leaked).",
     responses=UNAUTHORIZED,
 )
-async def refresh(
-    body: RefreshRequest, response: Response, session: SessionDep, settings: SettingsDep
-) -> TokenPair:
+async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
     issued = await service.refresh_session(
         session=session, settings=settings, refresh_token=body.refresh_token
     )
-    response.headers["Cache-Control"] = "no-store"
     return TokenPair(
         access_token=issued.access_token,
         expires_in=issued.expires_in,
