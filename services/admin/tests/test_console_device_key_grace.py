@@ -86,6 +86,7 @@ async def test_the_old_key_works_during_the_console_grace_period_and_not_after(
     )
 
     assert rotated.status_code == 200, rotated.text
+    assert rotated.headers["cache-control"] == "no-store"  # The page shows a key.
     new_key = shown_key(rotated.text)
     assert "The previous key keeps working until" in rotated.text
     async with session_factory() as session:
