@@ -52,12 +52,10 @@ def _holds_secret(schema: Any, components: dict[str, Any], seen: frozenset[str])
     if isinstance(ref, str):
         name = ref.rsplit("/", 1)[-1]
         return name not in seen and _holds_secret(components[name], components, seen | {name})
-    return any(
-        _holds_secret(value, components, seen)
-        for key, value in schema.items()
-        if key in ("properties", "items", "allOf", "anyOf", "oneOf", "additionalProperties")
-        or (isinstance(value, dict) and key not in ("examples", "example", "default"))
-    )
+    nested = [*(schema.get("properties") or {}).values()]
+    nested += [schema.get(key) for key in ("items", "additionalProperties")]
+    nested += [*schema.get("allOf", []), *schema.get("anyOf", []), *schema.get("oneOf", [])]
+    return any(_holds_secret(child, components, seen) for child in nested)
 
 
 def secret_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
