@@ -2,7 +2,8 @@
 every secret it issued or used is looked for in every line they wrote.
 
 The story: a user is created and logs in, refreshes, registers a device and rotates its key,
-starts a trip, registers a webhook endpoint and rotates its secret, and sends speeding
+starts a trip, registers a webhook endpoint (a capability URL, with a token in its query
+string) and rotates its secret, and sends speeding
 telemetry with the rotated key, which the worker turns into an alert and a signed delivery;
 an operator signs in to the console with a password, issues and rotates device keys there and
 through the admin API; a login with a wrong password fails; everybody logs out. The processes
@@ -153,11 +154,12 @@ async def test_no_process_logs_a_token_key_secret_or_password(
         finally:
             await conn.close()
 
-        # A webhook endpoint and its secret, rotated (deliveries are signed with both).
+        # A webhook endpoint and its secret, rotated (deliveries are signed with both). Its URL
+        # is a capability, as many receivers' are: the token in its query string is a secret.
+        hook_token = keep("webhook URL token", secrets.token_hex(16))
+        hook_url = f"{webhook_receiver.url}?token={hook_token}"
         webhook = (
-            await client.post(
-                f"{api.url}/v1/webhooks", json={"url": webhook_receiver.url}, headers=auth
-            )
+            await client.post(f"{api.url}/v1/webhooks", json={"url": hook_url}, headers=auth)
         ).raise_for_status()
         keep("webhook secret 1", webhook.json()["secret"])
         rotated_secret = (
@@ -254,6 +256,7 @@ async def test_no_process_logs_a_token_key_secret_or_password(
         "refresh token 1",
         "device key 2",
         "webhook secret 2",
+        "webhook URL token",
         "console device key",
         "console CSRF token",
     } <= set(found)

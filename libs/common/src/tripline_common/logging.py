@@ -27,6 +27,9 @@ _ROUTED_LOGGERS = (
     "py.warnings",
 )
 _QUIET_LOGGERS = ("uvicorn.access",)
+# httpx logs every call's full URL at INFO, and a webhook URL is often a capability: its path
+# or query string is the receiver's credential. Their warnings and errors still get through.
+_WARNING_ONLY_LOGGERS = ("httpx", "httpcore")
 
 # Keys every line carries, even when unknown at the time (null), so log queries never miss.
 _REQUIRED_KEYS = ("request_id",)
@@ -135,6 +138,8 @@ def configure_logging(settings: CommonSettings) -> None:
         quiet = logging.getLogger(name)
         quiet.handlers = []
         quiet.propagate = False
+    for name in _WARNING_ONLY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     # SQL echo is noise unless asked for explicitly.
     logging.getLogger("sqlalchemy.engine").setLevel(
         logging.INFO if settings.db_echo else logging.WARNING
