@@ -130,3 +130,46 @@ async def test_each_event_carries_its_own_request_id(
     tags = [event["tags"]["request_id"] for event in fake_sentry.events()]
     assert tags == [first.headers["x-request-id"], generated.headers["x-request-id"]]
     assert tags[0] == "sentry-rid-a" and len(tags[1]) == 32
+
+
+async def test_csrf_tokens_and_query_strings_never_leave_the_process(
+    sentry_app: Callable[..., FastAPI], fake_sentry, app_client: Callable[..., Any]
+) -> None:
+    query_secret = "query-secret-in-the-url"
+    csrf_secret = "csrf-secret-in-a-header"
+    referer_secret = "referer-secret-in-a-link"
+    outgoing_secret = "outgoing-secret-in-a-call"
+    app = sentry_app()
+
+    # A handler that calls out (as a webhook delivery does) with a token in the URL, then fails:
+    # the call travels with the event as a breadcrumb.
+    @app.get("/v1/calls-out-then-fails")
+    async def calls_out_then_fails() -> None:
+        async with httpx.AsyncClient() as outside:
+            await outside.get(f"http://127.0.0.1:{fake_sentry.port}/hook?token={outgoing_secret}")
+        raise RuntimeError("failed after calling out")
+
+    async with app_client(app) as client:
+        response = await client.get(
+            f"/v1/calls-out-then-fails?access_token={query_secret}&page=2",
+            headers={
+                "X-CSRF-Token": csrf_secret,
+                "Referer": f"https://console.example/console/devices?token={referer_secret}",
+            },
+        )
+    assert response.status_code == 500
+    flush()
+    events = fake_sentry.events()
+    assert len(events) == 1
+    request = events[0]["request"]
+    # What is kept still finds the failing route and the call.
+    assert request["url"].endswith("/v1/calls-out-then-fails")
+    assert request["headers"]["x-csrf-token"] == "[Filtered]"
+    assert request["headers"]["referer"] == "https://console.example/console/devices"
+    crumbs = [crumb for crumb in events[0]["breadcrumbs"]["values"] if crumb["type"] == "http"]
+    assert [crumb["data"]["url"] for crumb in crumbs] == [
+        f"http://127.0.0.1:{fake_sentry.port}/hook"
+    ]
+    raw = fake_sentry.raw()
+    for secret in (query_secret, csrf_secret, referer_secret, outgoing_secret):
+        assert secret.encode() not in raw, raw[raw.find(secret.encode()) - 300 :][:400]

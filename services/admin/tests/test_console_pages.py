@@ -220,7 +220,7 @@ async def test_a_device_key_is_issued_and_rotated_on_a_page_shown_once(
         f"/console/devices/{device.id}/rotate", data={"csrf_token": console}
     )
     new_key = re.search(r'id="api-key" class="key">([^<]+)<', rotated.text).group(1)
-    assert "previous key no longer works" in rotated.text
+    assert "previous key keeps working until" in rotated.text  # The default grace: 24 h.
     async with session_factory() as session:
         stored = await session.get(Device, device.id)
     assert stored.api_key_prefix == new_key[:11]

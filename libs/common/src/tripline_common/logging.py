@@ -27,6 +27,9 @@ _ROUTED_LOGGERS = (
     "py.warnings",
 )
 _QUIET_LOGGERS = ("uvicorn.access",)
+# httpx logs every call's full URL at INFO, and a webhook URL is often a capability: its path
+# or query string is the receiver's credential. Their warnings and errors still get through.
+_WARNING_ONLY_LOGGERS = ("httpx", "httpcore")
 
 # Keys every line carries, even when unknown at the time (null), so log queries never miss.
 _REQUIRED_KEYS = ("request_id",)
@@ -89,6 +92,7 @@ def configure_logging(settings: CommonSettings) -> None:
     renderer: Processor
     native: tuple[Processor, Any]
     if json_output:
+        # The standard library's formatting: file, line and source of each frame, no locals.
         shared.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer(serializer=_dumps_str)
         native = (
@@ -96,7 +100,12 @@ def configure_logging(settings: CommonSettings) -> None:
             structlog.BytesLoggerFactory(sys.stderr.buffer),
         )
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks, never frame locals: structlog's default (rich, or better-exceptions,
+        # whichever is installed) prints every local of every frame, and frames hold device
+        # keys, tokens and the database URL.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         native = (renderer, _named_console_logger)
 
     # Our own lines skip the standard library: structlog renders them and writes the bytes
@@ -129,6 +138,8 @@ def configure_logging(settings: CommonSettings) -> None:
         quiet = logging.getLogger(name)
         quiet.handlers = []
         quiet.propagate = False
+    for name in _WARNING_ONLY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     # SQL echo is noise unless asked for explicitly.
     logging.getLogger("sqlalchemy.engine").setLevel(
         logging.INFO if settings.db_echo else logging.WARNING

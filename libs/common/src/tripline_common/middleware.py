@@ -31,6 +31,7 @@ from tripline_common.correlation import (
 )
 from tripline_common.errors import ErrorResponse, code_for_status, error_response
 from tripline_common.metrics import HttpMetrics
+from tripline_common.secret_fields import holds_secret
 from tripline_common.settings import CommonSettings
 
 access_log = structlog.get_logger("tripline.access")
@@ -76,7 +77,8 @@ class EdgeMiddleware:
        streamed body is counted and cut off at the limit (the app's answer is replaced by 413).
     4. **Security headers** on every response (errors included), with a Content-Security-
        Policy per path prefix (API docs, console) and the strict API policy elsewhere; headers
-       the app set itself are kept.
+       the app set itself are kept. A route whose response model holds a secret field
+       (`secret_fields.SecretValue`) answers `Cache-Control: no-store`, whatever it set.
     5. **Error envelope**: an unhandled exception is logged with its stack, reported to Sentry
        once, and answered 500 in the shared shape; plain-text errors from Starlette's own
        middleware (a refused CORS preflight) are rewritten into the shared shape.
@@ -106,6 +108,8 @@ class EdgeMiddleware:
         hsts = settings.is_production_like
         self.default_headers = _security_headers(default_csp, hsts=hsts)
         # Longest prefix first, so `/docs/oauth2-redirect` can differ from `/docs`.
+        # id(route) -> whether its responses carry a secret; routes live as long as the app.
+        self.secret_routes: dict[int, bool] = {}
         self.headers_by_prefix = [
             (prefix, prefix.rstrip("/") + "/", _security_headers(policy, hsts=hsts))
             for prefix, policy in sorted(
@@ -118,6 +122,17 @@ class EdgeMiddleware:
             if path == prefix or path.startswith(prefix_slash):
                 return headers
         return self.default_headers
+
+    def _carries_secret(self, scope: Scope) -> bool:
+        route = scope.get("route")
+        if route is None:
+            return False
+        known = self.secret_routes.get(id(route))
+        if known is None:
+            models = [getattr(route, "response_model", None)]
+            models += [r.get("model") for r in (getattr(route, "responses", None) or {}).values()]
+            known = self.secret_routes[id(route)] = any(holds_secret(m) for m in models)
+        return known
 
     def _host_allowed(self, host: str) -> bool:
         if self.any_host:
@@ -187,6 +202,9 @@ class EdgeMiddleware:
                 started = True
                 status = message["status"]
                 headers = list(message.get("headers", ()))
+                if self._carries_secret(scope):
+                    headers = [h for h in headers if h[0].lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in extra_headers if h[0] not in present)
                 message["headers"] = headers

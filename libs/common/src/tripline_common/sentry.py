@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -40,8 +41,13 @@ _SENSITIVE_HEADERS = {
     "set-cookie",
     "x-device-key",
     "x-api-key",
+    "x-csrf-token",
 }
+# Headers that are kept but may carry a URL, whose query string may carry a token.
+_URL_HEADERS = {"referer", "origin", "location"}
 _FILTERED = "[Filtered]"
+# A URL's query string and fragment inside free text (httpx logs each call's full URL).
+_URL_QUERY = re.compile(r"(https?://[^\s?#\"']*)[?#][^\s\"']*")
 _SQL_PARAMETERS = "[parameters: "
 _SQL_BACKGROUND = "(Background on this error"
 
@@ -51,6 +57,20 @@ def _scrub_headers(headers: Any) -> None:
         for name in list(headers):
             if name.lower() in _SENSITIVE_HEADERS:
                 headers[name] = _FILTERED
+            elif name.lower() in _URL_HEADERS and isinstance(headers[name], str):
+                headers[name] = _without_query(headers[name])
+
+
+def _without_query(url: str) -> str:
+    """A URL's query string and fragment may carry tokens (`?access_token=`, signed links)."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def _scrub_url_fields(data: dict[str, Any]) -> None:
+    for key in ("query_string", "http.query", "http.fragment"):
+        data.pop(key, None)
+    if isinstance(data.get("url"), str):
+        data["url"] = _without_query(data["url"])
 
 
 def _without_sql_parameters(message: str) -> str:
@@ -64,7 +84,8 @@ def _without_sql_parameters(message: str) -> str:
 
 
 def _scrub(event: Any, _hint: Any) -> Any:
-    """Drop request bodies, cookies, credentials and frame variables before anything leaves."""
+    """Drop request bodies, cookies, credentials, query strings and frame variables before
+    anything leaves."""
     if not isinstance(event, dict):
         return event
     # Second guard behind include_local_variables=False: a frame's locals may hold the ASGI
@@ -78,6 +99,7 @@ def _scrub(event: Any, _hint: Any) -> Any:
     if isinstance(request, dict):
         request.pop("data", None)
         request.pop("cookies", None)
+        _scrub_url_fields(request)
         _scrub_headers(request.get("headers"))
     # ARQ's integration would attach a job's arguments (it masks them without PII, but a job's
     # arguments are never needed: the job ID and the correlation ID find everything).
@@ -88,18 +110,20 @@ def _scrub(event: Any, _hint: Any) -> Any:
 
 
 def _scrub_breadcrumb(crumb: Any, hint: Any) -> Any:
-    """Outgoing HTTP calls (webhooks) keep no credential headers; a log line keeps its event
-    name only: its fields, and a traceback with SQL parameters in it, stay in the logs."""
+    """Outgoing HTTP calls (webhooks) keep no credential headers and no query string; a log
+    line keeps its event name only: its fields, and a traceback with SQL parameters in it, stay
+    in the logs."""
     if not isinstance(crumb, dict):
         return crumb
     data = crumb.get("data")
     if isinstance(data, dict):
         _scrub_headers(data.get("headers"))
+        _scrub_url_fields(data)
     if crumb.get("type") == "log":
         crumb["data"] = {}
         record = hint.get("log_record") if isinstance(hint, dict) else None
         if record is not None:
-            crumb["message"] = _log_message(record)
+            crumb["message"] = _URL_QUERY.sub(r"\1", _log_message(record))
     return crumb
 
 

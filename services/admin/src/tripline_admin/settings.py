@@ -40,6 +40,14 @@ class AdminSettings(CommonSettings):
         25, ge=5, le=100, description="Rows per page of the console's tables."
     )
 
+    @model_validator(mode="after")
+    def _no_cors(self) -> Self:
+        # The console authenticates with a cookie: any origin allowed credentialed CORS could
+        # read its pages (and their CSRF tokens) and post its forms. So the admin app never
+        # sends CORS headers, whatever CORS_ORIGINS says (a value shared with the public API).
+        self.cors_origins = []
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _no_docs_in_production_unless_asked(cls, data: Any) -> Any:

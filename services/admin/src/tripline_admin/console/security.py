@@ -42,6 +42,14 @@ class CsrfRejectedError(ForbiddenError):
     message = "This form has expired or did not come from the console. Reload the page and retry."
 
 
+class CrossSiteRejectedError(ForbiddenError):
+    """A state-changing console request sent from another site (its `Origin` or
+    `Sec-Fetch-Site` says so), whatever token and cookie it carries."""
+
+    code = "cross_site_request"
+    message = "Console actions can only be sent from the console's own pages."
+
+
 # --- Settings and cookies -------------------------------------------------------------------
 
 
@@ -236,20 +244,45 @@ async def require_console_admin(user: ConsoleUser) -> Principal:
 ConsoleAdmin = Annotated[Principal, Depends(require_console_admin)]
 
 
+# Sec-Fetch-Site values of a request the console's own pages (or the operator, typing the URL)
+# made. `same-site` is refused too: a sibling subdomain is another application.
+_OWN_FETCH_SITES = frozenset({"same-origin", "none"})
+
+
+def refuse_cross_site(request: Request) -> None:
+    """Refuse (403) a state-changing request that a browser says came from another site.
+
+    Second line behind the CSRF token: when present, `Origin` must be the console's own
+    (scheme, host and port of this request) and `Sec-Fetch-Site` must be `same-origin` or
+    `none`. Browsers set both on form posts and scripts' requests and no page can forge them;
+    clients that send neither (scripts, tests) still need the token.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in _OWN_FETCH_SITES:
+        raise CrossSiteRejectedError()
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise CrossSiteRejectedError()
+
+
 async def verify_csrf(request: Request, user: ConsoleUser, settings: AdminSettingsDep) -> None:
-    """Refuse (403) a state-changing request whose CSRF token is missing or not this session's.
+    """Refuse (403) a state-changing request sent from another site, or whose CSRF token is
+    missing or not this session's.
 
     A dependency of the router every signed-in console route is on: no route can forget it.
     """
     if request.method in SAFE_METHODS:
         return
+    refuse_cross_site(request)
     sent = await _sent_token(request)
     if not _csrf_matches(settings, sent, b"session:" + user.session_id.bytes):
         raise CsrfRejectedError()
 
 
 async def verify_login_csrf(request: Request, settings: AdminSettingsDep) -> None:
-    """The login form's CSRF check: its token must match the nonce cookie set with the form."""
+    """The login form's CSRF check: sent from the console's own page, with a token matching
+    the nonce cookie set with the form."""
+    refuse_cross_site(request)
     nonce = request.cookies.get(cookie_name(settings, "login"))
     sent = await _sent_token(request)
     if not nonce or not _csrf_matches(settings, sent, b"login:" + nonce.encode()):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from tripline_admin.access import INVALID_LIST_QUERY, conflict, not_found
 from tripline_admin.devices import service
@@ -27,7 +27,6 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 DeviceId = Annotated[uuid.UUID, Path(description="The device's ID.")]
 DevicePageParams = Annotated[PageParams, Depends(page_params(service.DEVICE_SORT, DevicePage))]
 NO_DEVICE = not_found("device")
-NO_STORE = "no-store"
 
 
 @router.get(
@@ -59,12 +58,10 @@ async def issue_device(
     actor: OperatorUser,
     session: SessionDep,
     origin: AuditOriginDep,
-    response: Response,
 ) -> DeviceWithKey:
     device, key = await service.issue_device(
         session=session, actor=actor, owner_id=body.owner_id, name=body.name, origin=origin
     )
-    response.headers["Cache-Control"] = NO_STORE
     return DeviceWithKey.model_validate({**vars(device), "api_key": key})
 
 
@@ -98,7 +95,6 @@ async def rotate_key(
     actor: OperatorUser,
     session: SessionDep,
     origin: AuditOriginDep,
-    response: Response,
     grace_seconds: Annotated[
         int,
         Query(
@@ -117,7 +113,6 @@ async def rotate_key(
         origin=origin,
         grace_seconds=grace_seconds,
     )
-    response.headers["Cache-Control"] = NO_STORE
     return DeviceWithKey.model_validate({**vars(device), "api_key": key})
 
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tripline_common.pagination import Page, selectable
+from tripline_common.secret_fields import SecretValue
 
 
 class DeviceState(StrEnum):
@@ -88,7 +89,7 @@ class DeviceCreate(BaseModel):
 class DeviceWithKey(DeviceAdmin):
     """A device and its new API key. The key is shown this once and stored only as a hash."""
 
-    api_key: str = Field(
+    api_key: SecretValue = Field(
         description="The API key, for the device's `X-Device-Key` header. Not retrievable later.",
         examples=["tl_Xk3v9QaB…"],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
@@ -38,7 +38,6 @@ UNAUTHORIZED = {401: {"model": ErrorResponse, "description": "Missing, invalid o
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
-    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     redis: RedisDep,
@@ -58,7 +57,6 @@ async def login(
         user_agent=request.headers.get("user-agent"),
         ip=client,
     )
-    response.headers["Cache-Control"] = "no-store"
     return TokenPair(
         access_token=issued.access_token,
         expires_in=issued.expires_in,
@@ -79,16 +77,11 @@ async def login(
     responses=UNAUTHORIZED,
 )
 async def refresh(
-    body: RefreshRequest,
-    response: Response,
-    session: SessionDep,
-    settings: SettingsDep,
-    origin: AuditOriginDep,
+    body: RefreshRequest, session: SessionDep, settings: SettingsDep, origin: AuditOriginDep
 ) -> TokenPair:
     issued = await service.refresh_session(
         session=session, settings=settings, refresh_token=body.refresh_token, origin=origin
     )
-    response.headers["Cache-Control"] = "no-store"
     return TokenPair(
         access_token=issued.access_token,
         expires_in=issued.expires_in,

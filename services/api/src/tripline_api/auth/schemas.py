@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tripline_common.secret_fields import SecretValue
+
 
 class TokenPair(BaseModel):
     """An OAuth2 bearer token response, plus the refresh token (shown once)."""
@@ -24,10 +26,12 @@ class TokenPair(BaseModel):
         }
     )
 
-    access_token: str = Field(description="JWT to send as `Authorization: Bearer <token>`.")
+    access_token: SecretValue = Field(description="JWT to send as `Authorization: Bearer <token>`.")
     token_type: str = Field("bearer", description="Always `bearer`.")
     expires_in: int = Field(description="Seconds until the access token expires.")
-    refresh_token: str = Field(description="Exchange at /v1/auth/refresh for a new pair; once.")
+    refresh_token: SecretValue = Field(
+        description="Exchange at /v1/auth/refresh for a new pair; once."
+    )
 
 
 class RefreshRequest(BaseModel):

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tripline_common.pagination import Page, selectable
+from tripline_common.secret_fields import SecretValue
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -77,7 +78,7 @@ class DeviceWithKey(DevicePublic):
         json_schema_extra={"examples": [{**PUBLIC_EXAMPLE, "api_key": KEY_EXAMPLE}]},
     )
 
-    api_key: str = Field(
+    api_key: SecretValue = Field(
         description="The ingest API key (send it as `X-Device-Key`). Shown only in this "
         "response: store it now; Tripline keeps only its hash.",
         examples=[KEY_EXAMPLE],

@@ -142,7 +142,6 @@ async def rotate_webhook_secret(
     webhook_id: WebhookId,
     user: CurrentUser,
     session: SessionDep,
-    response: Response,
     grace_seconds: Annotated[
         int,
         Query(
@@ -160,7 +159,6 @@ async def rotate_webhook_secret(
         webhook_id=webhook_id,
         grace_seconds=grace_seconds,
     )
-    response.headers["Cache-Control"] = "no-store"
     return WebhookSecretRotated.model_validate(endpoint)
 
 

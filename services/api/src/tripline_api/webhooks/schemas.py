@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tripline_common.pagination import Page, selectable
+from tripline_common.secret_fields import SecretValue
 
 MAX_URL_LENGTH = 2048
 VERIFY_NOTE = (
@@ -92,7 +93,7 @@ class WebhookWithSecret(WebhookPublic):
         json_schema_extra={"examples": [{**PUBLIC_EXAMPLE, "secret": SECRET_EXAMPLE}]},
     )
 
-    secret: str = Field(
+    secret: SecretValue = Field(
         description="The HMAC-SHA256 signing secret of this endpoint's deliveries. Shown only in "
         "this response: store it now. " + VERIFY_NOTE,
         examples=[SECRET_EXAMPLE],
@@ -116,7 +117,7 @@ class WebhookSecretRotated(WebhookPublic):
         },
     )
 
-    secret: str = Field(
+    secret: SecretValue = Field(
         description="The new HMAC-SHA256 signing secret. Shown only in this response: store it "
         "now. " + VERIFY_NOTE,
         examples=[SECRET_EXAMPLE],

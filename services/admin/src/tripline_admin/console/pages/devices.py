@@ -50,6 +50,7 @@ async def devices_page(
             "pager": Pager.of(request, result),
             "q": q or "",
             "state": filters.state.value if filters.state else "",
+            "grace_choices": GRACE_CHOICES,
         },
     )
 
@@ -86,6 +87,24 @@ async def issue_device(
     return _key_page(request, device, key, issued=True)
 
 
+# What the rotate form offers: how long the old key keeps working (the API's default first).
+GRACE_CHOICES = (
+    (service.DEFAULT_KEY_GRACE_SECONDS, "old key works 24 h"),
+    (3600, "old key works 1 h"),
+    (service.MAX_KEY_GRACE_SECONDS, "old key works 7 days"),
+    (0, "old key stops now"),
+)
+
+
+def _grace(value: str) -> int | None:
+    """The form's grace period in seconds, or None when it is not one of 0..7 days."""
+    try:
+        seconds = int(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= service.MAX_KEY_GRACE_SECONDS else None
+
+
 @router.post("/{device_id}/rotate")
 async def rotate_key(
     request: Request,
@@ -93,9 +112,17 @@ async def rotate_key(
     user: ConsoleUser,
     session: SessionDep,
     origin: AuditOriginDep,
+    grace_seconds: Annotated[str, Form(max_length=10)] = str(service.DEFAULT_KEY_GRACE_SECONDS),
 ) -> Response:
+    grace = _grace(grace_seconds)
+    if grace is None:
+        return redirect(
+            request,
+            "/console/devices",
+            ("error", "Choose how long the old key keeps working: 0 s to 7 days."),
+        )
     device, key = await service.rotate_key(
-        session=session, actor=user, device_id=device_id, origin=origin
+        session=session, actor=user, device_id=device_id, origin=origin, grace_seconds=grace
     )
     return _key_page(request, device, key, issued=False)
 
