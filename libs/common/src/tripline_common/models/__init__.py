@@ -4,7 +4,14 @@ from tripline_common.models.alerts import Alert, AlertRule, AlertSeverity, Alert
 from tripline_common.models.audit import AuditLogEntry
 from tripline_common.models.base import NAMING_CONVENTION, TriplineModel, metadata, utcnow
 from tripline_common.models.devices import Device
-from tripline_common.models.identity import AuthSession, SessionKind, User, UserRole
+from tripline_common.models.identity import (
+    AccountToken,
+    AccountTokenPurpose,
+    AuthSession,
+    SessionKind,
+    User,
+    UserRole,
+)
 from tripline_common.models.jobs import Job, JobStatus
 from tripline_common.models.telemetry import BatchStatus, TelemetryBatch, TelemetryEvent
 from tripline_common.models.trips import Trip, TripStatus, Waypoint
@@ -12,6 +19,8 @@ from tripline_common.models.webhooks import DeliveryStatus, WebhookDelivery, Web
 
 __all__ = [
     "NAMING_CONVENTION",
+    "AccountToken",
+    "AccountTokenPurpose",
     "Alert",
     "AlertRule",
     "AlertSeverity",

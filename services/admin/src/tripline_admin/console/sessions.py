@@ -18,7 +18,7 @@ from tripline_admin.settings import AdminSettings
 from tripline_common import audit
 from tripline_common.audit import AuditActor, AuditOrigin
 from tripline_common.auth.service import Principal, authenticate, open_session, revoke_session
-from tripline_common.errors import UnauthorizedError
+from tripline_common.errors import ForbiddenError, UnauthorizedError
 from tripline_common.models import AuthSession, SessionKind, User
 from tripline_common.ratelimit import enforce_rate_limit
 
@@ -54,12 +54,11 @@ async def sign_in(
         )
     try:
         user = await authenticate(session=session, email=email, password=password)
-    except UnauthorizedError as exc:
-        refusal = (
-            "This account is disabled."
-            if exc.code == "account_disabled"
-            else "Incorrect email or password."
-        )
+    except (UnauthorizedError, ForbiddenError) as exc:
+        refusal = {
+            "account_disabled": "This account is disabled.",
+            "email_not_verified": "Confirm your email address first.",
+        }.get(exc.code, "Incorrect email or password.")
         await _record_refusal(session, email, exc.code, origin)
         return SignIn(refusal=refusal)
     if user.role not in STAFF:
