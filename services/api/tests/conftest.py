@@ -76,20 +76,20 @@ def deliver_account_mail(
 ) -> Callable[[], Awaitable[int]]:
     """`await deliver_account_mail()` runs the account-mail jobs the API queued, with the
     worker's own job function, over real SMTP to `mail_server`; returns how many it ran."""
-    # The worker's own job and settings: what runs in production, minus ARQ's polling.
-    from tripline_worker.jobs.account_mail import send_account_mail
-    from tripline_worker.settings import WorkerServiceSettings
-
-    worker_settings = make_settings(
-        WorkerServiceSettings,
-        smtp_host="127.0.0.1",
-        smtp_port=mail_server.port,
-        smtp_starttls=False,
-        public_base_url="http://testserver",
-    )
     done: set[str] = set()
 
     async def deliver() -> int:
+        # The worker's own job and settings: what runs in production, minus ARQ's polling.
+        from tripline_worker.jobs.account_mail import send_account_mail
+        from tripline_worker.settings import WorkerServiceSettings
+
+        worker_settings = make_settings(
+            WorkerServiceSettings,
+            smtp_host="127.0.0.1",
+            smtp_port=mail_server.port,
+            smtp_starttls=False,
+            public_base_url="http://testserver",
+        )
         redis = create_redis(api_settings)
         try:
             jobs = await redis.queued_jobs(queue_name=api_settings.arq_queue_name)
