@@ -81,6 +81,39 @@ async def test_sign_up_answers_a_taken_and_a_new_address_the_same_way(
     ]
 
 
+class CountingHasher:
+    """Argon2 as usual, counting the hashes computed."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.hashes = 0
+
+    def hash(self, password: str) -> str:
+        self.hashes += 1
+        return self.real.hash(password)
+
+    def verify(self, password: str, password_hash: str) -> bool:
+        return self.real.verify(password, password_hash)
+
+
+async def test_sign_up_does_the_same_expensive_work_for_a_taken_and_a_new_address(
+    client, make_user, monkeypatch
+) -> None:
+    """Time cannot tell the two apart by the Argon2 hash: both paths compute exactly one."""
+    taken = await make_user()
+    hasher = CountingHasher(passwords._hasher())
+    monkeypatch.setattr(passwords, "_hasher", lambda: hasher)
+    counts = []
+    for email in ("fresh@example.com", taken.email):
+        before = hasher.hashes
+        answer = await client.post(
+            "/v1/users", json={"email": email, "display_name": "N", "password": NEW_PASSWORD}
+        )
+        assert answer.status_code == 202
+        counts.append(hasher.hashes - before)
+    assert counts == [1, 1]
+
+
 async def test_password_reset_requests_answer_the_same_for_any_address(
     client, make_user, deliver_account_mail, mail_server
 ) -> None:
