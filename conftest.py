@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import (
 from tripline_common.migrations.runner import upgrade
 from tripline_common.settings import CommonSettings
 from tripline_devstack import (
+    DevMailServer,
     EmbeddedPostgres,
     EmbeddedRedis,
     drop_database,
@@ -285,6 +286,18 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+@pytest.fixture
+def mail_server() -> Iterator[DevMailServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 standing in for the mail provider: point
+    SMTP_HOST/SMTP_PORT at it (SMTP_STARTTLS=false) and read what arrives from `messages`."""
+    server = DevMailServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

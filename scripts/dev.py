@@ -7,7 +7,10 @@
    with their data under TRIPLINE_DEV_DATA_DIR (default `.local/dev`). Creates the `tripline`
    database on whichever Postgres it got; the test suite's `test*` databases are never touched.
 3. Runs the migrations, then loads the demo data. If either fails, everything stops.
-4. Starts api, admin, ingest and worker, each in its own process group, and merges their
+4. Unless SMTP_HOST is set, starts a real SMTP server on 127.0.0.1:DEV_SMTP_PORT (aiosmtpd, the
+   stand-in for a mail provider) and points the worker at it: every message it receives is
+   printed under `mail`, with its links (sign-up confirmation) and tokens (password reset).
+   Starts api, admin, ingest and worker, each in its own process group, and merges their
    output into one stream, each line prefixed with its process name (coloured on a terminal
    unless NO_COLOR is set).
 5. Waits for every process to answer GET /readyz with 200, then prints the URLs.
@@ -22,6 +25,7 @@ Settings (environment or `.env`):
     REDIS_URL       default redis://127.0.0.1:6379/0
     TRIPLINE_DEV_DATA_DIR                           default <repo>/.local/dev
     API_PORT, ADMIN_PORT, INGEST_PORT, WORKER_PORT  default 8000, 8001, 8002, 8003
+    DEV_SMTP_PORT   default 8025 (the stand-in mail server; unused when SMTP_HOST is set)
 
 Hooks for tests (JSON), which replace the real commands with stand-ins:
     TRIPLINE_DEV_SERVICES       [{"name": "api", "cmd": ["tripline-api"], "port": 8000}, ...]
@@ -49,7 +53,15 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from seed import DEMO_DEVICE_KEY, DEMO_PASSWORD  # scripts/ is this script's directory
 
-from tripline_devstack import Stack, ensure_database, ensure_stack, port_is_free, redact_url
+from tripline_devstack import (
+    DevMailServer,
+    ReceivedMail,
+    Stack,
+    ensure_database,
+    ensure_stack,
+    port_is_free,
+    redact_url,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE = "tripline"
@@ -57,6 +69,7 @@ DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/tripline"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 STOP_GRACE_SECONDS = 15.0
 RUNNER = "dev"  # the name the runner's own lines carry
+MAIL = "mail"  # the name the stand-in mail server's lines carry
 
 # What the banner shows beyond each process's base URL.
 EXTRA_LINKS = {
@@ -89,6 +102,7 @@ class Config:
     migrate_cmd: list[str]
     seed_cmd: list[str]
     ready_timeout: float
+    smtp_port: int | None  # the stand-in mail server's port; None: SMTP_HOST is configured
 
 
 def load_config() -> Config:
@@ -120,6 +134,7 @@ def load_config() -> Config:
         migrate_cmd=command("TRIPLINE_DEV_MIGRATE_CMD", ["tripline-migrate", "upgrade", "head"]),
         seed_cmd=command("TRIPLINE_DEV_SEED_CMD", [sys.executable, "scripts/seed.py"]),
         ready_timeout=float(settings.get("TRIPLINE_DEV_READY_TIMEOUT") or 60),
+        smtp_port=None if settings.get("SMTP_HOST") else port("DEV_SMTP_PORT", 8025),
     )
 
 
@@ -303,6 +318,7 @@ class Runner:
     output: LogStream
     stop: StopRequest
     stack: Stack | None = None
+    mail: DevMailServer | None = None
     children: list[Child] = field(default_factory=list)  # everything started, to stop it all
     services: list[Child] = field(default_factory=list)  # the long-running ones, to watch them
 
@@ -313,6 +329,8 @@ class Runner:
         finally:
             self.output.say("stopping")
             stop_children(self.children, self.output, self.stop)
+            if self.mail is not None:
+                self.mail.stop()
             if self.stack is not None:
                 self.stack.stop()
             self.output.say("stopped")
@@ -320,6 +338,9 @@ class Runner:
     def _run(self) -> int:
         say = self.output.say
         busy = [s for s in self.config.services if not port_is_free(s.port)]
+        if self.config.smtp_port is not None and not port_is_free(self.config.smtp_port):
+            say(f"port {self.config.smtp_port} for the mail stand-in is in use (set DEV_SMTP_PORT)")
+            return 1
         if busy:
             for service in busy:
                 variable = f"{service.name.upper()}_PORT"
@@ -344,6 +365,16 @@ class Runner:
             return 0
 
         env = child_environment(database_url, self.stack.redis_url)
+        if self.config.smtp_port is not None:
+            self.mail = DevMailServer(self.config.smtp_port, on_message=self._show_mail)
+            self.mail.start()
+            api = next((s for s in self.config.services if s.name == "api"), None)
+            env |= {
+                "SMTP_HOST": self.mail.host,
+                "SMTP_PORT": str(self.mail.port),
+                "SMTP_STARTTLS": "false",
+                "PUBLIC_BASE_URL": f"http://127.0.0.1:{api.port if api else 8000}",
+            }
         for step, cmd in (("migrate", self.config.migrate_cmd), ("seed", self.config.seed_cmd)):
             code = self._run_step(step, cmd, env)
             if self.stop.requested:
@@ -364,13 +395,20 @@ class Runner:
             say(f"not started: {problem}")
             return 1
 
-        print_banner(self.output, self.config.services, self.stack, database_url)
+        print_banner(self.output, self.config.services, self.stack, database_url, self.mail)
         problem = self._supervise()
         if problem:
             say(f"{problem}: stopping everything")
             return 1
         say(f"{self.stop.signal_name} received")
         return 0
+
+    def _show_mail(self, mail: ReceivedMail) -> None:
+        """Print a message the stand-in received: whom, what, and what to click or paste."""
+        lines = [f"to {', '.join(mail.recipients)}: {mail.subject}"]
+        lines += [f"  link: {link}" for link in mail.links]
+        lines += [f"  token: {token}" for token in mail.tokens]
+        self.output.write(MAIL, "\n".join(lines))
 
     def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> Child | None:
         try:
@@ -454,7 +492,11 @@ def with_database(url: str, database: str) -> str:
 
 
 def print_banner(
-    output: LogStream, services: list[Service], stack: Stack, database_url: str
+    output: LogStream,
+    services: list[Service],
+    stack: Stack,
+    database_url: str,
+    mail: DevMailServer | None = None,
 ) -> None:
     """The URLs of everything that runs, where Postgres and Redis came from, and how to stop."""
     lines = ["", "Tripline is running"]
@@ -469,6 +511,9 @@ def print_banner(
     redis = "embedded, empty at each start" if stack.redis else "configured"
     lines.append(f"  {'postgres':<9} {redact_url(database_url)}  ({postgres})")
     lines.append(f"  {'redis':<9} {redact_url(stack.redis_url)}  ({redis})")
+    if mail is not None:
+        where = f"smtp://{mail.host}:{mail.port}"
+        lines.append(f"  {'mail':<9} {where}  (stand-in: each message's link is printed here)")
     lines += [
         "",
         f"  demo users   demo@, operator@, admin@tripline.dev  password: {DEMO_PASSWORD}",
@@ -483,7 +528,7 @@ def print_banner(
 def main() -> int:
     """Entry point: the exit code of the whole session."""
     config = load_config()
-    sources = [RUNNER, "migrate", "seed", *(service.name for service in config.services)]
+    sources = [RUNNER, "migrate", "seed", MAIL, *(service.name for service in config.services)]
     output = LogStream(sources)
     logging.getLogger("tripline_devstack").addHandler(LibraryWarnings(output))
     stop = StopRequest()

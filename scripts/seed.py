@@ -42,6 +42,7 @@ async def seed(settings: CommonSettings) -> None:
                         display_name=name,
                         role=role,
                         password_hash=await hash_password(DEMO_PASSWORD),
+                        email_verified_at=datetime.now(UTC),
                     )
                     session.add(user)
                 users[email] = user

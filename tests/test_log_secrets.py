@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -51,6 +52,7 @@ async def create_user(database_url: str, email: str, password: str) -> None:
                     display_name="Log Scan",
                     role=UserRole.USER,
                     password_hash=await hash_password(password),
+                    email_verified_at=datetime.now(UTC),
                 )
             )
             await session.commit()

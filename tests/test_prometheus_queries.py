@@ -31,7 +31,7 @@ from websockets.asyncio.client import connect
 
 from tests.conftest import ROOT, Process
 from tests.test_pipeline import FAST_WORKER, ORIGIN, WANNSEE, fixes, wait_for
-from tripline_devstack import free_port
+from tripline_devstack import DevMailServer, free_port
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "tripline-overview.json"
 RULES = ROOT / "deploy" / "prometheus" / "tripline-rules.yml"
@@ -269,17 +269,22 @@ async def failing(
 
 
 async def account_with_active_trip(
-    client: httpx.AsyncClient, api: str, webhook_url: str
+    client: httpx.AsyncClient, api: str, webhook_url: str, mail_server: DevMailServer
 ) -> dict[str, str]:
-    """A new user (registered, logged in) with a device, an active trip with an 80 km/h limit
-    on that device, and a webhook endpoint; returns the token and the device's key."""
+    """A new user (signed up, address confirmed by the mailed link, logged in) with a device,
+    an active trip with an 80 km/h limit on that device, and a webhook endpoint; returns the
+    token and the device's key."""
     email = f"metrics-{uuid.uuid4().hex[:8]}@example.com"
     password = "correct horse battery staple"
     registered = await client.post(
         f"{api}/v1/users",
         json={"email": email, "display_name": "Metrics", "password": password},
     )
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text
+    [mail] = await asyncio.to_thread(mail_server.wait_for, email)
+    # The worker's PUBLIC_BASE_URL is the default (the API's port is picked at start).
+    confirmed = await client.get(f"{api}/v1/" + mail.links[0].split("/v1/", 1)[1])
+    assert confirmed.status_code == 200, confirmed.text
     login = await client.post(
         f"{api}/v1/auth/token", data={"username": email, "password": password}
     )
@@ -339,10 +344,17 @@ async def upload_telemetry(client: httpx.AsyncClient, ingest: str, device_key: s
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_every_dashboard_query_and_rule_works_on_a_real_prometheus(
-    processes, webhook_receiver, prometheus_server
+    processes, webhook_receiver, prometheus_server, mail_server
 ) -> None:
+    mail = {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail_server.port),
+        "SMTP_STARTTLS": "false",
+    }
     started = {
-        name: processes.start(name, f"tripline-{name}", **(FAST_WORKER if name == "worker" else {}))
+        name: processes.start(
+            name, f"tripline-{name}", **({**FAST_WORKER, **mail} if name == "worker" else {})
+        )
         for name in APPS
     }
     for process in started.values():
@@ -352,7 +364,7 @@ async def test_every_dashboard_query_and_rule_works_on_a_real_prometheus(
     api, ingest, admin = (started[name].url for name in ("api", "ingest", "admin"))
 
     async with httpx.AsyncClient(timeout=WAIT) as client:
-        account = await account_with_active_trip(client, api, webhook_receiver.url)
+        account = await account_with_active_trip(client, api, webhook_receiver.url, mail_server)
         # The admin API refuses a caller without an operator session: still a request to a route.
         assert (await client.get(f"{admin}/v1/overview")).status_code == 401
         auth = {"Authorization": f"Bearer {account['token']}"}

@@ -82,6 +82,7 @@ async def _seed_console_data(database_url: str) -> None:
                     email=email,
                     display_name=name,
                     password_hash=password_hash,
+                    email_verified_at=datetime.now(UTC),
                     is_active=n != 6,
                     created_at=datetime.now(UTC) - timedelta(days=30 - n),
                 )

@@ -273,7 +273,10 @@ def test_network_policy_denies_by_default_and_allows_only_app_ports(renders) -> 
         (ingress,) = policy["spec"]["ingress"]
         assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
         egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-        assert egress_ports == ({53, 5432, 6379, 443} if name == "worker" else {53, 5432, 6379})
+        # The worker alone reaches out: webhooks (443) and account mail (SMTP, 587).
+        assert egress_ports == (
+            {53, 5432, 6379, 443, 587} if name == "worker" else {53, 5432, 6379}
+        )
 
 
 def test_notes_print_urls_and_next_steps(renders) -> None:

@@ -147,6 +147,12 @@ Use as: $components := include "tripline.components" . | fromYaml */}}
       name: {{ $secret }}
       key: {{ $keys.sentryDsn }}
       optional: true
+- name: SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ default "smtp-password" $keys.smtpPassword }}
+      optional: true
 {{- end }}
 {{- end -}}
 

@@ -347,3 +347,25 @@ async def test_raising_the_same_alert_twice_stores_it_once(db: asyncpg.Connectio
         await db.execute(insert, owner_id, trip_id, f"speeding:{trip_id}:batch-1")
 
     assert await db.fetchval("SELECT count(*) FROM alerts WHERE trip_id = $1", trip_id) == 1
+
+
+async def test_accounts_that_predate_verification_are_marked_verified(
+    scratch_db_url: str,
+) -> None:
+    """0006 adds `users.email_verified_at`: nobody who could log in before it is locked out,
+    while accounts created after it start unverified."""
+    await asyncio.to_thread(runner.upgrade, scratch_db_url, "0004_key_rotation_overlap")
+    conn = await _connect(scratch_db_url)
+    try:
+        old_id = await _user(conn, "before@example.com")
+        await asyncio.to_thread(runner.upgrade, scratch_db_url, "0006_account_tokens")
+        verified, created = await conn.fetchrow(
+            "SELECT email_verified_at, created_at FROM users WHERE id = $1", old_id
+        )
+        assert verified == created
+        new_id = await _user(conn, "after@example.com")
+        assert (
+            await conn.fetchval("SELECT email_verified_at FROM users WHERE id = $1", new_id) is None
+        )
+    finally:
+        await conn.close()

@@ -6,11 +6,13 @@ import json
 import os
 import re
 import signal
+import smtplib
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 print(name, "listening on", os.environ["PORT"], "in", os.environ["ENVIRONMENT"], flush=True)
+print(name, "mails through", os.environ.get("SMTP_HOST"), os.environ.get("SMTP_PORT"), flush=True)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 """
 
@@ -133,6 +136,7 @@ def runner_env(
         ),
         "TRIPLINE_DEV_SEED_CMD": json.dumps([sys.executable, "-c", "print('seeded')"]),
         "TRIPLINE_DEV_READY_TIMEOUT": "30",
+        "DEV_SMTP_PORT": str(free_port()),
         "NO_COLOR": "1",
     }
 
@@ -187,6 +191,33 @@ def test_runner_starts_everything_and_a_stop_signal_stops_all_of_it(
         assert port_is_free(service["port"])
     assert not postgres_answers(f"postgresql://postgres@127.0.0.1:{postgres_port}/postgres", 1)
     assert not redis_answers(f"redis://127.0.0.1:{redis_port}/0", 1)
+
+
+def test_runner_runs_a_mail_stand_in_and_prints_each_messages_link(
+    workspace: Path, runs: list[DevRun]
+) -> None:
+    services = [fake_service(workspace, "worker")]
+    env = runner_env(workspace, services)
+    env.pop("SMTP_HOST", None)
+    run = DevRun(env)
+    runs.append(run)
+    run.wait_for(BANNER_END)
+    port = int(env["DEV_SMTP_PORT"])
+    assert f"mail      smtp://127.0.0.1:{port}" in run.output
+    assert f"worker  │ worker mails through 127.0.0.1 {port}" in run.output
+
+    message = EmailMessage()
+    message["From"], message["To"] = "no-reply@tripline.dev", "ada@example.com"
+    message["Subject"] = "Confirm your email address for Tripline"
+    message.set_content("Confirm: http://127.0.0.1:8000/v1/accounts/verify-email?token=abc\n")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.send_message(message)
+    run.wait_for("link: http://127.0.0.1:8000/v1/accounts/verify-email?token=abc")
+    assert "mail    │ to ada@example.com: Confirm your email address for Tripline" in run.output
+
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 0, run.output
+    assert port_is_free(port)
 
 
 def test_runner_stops_everything_and_fails_when_a_service_dies(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -71,6 +72,7 @@ def make_user(session_factory, password_hash: str) -> Callable[..., Awaitable[Us
                 role=role,
                 is_active=active,
                 password_hash=password_hash,
+                email_verified_at=datetime.now(UTC),
             )
             session.add(user)
             await session.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -11,9 +12,11 @@ import pytest
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
+from tripline_common.accounts import SEND_ACCOUNT_MAIL
 from tripline_common.auth.service import open_session
 from tripline_common.models import User, UserRole
 from tripline_common.passwords import hash_password
+from tripline_common.queue import create_redis
 
 PASSWORD = "correct horse battery"
 
@@ -33,7 +36,7 @@ async def client(api_settings: ApiSettings, app_client) -> AsyncIterator[httpx.A
 @pytest.fixture
 def make_user(session_factory) -> Callable[..., Awaitable[User]]:
     """`await make_user(role=UserRole.USER, email=None, active=True)` -> a stored user whose
-    password is `PASSWORD`."""
+    password is `PASSWORD` and whose address is confirmed (sign-up's link followed)."""
 
     async def make(
         role: UserRole = UserRole.USER, email: str | None = None, active: bool = True
@@ -45,6 +48,7 @@ def make_user(session_factory) -> Callable[..., Awaitable[User]]:
                 role=role,
                 is_active=active,
                 password_hash=await hash_password(PASSWORD),
+                email_verified_at=datetime.now(UTC),
             )
             session.add(user)
             await session.commit()
@@ -64,3 +68,41 @@ def auth_headers(session_factory, api_settings) -> Callable[[User], Awaitable[di
         return {"Authorization": f"Bearer {issued.access_token}"}
 
     return make
+
+
+@pytest.fixture
+def deliver_account_mail(
+    make_settings, session_factory, mail_server, api_settings
+) -> Callable[[], Awaitable[int]]:
+    """`await deliver_account_mail()` runs the account-mail jobs the API queued, with the
+    worker's own job function, over real SMTP to `mail_server`; returns how many it ran."""
+    done: set[str] = set()
+
+    async def deliver() -> int:
+        # The worker's own job and settings: what runs in production, minus ARQ's polling.
+        from tripline_worker.jobs.account_mail import send_account_mail
+        from tripline_worker.settings import WorkerServiceSettings
+
+        worker_settings = make_settings(
+            WorkerServiceSettings,
+            smtp_host="127.0.0.1",
+            smtp_port=mail_server.port,
+            smtp_starttls=False,
+            public_base_url="http://testserver",
+        )
+        redis = create_redis(api_settings)
+        try:
+            jobs = await redis.queued_jobs(queue_name=api_settings.arq_queue_name)
+        finally:
+            await redis.aclose()
+        ran = 0
+        for job in sorted(jobs, key=lambda job: job.score):
+            if job.function != SEND_ACCOUNT_MAIL or job.job_id in done:
+                continue
+            ctx = {"settings": worker_settings, "session_factory": session_factory, "job_try": 1}
+            await send_account_mail(ctx, *job.args)
+            done.add(str(job.job_id))
+            ran += 1
+        return ran
+
+    return deliver

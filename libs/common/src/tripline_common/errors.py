@@ -56,6 +56,7 @@ _CODES_BY_STATUS: dict[int, str] = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -116,6 +117,10 @@ class NotFoundError(AppError):
 
 class ConflictError(AppError):
     status_code, code, message = 409, "conflict", "The request conflicts with the current state."
+
+
+class GoneError(AppError):
+    status_code, code, message = 410, "gone", "The resource is no longer available."
 
 
 class UnprocessableError(AppError):

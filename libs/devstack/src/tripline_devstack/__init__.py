@@ -1,4 +1,5 @@
-"""Postgres and Redis for local development and tests: the configured ones, or embedded real ones.
+"""Postgres and Redis for local development and tests: the configured ones, or embedded real ones;
+and a real SMTP server that keeps what it receives (`DevMailServer`), standing in for mail.
 
     from tripline_devstack import ensure_stack, ensure_database
 
@@ -19,6 +20,7 @@ from tripline_devstack.databases import drop_database, ensure_database
 from tripline_devstack.embedded import EmbeddedServerError
 from tripline_devstack.embedded_postgres import EmbeddedPostgres
 from tripline_devstack.embedded_redis import EmbeddedRedis
+from tripline_devstack.mailbox import DevMailServer, ReceivedMail
 from tripline_devstack.probes import (
     free_port,
     port_is_free,
@@ -29,9 +31,11 @@ from tripline_devstack.probes import (
 from tripline_devstack.stack import Stack, ensure_stack
 
 __all__ = [
+    "DevMailServer",
     "EmbeddedPostgres",
     "EmbeddedRedis",
     "EmbeddedServerError",
+    "ReceivedMail",
     "Stack",
     "drop_database",
     "ensure_database",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from tripline_api.accounts.router import router as accounts_router
 from tripline_api.alerts.router import router as alerts_router
 from tripline_api.alerts_stream.router import router as alerts_stream_router
 from tripline_api.alerts_stream.service import start_alerts_stream, stop_alerts_stream
@@ -25,7 +26,11 @@ from tripline_common.server import serve
 
 TAGS = [
     {"name": "auth", "description": "Log in, refresh, log out, and manage sessions."},
-    {"name": "users", "description": "Accounts: registration and profiles."},
+    {"name": "users", "description": "Accounts: sign-up and profiles."},
+    {
+        "name": "accounts",
+        "description": "Confirm your email address; reset or change your password.",
+    },
     {"name": "trips", "description": "Your planned trips (v1). " + DEPRECATION_NOTE},
     {
         "name": "trips-v2",
@@ -53,6 +58,7 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
             trip_files_router,
             auth_router,
             users_router,
+            accounts_router,
             jobs_router,
             alerts_stream_router,
             alerts_router,

@@ -19,11 +19,13 @@ class ApiMetrics:
     def __init__(self, app: FastAPI, registry: CollectorRegistry) -> None:
         self.rate_limit_rejections = Counter(
             "tripline_api_rate_limit_rejections",
-            "Requests refused with 429 by a rate limit (login: per client address and email).",
+            "Requests refused with 429 by a rate limit (login, signup, password_reset, "
+            "password_change).",
             ["limit"],
             registry=registry,
         )
-        self.rate_limit_rejections.labels("login")  # Exported from the start, at 0.
+        for limit in ("login", "signup", "password_reset", "password_change"):
+            self.rate_limit_rejections.labels(limit)  # Exported from the start, at 0.
         registry.register(RealtimeConnections(app))
 
 

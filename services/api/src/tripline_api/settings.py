@@ -41,3 +41,33 @@ class ApiSettings(CommonSettings):
         description="Largest waypoint file (CSV/GPX) accepted; larger gets 413. Keep it under "
         "`max_body_bytes` (the whole request's cap).",
     )
+
+    # Accounts: sign-up, email verification, password reset (docs/operations.md, "Mail").
+    signup_rate_limit: int = Field(
+        10, ge=1, description="Sign-ups per client address per `signup_rate_window_seconds`."
+    )
+    signup_rate_window_seconds: int = Field(3600, ge=1, description="Window of that limit (s).")
+    signup_global_rate_limit: int = Field(
+        100,
+        ge=1,
+        description="Sign-ups from all clients together per `signup_global_rate_window_seconds` "
+        "(a bulk sign-up spread over many addresses).",
+    )
+    signup_global_rate_window_seconds: int = Field(
+        60, ge=1, description="Window of the global sign-up limit (s)."
+    )
+    password_reset_rate_limit: int = Field(
+        5,
+        ge=1,
+        description="Password-reset requests per client address, and per email address, per "
+        "`password_reset_rate_window_seconds`.",
+    )
+    password_reset_rate_window_seconds: int = Field(
+        3600, ge=1, description="Window of the password-reset limit (s)."
+    )
+    verify_email_token_ttl_seconds: int = Field(
+        48 * 3600, ge=300, description="How long an email-verification link works (s)."
+    )
+    reset_password_token_ttl_seconds: int = Field(
+        3600, ge=300, description="How long a password-reset link works (s)."
+    )

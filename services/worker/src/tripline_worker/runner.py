@@ -15,9 +15,11 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import Function, Worker, func
 
+from tripline_common.accounts import SEND_ACCOUNT_MAIL
 from tripline_common.app import Resources
 from tripline_common.queue import DELIVER_WEBHOOK, PROCESS_BATCH, traced_job
 from tripline_common.sentry import report_job_failures
+from tripline_worker.jobs.account_mail import send_account_mail
 from tripline_worker.jobs.batches import process_batch, requeue_stuck_batches
 from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry, requeue_stuck_jobs
 from tripline_worker.jobs.trips import check_lost_signal
@@ -58,6 +60,7 @@ def worker_functions(settings: WorkerServiceSettings) -> list[Function]:
             max_tries=settings.webhook_max_attempts + DELIVERY_SPARE_TRIES,
         ),
         func(_job(import_waypoints), name="import_waypoints", keep_result=0),
+        func(_job(send_account_mail), name=SEND_ACCOUNT_MAIL, keep_result=0),
     ]
 
 
@@ -165,6 +168,13 @@ class ArqRunner:
             timeout=httpx.Timeout(s.webhook_timeout, connect=s.webhook_connect_timeout),
             max_connections=s.max_jobs,
         )
+        if not s.smtp_host:
+            # Allowed outside staging/prod (settings refuse it there): say so at every start.
+            log.warning(
+                "smtp_not_configured",
+                detail="SMTP_HOST is unset: sign-up and password-reset mail cannot be sent; "
+                "its jobs fail and are retried",
+            )
         self._task = asyncio.create_task(self._supervise(), name="arq-supervisor")
         self.queue_monitor.start()
 

@@ -6,7 +6,7 @@ import os
 import socket
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from tripline_common.settings import CommonSettings
 
@@ -124,8 +124,35 @@ class WorkerServiceSettings(CommonSettings):
         1000, ge=1, le=100_000, description="Rows deleted per statement by the cleanup crons."
     )
 
+    # --- mail (account emails: verification, password reset) ------------------------------------
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server that sends account mail. Unset: account mail jobs fail and are "
+        "retried, and the worker logs a warning at start; required in staging/prod.",
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS).")
+    smtp_username: str | None = Field(None, description="SMTP login; unset: no AUTH.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field(
+        "Tripline <no-reply@tripline.dev>", description="The From header of account mail."
+    )
+    smtp_starttls: bool = Field(True, description="Upgrade with STARTTLS (port 587).")
+    smtp_tls: bool = Field(False, description="Implicit TLS from the first byte (port 465).")
+    smtp_timeout: float = Field(10.0, gt=0, le=60, description="Seconds per SMTP operation.")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL of the public API as users reach it; links in mail start with it.",
+    )
+
     @model_validator(mode="after")
     def _job_timeout_fits_the_webhook_timeouts(self) -> Self:
         if self.webhook_timeout + self.webhook_connect_timeout >= self.job_timeout:
             raise ValueError("JOB_TIMEOUT must exceed WEBHOOK_TIMEOUT + WEBHOOK_CONNECT_TIMEOUT")
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError("SMTP_TLS and SMTP_STARTTLS exclude each other: set one to false")
+        if self.is_production_like and not self.smtp_host:
+            raise ValueError(
+                f"refusing to start in {self.environment.value}: SMTP_HOST must be set "
+                "(sign-up and password reset send mail)"
+            )
         return self

@@ -24,7 +24,7 @@ from tripline_common.auth.tokens import (
     hash_token,
     new_refresh_token,
 )
-from tripline_common.errors import UnauthorizedError
+from tripline_common.errors import ForbiddenError, UnauthorizedError
 from tripline_common.models import AuthSession, SessionKind, UsedRefreshToken, User, UserRole
 from tripline_common.passwords import verify_dummy_password, verify_password
 from tripline_common.pg import PgExecutor
@@ -84,7 +84,8 @@ class IssuedTokens:
 
 async def authenticate(*, session: AsyncSession, email: str, password: str) -> User:
     """The user with this email and password, or 401. Unknown emails cost as much time as
-    wrong passwords; a disabled account is refused only after a correct password."""
+    wrong passwords; a disabled or unverified account is refused only after a correct password,
+    so neither state is revealed to someone guessing."""
     user = await session.scalar(select(User).where(func.lower(col(User.email)) == email.lower()))
     if user is None:
         await verify_dummy_password(password)
@@ -93,6 +94,11 @@ async def authenticate(*, session: AsyncSession, email: str, password: str) -> U
         raise UnauthorizedError("Incorrect email or password.", code="invalid_credentials")
     if not user.is_active:
         raise UnauthorizedError("This account is disabled.", code="account_disabled")
+    if user.email_verified_at is None:
+        raise ForbiddenError(
+            "Confirm your email address first: follow the link we mailed you.",
+            code="email_not_verified",
+        )
     return user
 
 

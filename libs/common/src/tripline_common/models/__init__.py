@@ -5,6 +5,8 @@ from tripline_common.models.audit import AuditLogEntry
 from tripline_common.models.base import NAMING_CONVENTION, TriplineModel, metadata, utcnow
 from tripline_common.models.devices import Device
 from tripline_common.models.identity import (
+    AccountToken,
+    AccountTokenPurpose,
     AuthSession,
     SessionKind,
     UsedRefreshToken,
@@ -18,6 +20,8 @@ from tripline_common.models.webhooks import DeliveryStatus, WebhookDelivery, Web
 
 __all__ = [
     "NAMING_CONVENTION",
+    "AccountToken",
+    "AccountTokenPurpose",
     "Alert",
     "AlertRule",
     "AlertSeverity",

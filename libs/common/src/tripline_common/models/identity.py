@@ -1,4 +1,4 @@
-"""Identity tables: user accounts and their server-side (revocable) sessions."""
+"""Identity tables: user accounts, their server-side (revocable) sessions, mailed tokens."""
 
 import uuid
 from datetime import datetime
@@ -66,6 +66,9 @@ class User(TriplineModel, table=True):
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
     last_login_at: datetime | None = timestamp_field()
+    email_verified_at: datetime | None = timestamp_field(
+        comment="When the user proved they read this address; null: cannot log in yet."
+    )
 
 
 class AuthSession(TriplineModel, table=True):
@@ -129,3 +132,45 @@ class UsedRefreshToken(TriplineModel, table=True):
     )
     session_id: uuid.UUID = Field(foreign_key="auth_sessions.id", ondelete="CASCADE")
     used_at: datetime = created_at_field()
+
+
+class AccountTokenPurpose(StrEnum):
+    """What a mailed account token allows: confirming the address, or setting a new password."""
+
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a secret.
+
+
+class AccountToken(TriplineModel, table=True):
+    """A single-use token mailed to a user (email verification, password reset).
+
+    The API adds the row; the worker draws the random token, stores only its SHA-256 and mails
+    the token, so the token itself is never in the database nor in the job queue.
+    """
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        enum_check("purpose", AccountTokenPurpose),
+        Index("ix_account_tokens_user_id", "user_id"),
+        {"comment": "Single-use tokens mailed for email verification and password reset."},
+    )
+
+    id: uuid.UUID = uuid_pk_field()
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    purpose: AccountTokenPurpose = enum_field(AccountTokenPurpose)
+    token_hash: str | None = Field(
+        default=None,
+        unique=True,
+        sa_type=String(64),
+        sa_column_kwargs={"comment": "SHA-256 hex of the mailed token; null until mailed."},
+    )
+    password_hash: str | None = Field(
+        default=None,
+        sa_type=String(255),
+        sa_column_kwargs={
+            "comment": "verify_email: the password of the sign-up this link confirms (Argon2)."
+        },
+    )
+    created_at: datetime = created_at_field()
+    expires_at: datetime = timestamp_field(required=True)
+    used_at: datetime | None = timestamp_field(comment="Set when used or superseded.")

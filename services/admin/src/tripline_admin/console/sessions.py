@@ -22,7 +22,7 @@ from tripline_admin.settings import AdminSettings
 from tripline_common import audit
 from tripline_common.audit import AuditActor, AuditOrigin
 from tripline_common.auth.service import Principal, authenticate, open_session, revoke_session
-from tripline_common.errors import UnauthorizedError
+from tripline_common.errors import ForbiddenError, UnauthorizedError
 from tripline_common.models import AuthSession, SessionKind, User
 from tripline_common.ratelimit import admit_login_attempt
 
@@ -54,12 +54,11 @@ async def sign_in(
     try:
         user = await authenticate(session=session, email=email, password=password)
         await attempt.succeeded()
-    except UnauthorizedError as exc:
-        refusal = (
-            "This account is disabled."
-            if exc.code == "account_disabled"
-            else "Incorrect email or password."
-        )
+    except (UnauthorizedError, ForbiddenError) as exc:
+        refusal = {
+            "account_disabled": "This account is disabled.",
+            "email_not_verified": "Confirm your email address first.",
+        }.get(exc.code, "Incorrect email or password.")
         account = await session.scalar(
             select(col(User.id)).where(func.lower(col(User.email)) == email.strip().lower())
         )

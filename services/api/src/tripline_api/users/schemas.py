@@ -7,7 +7,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from tripline_api.accounts.schemas import PASSWORD_RULES
 from tripline_common.models import UserRole
+from tripline_common.password_policy import PASSWORD_MAX_LENGTH
 
 
 class UserBase(BaseModel):
@@ -34,13 +36,14 @@ class UserCreate(UserBase):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"email": "ada@example.com", "display_name": "Ada", "password": "correct horse 42"}
+                {"email": "ada@example.com", "display_name": "Ada", "password": "violet tractor 42"}
             ]
         },
     )
 
     password: str = Field(
-        min_length=12, max_length=128, description="At least 12 characters; stored as Argon2."
+        max_length=PASSWORD_MAX_LENGTH,
+        description=f"{PASSWORD_RULES} Stored as an Argon2 hash.",
     )
 
 

@@ -1,0 +1,1 @@
+"""Accounts: email verification, password reset and password change."""

@@ -1,0 +1,1 @@
+"""Account mail: the messages of sign-up and password reset, and their SMTP delivery."""
