@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -88,6 +89,7 @@ class Story:
                     display_name="Secret Keeper",
                     role=role,
                     password_hash=await hash_password(PASSWORD),
+                    email_verified_at=datetime.now(UTC),
                 )
                 session.add(user)
                 await session.commit()

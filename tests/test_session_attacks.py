@@ -35,7 +35,8 @@ async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Recor
 async def make_user(database_url: str, email: str) -> uuid.UUID:
     rows = await fetch(
         database_url,
-        "INSERT INTO users (email, password_hash, display_name) VALUES ($1, $2, 'Test') "
+        "INSERT INTO users (email, password_hash, display_name, email_verified_at) "
+        "VALUES ($1, $2, 'Test', now()) "
         "RETURNING id",
         email,
         await hash_password(PASSWORD),
