@@ -22,13 +22,16 @@ class ApiSettings(CommonSettings):
 
     # Real-time alert streams (WS /v1/alerts/ws, SSE /v1/alerts/stream).
     alerts_ws_heartbeat_seconds: float = Field(
-        20.0, gt=0, description="WebSocket: ping (and session re-check) interval."
+        20.0,
+        gt=0,
+        description="WebSocket: ping interval. Both streams: session re-check interval (logout, "
+        "revocation and disabling end a stream within it).",
     )
     alerts_ws_pong_timeout_seconds: float = Field(
         10.0, gt=0, description="WebSocket: a client not answering a ping within this is dropped."
     )
     alerts_sse_heartbeat_seconds: float = Field(
-        15.0, gt=0, description="SSE: `: ping` comment (and session re-check) when quiet."
+        15.0, gt=0, description="SSE: `: ping` comment when quiet."
     )
     alerts_stream_queue_size: int = Field(
         100, gt=0, description="Events buffered per connection before a slow client is dropped."
@@ -40,4 +43,9 @@ class ApiSettings(CommonSettings):
         gt=0,
         description="Largest waypoint file (CSV/GPX) accepted; larger gets 413. Keep it under "
         "`max_body_bytes` (the whole request's cap).",
+    )
+
+    # Stream tickets (POST /v1/alerts/stream-tickets): the credential of a stream's URL.
+    stream_ticket_ttl_seconds: int = Field(
+        30, ge=1, le=300, description="Lifetime of a single-use stream ticket (`?ticket=`)."
     )
