@@ -49,3 +49,11 @@ class ApiSettings(CommonSettings):
     stream_ticket_ttl_seconds: int = Field(
         30, ge=1, le=300, description="Lifetime of a single-use stream ticket (`?ticket=`)."
     )
+
+    # Telemetry CSV exports (GET /v{1,2}/trips/{id}/telemetry.csv).
+    telemetry_export_max_per_user: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Exports one user may run at once, across replicas; one more gets 429.",
+    )

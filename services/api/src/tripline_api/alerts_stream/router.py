@@ -13,6 +13,7 @@ from tripline_api.alerts_stream.schemas import StreamTicket
 from tripline_api.alerts_stream.service import serve_websocket, sse_body
 from tripline_api.alerts_stream.tickets import issue_ticket
 from tripline_api.settings import ApiSettings
+from tripline_api.streaming import ClosingStreamingResponse
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import RedisDep, SettingsDep
 from tripline_common.errors import ErrorResponse
@@ -92,7 +93,7 @@ async def stream_alerts(
         ),
     ] = None,
 ) -> StreamingResponse:
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         sse_body(request.app, caller.principal, caller.claims, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
