@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManager
+from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
 from tripline_common.auth.service import open_session, revoke_session
@@ -625,3 +626,109 @@ async def test_websocket_is_closed_1008_when_its_token_expires(
             await asyncio.wait_for(drain(), WAIT)
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "token expired")
+
+
+# Caps on open streams ---------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def open_sse(client: httpx.AsyncClient, host: str, token: str) -> AsyncIterator[Any]:
+    """An SSE stream, held open (subscribed once its first line arrived) if it was admitted."""
+    async with client.stream(
+        "GET", f"http://{host}/v1/alerts/stream", headers=bearer(token)
+    ) as response:
+        if response.status_code == 200:
+            lines = response.aiter_lines()
+            assert (await asyncio.wait_for(anext(lines), WAIT)).startswith("retry:")
+        else:
+            await response.aread()
+        yield response
+
+
+async def refused_ws(url: str, **kwargs: Any) -> tuple[int, str]:
+    """The close code and reason of a WebSocket that is accepted and closed at once."""
+    async with connect(url, open_timeout=WAIT, **kwargs) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_streams_beyond_the_per_user_cap_are_refused(make_settings, make_account) -> None:
+    _, token, _ = await make_account()
+    _, other_token, _ = await make_account()
+    settings = make_settings(ApiSettings, alerts_stream_max_per_user=2)
+    async with serve(settings) as (host, _), httpx.AsyncClient(timeout=WAIT) as client:
+        async with (
+            open_sse(client, host, token) as first,
+            connect(ws_url(host), additional_headers=bearer(token), open_timeout=WAIT),
+        ):
+            assert first.status_code == 200
+            async with open_sse(client, host, token) as third:
+                assert third.status_code == 429
+                assert third.json()["code"] == "too_many_streams"
+                assert int(third.headers["retry-after"]) > 0
+            code, reason = await refused_ws(ws_url(host), additional_headers=bearer(token))
+            assert (code, reason) == (1008, "too many streams")
+            # Another user is not affected.
+            async with open_sse(client, host, other_token) as others:
+                assert others.status_code == 200
+        # Closed streams give their places back (once the server has seen them go).
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while True:
+            async with (
+                open_sse(client, host, token) as again,
+                open_sse(client, host, token) as more,
+            ):
+                if again.status_code == more.status_code == 200:
+                    break
+            assert asyncio.get_running_loop().time() < deadline, "places were not given back"
+            await asyncio.sleep(0.05)
+
+
+async def test_the_per_user_cap_holds_across_replicas(make_settings, make_account) -> None:
+    _, token, _ = await make_account()
+    settings = make_settings(ApiSettings, alerts_stream_max_per_user=2)
+    async with (
+        serve(settings) as (host_a, _),
+        serve(settings) as (host_b, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+        open_sse(client, host_a, token) as on_a,
+        open_sse(client, host_b, token) as on_b,
+    ):
+        assert on_a.status_code == on_b.status_code == 200
+        for host in (host_a, host_b):
+            async with open_sse(client, host, token) as refused:
+                assert refused.status_code == 429
+
+
+async def test_streams_beyond_the_per_process_cap_are_refused(make_settings, make_account) -> None:
+    tokens = [(await make_account())[1] for _ in range(3)]
+    settings = make_settings(ApiSettings, alerts_stream_max_per_process=2)
+    async with (
+        serve(settings) as (host, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+        open_sse(client, host, tokens[0]) as first,
+        connect(ws_url(host), additional_headers=bearer(tokens[1]), open_timeout=WAIT),
+    ):
+        assert first.status_code == 200
+        async with open_sse(client, host, tokens[2]) as refused:
+            assert refused.status_code == 503
+            assert refused.json()["code"] == "streams_unavailable"
+        code, reason = await refused_ws(ws_url(host), additional_headers=bearer(tokens[2]))
+        assert (code, reason) == (1013, "server at capacity")
+
+
+async def test_a_crashed_replicas_stream_slots_free_themselves(
+    make_settings, make_account, redis
+) -> None:
+    user, token, _ = await make_account()
+    settings = make_settings(ApiSettings, alerts_stream_max_per_user=1)
+    # A replica that crashed left a slot whose lease it no longer refreshes: it has run out.
+    await redis.zadd(stream_slots_key(user.id), {"crashed": 1.0})
+    async with (
+        serve(settings) as (host, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+        open_sse(client, host, token) as stream,
+    ):
+        assert stream.status_code == 200

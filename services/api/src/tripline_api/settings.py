@@ -57,3 +57,11 @@ class ApiSettings(CommonSettings):
         le=100,
         description="Exports one user may run at once, across replicas; one more gets 429.",
     )
+
+    # Caps on open alert streams (WebSocket and SSE together).
+    alerts_stream_max_per_user: int = Field(
+        10, ge=1, le=1000, description="Streams one user may hold open at once, across replicas."
+    )
+    alerts_stream_max_per_process: int = Field(
+        1000, ge=1, description="Streams one API process holds open at once, all users together."
+    )

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from tripline_api.alerts_stream.deps import StreamCallerDep
 from tripline_api.alerts_stream.schemas import StreamTicket
-from tripline_api.alerts_stream.service import serve_websocket, sse_body
+from tripline_api.alerts_stream.service import open_sse_stream, serve_websocket
 from tripline_api.alerts_stream.tickets import issue_ticket
 from tripline_api.settings import ApiSettings
 from tripline_api.streaming import ClosingStreamingResponse
@@ -35,6 +35,8 @@ An access token in the URL (`?access_token=`, `?token=`) is refused with 400
 `credential_in_url`: URLs end up in logs. The stream ends when its session is logged out,
 revoked or its user disabled (checked every `ALERTS_WS_HEARTBEAT_SECONDS`, whatever the
 traffic), and when the access token it was opened with expires: reconnect with a fresh ticket.
+A user holds at most `ALERTS_STREAM_MAX_PER_USER` streams (SSE and WebSocket together, on all
+replicas): one more is refused with 429 `too_many_streams`.
 """
 
 TICKET_DESCRIPTION = """\
@@ -79,6 +81,16 @@ async def create_stream_ticket(
             "model": ErrorResponse,
             "description": "Missing, invalid, used or expired ticket; invalid or revoked token.",
         },
+        429: {
+            "model": ErrorResponse,
+            "description": "You hold `ALERTS_STREAM_MAX_PER_USER` streams already "
+            "(`too_many_streams`, all replicas and both transports together).",
+        },
+        503: {
+            "model": ErrorResponse,
+            "description": "This server holds `ALERTS_STREAM_MAX_PER_PROCESS` streams "
+            "(`streams_unavailable`); retry after `Retry-After`.",
+        },
     },
 )
 async def stream_alerts(
@@ -93,8 +105,9 @@ async def stream_alerts(
         ),
     ] = None,
 ) -> StreamingResponse:
+    body = await open_sse_stream(request.app, caller.principal, caller.claims, last_event_id)
     return ClosingStreamingResponse(
-        sse_body(request.app, caller.principal, caller.claims, last_event_id),
+        body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -110,5 +123,7 @@ async def alerts_websocket(websocket: WebSocket) -> None:
     answered with `{"type":"pong"}` within the timeout or the socket is closed (4408).
     Closed with 1008 when the session is logged out, revoked or its user disabled (checked every
     heartbeat interval) and when the access token expires; 1001 when the server shuts down.
+    Beyond the caps the socket is accepted and closed at once: 1008 `too many streams` (the user
+    holds `ALERTS_STREAM_MAX_PER_USER`), 1013 `server at capacity` (this process is full).
     """
     await serve_websocket(websocket)

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -40,12 +40,16 @@ from tripline_api.alerts_stream.manager import (
 )
 from tripline_api.alerts_stream.tickets import redeem_ticket
 from tripline_api.settings import ApiSettings
+from tripline_api.slots import HeldSlot, take_held_slot
+from tripline_api.streaming import GuardedBody
 from tripline_common.app import Resources
 from tripline_common.auth.service import Principal, resolve_principal
 from tripline_common.auth.tokens import AccessClaims, decode_access_token
 from tripline_common.errors import (
     AppError,
     BadRequestError,
+    RateLimitedError,
+    ServiceUnavailableError,
     UnauthorizedError,
     error_response,
 )
@@ -62,7 +66,10 @@ async def start_alerts_stream(app: FastAPI, resources: Resources) -> None:
     """Start this process's one Redis subscription and its connection manager."""
     settings = cast(ApiSettings, resources.settings)
     manager = ConnectionManager(
-        resources.redis, resources.lifecycle, settings.alerts_stream_queue_size
+        resources.redis,
+        resources.lifecycle,
+        settings.alerts_stream_queue_size,
+        max_streams=settings.alerts_stream_max_per_process,
     )
     app.state.alerts_manager = manager
     manager.start()
@@ -78,6 +85,62 @@ async def stop_alerts_stream(app: FastAPI, _: Resources) -> None:
 def get_manager(app: Any) -> ConnectionManager:
     manager: ConnectionManager = app.state.alerts_manager
     return manager
+
+
+# Admission: caps per user (across replicas) and per process --------------------------------
+
+STREAM_RETRY_AFTER_SECONDS = 5
+
+
+def stream_slots_key(user_id: uuid.UUID) -> str:
+    return f"tripline:streams:{user_id}"
+
+
+class Admission:
+    """A stream's place on this process and its slot among its user's streams; `release()`
+    gives both back (once)."""
+
+    def __init__(self, manager: ConnectionManager, slot: HeldSlot) -> None:
+        self.manager, self.slot = manager, slot
+        self._released = False
+
+    def start(self) -> None:
+        self.slot.start()
+
+    async def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.manager.give_place()
+            await self.slot.release()
+
+
+async def admit_stream(
+    resources: Resources, manager: ConnectionManager, user_id: uuid.UUID
+) -> Admission:
+    """Admit one more stream of `user_id`, or refuse: 503 `streams_unavailable` when this
+    process holds `alerts_stream_max_per_process` streams, 429 `too_many_streams` when the user
+    holds `alerts_stream_max_per_user` on all replicas together."""
+    settings = cast(ApiSettings, resources.settings)
+    if not manager.take_place():
+        raise ServiceUnavailableError(
+            "This server holds as many alert streams as it can; reconnect later.",
+            code="streams_unavailable",
+            headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
+        )
+    limit = settings.alerts_stream_max_per_user
+    try:
+        slot = await take_held_slot(resources.redis, stream_slots_key(user_id), limit=limit)
+    except BaseException:
+        manager.give_place()
+        raise
+    if slot is None:
+        manager.give_place()
+        raise RateLimitedError(
+            STREAM_RETRY_AFTER_SECONDS,
+            f"You have {limit} alert streams open, the most allowed; close one first.",
+            code="too_many_streams",
+        )
+    return Admission(manager, slot)
 
 
 # WebSocket ------------------------------------------------------------------------------
@@ -191,15 +254,33 @@ async def serve_websocket(websocket: WebSocket) -> None:
     if manager.closing:
         await websocket.close(code=1001, reason="server shutting down")
         return
-    await websocket.accept()
-    subscriber = manager.subscribe(principal.id, transport="websocket")
-    log.info("alerts_ws_connected", user_id=str(principal.id))
-    session = _WebSocketSession(websocket, subscriber, resources, settings, claims)
     try:
-        await session.run()
+        admission = await admit_stream(resources, manager, principal.id)
+    except AppError as error:
+        # Accepted, then closed at once: a browser sees the close code and reason (a refused
+        # handshake is only "1006, failed"). 1013 Try Again Later when this process is full,
+        # 1008 when the user holds too many streams.
+        await websocket.accept()
+        code = CLOSE_TRY_AGAIN if error.status_code == 503 else CLOSE_POLICY_VIOLATION
+        reason = "server at capacity" if code == CLOSE_TRY_AGAIN else "too many streams"
+        await websocket.close(code=code, reason=reason)
+        log.info("alerts_ws_refused", user_id=str(principal.id), code=error.code)
+        return
+    try:
+        admission.start()
+        await websocket.accept()
+        subscriber = manager.subscribe(principal.id, transport="websocket")
+        log.info("alerts_ws_connected", user_id=str(principal.id))
+        session = _WebSocketSession(websocket, subscriber, resources, settings, claims)
+        try:
+            await session.run()
+        finally:
+            manager.unsubscribe(subscriber)
+            log.info(
+                "alerts_ws_disconnected", user_id=str(principal.id), code=subscriber.close_code
+            )
     finally:
-        manager.unsubscribe(subscriber)
-        log.info("alerts_ws_disconnected", user_id=str(principal.id), code=subscriber.close_code)
+        await admission.release()
 
 
 class _WebSocketSession:
@@ -324,9 +405,20 @@ def _decoded(row: Any) -> dict[str, Any]:
     return values
 
 
+async def open_sse_stream(
+    app: Any, principal: Principal, claims: AccessClaims, last_event_id: str | None
+) -> GuardedBody:
+    """Admit the stream (`admit_stream`: 429/503 beyond the caps), then its body, which holds
+    the admission until it ends."""
+    resources: Resources = app.state.resources
+    admission = await admit_stream(resources, get_manager(app), principal.id)
+    body = sse_body(app, principal, claims, last_event_id)
+    return GuardedBody(body, admission.release, on_start=admission.start)
+
+
 async def sse_body(
     app: Any, principal: Principal, claims: AccessClaims, last_event_id: str | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     """The event stream: replay after `Last-Event-ID`, then live alerts; `: ping` comments.
     Ends when the session stops being live or the token expires (`watch_session`)."""
     resources: Resources = app.state.resources

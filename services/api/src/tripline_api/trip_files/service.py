@@ -31,7 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_api.slots import HeldSlot, take_held_slot
+from tripline_api.slots import take_held_slot
+from tripline_api.streaming import GuardedBody
 from tripline_common.errors import AppError, NotFoundError, PayloadTooLargeError, RateLimitedError
 from tripline_common.jobs import create_job
 from tripline_common.models import Job, Trip
@@ -185,7 +186,7 @@ async def start_telemetry_export(
     trip_id: uuid.UUID,
     max_per_user: int,
     chunk_rows: int = EXPORT_CHUNK_ROWS,
-) -> SlotHoldingBody:
+) -> GuardedBody:
     """404 unless the trip is the owner's, 429 if the owner already runs `max_per_user`
     exports; else the CSV body, which holds one of the owner's export slots until it ends."""
     if await pg.fetchval(_OWN_TRIP_QUERY, trip_id, owner_id) is None:
@@ -197,32 +198,8 @@ async def start_telemetry_export(
             f"You already have {max_per_user} exports running; wait for one to finish.",
             code="too_many_exports",
         )
-    return SlotHoldingBody(slot, telemetry_csv(pg=pg, trip_id=trip_id, chunk_rows=chunk_rows))
-
-
-class SlotHoldingBody:
-    """A response body that holds a slot until it is exhausted or closed (`aclose`), even if
-    it was never iterated: serve it with `ClosingStreamingResponse`, which always closes it."""
-
-    def __init__(self, slot: HeldSlot, body: AsyncGenerator[bytes]) -> None:
-        self.slot, self.body = slot, body
-
-    def __aiter__(self) -> SlotHoldingBody:
-        self.slot.start()
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self.body.__anext__()
-        except StopAsyncIteration:
-            await self.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        try:
-            await self.body.aclose()
-        finally:
-            await self.slot.release()
+    body = telemetry_csv(pg=pg, trip_id=trip_id, chunk_rows=chunk_rows)
+    return GuardedBody(body, slot.release, on_start=slot.start)
 
 
 async def telemetry_csv(
