@@ -24,7 +24,7 @@ from tests.test_pipeline import (
     wait_for,
     window_aligned,
 )
-from tests.test_realtime import alert_for, login
+from tests.test_realtime import alert_for, login, stream_ticket
 from tripline_common.pubsub import publish_alert
 from tripline_common.webhooks import verify_signature
 
@@ -49,11 +49,13 @@ async def test_one_upload_reaches_rest_websocket_sse_and_webhook_with_one_correl
     auth = {"Authorization": f"Bearer {token}"}
 
     request_id = f"story-{uuid.uuid4().hex}"
-    ws_url = f"ws://127.0.0.1:{api_b.port}/v1/alerts/ws?access_token={token}"
+    # Opened as a browser does: each stream with a single-use ticket in its URL.
+    ws_url = f"ws://127.0.0.1:{api_b.port}/v1/alerts/ws?ticket={stream_ticket(api_b.url, token)}"
+    sse_params = {"ticket": stream_ticket(api_a.url, token)}
     async with (
         connect(ws_url, open_timeout=WAIT) as ws,
         httpx.AsyncClient(timeout=WAIT) as client,
-        client.stream("GET", f"{api_a.url}/v1/alerts/stream", headers=auth) as sse,
+        client.stream("GET", f"{api_a.url}/v1/alerts/stream", params=sse_params) as sse,
     ):
         assert sse.status_code == 200
         lines = sse.aiter_lines()

@@ -368,11 +368,9 @@ async def test_every_dashboard_query_and_rule_works_on_a_real_prometheus(
         # The admin API refuses a caller without an operator session: still a request to a route.
         assert (await client.get(f"{admin}/v1/overview")).status_code == 401
         auth = {"Authorization": f"Bearer {account['token']}"}
-        ws_url = (
-            f"ws://127.0.0.1:{started['api'].port}/v1/alerts/ws?access_token={account['token']}"
-        )
+        ws_url = f"ws://127.0.0.1:{started['api'].port}/v1/alerts/ws"
         async with (
-            connect(ws_url, open_timeout=WAIT),
+            connect(ws_url, additional_headers=auth, open_timeout=WAIT),
             client.stream("GET", f"{api}/v1/alerts/stream", headers=auth) as sse,
         ):
             assert sse.status_code == 200

@@ -1,7 +1,8 @@
 """Real-time alerts across replicas: two real `tripline-api` processes on one Redis.
 
 A client connected to process B receives an alert published to Redis the way the worker does
-(`publish_alert`), whichever replica it is connected to; SSE on process A sees it too.
+(`publish_alert`), whichever replica it is connected to; SSE on process A sees it too. Streams
+are opened the way a browser does, with single-use tickets, and no credential reaches a log.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.test_processes import seed
 from tripline_common.pubsub import AlertData, AlertEvent, publish_alert
@@ -21,22 +24,39 @@ from tripline_common.pubsub import AlertData, AlertEvent, publish_alert
 WAIT = 15.0
 
 
-def login(api_url: str) -> tuple[str, uuid.UUID]:
+def login_pair(api_url: str) -> dict[str, str]:
+    """The demo user's access and refresh tokens."""
     from scripts.seed import DEMO_PASSWORD
 
-    token = (
+    pair: dict[str, str] = (
         httpx.post(
             f"{api_url}/v1/auth/token",
             data={"username": "demo@tripline.dev", "password": DEMO_PASSWORD},
             timeout=10,
         )
         .raise_for_status()
-        .json()["access_token"]
+        .json()
     )
+    return pair
+
+
+def login(api_url: str) -> tuple[str, uuid.UUID]:
+    token = login_pair(api_url)["access_token"]
     me = httpx.get(
         f"{api_url}/v1/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
     ).raise_for_status()
     return token, uuid.UUID(me.json()["id"])
+
+
+def stream_ticket(api_url: str, token: str) -> str:
+    """A single-use stream ticket, traded for the bearer token (as a browser client does)."""
+    response = httpx.post(
+        f"{api_url}/v1/alerts/stream-tickets",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).raise_for_status()
+    ticket: str = response.json()["ticket"]
+    return ticket
 
 
 def alert_for(owner_id: uuid.UUID) -> AlertEvent:
@@ -65,7 +85,7 @@ async def test_alert_reaches_websocket_and_sse_on_other_replicas(processes, proc
     processes.wait_ready(api_b)
     token, user_id = login(api_a.url)
     redis = Redis.from_url(process_env["REDIS_URL"])
-    ws_url = f"ws://127.0.0.1:{api_b.port}/v1/alerts/ws?access_token={token}"
+    ws_url = f"ws://127.0.0.1:{api_b.port}/v1/alerts/ws?ticket={stream_ticket(api_b.url, token)}"
     try:
         async with (
             connect(ws_url, open_timeout=WAIT) as ws,
@@ -73,7 +93,7 @@ async def test_alert_reaches_websocket_and_sse_on_other_replicas(processes, proc
             client.stream(
                 "GET",
                 f"{api_a.url}/v1/alerts/stream",
-                headers={"Authorization": f"Bearer {token}"},
+                params={"ticket": stream_ticket(api_a.url, token)},
             ) as sse,
         ):
             assert sse.status_code == 200
@@ -119,3 +139,39 @@ async def test_alert_reaches_websocket_and_sse_on_other_replicas(processes, proc
             assert sse_received <= set(published)
     finally:
         await redis.aclose()
+
+
+async def test_stream_credentials_never_reach_the_log(processes, process_env) -> None:
+    seed(process_env)
+    api = processes.start("api", "tripline-api")
+    processes.wait_ready(api)
+    pair = login_pair(api.url)
+    token, refresh = pair["access_token"], pair["refresh_token"]
+    ws_base = f"ws://127.0.0.1:{api.port}/v1/alerts/ws"
+
+    # An access token in the URL is refused, and even then not logged.
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{ws_base}?access_token={token}", open_timeout=WAIT):
+            pass
+    assert refused.value.response.status_code == 400
+
+    ws_ticket, sse_ticket = stream_ticket(api.url, token), stream_ticket(api.url, token)
+    async with connect(f"{ws_base}?ticket={ws_ticket}", open_timeout=WAIT):
+        pass
+    # Used once: refused now, and the refused attempt is logged too (uvicorn's 403 line).
+    with pytest.raises(InvalidStatus):
+        async with connect(f"{ws_base}?ticket={ws_ticket}", open_timeout=WAIT):
+            pass
+    async with (
+        httpx.AsyncClient(timeout=WAIT) as client,
+        client.stream("GET", f"{api.url}/v1/alerts/stream", params={"ticket": sse_ticket}) as sse,
+    ):
+        assert sse.status_code == 200
+        assert (await asyncio.wait_for(anext(sse.aiter_lines()), WAIT)).startswith("retry:")
+
+    # Each handshake was logged (so the scan below is not vacuous), with its query redacted.
+    log = api.log_path.read_text(errors="replace")
+    assert log.count("/v1/alerts/ws?ticket=[redacted]") >= 2
+    assert "/v1/alerts/ws?access_token=[redacted]" in log
+    for secret in (token, refresh, ws_ticket, sse_ticket):
+        assert secret not in log

@@ -195,3 +195,22 @@ async def test_probes_and_metrics_answer_whatever_the_host_header(build_app, app
             assert response.status_code == 200, path
         api = await client.get("/v1/items/missing", headers={"host": "10.42.0.17:8000"})
     assert_error_shape(api, 400, "bad_request")
+
+
+async def test_an_exhausted_connection_pool_is_a_503_in_the_shared_shape(build_app) -> None:
+    from asgi_lifespan import LifespanManager
+    from httpx import ASGITransport, AsyncClient
+
+    app = build_app(db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
+    async with LifespanManager(app) as manager:
+        # Every connection of the pool is taken (here: the only one) and stays taken.
+        engine = app.state.resources.engine
+        transport = ASGITransport(app=manager.app)
+        async with (
+            engine.connect() as held,
+            AsyncClient(transport=transport, base_url="http://testserver") as client,
+        ):
+            await held.execute(text("SELECT 1"))
+            response = await client.post("/v1/items/jobs/waiting")
+    assert_error_shape(response, 503, "database_busy")
+    assert response.headers["retry-after"] == "1"

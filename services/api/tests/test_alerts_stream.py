@@ -27,9 +27,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManager
+from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
 from tripline_common.auth.service import open_session, revoke_session
+from tripline_common.auth.tokens import create_access_token
 from tripline_common.health import Lifecycle
 from tripline_common.models import Alert, AlertRule, User
 from tripline_common.pubsub import AlertData, AlertEvent, publish_alert
@@ -157,44 +159,67 @@ async def publish_until_received(
     raise AssertionError("no alert arrived")
 
 
-def ws_url(host: str, token: str | None = None) -> str:
-    return f"ws://{host}/v1/alerts/ws" + (f"?access_token={token}" if token else "")
+def ws_url(host: str, ticket: str | None = None) -> str:
+    return f"ws://{host}/v1/alerts/ws" + (f"?ticket={ticket}" if ticket else "")
 
 
-async def test_websocket_refused_before_accept_without_or_with_bad_token(
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def get_ticket(host: str, token: str) -> str:
+    """A stream ticket, traded for the bearer token the way a browser client does."""
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        response = await client.post(
+            f"http://{host}/v1/alerts/stream-tickets", headers=bearer(token)
+        )
+    assert response.status_code == 201, response.text
+    ticket: str = response.json()["ticket"]
+    return ticket
+
+
+async def ws_with_ticket(host: str, token: str) -> ClientConnection:
+    return await connect(ws_url(host, await get_ticket(host, token)), open_timeout=WAIT)
+
+
+async def assert_ws_refused(url: str, status: int = 403, **kwargs: Any) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, open_timeout=WAIT, **kwargs):
+            pass
+    assert refused.value.response.status_code == status
+
+
+async def test_websocket_refused_before_accept_without_or_with_bad_credentials(
     make_settings, make_account
 ) -> None:
     _, token, _ = await make_account()
     async with serve(make_settings(ApiSettings)) as (host, _):
-        for url in (ws_url(host), ws_url(host, "not-a-token"), ws_url(host, token[:-4] + "AAAA")):
-            with pytest.raises(InvalidStatus) as refused:
-                async with connect(url, open_timeout=WAIT):
-                    pass
-            assert refused.value.response.status_code == 403
+        await assert_ws_refused(ws_url(host))
+        await assert_ws_refused(ws_url(host, "not-a-ticket"))
+        await assert_ws_refused(ws_url(host), additional_headers=bearer(token[:-4] + "AAAA"))
 
 
 async def test_websocket_refused_before_accept_with_revoked_session(
     make_settings, make_account, committed
 ) -> None:
     _, token, session_id = await make_account()
-    async with committed() as session:
-        await revoke_session(session=session, session_id=session_id, user_id=None, reason="test")
-        await session.commit()
     async with serve(make_settings(ApiSettings)) as (host, _):
-        with pytest.raises(InvalidStatus) as refused:
-            async with connect(ws_url(host, token), open_timeout=WAIT):
-                pass
-        assert refused.value.response.status_code == 403
+        ticket = await get_ticket(host, token)
+        async with committed() as session:
+            await revoke_session(session=session, session_id=session_id, user_id=None, reason="t")
+            await session.commit()
+        # A ticket is bound to its session: issued before the logout, refused after it.
+        await assert_ws_refused(ws_url(host, ticket))
+        await assert_ws_refused(ws_url(host), additional_headers=bearer(token))
 
 
 async def test_websocket_receives_own_alerts_only(make_settings, make_account, redis) -> None:
     user, token, _ = await make_account()
     other, _, _ = await make_account()
     # The Authorization header works too (non-browser clients).
-    bearer = {"Authorization": f"Bearer {token}"}
     async with (
         serve(make_settings(ApiSettings)) as (host, _),
-        connect(ws_url(host), additional_headers=bearer) as ws,
+        connect(ws_url(host), additional_headers=bearer(token)) as ws,
     ):
         first = await publish_until_received(redis, ws, user.id)
         assert first["type"] == "alert.raised"
@@ -213,7 +238,7 @@ async def test_websocket_closed_1008_when_session_revoked(
 ) -> None:
     user, token, session_id = await make_account()
     settings = make_settings(ApiSettings, alerts_ws_heartbeat_seconds=0.2)
-    async with serve(settings) as (host, _), connect(ws_url(host, token)) as ws:
+    async with serve(settings) as (host, _), await ws_with_ticket(host, token) as ws:
         await publish_until_received(redis, ws, user.id)
         async with committed() as session:
             await revoke_session(session=session, session_id=session_id, user_id=None, reason="t")
@@ -229,7 +254,7 @@ async def test_heartbeat_drops_a_silent_client(make_settings, make_account) -> N
     settings = make_settings(
         ApiSettings, alerts_ws_heartbeat_seconds=0.2, alerts_ws_pong_timeout_seconds=0.3
     )
-    async with serve(settings) as (host, _), connect(ws_url(host, token)) as ws:
+    async with serve(settings) as (host, _), await ws_with_ticket(host, token) as ws:
         seen: list[dict[str, Any]] = []
 
         async def silent() -> None:
@@ -248,7 +273,7 @@ async def test_heartbeat_keeps_an_answering_client(make_settings, make_account, 
     settings = make_settings(
         ApiSettings, alerts_ws_heartbeat_seconds=0.1, alerts_ws_pong_timeout_seconds=0.3
     )
-    async with serve(settings) as (host, _), connect(ws_url(host, token)) as ws:
+    async with serve(settings) as (host, _), await ws_with_ticket(host, token) as ws:
         await publish_until_received(redis, ws, user.id)
         pings = 0
 
@@ -268,7 +293,10 @@ async def test_heartbeat_keeps_an_answering_client(make_settings, make_account, 
 
 async def test_websocket_closed_1001_on_shutdown(make_settings, make_account, redis) -> None:
     user, token, _ = await make_account()
-    async with serve(make_settings(ApiSettings)) as (host, app), connect(ws_url(host, token)) as ws:
+    async with (
+        serve(make_settings(ApiSettings)) as (host, app),
+        await ws_with_ticket(host, token) as ws,
+    ):
         await publish_until_received(redis, ws, user.id)
         # What the SIGTERM handler does first: the drain begins, and streams are closed.
         app.state.lifecycle.shutting_down = True
@@ -352,7 +380,7 @@ async def test_sse_live_then_resume_after_last_event_id(
     other, _, _ = await make_account()
     alerts = await store_alerts(committed, user, 4)
     settings = make_settings(ApiSettings, alerts_sse_heartbeat_seconds=0.2)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer(token)
     async with serve(settings) as (host, _), httpx.AsyncClient(timeout=WAIT) as client:
         url = f"http://{host}/v1/alerts/stream"
         # Live: the stream opens (subscribed once `retry:` arrives), and gets only own alerts.
@@ -401,3 +429,306 @@ def test_sse_is_documented_as_event_stream() -> None:
     operation = schema["paths"]["/v1/alerts/stream"]["get"]
     assert "text/event-stream" in operation["responses"]["200"]["content"]
     assert "Last-Event-ID" in [p["name"] for p in operation["parameters"]]
+
+
+# Stream tickets: no credential in a URL ----------------------------------------------------
+
+
+async def test_ticket_opens_one_websocket_and_is_refused_on_reuse(
+    make_settings, make_account, redis
+) -> None:
+    user, token, _ = await make_account()
+    async with serve(make_settings(ApiSettings)) as (host, _):
+        ticket = await get_ticket(host, token)
+        async with connect(ws_url(host, ticket), open_timeout=WAIT) as ws:
+            await publish_until_received(redis, ws, user.id)
+            await assert_ws_refused(ws_url(host, ticket))
+        async with httpx.AsyncClient(timeout=WAIT) as client:
+            reused = await client.get(f"http://{host}/v1/alerts/stream", params={"ticket": ticket})
+        assert reused.status_code == 401
+        assert reused.json()["code"] == "invalid_ticket"
+
+
+async def test_ticket_is_refused_after_it_expires(make_settings, make_account, redis) -> None:
+    _, token, _ = await make_account()
+    async with serve(make_settings(ApiSettings, stream_ticket_ttl_seconds=1)) as (host, _):
+        ticket = await get_ticket(host, token)
+        assert await redis.keys("tripline:stream-ticket:*")
+        # Poll until Redis has let it expire (its TTL is the setting), then try it.
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while await redis.keys("tripline:stream-ticket:*"):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+        await assert_ws_refused(ws_url(host, ticket))
+
+
+async def test_ticket_is_only_stored_hashed(make_settings, make_account, redis) -> None:
+    _, token, _ = await make_account()
+    async with serve(make_settings(ApiSettings)) as (host, _):
+        ticket = await get_ticket(host, token)
+        (key,) = await redis.keys("tripline:stream-ticket:*")
+        assert ticket.encode() not in key
+        assert ticket.encode() not in await redis.get(key)
+
+
+async def test_ticket_is_refused_with_another_users_token(make_settings, make_account) -> None:
+    _, token, _ = await make_account()
+    _, other_token, _ = await make_account()
+    async with serve(make_settings(ApiSettings)) as (host, _):
+        ticket = await get_ticket(host, token)
+        async with httpx.AsyncClient(timeout=WAIT) as client:
+            response = await client.get(
+                f"http://{host}/v1/alerts/stream",
+                params={"ticket": ticket},
+                headers=bearer(other_token),
+            )
+        assert response.status_code == 401
+        assert response.json()["code"] == "ticket_mismatch"
+        await assert_ws_refused(
+            ws_url(host, await get_ticket(host, token)), additional_headers=bearer(other_token)
+        )
+
+
+async def test_ticket_endpoint_requires_a_bearer_token(make_settings) -> None:
+    async with serve(make_settings(ApiSettings)) as (host, _), httpx.AsyncClient() as client:
+        response = await client.post(f"http://{host}/v1/alerts/stream-tickets", timeout=WAIT)
+    assert response.status_code == 401
+
+
+async def test_access_token_in_the_url_is_refused(make_settings, make_account) -> None:
+    _, token, _ = await make_account()
+    async with serve(make_settings(ApiSettings)) as (host, _):
+        await assert_ws_refused(f"ws://{host}/v1/alerts/ws?access_token={token}", status=400)
+        async with httpx.AsyncClient(timeout=WAIT) as client:
+            for name in ("access_token", "token"):
+                response = await client.get(f"http://{host}/v1/alerts/stream", params={name: token})
+                assert response.status_code == 400
+                assert response.json()["code"] == "credential_in_url"
+
+
+async def test_sse_opens_with_a_ticket(make_settings, make_account, redis) -> None:
+    user, token, _ = await make_account()
+    async with (
+        serve(make_settings(ApiSettings)) as (host, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+    ):
+        ticket = await get_ticket(host, token)
+        url = f"http://{host}/v1/alerts/stream"
+        async with client.stream("GET", url, params={"ticket": ticket}) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            assert (await asyncio.wait_for(anext(lines), WAIT)).startswith("retry:")
+            live = alert_event(user.id)
+            await publish_alert(redis, live)
+            (event,) = await asyncio.wait_for(sse_events(lines, 1), WAIT)
+            assert event["id"] == str(live.alert.id)
+
+
+# Streams end with their session and their token, whatever the traffic ---------------------
+
+
+@asynccontextmanager
+async def alerts_flowing(redis: Redis, owner_id: uuid.UUID) -> AsyncIterator[None]:
+    """Publish an alert for `owner_id` every 50 ms: a stream that is never quiet."""
+
+    async def publish() -> None:
+        while True:
+            await publish_alert(redis, alert_event(owner_id))
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(publish())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def read_until_end(lines: AsyncIterator[str]) -> int:
+    """Read an SSE stream until the server ends it; the number of events seen."""
+    events = 0
+    async for line in lines:
+        events += line.startswith("id: ")
+    return events
+
+
+def token_expiring_in(
+    settings: ApiSettings, user: User, session_id: uuid.UUID, seconds: float
+) -> str:
+    issued = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds - seconds)
+    return create_access_token(
+        settings, user_id=user.id, session_id=session_id, role=user.role.value, now=issued
+    )
+
+
+async def test_busy_sse_stream_is_ended_within_the_bound_after_logout(
+    make_settings, make_account, redis
+) -> None:
+    user, token, _ = await make_account()
+    # Quiet-time pings far off: only the session timer can end this stream in time.
+    settings = make_settings(
+        ApiSettings, alerts_ws_heartbeat_seconds=0.2, alerts_sse_heartbeat_seconds=3600
+    )
+    async with (
+        serve(settings) as (host, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+        alerts_flowing(redis, user.id),
+        client.stream("GET", f"http://{host}/v1/alerts/stream", headers=bearer(token)) as sse,
+    ):
+        lines = sse.aiter_lines()
+        assert await asyncio.wait_for(sse_events(lines, 3), WAIT)  # Events are flowing.
+        logout = await client.post(f"http://{host}/v1/auth/logout", headers=bearer(token))
+        assert logout.status_code == 204
+        await asyncio.wait_for(read_until_end(lines), WAIT)
+
+
+async def test_busy_sse_stream_is_ended_when_its_token_expires(
+    make_settings, make_account, redis
+) -> None:
+    user, token, session_id = await make_account()
+    settings = make_settings(
+        ApiSettings, alerts_ws_heartbeat_seconds=3600, alerts_sse_heartbeat_seconds=3600
+    )
+    expiring = token_expiring_in(settings, user, session_id, 2)
+    async with (
+        serve(settings) as (host, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+        alerts_flowing(redis, user.id),
+        client.stream("GET", f"http://{host}/v1/alerts/stream", headers=bearer(expiring)) as short,
+        client.stream("GET", f"http://{host}/v1/alerts/stream", headers=bearer(token)) as fresh,
+    ):
+        short_lines, fresh_lines = short.aiter_lines(), fresh.aiter_lines()
+        assert await asyncio.wait_for(sse_events(short_lines, 1), WAIT)
+        await asyncio.wait_for(read_until_end(short_lines), WAIT)
+        # The stream of the session's unexpired token goes on.
+        assert await asyncio.wait_for(sse_events(fresh_lines, 3), WAIT)
+
+
+async def test_websocket_is_closed_1008_when_its_token_expires(
+    make_settings, make_account, redis
+) -> None:
+    user, _, session_id = await make_account()
+    settings = make_settings(
+        ApiSettings, alerts_ws_heartbeat_seconds=3600, alerts_ws_pong_timeout_seconds=3600
+    )
+    expiring = token_expiring_in(settings, user, session_id, 2)
+    async with (
+        serve(settings) as (host, _),
+        alerts_flowing(redis, user.id),
+        connect(ws_url(host), additional_headers=bearer(expiring), open_timeout=WAIT) as ws,
+    ):
+
+        async def drain() -> None:
+            while True:
+                await ws.recv()
+
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(drain(), WAIT)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "token expired")
+
+
+# Caps on open streams ---------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def open_sse(client: httpx.AsyncClient, host: str, token: str) -> AsyncIterator[Any]:
+    """An SSE stream, held open (subscribed once its first line arrived) if it was admitted."""
+    async with client.stream(
+        "GET", f"http://{host}/v1/alerts/stream", headers=bearer(token)
+    ) as response:
+        if response.status_code == 200:
+            lines = response.aiter_lines()
+            assert (await asyncio.wait_for(anext(lines), WAIT)).startswith("retry:")
+        else:
+            await response.aread()
+        yield response
+
+
+async def refused_ws(url: str, **kwargs: Any) -> tuple[int, str]:
+    """The close code and reason of a WebSocket that is accepted and closed at once."""
+    async with connect(url, open_timeout=WAIT, **kwargs) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_streams_beyond_the_per_user_cap_are_refused(make_settings, make_account) -> None:
+    _, token, _ = await make_account()
+    _, other_token, _ = await make_account()
+    settings = make_settings(ApiSettings, alerts_stream_max_per_user=2)
+    async with serve(settings) as (host, _), httpx.AsyncClient(timeout=WAIT) as client:
+        async with (
+            open_sse(client, host, token) as first,
+            connect(ws_url(host), additional_headers=bearer(token), open_timeout=WAIT),
+        ):
+            assert first.status_code == 200
+            async with open_sse(client, host, token) as third:
+                assert third.status_code == 429
+                assert third.json()["code"] == "too_many_streams"
+                assert int(third.headers["retry-after"]) > 0
+            code, reason = await refused_ws(ws_url(host), additional_headers=bearer(token))
+            assert (code, reason) == (1008, "too many streams")
+            # Another user is not affected.
+            async with open_sse(client, host, other_token) as others:
+                assert others.status_code == 200
+        # Closed streams give their places back (once the server has seen them go).
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while True:
+            async with (
+                open_sse(client, host, token) as again,
+                open_sse(client, host, token) as more,
+            ):
+                if again.status_code == more.status_code == 200:
+                    break
+            assert asyncio.get_running_loop().time() < deadline, "places were not given back"
+            await asyncio.sleep(0.05)
+
+
+async def test_the_per_user_cap_holds_across_replicas(make_settings, make_account) -> None:
+    _, token, _ = await make_account()
+    settings = make_settings(ApiSettings, alerts_stream_max_per_user=2)
+    async with (
+        serve(settings) as (host_a, _),
+        serve(settings) as (host_b, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+        open_sse(client, host_a, token) as on_a,
+        open_sse(client, host_b, token) as on_b,
+    ):
+        assert on_a.status_code == on_b.status_code == 200
+        for host in (host_a, host_b):
+            async with open_sse(client, host, token) as refused:
+                assert refused.status_code == 429
+
+
+async def test_streams_beyond_the_per_process_cap_are_refused(make_settings, make_account) -> None:
+    tokens = [(await make_account())[1] for _ in range(3)]
+    settings = make_settings(ApiSettings, alerts_stream_max_per_process=2)
+    async with (
+        serve(settings) as (host, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+        open_sse(client, host, tokens[0]) as first,
+        connect(ws_url(host), additional_headers=bearer(tokens[1]), open_timeout=WAIT),
+    ):
+        assert first.status_code == 200
+        async with open_sse(client, host, tokens[2]) as refused:
+            assert refused.status_code == 503
+            assert refused.json()["code"] == "streams_unavailable"
+        code, reason = await refused_ws(ws_url(host), additional_headers=bearer(tokens[2]))
+        assert (code, reason) == (1013, "server at capacity")
+
+
+async def test_a_crashed_replicas_stream_slots_free_themselves(
+    make_settings, make_account, redis
+) -> None:
+    user, token, _ = await make_account()
+    settings = make_settings(ApiSettings, alerts_stream_max_per_user=1)
+    # A replica that crashed left a slot whose lease it no longer refreshes: it has run out.
+    await redis.zadd(stream_slots_key(user.id), {"crashed": 1.0})
+    async with (
+        serve(settings) as (host, _),
+        httpx.AsyncClient(timeout=WAIT) as client,
+        open_sse(client, host, token) as stream,
+    ):
+        assert stream.status_code == 200

@@ -77,11 +77,13 @@ async def test_websocket_and_sse_connections_raise_and_lower_the_gauge(
     async with committed_token(database_url, settings) as token, serve(settings) as (host, _):
         assert await connections(host) == {"websocket": 0, "sse": 0}
 
-        async with connect(f"ws://{host}/v1/alerts/ws?access_token={token}", open_timeout=WAIT):
+        headers = {"Authorization": f"Bearer {token}"}
+        async with connect(
+            f"ws://{host}/v1/alerts/ws", additional_headers=headers, open_timeout=WAIT
+        ):
             await until_connections(host, {"websocket": 1, "sse": 0})
         await until_connections(host, {"websocket": 0, "sse": 0})
 
-        headers = {"Authorization": f"Bearer {token}"}
         async with (
             httpx.AsyncClient(timeout=WAIT) as client,
             client.stream("GET", f"http://{host}/v1/alerts/stream", headers=headers) as stream,

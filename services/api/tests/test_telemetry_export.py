@@ -8,9 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import insert
 from trip_factories import missing_id, store_device, trip_body
 
+from tripline_api.slots import take_slot
 from tripline_api.trip_files import service
 from tripline_common.models import TelemetryBatch, TelemetryEvent
 
@@ -103,7 +105,7 @@ async def test_many_rows_are_streamed_in_chunks(
 
     def counting(**kwargs):
         async def gen():
-            async for chunk in original(**kwargs, chunk_rows=500):
+            async for chunk in original(**{**kwargs, "chunk_rows": 500}):
                 chunk_rows.append(chunk.count(b"\n"))
                 yield chunk
 
@@ -118,7 +120,7 @@ async def test_many_rows_are_streamed_in_chunks(
     lines = body.decode().splitlines()
     assert len(lines) == count + 1
     assert lines[-1].startswith((T0 + timedelta(seconds=count - 1)).isoformat())
-    # The header, then the rows a cursor partition (500 rows) at a time: never all at once.
+    # The header, then the rows a page (500 rows) at a time: never all at once.
     assert chunk_rows == [1, 500, 500, 500, 500, 500]
 
 
@@ -140,3 +142,49 @@ async def test_v2_serves_the_same_export_without_deprecation_headers(
     assert v1.status_code == v2.status_code == 200
     assert v1.text == v2.text
     assert "Deprecation" in v1.headers and "Deprecation" not in v2.headers
+
+
+@pytest.fixture
+async def redis(redis_url: str):
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_exports_beyond_the_per_user_bound_get_429_in_the_shared_shape(
+    client, headers, owner, trip_id, redis
+) -> None:
+    # Two exports of this user running (on any replica): their slots are taken.
+    key = service.export_slots_key(owner.id)
+    assert await take_slot(redis, key, limit=2)
+    assert await take_slot(redis, key, limit=2)
+    response = await client.get(f"/v1/trips/{trip_id}/telemetry.csv", headers=headers)
+    assert response.status_code == 429
+    assert response.json()["code"] == "too_many_exports"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def test_a_crashed_replicas_export_slot_frees_itself(
+    client, headers, owner, trip_id, redis
+) -> None:
+    key = service.export_slots_key(owner.id)
+    # Slots whose leases ran out (their replica stopped refreshing them) do not count.
+    await redis.zadd(key, {"crashed-1": 1.0, "crashed-2": 2.0})
+    response = await client.get(f"/v1/trips/{trip_id}/telemetry.csv", headers=headers)
+    assert response.status_code == 200
+    # And a finished export gives its own slot back.
+    assert await redis.zcard(key) == 0
+
+
+async def test_the_export_slot_is_counted_per_user(
+    client, headers, owner, trip_id, redis, make_user
+) -> None:
+    other = await make_user()
+    key = service.export_slots_key(other.id)
+    assert await take_slot(redis, key, limit=2)
+    assert await take_slot(redis, key, limit=2)
+    response = await client.get(f"/v1/trips/{trip_id}/telemetry.csv", headers=headers)
+    assert response.status_code == 200

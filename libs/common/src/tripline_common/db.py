@@ -51,6 +51,12 @@ def create_engine(settings: CommonSettings) -> AsyncEngine:
     server_settings = {"application_name": settings.service_name}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    if settings.db_idle_in_transaction_timeout_ms:
+        # A connection stuck in an open transaction (a handler awaiting something slow between
+        # statements) holds locks and a pool slot: Postgres ends it instead.
+        server_settings["idle_in_transaction_session_timeout"] = str(
+            settings.db_idle_in_transaction_timeout_ms
+        )
     return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,

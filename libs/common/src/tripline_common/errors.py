@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError, WebSocketRequestValidatio
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -268,9 +269,22 @@ async def _database_error_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _pool_timeout_handler(_: Request, exc: Exception) -> JSONResponse:
+    # Every pooled connection stayed busy for `db_pool_timeout`: the service is overloaded for
+    # now, which the client should wait out (503), not a bug (500).
+    log.warning("database_pool_exhausted", error_type=type(exc).__name__)
+    return error_response(
+        503,
+        "database_busy",
+        "The service is busy; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every expected error into the shared shape."""
     app.add_exception_handler(IntegrityError, _integrity_error_handler)
+    app.add_exception_handler(PoolTimeoutError, _pool_timeout_handler)
     for error_class in (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         app.add_exception_handler(error_class, _database_error_handler)
     app.add_exception_handler(AppError, _app_error_handler)

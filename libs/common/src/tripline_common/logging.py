@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from types import TracebackType
@@ -55,6 +56,27 @@ def _static_fields(settings: CommonSettings) -> Processor:
 def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     # uvicorn adds a duplicate, ANSI-coloured copy of its message.
     event_dict.pop("color_message", None)
+    return event_dict
+
+
+# Query parameters that carry credentials. The libraries' lines may quote a URL with its query
+# (uvicorn logs each WebSocket handshake as `"WebSocket /path?query" [accepted]`); a stream
+# ticket is single-use, but no credential is written to a log, used or not.
+_CREDENTIAL_PARAM = re.compile(
+    r"(?i)(\b(?:access_token|refresh_token|id_token|token|ticket|api_key|apikey)=)[^&\s\"'#]+"
+)
+
+
+def redact_credential_params(text: str) -> str:
+    """`text` with the values of credential query parameters (`ticket=`, `access_token=`, ...)
+    replaced by `[redacted]`."""
+    return _CREDENTIAL_PARAM.sub(r"\1[redacted]", text) if "=" in text else text
+
+
+def _redact_foreign_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event = event_dict.get("event")
+    if isinstance(event, str):
+        event_dict["event"] = redact_credential_params(event)
     return event_dict
 
 
@@ -120,8 +142,10 @@ def configure_logging(settings: CommonSettings) -> None:
         cache_logger_on_first_use=False,
     )
 
+    # Our own lines never log a query string (the access log records the path only); the
+    # libraries' lines get their credentials redacted.
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, _redact_foreign_message],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)

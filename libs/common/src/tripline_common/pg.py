@@ -44,6 +44,12 @@ async def create_pg_pool(settings: CommonSettings) -> asyncpg.Pool:
     server_settings = {"application_name": f"{settings.service_name}-fast"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    if settings.db_idle_in_transaction_timeout_ms:
+        # A connection stuck in an open transaction (a handler awaiting something slow between
+        # statements) holds locks and a pool slot: Postgres ends it instead.
+        server_settings["idle_in_transaction_session_timeout"] = str(
+            settings.db_idle_in_transaction_timeout_ms
+        )
     pool: asyncpg.Pool = await asyncpg.create_pool(
         asyncpg_dsn(settings.database_url),
         min_size=0,

@@ -156,6 +156,14 @@ class CommonSettings(BaseSettings):
 
     docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json.")
 
+    # A connection left idle inside an open transaction is ended by Postgres after this.
+    db_idle_in_transaction_timeout_ms: int = Field(
+        30_000,
+        ge=0,
+        description="Postgres `idle_in_transaction_session_timeout` of every connection "
+        "(engine and raw pool), in ms; 0 disables.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _csv_lists(cls, data: Any) -> Any:

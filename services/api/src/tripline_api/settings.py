@@ -22,13 +22,16 @@ class ApiSettings(CommonSettings):
 
     # Real-time alert streams (WS /v1/alerts/ws, SSE /v1/alerts/stream).
     alerts_ws_heartbeat_seconds: float = Field(
-        20.0, gt=0, description="WebSocket: ping (and session re-check) interval."
+        20.0,
+        gt=0,
+        description="WebSocket: ping interval. Both streams: session re-check interval (logout, "
+        "revocation and disabling end a stream within it).",
     )
     alerts_ws_pong_timeout_seconds: float = Field(
         10.0, gt=0, description="WebSocket: a client not answering a ping within this is dropped."
     )
     alerts_sse_heartbeat_seconds: float = Field(
-        15.0, gt=0, description="SSE: `: ping` comment (and session re-check) when quiet."
+        15.0, gt=0, description="SSE: `: ping` comment when quiet."
     )
     alerts_stream_queue_size: int = Field(
         100, gt=0, description="Events buffered per connection before a slow client is dropped."
@@ -70,4 +73,25 @@ class ApiSettings(CommonSettings):
     )
     reset_password_token_ttl_seconds: int = Field(
         3600, ge=300, description="How long a password-reset link works (s)."
+    )
+
+    # Stream tickets (POST /v1/alerts/stream-tickets): the credential of a stream's URL.
+    stream_ticket_ttl_seconds: int = Field(
+        30, ge=1, le=300, description="Lifetime of a single-use stream ticket (`?ticket=`)."
+    )
+
+    # Telemetry CSV exports (GET /v{1,2}/trips/{id}/telemetry.csv).
+    telemetry_export_max_per_user: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Exports one user may run at once, across replicas; one more gets 429.",
+    )
+
+    # Caps on open alert streams (WebSocket and SSE together).
+    alerts_stream_max_per_user: int = Field(
+        10, ge=1, le=1000, description="Streams one user may hold open at once, across replicas."
+    )
+    alerts_stream_max_per_process: int = Field(
+        1000, ge=1, description="Streams one API process holds open at once, all users together."
     )

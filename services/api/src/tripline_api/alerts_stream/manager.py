@@ -56,11 +56,21 @@ class Subscriber:
 class ConnectionManager:
     """Tracks subscribers per user and feeds them from one Redis pattern subscription."""
 
-    def __init__(self, redis: Redis, lifecycle: Lifecycle, queue_size: int = 100) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        lifecycle: Lifecycle,
+        queue_size: int = 100,
+        max_streams: int = 1000,
+    ) -> None:
         self.redis = redis
         self.lifecycle = lifecycle
         self.queue_size = queue_size
+        self.max_streams = max_streams
         self.closing = False
+        # Places taken by streams on this process, from admission to their end (a stream takes
+        # its place before it subscribes, so concurrent openings cannot overshoot the cap).
+        self.places = 0
         self._by_user: dict[uuid.UUID, set[Subscriber]] = defaultdict(set)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -104,6 +114,18 @@ class ConnectionManager:
             except Exception as exc:  # Redis down: retry; clients catch up from Postgres.
                 log.warning("alerts_listener_failed", error=str(exc))
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    # Admission ---------------------------------------------------------------------------
+
+    def take_place(self) -> bool:
+        """Take one of this process's `max_streams` places; False when all are taken."""
+        if self.places >= self.max_streams:
+            return False
+        self.places += 1
+        return True
+
+    def give_place(self) -> None:
+        self.places -= 1
 
     # Subscribers -------------------------------------------------------------------------
 

@@ -1,14 +1,21 @@
-"""Routes of the real-time alert streams: `WS /v1/alerts/ws` and `GET /v1/alerts/stream`."""
+"""Routes of the real-time alert streams: `WS /v1/alerts/ws`, `GET /v1/alerts/stream`, and
+`POST /v1/alerts/stream-tickets` (the single-use credential for their URLs)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Header, Request, WebSocket
+from fastapi import APIRouter, Header, Request, WebSocket, status
 from fastapi.responses import StreamingResponse
 
-from tripline_api.alerts_stream.service import serve_websocket, sse_body
+from tripline_api.alerts_stream.deps import StreamCallerDep
+from tripline_api.alerts_stream.schemas import StreamTicket
+from tripline_api.alerts_stream.service import open_sse_stream, serve_websocket
+from tripline_api.alerts_stream.tickets import issue_ticket
+from tripline_api.settings import ApiSettings
+from tripline_api.streaming import ClosingStreamingResponse
 from tripline_common.auth.deps import CurrentUser, TokenClaims
+from tripline_common.deps import RedisDep, SettingsDep
 from tripline_common.errors import ErrorResponse
 
 router = APIRouter(prefix="/alerts", tags=["alerts-stream"])
@@ -21,7 +28,39 @@ document as on the WebSocket and in webhooks; see `AlertEvent` in docs/operation
 A `: ping` comment is sent when quiet, so proxies keep the connection open. On reconnect, send
 the last `id:` you received as `Last-Event-ID`: alerts raised after it are replayed from the
 record first (oldest first, at most 1000), then live ones follow, each sent once.
+
+Authenticate with `?ticket=` (a single-use ticket from `POST /v1/alerts/stream-tickets`: the way
+for a browser's `EventSource`, which cannot send headers) or an `Authorization: Bearer` header.
+An access token in the URL (`?access_token=`, `?token=`) is refused with 400
+`credential_in_url`: URLs end up in logs. The stream ends when its session is logged out,
+revoked or its user disabled (checked every `ALERTS_WS_HEARTBEAT_SECONDS`, whatever the
+traffic), and when the access token it was opened with expires: reconnect with a fresh ticket.
+A user holds at most `ALERTS_STREAM_MAX_PER_USER` streams (SSE and WebSocket together, on all
+replicas): one more is refused with 429 `too_many_streams`.
 """
+
+TICKET_DESCRIPTION = """\
+Trade your bearer token (in the `Authorization` header) for a stream ticket: a random,
+single-use credential, valid for `STREAM_TICKET_TTL_SECONDS` (30 s by default), to put in the
+URL of `WS /v1/alerts/ws?ticket=` or `GET /v1/alerts/stream?ticket=`. Only its hash is stored;
+it is refused once used, after it expires, and with another session's bearer token. The stream
+it opens is bound to your session and ends when the access token used here expires.
+"""
+
+
+@router.post(
+    "/stream-tickets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StreamTicket,
+    summary="Get a single-use ticket to open an alert stream",
+    description=TICKET_DESCRIPTION,
+    responses={401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}},
+)
+async def create_stream_ticket(
+    _: CurrentUser, claims: TokenClaims, redis: RedisDep, settings: SettingsDep
+) -> StreamTicket:
+    ttl = cast(ApiSettings, settings).stream_ticket_ttl_seconds
+    return StreamTicket(ticket=await issue_ticket(redis, claims, ttl_seconds=ttl), expires_in=ttl)
 
 
 @router.get(
@@ -34,13 +73,29 @@ record first (oldest first, at most 1000), then live ones follow, each sent once
             "description": "An endless `text/event-stream`.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."},
+        400: {
+            "model": ErrorResponse,
+            "description": "An access token in the URL (`credential_in_url`).",
+        },
+        401: {
+            "model": ErrorResponse,
+            "description": "Missing, invalid, used or expired ticket; invalid or revoked token.",
+        },
+        429: {
+            "model": ErrorResponse,
+            "description": "You hold `ALERTS_STREAM_MAX_PER_USER` streams already "
+            "(`too_many_streams`, all replicas and both transports together).",
+        },
+        503: {
+            "model": ErrorResponse,
+            "description": "This server holds `ALERTS_STREAM_MAX_PER_PROCESS` streams "
+            "(`streams_unavailable`); retry after `Retry-After`.",
+        },
     },
 )
 async def stream_alerts(
     request: Request,
-    user: CurrentUser,
-    claims: TokenClaims,
+    caller: StreamCallerDep,
     last_event_id: Annotated[
         str | None,
         Header(
@@ -50,8 +105,9 @@ async def stream_alerts(
         ),
     ] = None,
 ) -> StreamingResponse:
-    return StreamingResponse(
-        sse_body(request.app, user, claims, last_event_id),
+    body = await open_sse_stream(request.app, caller.principal, caller.claims, last_event_id)
+    return ClosingStreamingResponse(
+        body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -59,10 +115,15 @@ async def stream_alerts(
 
 @router.websocket("/ws")
 async def alerts_websocket(websocket: WebSocket) -> None:
-    """Your alerts over a WebSocket. Token: `?access_token=` (or `Authorization: Bearer`).
+    """Your alerts over a WebSocket. Credentials: `?ticket=` (from `POST
+    /v1/alerts/stream-tickets`) or `Authorization: Bearer`; a handshake without valid ones is
+    refused (HTTP 403), one with `?access_token=` is answered 400 `credential_in_url`.
 
     Messages sent: alert events (`{"type":"alert.raised",...}`) and `{"type":"ping"}`, to be
     answered with `{"type":"pong"}` within the timeout or the socket is closed (4408).
-    Closed with 1008 when the session is revoked, 1001 when the server shuts down.
+    Closed with 1008 when the session is logged out, revoked or its user disabled (checked every
+    heartbeat interval) and when the access token expires; 1001 when the server shuts down.
+    Beyond the caps the socket is accepted and closed at once: 1008 `too many streams` (the user
+    holds `ALERTS_STREAM_MAX_PER_USER`), 1013 `server at capacity` (this process is full).
     """
     await serve_websocket(websocket)

@@ -1,14 +1,20 @@
-"""The logic behind the alert streams: WebSocket sessions, SSE bodies, and the lifespan hooks.
+"""The logic behind the alert streams: authentication, WebSocket sessions, SSE bodies, hooks.
 
-Authentication of the WebSocket: the access token is taken, in this order, from
-- the `access_token` query parameter: the primary way, because the browser `WebSocket` API
-  cannot set request headers. A URL can end up in proxy logs: the token is the short-lived
-  access token (never the refresh token), and it is only read during the handshake;
-- the `Authorization: Bearer` header, for non-browser clients that can set it.
+Authentication, for both streams, takes one of
+- a stream ticket, `?ticket=` (`tickets.py`): the way for browsers, whose `WebSocket` and
+  `EventSource` cannot set request headers. It is single-use and lives seconds, and it is
+  redacted from every log line; the access token itself never travels in a URL, and a URL
+  carrying one (`?access_token=`, `?token=`) is refused with 400 `credential_in_url`;
+- the `Authorization: Bearer` header, for clients that can set it.
 (`Sec-WebSocket-Protocol` smuggling is not supported: it needs the server to echo a protocol
 and leaks the token into a header meant for something else.)
-A missing, invalid, expired or revoked token is refused before the handshake completes (close
-before accept, which the server answers with HTTP 403), so no unauthenticated socket is opened.
+A WebSocket with missing, invalid, expired or revoked credentials is refused before the
+handshake completes (close before accept, which the server answers with HTTP 403).
+
+While a stream is open, `watch_session` re-checks its session every
+`alerts_ws_heartbeat_seconds`, whatever the traffic, and ends the stream when the access token
+it was opened with (directly or through a ticket) expires: logout, revocation, disabling the
+user and expiry all end it within that bound (WebSocket: close 1008).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -28,14 +34,25 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from tripline_api.alerts_stream.manager import (
     CLOSE_HEARTBEAT_TIMEOUT,
     CLOSE_POLICY_VIOLATION,
+    CLOSE_TRY_AGAIN,
     ConnectionManager,
     Subscriber,
 )
+from tripline_api.alerts_stream.tickets import redeem_ticket
 from tripline_api.settings import ApiSettings
+from tripline_api.slots import HeldSlot, take_held_slot
+from tripline_api.streaming import GuardedBody
 from tripline_common.app import Resources
 from tripline_common.auth.service import Principal, resolve_principal
 from tripline_common.auth.tokens import AccessClaims, decode_access_token
-from tripline_common.errors import AppError
+from tripline_common.errors import (
+    AppError,
+    BadRequestError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+    error_response,
+)
 from tripline_common.pubsub import AlertEvent
 
 log = structlog.get_logger("tripline.alerts_stream")
@@ -49,7 +66,10 @@ async def start_alerts_stream(app: FastAPI, resources: Resources) -> None:
     """Start this process's one Redis subscription and its connection manager."""
     settings = cast(ApiSettings, resources.settings)
     manager = ConnectionManager(
-        resources.redis, resources.lifecycle, settings.alerts_stream_queue_size
+        resources.redis,
+        resources.lifecycle,
+        settings.alerts_stream_queue_size,
+        max_streams=settings.alerts_stream_max_per_process,
     )
     app.state.alerts_manager = manager
     manager.start()
@@ -67,30 +87,149 @@ def get_manager(app: Any) -> ConnectionManager:
     return manager
 
 
+# Admission: caps per user (across replicas) and per process --------------------------------
+
+STREAM_RETRY_AFTER_SECONDS = 5
+
+
+def stream_slots_key(user_id: uuid.UUID) -> str:
+    return f"tripline:streams:{user_id}"
+
+
+class Admission:
+    """A stream's place on this process and its slot among its user's streams; `release()`
+    gives both back (once)."""
+
+    def __init__(self, manager: ConnectionManager, slot: HeldSlot) -> None:
+        self.manager, self.slot = manager, slot
+        self._released = False
+
+    def start(self) -> None:
+        self.slot.start()
+
+    async def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.manager.give_place()
+            await self.slot.release()
+
+
+async def admit_stream(
+    resources: Resources, manager: ConnectionManager, user_id: uuid.UUID
+) -> Admission:
+    """Admit one more stream of `user_id`, or refuse: 503 `streams_unavailable` when this
+    process holds `alerts_stream_max_per_process` streams, 429 `too_many_streams` when the user
+    holds `alerts_stream_max_per_user` on all replicas together."""
+    settings = cast(ApiSettings, resources.settings)
+    if not manager.take_place():
+        raise ServiceUnavailableError(
+            "This server holds as many alert streams as it can; reconnect later.",
+            code="streams_unavailable",
+            headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
+        )
+    limit = settings.alerts_stream_max_per_user
+    try:
+        slot = await take_held_slot(resources.redis, stream_slots_key(user_id), limit=limit)
+    except BaseException:
+        manager.give_place()
+        raise
+    if slot is None:
+        manager.give_place()
+        raise RateLimitedError(
+            STREAM_RETRY_AFTER_SECONDS,
+            f"You have {limit} alert streams open, the most allowed; close one first.",
+            code="too_many_streams",
+        )
+    return Admission(manager, slot)
+
+
 # WebSocket ------------------------------------------------------------------------------
 
 
-def websocket_token(websocket: WebSocket) -> str | None:
-    token = websocket.query_params.get("access_token")
-    if token:
-        return token
-    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+# Query parameters that would put a long-lived credential in a URL: refused, never read.
+CREDENTIAL_QUERY_PARAMS = ("access_token", "token")
+
+
+def refuse_credentials_in_url(query_params: Any) -> None:
+    """400 `credential_in_url` when the URL carries an access token (URLs are logged)."""
+    if any(name in query_params for name in CREDENTIAL_QUERY_PARAMS):
+        raise BadRequestError(
+            "Access tokens are not accepted in the URL. Get a single-use ticket from "
+            "POST /v1/alerts/stream-tickets and send it as `?ticket=`, or send the token in "
+            "an `Authorization: Bearer` header.",
+            code="credential_in_url",
+        )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
 
 
+async def authenticate_stream(
+    resources: Resources, *, ticket: str | None, bearer: str | None
+) -> tuple[Principal, AccessClaims]:
+    """The user and claims behind a stream's ticket or bearer token, or an `AppError` (401).
+
+    A ticket sent together with a bearer token must belong to the same session: a ticket
+    that leaked to another user cannot be combined with that user's own token."""
+    if ticket:
+        claims = await redeem_ticket(resources.redis, ticket)
+        if bearer and decode_access_token(resources.settings, bearer).session_id != (
+            claims.session_id
+        ):
+            raise UnauthorizedError(
+                "The ticket was issued to another session.", code="ticket_mismatch"
+            )
+    elif bearer:
+        claims = decode_access_token(resources.settings, bearer)
+    else:
+        raise UnauthorizedError(
+            "Send a stream ticket (`?ticket=`) or an `Authorization: Bearer` header."
+        )
+    principal = await resolve_principal(pg=resources.pg, claims=claims)
+    return principal, claims
+
+
+async def watch_session(
+    resources: Resources, claims: AccessClaims, subscriber: Subscriber, interval: float
+) -> None:
+    """Close `subscriber` (1008) when its token expires or its session stops being live.
+
+    Runs beside the stream on its own timer, so a stream busy with events is checked as
+    often as a quiet one: every `interval` seconds, and at the token's expiry exactly."""
+    while True:
+        remaining = (claims.expires_at - datetime.now(UTC)).total_seconds()
+        if remaining <= 0:
+            subscriber.close(CLOSE_POLICY_VIOLATION, "token expired")
+            return
+        await asyncio.sleep(min(interval, remaining))
+        if claims.expires_at <= datetime.now(UTC):
+            continue  # Closed at the top of the loop.
+        try:
+            await resolve_principal(pg=resources.pg, claims=claims)
+        except AppError:
+            subscriber.close(CLOSE_POLICY_VIOLATION, "session revoked")
+            return
+        except Exception as exc:
+            # The session cannot be checked (database down): fail closed; clients reconnect.
+            log.warning("stream_session_check_failed", error_type=type(exc).__name__)
+            subscriber.close(CLOSE_TRY_AGAIN, "session check unavailable: reconnect")
+            return
+
+
 async def authenticate_websocket(websocket: WebSocket) -> tuple[Principal, AccessClaims] | None:
     resources: Resources = websocket.app.state.resources
-    token = websocket_token(websocket)
-    if not token:
-        return None
     try:
-        claims = decode_access_token(resources.settings, token)
-        principal = await resolve_principal(pg=resources.pg, claims=claims)
+        return await authenticate_stream(
+            resources,
+            ticket=websocket.query_params.get("ticket"),
+            bearer=bearer_token(websocket.headers.get("authorization")),
+        )
     except AppError:
         return None
-    return principal, claims
 
 
 async def serve_websocket(websocket: WebSocket) -> None:
@@ -98,6 +237,14 @@ async def serve_websocket(websocket: WebSocket) -> None:
     resources: Resources = websocket.app.state.resources
     settings = cast(ApiSettings, resources.settings)
     manager = get_manager(websocket.app)
+    try:
+        refuse_credentials_in_url(websocket.query_params)
+    except AppError as error:
+        # Before accept, as an HTTP answer in the shared error shape (ASGI denial response).
+        await websocket.send_denial_response(
+            error_response(error.status_code, error.code, error.message)
+        )
+        return
     authenticated = await authenticate_websocket(websocket)
     if authenticated is None:
         # Before accept: the server refuses the handshake (HTTP 403).
@@ -107,15 +254,33 @@ async def serve_websocket(websocket: WebSocket) -> None:
     if manager.closing:
         await websocket.close(code=1001, reason="server shutting down")
         return
-    await websocket.accept()
-    subscriber = manager.subscribe(principal.id, transport="websocket")
-    log.info("alerts_ws_connected", user_id=str(principal.id))
-    session = _WebSocketSession(websocket, subscriber, resources, settings, claims)
     try:
-        await session.run()
+        admission = await admit_stream(resources, manager, principal.id)
+    except AppError as error:
+        # Accepted, then closed at once: a browser sees the close code and reason (a refused
+        # handshake is only "1006, failed"). 1013 Try Again Later when this process is full,
+        # 1008 when the user holds too many streams.
+        await websocket.accept()
+        code = CLOSE_TRY_AGAIN if error.status_code == 503 else CLOSE_POLICY_VIOLATION
+        reason = "server at capacity" if code == CLOSE_TRY_AGAIN else "too many streams"
+        await websocket.close(code=code, reason=reason)
+        log.info("alerts_ws_refused", user_id=str(principal.id), code=error.code)
+        return
+    try:
+        admission.start()
+        await websocket.accept()
+        subscriber = manager.subscribe(principal.id, transport="websocket")
+        log.info("alerts_ws_connected", user_id=str(principal.id))
+        session = _WebSocketSession(websocket, subscriber, resources, settings, claims)
+        try:
+            await session.run()
+        finally:
+            manager.unsubscribe(subscriber)
+            log.info(
+                "alerts_ws_disconnected", user_id=str(principal.id), code=subscriber.close_code
+            )
     finally:
-        manager.unsubscribe(subscriber)
-        log.info("alerts_ws_disconnected", user_id=str(principal.id), code=subscriber.close_code)
+        await admission.release()
 
 
 class _WebSocketSession:
@@ -140,6 +305,14 @@ class _WebSocketSession:
             asyncio.create_task(self._receive()),
             asyncio.create_task(self._send_alerts()),
             asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(
+                watch_session(
+                    self.resources,
+                    self.claims,
+                    self.subscriber,
+                    self.settings.alerts_ws_heartbeat_seconds,
+                )
+            ),
             asyncio.create_task(self.subscriber.closed.wait()),
         ]
         try:
@@ -181,19 +354,11 @@ class _WebSocketSession:
             await self._send(event.model_dump_json())
 
     async def _heartbeat(self) -> None:
-        """Every interval: re-check the session (1008 when revoked), ping, await the pong."""
+        """Every interval: ping, await the pong (the session is watched by `watch_session`)."""
         interval = self.settings.alerts_ws_heartbeat_seconds
         timeout = self.settings.alerts_ws_pong_timeout_seconds
         while True:
             await asyncio.sleep(interval)
-            try:
-                await resolve_principal(pg=self.resources.pg, claims=self.claims)
-            except AppError:
-                self.subscriber.close(CLOSE_POLICY_VIOLATION, "session revoked")
-                return
-            if self.claims.expires_at <= datetime.now(UTC):
-                self.subscriber.close(CLOSE_POLICY_VIOLATION, "token expired")
-                return
             self.pong.clear()
             await self._send('{"type":"ping"}')
             try:
@@ -240,16 +405,31 @@ def _decoded(row: Any) -> dict[str, Any]:
     return values
 
 
+async def open_sse_stream(
+    app: Any, principal: Principal, claims: AccessClaims, last_event_id: str | None
+) -> GuardedBody:
+    """Admit the stream (`admit_stream`: 429/503 beyond the caps), then its body, which holds
+    the admission until it ends."""
+    resources: Resources = app.state.resources
+    admission = await admit_stream(resources, get_manager(app), principal.id)
+    body = sse_body(app, principal, claims, last_event_id)
+    return GuardedBody(body, admission.release, on_start=admission.start)
+
+
 async def sse_body(
-    app: Any, principal: Principal, claims: AccessClaims | None, last_event_id: str | None
-) -> AsyncIterator[bytes]:
-    """The event stream: replay after `Last-Event-ID`, then live alerts; `: ping` comments."""
+    app: Any, principal: Principal, claims: AccessClaims, last_event_id: str | None
+) -> AsyncGenerator[bytes]:
+    """The event stream: replay after `Last-Event-ID`, then live alerts; `: ping` comments.
+    Ends when the session stops being live or the token expires (`watch_session`)."""
     resources: Resources = app.state.resources
     settings = cast(ApiSettings, resources.settings)
     manager = get_manager(app)
     # Subscribe before reading Postgres, so nothing raised in between is missed; events both
     # replayed and received live are sent once.
     subscriber = manager.subscribe(principal.id, transport="sse")
+    watch = asyncio.create_task(
+        watch_session(resources, claims, subscriber, settings.alerts_ws_heartbeat_seconds)
+    )
     try:
         yield b"retry: 3000\n\n"
         sent: set[uuid.UUID] = set()
@@ -263,11 +443,6 @@ async def sse_body(
                     subscriber.queue.get(), settings.alerts_sse_heartbeat_seconds
                 )
             except TimeoutError:
-                if claims is not None:
-                    try:
-                        await resolve_principal(pg=resources.pg, claims=claims)
-                    except AppError:
-                        return
                 yield b": ping\n\n"
                 continue
             if event is None:
@@ -276,4 +451,5 @@ async def sse_body(
                 continue
             yield sse_event(event)
     finally:
+        watch.cancel()
         manager.unsubscribe(subscriber)

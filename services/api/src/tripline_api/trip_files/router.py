@@ -15,12 +15,13 @@ from fastapi.routing import APIRoute
 
 from tripline_api.jobs.schemas import JobPublic
 from tripline_api.settings import ApiSettings
+from tripline_api.streaming import ClosingStreamingResponse
 from tripline_api.trip_files import service
 from tripline_api.trips.deprecation import DEPRECATION_NOTE, DeprecatedV1Route
 from tripline_api.trips.parameters import TripId
 from tripline_api.trips.responses import NOT_FOUND, UNAUTHORIZED
 from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import QueueDep, ResourcesDep, SessionDep, SettingsDep
+from tripline_common.deps import PgDep, QueueDep, RedisDep, SessionDep, SettingsDep
 from tripline_common.errors import ErrorResponse
 
 
@@ -83,10 +84,13 @@ def trip_files_router(*, v1: bool) -> APIRouter:
         description="Every position fix of the trip, oldest first, as a CSV download (columns "
         "`"
         + ",".join(service.EXPORT_COLUMNS)
-        + "`). Streamed: rows are sent as they are read."
-        + note,
+        + "`). Streamed: rows are read a page at a time and sent as they are read (not a "
+        "snapshot: fixes stored during the download may be included). At most "
+        "`TELEMETRY_EXPORT_MAX_PER_USER` exports of yours run at once (on all replicas); one "
+        "more is answered 429 `too_many_exports` with `Retry-After`." + note,
         responses={
             **NOT_FOUND,
+            429: {"model": ErrorResponse, "description": "Too many of your exports are running."},
             200: {
                 "description": "The CSV file.",
                 "content": {"text/csv": {"schema": {"type": "string"}}},
@@ -97,13 +101,20 @@ def trip_files_router(*, v1: bool) -> APIRouter:
     async def export_telemetry(
         trip_id: TripId,
         user: CurrentUser,
-        session: SessionDep,
-        resources: ResourcesDep,
+        pg: PgDep,
+        redis: RedisDep,
+        settings: SettingsDep,
         response: Response,
     ) -> StreamingResponse:
-        await service.require_own_trip(session=session, owner_id=user.id, trip_id=trip_id)
-        streamed = StreamingResponse(
-            service.telemetry_csv(session_factory=resources.session_factory, trip_id=trip_id),
+        body = await service.start_telemetry_export(
+            pg=pg,
+            redis=redis,
+            owner_id=user.id,
+            trip_id=trip_id,
+            max_per_user=cast(ApiSettings, settings).telemetry_export_max_per_user,
+        )
+        streamed = ClosingStreamingResponse(
+            body,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="trip-{trip_id}-telemetry.csv"'},
         )

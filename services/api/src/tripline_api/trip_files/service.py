@@ -6,8 +6,15 @@ else, then handed to the worker's `import_waypoints` job. The file is small (cap
 `params` (JSONB): acceptable for a reference app, and the job can be re-enqueued from Postgres
 alone. Large files would go to object storage or a table of their own instead.
 
-Exports: rows are read through a server-side cursor, a chunk at a time, and written out as CSV
-while they arrive; memory stays flat however long the trip.
+Exports: rows are read a page at a time, each page one short query on the raw pool (keyset on
+`(recorded_at, id)`), and written out as CSV; memory stays flat however long the trip, and no
+connection waits on the client: it goes back to the pool before each page is sent, so a client
+that reads slowly, or never, holds a socket and one page of memory, never a connection or an
+open transaction. (A server-side cursor would need its transaction open for the whole
+download: 16 clients that never read took every connection of the pool.) Pages are separate
+statements, so an export is not a snapshot: fixes stored during the download may be included.
+Each user runs at most `telemetry_export_max_per_user` exports at once, across replicas
+(`tripline_api.slots`); one more is a 429.
 """
 
 from __future__ import annotations
@@ -15,18 +22,21 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Literal
 
 from fastapi import UploadFile
+from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.db import SessionFactory
-from tripline_common.errors import AppError, NotFoundError, PayloadTooLargeError
+from tripline_api.slots import take_held_slot
+from tripline_api.streaming import GuardedBody
+from tripline_common.errors import AppError, NotFoundError, PayloadTooLargeError, RateLimitedError
 from tripline_common.jobs import create_job
-from tripline_common.models import Job, TelemetryEvent, Trip
+from tripline_common.models import Job, Trip
+from tripline_common.pg import PgExecutor
 from tripline_common.queue import JobQueue
 
 IMPORT_WAYPOINTS = "import_waypoints"
@@ -146,27 +156,70 @@ async def start_waypoint_import(
     )
 
 
+_OWN_TRIP_QUERY = "SELECT 1 FROM trips WHERE id = $1 AND owner_id = $2"
+_FIRST_PAGE_QUERY = """
+SELECT recorded_at, lat, lon, speed_kmh, heading_deg, accuracy_m, id
+FROM telemetry_events
+WHERE trip_id = $1
+ORDER BY recorded_at, id
+LIMIT $2
+"""
+_NEXT_PAGE_QUERY = """
+SELECT recorded_at, lat, lon, speed_kmh, heading_deg, accuracy_m, id
+FROM telemetry_events
+WHERE trip_id = $1 AND recorded_at >= $3 AND (recorded_at, id) > ($3, $4)
+ORDER BY recorded_at, id
+LIMIT $2
+"""  # `recorded_at >= $3` lets the (trip_id, recorded_at) index start each page where it should.
+EXPORT_RETRY_AFTER_SECONDS = 10
+
+
+def export_slots_key(owner_id: uuid.UUID) -> str:
+    return f"tripline:exports:{owner_id}"
+
+
+async def start_telemetry_export(
+    *,
+    pg: PgExecutor,
+    redis: Redis,
+    owner_id: uuid.UUID,
+    trip_id: uuid.UUID,
+    max_per_user: int,
+    chunk_rows: int = EXPORT_CHUNK_ROWS,
+) -> GuardedBody:
+    """404 unless the trip is the owner's, 429 if the owner already runs `max_per_user`
+    exports; else the CSV body, which holds one of the owner's export slots until it ends."""
+    if await pg.fetchval(_OWN_TRIP_QUERY, trip_id, owner_id) is None:
+        raise trip_not_found()
+    slot = await take_held_slot(redis, export_slots_key(owner_id), limit=max_per_user)
+    if slot is None:
+        raise RateLimitedError(
+            EXPORT_RETRY_AFTER_SECONDS,
+            f"You already have {max_per_user} exports running; wait for one to finish.",
+            code="too_many_exports",
+        )
+    body = telemetry_csv(pg=pg, trip_id=trip_id, chunk_rows=chunk_rows)
+    return GuardedBody(body, slot.release, on_start=slot.start)
+
+
 async def telemetry_csv(
-    *, session_factory: SessionFactory, trip_id: uuid.UUID, chunk_rows: int = EXPORT_CHUNK_ROWS
-) -> AsyncIterator[bytes]:
-    """The trip's telemetry as CSV, in `recorded_at` order, one chunk of rows at a time, from
-    a server-side cursor (its own session: the response outlives the request's)."""
+    *, pg: PgExecutor, trip_id: uuid.UUID, chunk_rows: int = EXPORT_CHUNK_ROWS
+) -> AsyncGenerator[bytes]:
+    """The trip's telemetry as CSV, in `(recorded_at, id)` order, one page of rows at a time;
+    each page is one statement on the pool, and no connection is held between pages."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     yield buffer.getvalue().encode()
-    query = (
-        select(*(getattr(TelemetryEvent, name) for name in EXPORT_COLUMNS))
-        .where(col(TelemetryEvent.trip_id) == trip_id)
-        .order_by(col(TelemetryEvent.recorded_at), col(TelemetryEvent.id))
-        .execution_options(yield_per=chunk_rows)
-    )
-    async with session_factory() as session:
-        result = await session.stream(query)
-        async for rows in result.partitions():
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerows(
-                (r[0].isoformat(), *("" if v is None else v for v in r[1:])) for r in rows
-            )
-            yield buffer.getvalue().encode()
+    rows = await pg.fetch(_FIRST_PAGE_QUERY, trip_id, chunk_rows)
+    while rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(
+            (r[0].isoformat(), *("" if v is None else v for v in tuple(r)[1:6])) for r in rows
+        )
+        yield buffer.getvalue().encode()
+        if len(rows) < chunk_rows:
+            return
+        last = rows[-1]
+        rows = await pg.fetch(_NEXT_PAGE_QUERY, trip_id, chunk_rows, last[0], last[6])
