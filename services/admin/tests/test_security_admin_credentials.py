@@ -1,5 +1,6 @@
-"""The admin app's credentials under attack: forged or tampered bearer tokens and console
-cookies get nobody in, whatever role they claim; the role comes from the database.
+"""The admin app under attack: forged or tampered bearer tokens and console cookies get nobody
+in, whatever role they claim (the role comes from the database); console sessions end with
+their lifetime; a script sent in a form comes back as text.
 """
 
 from __future__ import annotations
@@ -163,3 +164,22 @@ async def test_a_cookie_naming_an_api_session_opens_no_console(
 
     assert response.status_code == 303
     assert response.headers["location"].startswith("/console/login")
+
+
+async def test_a_script_in_a_form_value_comes_back_escaped_in_the_flash_message(
+    browser, operator, sign_in
+) -> None:
+    # Reflected through the flash message: the unknown email is quoted back to the operator.
+    console = await sign_in(browser, operator)
+    script = "<script>alert(1)</script>@example.com"
+
+    posted = await browser.post(
+        "/console/devices",
+        data={"csrf_token": console.csrf, "owner_email": script, "name": "<img src=x onerror=1>"},
+    )
+    page = await browser.get(posted.headers["location"])
+
+    assert posted.status_code == 303 and page.status_code == 200
+    assert "No user has the email" in page.text
+    assert "<script>alert(1)</script>" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
