@@ -1,10 +1,12 @@
 """The admin app under attack: forged or tampered bearer tokens and console cookies get nobody
 in, whatever role they claim (the role comes from the database); console sessions end with
-their lifetime; a script sent in a form comes back as text.
+their lifetime; a script sent in a form comes back as text; the login form does not tell
+unknown emails from wrong passwords.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -183,3 +185,27 @@ async def test_a_script_in_a_form_value_comes_back_escaped_in_the_flash_message(
     assert "No user has the email" in page.text
     assert "<script>alert(1)</script>" not in page.text and "<img src=x" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+async def test_the_console_login_does_not_say_whether_an_email_has_an_account(
+    browser, operator
+) -> None:
+    async def refused(email: str) -> tuple[int, str]:
+        page = await browser.get("/console/login")
+        response = await browser.post(
+            "/console/login",
+            data={
+                "email": email,
+                "password": "not the password",
+                "csrf_token": form_token(page.text),
+            },
+        )
+        # The form is rendered again with a fresh CSRF token; the rest must be identical.
+        return response.status_code, re.sub(r'value="[^"]*"', 'value=""', response.text)
+
+    wrong_password = await refused(operator.email)
+    unknown_email = await refused("nobody-" + operator.email)
+
+    assert wrong_password[0] == unknown_email[0] == 401
+    assert "Incorrect email or password." in wrong_password[1]
+    assert wrong_password[1] == unknown_email[1]
