@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -281,3 +283,33 @@ async def test_the_connection_goes_to_the_address_resolved_once_with_the_name_as
     [request] = webhook_receiver.received
     assert request.headers["Host"] == f"hooks.example.test:{webhook_receiver.port}"
     assert calls == ["hooks.example.test"]
+
+
+async def test_a_redirect_is_not_followed(
+    ctx, session_factory, webhook_receiver, alert_with_delivery
+) -> None:
+    # A receiver that answers 307 towards another address (here the real receiver): following it
+    # would send the signed body somewhere the SSRF guard never judged.
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(307)
+            self.send_header("Location", webhook_receiver.url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        delivery_id = await alert_with_delivery(f"http://127.0.0.1:{server.server_port}/hook")
+        with pytest.raises(Retry):
+            await deliver(ctx, delivery_id)
+    finally:
+        server.shutdown()
+        server.server_close()
+    row = await delivery_row(session_factory, delivery_id)
+    assert (row.status, row.last_status_code) == (DeliveryStatus.PENDING, 307)
+    assert webhook_receiver.received == []
