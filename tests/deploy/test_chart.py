@@ -3,6 +3,7 @@ must keep (hardening, probes, shutdown, hooks, credentials, network policy, moni
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 
@@ -17,6 +18,8 @@ from chart_render import (
     render,
     render_profile,
 )
+
+from tripline_common.settings import CommonSettings
 
 APP_PROFILES = ["dev", "ci", "prod"]
 COMPONENTS = {"api", "admin", "ingest", "worker"}
@@ -58,6 +61,8 @@ def test_lint_with_chart_defaults_and_only_a_secret_name_is_clean() -> None:
         ({"config": {"ENVIRONMENT": "production"}}, "/config/ENVIRONMENT"),
         ({"secrets": {"values": {"secretKey": "short"}}}, "/secrets/values/secretKey"),
         ({"imagePullSecret": []}, "additional properties 'imagePullSecret'"),
+        ({"config": {"FORWARDED_ALLOW_IPS": "*"}}, "/config/FORWARDED_ALLOW_IPS"),
+        ({"config": {"FORWARDED_ALLOW_IPS": "ingress-nginx"}}, "/config/FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_bad_values_are_refused_by_the_schema_with_a_readable_message(values, message) -> None:
@@ -94,6 +99,13 @@ def test_bad_values_are_refused_by_the_schema_with_a_readable_message(values, me
                 "components": {"worker": {"ingress": {"enabled": True}}},
             },
             "components.worker.ingress needs",
+        ),
+        (
+            {
+                "secrets": {"existingSecret": "s"},
+                "components": {"api": {"ingress": {"enabled": True}}},
+            },
+            "components.api.ingress is enabled but config.FORWARDED_ALLOW_IPS is empty",
         ),
     ],
 )
@@ -320,3 +332,19 @@ def test_prestop_sleep_is_available_when_wanted() -> None:
     api = r.get("Deployment", "tripline-api")["spec"]["template"]["spec"]
     assert api["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert api["terminationGracePeriodSeconds"] == 5 + 5 + 20 + 5
+
+
+@pytest.mark.parametrize("profile", APP_PROFILES)
+def test_only_listed_proxies_may_set_the_client_address(renders, profile: str) -> None:
+    """No profile trusts every peer; the apps accept each profile's list; a profile with an
+    Ingress trusts a few addresses (the controller's pool), never a whole pod network."""
+    configs = renders[profile].kind("ConfigMap")
+    (config,) = [c for c in configs if "FORWARDED_ALLOW_IPS" in c.get("data", {})]
+    value = config["data"]["FORWARDED_ALLOW_IPS"]
+    assert "*" not in value
+    assert CommonSettings(_env_file=None, forwarded_allow_ips=value)  # type: ignore[call-arg]
+    networks = [ipaddress.ip_network(entry) for entry in value.split(",") if entry.strip()]
+    if renders[profile].kind("Ingress"):
+        assert networks and all(n.num_addresses <= 256 for n in networks), value
+    else:
+        assert networks == [], f"{profile} has no proxy in front, yet trusts {value}"

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
-from chart_render import render_profile
+from chart_render import ROOT, render_profile
 from chart_workloads import (
     GRACEFUL_EXIT_CODES,
     IMAGE_ENV,
@@ -242,3 +243,46 @@ def test_migrations_hook_migrates_and_the_schema_wait_lets_pods_start(
         if waiting.poll() is None:
             waiting.kill()
             waiting.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_client_cannot_choose_its_address_with_the_charts_settings(
+    profile: str, local_release, tmp_path: Path
+) -> None:
+    """The api as the chart runs it, reached directly by a client that forges X-Forwarded-For
+    (this machine is no proxy the profile trusts): its session records the real peer."""
+    rendered, database_url = local_release(profile)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seed.py")],
+        env={**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test"},
+        check=True,
+        timeout=60,
+    )
+    from scripts.seed import DEMO_PASSWORD
+
+    api = next(w for w in rendered if w.kind == "Deployment" and w.component == "api")
+    container = api.containers[0]
+    process = start(container, tmp_path)
+    try:
+        log = lambda: log_tail(tmp_path, container.name)  # noqa: E731
+        await_probe(container, "startup", process, log)
+        await_probe(container, "readiness", process, log)
+        # The profile's own host name (TRUSTED_HOSTS), as the Ingress would pass it on.
+        host = container.env["TRUSTED_HOSTS"].split(",")[0]
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{container.port}", headers={"Host": host}, timeout=10
+        ) as client:
+            login = client.post(
+                "/v1/auth/token",
+                data={"username": "demo@tripline.dev", "password": DEMO_PASSWORD},
+                headers={"X-Forwarded-For": "1.2.3.4"},
+            )
+            assert login.status_code == 200, login.text
+            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            sessions = client.get("/v1/auth/sessions", headers=bearer).raise_for_status()
+    finally:
+        process.kill()
+        process.wait()
+    assert [s["ip"] for s in sessions.json()] == ["127.0.0.1"]

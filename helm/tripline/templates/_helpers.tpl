@@ -217,6 +217,9 @@ test containers always keep it read-only. (dict "c" $component "readOnly" true) 
 {{- if and $c.ingress.enabled (not $c.service.enabled) -}}
 {{- fail (printf "components.%s.ingress needs components.%s.service.enabled" $name $name) -}}
 {{- end -}}
+{{- if and $c.ingress.enabled (not (trim (toString $.Values.config.FORWARDED_ALLOW_IPS))) -}}
+{{- fail (printf "components.%s.ingress is enabled but config.FORWARDED_ALLOW_IPS is empty: every client would appear as the ingress controller (one login limit for all). Set it to the ingress controller pods' addresses or CIDR (docs/deploying.md, \"Client addresses\")" $name) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
