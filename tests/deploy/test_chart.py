@@ -348,3 +348,55 @@ def test_only_listed_proxies_may_set_the_client_address(renders, profile: str) -
         assert networks and all(n.num_addresses <= 256 for n in networks), value
     else:
         assert networks == [], f"{profile} has no proxy in front, yet trusts {value}"
+
+
+# One address inside each range a webhook must never reach, and public ones it must.
+NEVER_WEBHOOK_DESTINATIONS = [
+    "0.0.0.1",  # "this network"
+    "10.1.2.3",
+    "100.64.0.1",  # shared address space (CGNAT; some clusters' pod or node networks)
+    "127.0.0.1",
+    "169.254.169.254",  # cloud metadata
+    "172.16.0.1",
+    "172.31.255.254",
+    "192.0.0.170",  # IETF protocol assignments (NAT64 discovery)
+    "192.168.1.1",
+    "198.18.0.1",  # benchmarking
+    "198.19.255.254",
+    "::1",
+    "::ffff:10.0.0.1",  # IPv4-mapped
+    "fd00::1",  # unique local
+    "fc00::1",
+    "fe80::1",  # link-local
+]
+PUBLIC_WEBHOOK_DESTINATIONS = ["93.184.215.14", "8.8.8.8", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+
+
+def egress_allows(rule: dict, address: str) -> bool:
+    """Whether a NetworkPolicy egress rule's ipBlock peers let traffic to `address` out."""
+    ip = ipaddress.ip_address(address)
+    for peer in rule.get("to", []):
+        block = peer.get("ipBlock")
+        if block is None:
+            continue
+        cidr = ipaddress.ip_network(block["cidr"])
+        excluded = any(ip in ipaddress.ip_network(e) for e in block.get("except", []))
+        if ip.version == cidr.version and ip in cidr and not excluded:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("profile", APP_PROFILES)
+def test_webhook_egress_reaches_the_internet_but_no_internal_range(renders, profile: str) -> None:
+    policy = renders[profile].get("NetworkPolicy", "tripline-worker")
+    (webhooks,) = [
+        rule for rule in policy["spec"]["egress"] if {p["port"] for p in rule["ports"]} == {443}
+    ]
+    reachable = [a for a in NEVER_WEBHOOK_DESTINATIONS if egress_allows(webhooks, a)]
+    assert reachable == [], f"webhook egress reaches internal addresses: {reachable}"
+    for address in PUBLIC_WEBHOOK_DESTINATIONS:
+        assert egress_allows(webhooks, address), address
+    # No other component may open outgoing HTTPS at all.
+    for name in COMPONENTS - {"worker"}:
+        egress = renders[profile].get("NetworkPolicy", f"tripline-{name}")["spec"]["egress"]
+        assert all(443 not in {p["port"] for p in rule["ports"]} for rule in egress), name
