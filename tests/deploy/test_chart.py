@@ -283,7 +283,10 @@ def test_network_policy_denies_by_default_and_allows_only_app_ports(renders) -> 
     for name in COMPONENTS:
         policy = r.get("NetworkPolicy", f"tripline-{name}")
         (ingress,) = policy["spec"]["ingress"]
-        assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+        assert ingress["ports"] == [
+            {"port": "http", "protocol": "TCP"},
+            {"port": "ops", "protocol": "TCP"},
+        ]
         egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
         assert egress_ports == ({53, 5432, 6379, 443} if name == "worker" else {53, 5432, 6379})
 
@@ -303,7 +306,7 @@ def test_helm_test_hooks_call_every_service_readiness(renders) -> None:
     assert {p["metadata"]["annotations"]["helm.sh/hook"] for p in pods} == {"test"}
     scripts = " ".join(p["spec"]["containers"][0]["command"][-1] for p in pods)
     for name in COMPONENTS - {"worker"}:
-        assert f"http://tripline-{name}:80/readyz" in scripts
+        assert f"http://tripline-{name}:9000/readyz" in scripts
 
 
 def test_dev_databases_use_official_images_and_run_unprivileged(renders) -> None:
@@ -400,3 +403,42 @@ def test_webhook_egress_reaches_the_internet_but_no_internal_range(renders, prof
     for name in COMPONENTS - {"worker"}:
         egress = renders[profile].get("NetworkPolicy", f"tripline-{name}")["spec"]["egress"]
         assert all(443 not in {p["port"] for p in rule["ports"]} for rule in egress), name
+
+
+@pytest.mark.parametrize("profile", APP_PROFILES)
+def test_probes_and_metrics_are_served_off_the_routed_port(profile: str) -> None:
+    """Kubelet probes and the Prometheus Operator's scrapes use the `ops` port; the Ingress and
+    the Service's client port reach only `http`, where the apps answer 404 for those paths."""
+    r = render_profile(profile, api_versions=MONITORING_APIS)
+    for deployment in r.kind("Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert set(ports) == {"http", "ops"} and ports["http"] != ports["ops"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["PORT"] == str(ports["http"]) and env["OPS_PORT"] == str(ports["ops"])
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[kind]["httpGet"]["port"] == "ops", (deployment["metadata"], kind)
+    for service in r.kind("Service"):
+        if service["metadata"]["name"].endswith(("-postgres", "-redis")):
+            continue
+        targets = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+        assert targets == {"http": "http", "ops": "ops"}
+    for ingress in r.kind("Ingress"):
+        backends = [
+            path["backend"]["service"]["port"]
+            for rule in ingress["spec"]["rules"]
+            for path in rule["http"]["paths"]
+        ]
+        assert backends and all(port == {"name": "http"} for port in backends), backends
+    monitors = r.kind("ServiceMonitor") + r.kind("PodMonitor")
+    assert len(monitors) == (4 if profile == "prod" else 0)
+    for monitor in monitors:
+        endpoints = monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
+        assert [e["port"] for e in endpoints] == ["ops"]
+
+
+def test_the_ops_port_must_differ_from_the_app_port() -> None:
+    values = {"secrets": {"existingSecret": "s"}, "components": {"api": {"opsPort": 8000}}}
+    with pytest.raises(helm_python.HelmError) as refused:
+        render(values)
+    assert "components.api.opsPort must differ from components.api.port" in str(refused.value)

@@ -3,10 +3,11 @@
 For the ci and prod profiles, each rendered workload's command, args and environment (ConfigMap,
 Secret and literals, resolved) start the real process here, against the test Postgres and Redis.
 Only what a user would override for a local install is changed, through values: listen address,
-ports, the credentials (a scratch database, an isolated queue). The kubelet's view is then
-replayed: startup, readiness and liveness probes on the manifest's paths, ports and headers,
-within the manifest's thresholds; on SIGTERM readiness drops while the process still serves, and
-it exits cleanly within terminationGracePeriodSeconds.
+ports (app and ops), the credentials (a scratch database, an isolated queue). The kubelet's view
+is then replayed: startup, readiness and liveness probes on the manifest's paths, ports and
+headers, within the manifest's thresholds; on SIGTERM readiness drops while the process still
+serves, and it exits cleanly within terminationGracePeriodSeconds. The probe paths answer 404 on
+the container's `http` port, which the Service and Ingress route to.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def local_overrides(profile: str, database_url: str, redis_url: str) -> tuple[di
     """Values a user would set to run the release on one machine, and the stand-in for the
     Secret the prod profile expects to exist (secrets.existingSecret)."""
     components = {
-        name: {"port": free_port(), "env": {"HOST": "127.0.0.1"}}
+        name: {"port": free_port(), "opsPort": free_port(), "env": {"HOST": "127.0.0.1"}}
         for name in ("api", "admin", "ingest", "worker")
     }
     values: dict = {
@@ -140,6 +141,11 @@ def check_deployment(workload: Workload, log_dir: Path) -> str:
         startup = await_probe(container, "startup", process, log)
         await_probe(container, "readiness", process, log)
         await_probe(container, "liveness", process, log)
+        # The port clients reach (the Service's `http`, the Ingress) serves no probe or metrics.
+        assert all(probe.port != container.port for probe in container.probes.values())
+        for path in [*paths.values(), "/metrics"]:
+            public = httpx.get(f"http://127.0.0.1:{container.port}{path}", timeout=5)
+            assert public.status_code == 404, f"{container.name}: {path} on the app port"
 
         process.send_signal(signal.SIGTERM)
         terminated = time.monotonic()

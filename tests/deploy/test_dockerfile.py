@@ -124,13 +124,14 @@ def test_the_image_configured_for_production_serves_no_api_docs(
 ) -> None:
     database_url = scratch_database()
     upgrade(database_url)
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     env = {
         "PATH": str(Path(sys.executable).parent),
         "LANG": "C.UTF-8",
         **image_env(),
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "OPS_PORT": str(ops_port),
         "SECRET_KEY": "image-" + "k" * 40,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -142,7 +143,7 @@ def test_the_image_configured_for_production_serves_no_api_docs(
         while True:
             assert process.poll() is None, (tmp_path / "api.log").read_text()
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{ops_port}/livez", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

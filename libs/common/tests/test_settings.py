@@ -128,3 +128,8 @@ def test_values_come_from_a_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatc
 def test_out_of_range_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         make(**{field: value})
+
+
+def test_the_ops_port_must_differ_from_the_app_port() -> None:
+    with pytest.raises(ValidationError, match="OPS_PORT must differ from PORT"):
+        make(port=9000, ops_port=9000)

@@ -182,6 +182,15 @@ class CommonSettings(BaseSettings):
 
     docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json.")
 
+    # Operations port: probes and /metrics, kept off the port the Service and Ingress reach.
+    ops_port: int = Field(
+        9000,
+        ge=1,
+        le=65535,
+        description="TCP port serving only /livez, /readyz, /startupz and /metrics (for the "
+        "kubelet and Prometheus); on PORT those paths answer 404. Must differ from PORT.",
+    )
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _proxy_addresses(cls, value: str) -> str:
@@ -223,6 +232,12 @@ class CommonSettings(BaseSettings):
         if self.log_format:
             return self.log_format
         return "console" if self.environment in (Environment.DEV, Environment.TEST) else "json"
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Self:
+        if self.ops_port == self.port:
+            raise ValueError(f"OPS_PORT must differ from PORT (both are {self.port})")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_config(self) -> Self:
