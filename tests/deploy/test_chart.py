@@ -22,6 +22,11 @@ from chart_render import (
 from tripline_common.settings import CommonSettings
 
 APP_PROFILES = ["dev", "ci", "prod"]
+TESTS_SELECTOR = {
+    "app.kubernetes.io/name": "tripline",
+    "app.kubernetes.io/instance": "tripline",
+    "app.kubernetes.io/component": "tests",
+}
 COMPONENTS = {"api", "admin", "ingest", "worker"}
 
 
@@ -282,11 +287,18 @@ def test_network_policy_denies_by_default_and_allows_only_app_ports(renders) -> 
     assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]
     for name in COMPONENTS:
         policy = r.get("NetworkPolicy", f"tripline-{name}")
-        (ingress,) = policy["spec"]["ingress"]
-        assert ingress["ports"] == [
-            {"port": "http", "protocol": "TCP"},
-            {"port": "ops", "protocol": "TCP"},
-        ]
+        app, ops = policy["spec"]["ingress"]
+        assert app["ports"] == [{"port": "http", "protocol": "TCP"}]
+        assert ops["ports"] == [{"port": "ops", "protocol": "TCP"}]
+        # The ingress controller reaches only the app port; Prometheus and the `helm test` pods
+        # only the ops port (the kubelet's probes come from the node, which is not filtered).
+        namespaces = lambda rule: {  # noqa: E731
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for peer in rule["from"]
+            if "namespaceSelector" in peer
+        }
+        assert namespaces(app) == {"ingress-nginx"} and namespaces(ops) == {"monitoring"}
+        assert {"podSelector": {"matchLabels": TESTS_SELECTOR}} in ops["from"]
         egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
         assert egress_ports == ({53, 5432, 6379, 443} if name == "worker" else {53, 5432, 6379})
 
