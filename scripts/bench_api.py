@@ -167,7 +167,11 @@ def main() -> int:
             )
         )
         processes.append(
-            start([str(BIN / "tripline-api")], {**env, "PORT": str(api_port)}, api_port)
+            start(
+                [str(BIN / "tripline-api")],
+                {**env, "PORT": str(api_port), "OPS_PORT": str(free_port())},
+                api_port,
+            )
         )
         targets = {
             "baseline": (f"http://127.0.0.1:{base_port}/trips/{trip_id}", None),

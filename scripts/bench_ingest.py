@@ -225,13 +225,13 @@ def parse_wrk(output: str, batch_size: int) -> Result:
     )
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+def wait_ready(ops_url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"ingest exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{ops_url}/readyz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -282,7 +282,7 @@ def main() -> int:
         script.write_text(LUA)
         body_size = (workdir / "body-0.json").stat().st_size
 
-        port = free_port()
+        port, ops_port = free_port(), free_port()
         env = {
             **os.environ,
             "DATABASE_URL": database.url,
@@ -294,6 +294,7 @@ def main() -> int:
             "TRUSTED_HOSTS": "127.0.0.1,localhost",
             "DEVICE_RATE_LIMIT": "100000000",
             "PORT": str(port),
+            "OPS_PORT": str(ops_port),
         }
         ingest = subprocess.Popen(  # noqa: S603 - our own console script
             [str(BIN / "tripline-ingest")],
@@ -303,7 +304,7 @@ def main() -> int:
             cwd=workdir,
         )
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, ingest)
+        wait_ready(f"http://127.0.0.1:{ops_port}", ingest)
         print(
             f"{args.devices} devices, batches of {args.batch_size} events "
             f"({body_size} bytes{' gzip' if args.gzip else ''}), wrk -c{args.connections}, "

@@ -193,10 +193,11 @@ async def baseline(dsn: str) -> tuple[float, int]:
 def start_process(
     command: str, env: dict[str, str], workdir: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     log = (workdir / f"{command}.log").open("ab")
+    ports = {"PORT": str(port), "OPS_PORT": str(ops_port)}
     process = subprocess.Popen(  # noqa: S603 - our own console scripts
-        [str(BIN / command)], env={**env, "PORT": str(port)}, stdout=log, stderr=log, cwd=workdir
+        [str(BIN / command)], env={**env, **ports}, stdout=log, stderr=log, cwd=workdir
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -204,7 +205,7 @@ def start_process(
         if process.poll() is not None:
             raise SystemExit(f"{command} exited with {process.returncode}; see {log.name}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=1).status_code == 200:
                 return process, url
         except httpx.HTTPError:
             pass

@@ -22,6 +22,8 @@ IMAGE_ENV = {
     "PYTHONUNBUFFERED": "1",
     "PYTHONFAULTHANDLER": "1",
     "HOST": "0.0.0.0",  # noqa: S104 - a container listens on its pod's address
+    "ENVIRONMENT": "prod",
+    "DOCS_ENABLED": "false",
 }
 # After a graceful shutdown uvicorn re-raises SIGTERM; tini passes that on as 128 + 15.
 GRACEFUL_EXIT_CODES = (0, 143)

@@ -25,10 +25,13 @@ Settings (environment or `.env`):
     REDIS_URL       default redis://127.0.0.1:6379/0
     TRIPLINE_DEV_DATA_DIR                           default <repo>/.local/dev
     API_PORT, ADMIN_PORT, INGEST_PORT, WORKER_PORT  default 8000, 8001, 8002, 8003
+    API_OPS_PORT, ADMIN_OPS_PORT, INGEST_OPS_PORT, WORKER_OPS_PORT
+                    probes and /metrics (OPS_PORT), default 9000, 9001, 9002, 9003
     DEV_SMTP_PORT   default 8025 (the stand-in mail server; unused when SMTP_HOST is set)
 
 Hooks for tests (JSON), which replace the real commands with stand-ins:
-    TRIPLINE_DEV_SERVICES       [{"name": "api", "cmd": ["tripline-api"], "port": 8000}, ...]
+    TRIPLINE_DEV_SERVICES       [{"name": "api", "cmd": ["tripline-api"], "port": 8000,
+                                  "ops_port": 9000}, ...]
     TRIPLINE_DEV_MIGRATE_CMD    ["tripline-migrate", "upgrade", "head"]
     TRIPLINE_DEV_SEED_CMD       ["python", "scripts/seed.py"]
     TRIPLINE_DEV_READY_TIMEOUT  seconds to wait for /readyz (default 60)
@@ -75,7 +78,6 @@ MAIL = "mail"  # the name the stand-in mail server's lines carry
 EXTRA_LINKS = {
     "api": ("API docs", "/docs"),
     "admin": ("console", "/console/"),
-    "worker": ("metrics", "/metrics"),
 }
 
 
@@ -84,11 +86,13 @@ EXTRA_LINKS = {
 
 @dataclass(frozen=True)
 class Service:
-    """One long-running process: its name in the logs, its command and the port it listens on."""
+    """One long-running process: its name in the logs, its command, the port it serves on and
+    the port of its probes and /metrics (OPS_PORT)."""
 
     name: str
     cmd: list[str]
     port: int
+    ops_port: int
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,16 @@ def load_config() -> Config:
         return int(settings.get(name) or default)
 
     services = [
-        Service("api", ["tripline-api"], port("API_PORT", 8000)),
-        Service("admin", ["tripline-admin"], port("ADMIN_PORT", 8001)),
-        Service("ingest", ["tripline-ingest"], port("INGEST_PORT", 8002)),
-        Service("worker", ["tripline-worker"], port("WORKER_PORT", 8003)),
+        Service("api", ["tripline-api"], port("API_PORT", 8000), port("API_OPS_PORT", 9000)),
+        Service(
+            "admin", ["tripline-admin"], port("ADMIN_PORT", 8001), port("ADMIN_OPS_PORT", 9001)
+        ),
+        Service(
+            "ingest", ["tripline-ingest"], port("INGEST_PORT", 8002), port("INGEST_OPS_PORT", 9002)
+        ),
+        Service(
+            "worker", ["tripline-worker"], port("WORKER_PORT", 8003), port("WORKER_OPS_PORT", 9003)
+        ),
     ]
     if settings.get("TRIPLINE_DEV_SERVICES"):
         services = [Service(**entry) for entry in json.loads(settings["TRIPLINE_DEV_SERVICES"])]
@@ -337,15 +347,22 @@ class Runner:
 
     def _run(self) -> int:
         say = self.output.say
-        busy = [s for s in self.config.services if not port_is_free(s.port)]
+        busy = [
+            (service, port, variable)
+            for service in self.config.services
+            for port, variable in (
+                (service.port, f"{service.name.upper()}_PORT"),
+                (service.ops_port, f"{service.name.upper()}_OPS_PORT"),
+            )
+            if not port_is_free(port)
+        ]
         if self.config.smtp_port is not None and not port_is_free(self.config.smtp_port):
             say(f"port {self.config.smtp_port} for the mail stand-in is in use (set DEV_SMTP_PORT)")
             return 1
         if busy:
-            for service in busy:
-                variable = f"{service.name.upper()}_PORT"
+            for service, port, variable in busy:
                 say(
-                    f"port {service.port} for {service.name} is already in use "
+                    f"port {port} for {service.name} is already in use "
                     f"(another `make dev` still running? set {variable} to move it)"
                 )
             return 1
@@ -384,7 +401,8 @@ class Runner:
                 return 1
 
         for service in self.config.services:
-            child = self._start(service.name, service.cmd, {**env, "PORT": str(service.port)})
+            ports = {"PORT": str(service.port), "OPS_PORT": str(service.ops_port)}
+            child = self._start(service.name, service.cmd, {**env, **ports})
             if child is None:
                 return 1
             self.services.append(child)
@@ -445,7 +463,7 @@ class Runner:
                     if code is not None:
                         return f"{name} exited with code {code} before it was ready"
                     try:
-                        response = client.get(f"http://127.0.0.1:{service.port}/readyz")
+                        response = client.get(f"http://127.0.0.1:{service.ops_port}/readyz")
                     except httpx.HTTPError as error:
                         last_answer[name] = type(error).__name__
                         continue
@@ -506,6 +524,7 @@ def print_banner(
         if service.name in EXTRA_LINKS:
             label, path = EXTRA_LINKS[service.name]
             line += f" {label}: {base}{path}"
+        line += f" metrics: http://127.0.0.1:{service.ops_port}/metrics"
         lines.append(line.rstrip())
     postgres = f"embedded, data in {stack.postgres.data_dir}" if stack.postgres else "configured"
     redis = "embedded, empty at each start" if stack.redis else "configured"

@@ -25,16 +25,23 @@ BIN = Path(sys.executable).parent
 
 @dataclass
 class Process:
-    """One running service process, its port and its log file."""
+    """One running service process, its ports (the app's and the probes' and /metrics') and its
+    log file."""
 
     name: str
     port: int
+    ops_port: int
     popen: subprocess.Popen[bytes]
     log_path: Path
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """Where /livez, /readyz, /startupz and /metrics answer (OPS_PORT)."""
+        return f"http://127.0.0.1:{self.ops_port}"
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()
@@ -59,16 +66,18 @@ class ProcessRunner:
     started: list[Process] = field(default_factory=list)
 
     def start(self, name: str, command: str, **env: str) -> Process:
-        port = free_port()
+        port, ops_port = free_port(), free_port()
+        while ops_port == port:
+            ops_port = free_port()
         log_path = self.log_dir / f"{name}.log"
         popen = subprocess.Popen(
             [str(BIN / command)],
-            env={**self.env, "PORT": str(port), **env},
+            env={**self.env, "PORT": str(port), "OPS_PORT": str(ops_port), **env},
             stdout=log_path.open("wb"),
             stderr=subprocess.STDOUT,
             cwd=self.log_dir,
         )
-        process = Process(name, port, popen, log_path)
+        process = Process(name, port, ops_port, popen, log_path)
         self.started.append(process)
         return process
 
@@ -82,7 +91,7 @@ class ProcessRunner:
                     + "\n".join(process.log_lines()[-30:])
                 )
             try:
-                last = httpx.get(f"{process.url}/readyz", timeout=2)
+                last = httpx.get(f"{process.ops_url}/readyz", timeout=2)
                 if last.status_code == 200:
                     return
             except httpx.HTTPError as exc:

@@ -120,7 +120,7 @@ async def test_redis_outage_loses_nothing_and_processes_each_batch_once(
             # Stored in Postgres, so acknowledged; never a 5xx for a batch that was stored.
             assert response.status_code == 202, response.text
         assert time.monotonic() - outage_started < 10  # Redis' absence costs no timeouts.
-        ready = await client.get(f"{ingest.url}/readyz")
+        ready = await client.get(f"{ingest.ops_url}/readyz")
         assert ready.status_code == 503 and ready.json()["details"]["checks"]["redis"] != "ok"
         stored = await batches(database_url)
         assert set(accepted) <= set(stored)  # Nothing acknowledged that is not stored.
@@ -132,7 +132,7 @@ async def test_redis_outage_loses_nothing_and_processes_each_batch_once(
             return all(rows[batch_id]["status"] == "processed" for batch_id in accepted)
 
         await wait_for(all_processed, 30, "every accepted batch processed")
-        assert (await client.get(f"{worker.url}/readyz")).status_code == 200
+        assert (await client.get(f"{worker.ops_url}/readyz")).status_code == 200
 
     rows = await batches(database_url)
     assert len(rows) == len(accepted) == 10
@@ -321,11 +321,11 @@ async def test_a_postgres_restart_under_load_is_ridden_out_without_restarts(
         own_postgres.stop()
         down_at = len(statuses)
         await asyncio.sleep(1.5)
-        during = [await client.get(f"{p.url}/readyz") for p in (ingest, worker)]
+        during = [await client.get(f"{p.ops_url}/readyz") for p in (ingest, worker)]
         own_postgres.start()  # Same port, same cluster.
 
         async def both_ready() -> bool:
-            answers = [await client.get(f"{p.url}/readyz") for p in (ingest, worker)]
+            answers = [await client.get(f"{p.ops_url}/readyz") for p in (ingest, worker)]
             return all(a.status_code == 200 for a in answers)
 
         await wait_for(both_ready, 20, "readiness back after the restart")

@@ -78,10 +78,10 @@ async def test_every_process_exports_the_contract_and_promtool_accepts_it(
         ]
         assert attempts == [401, 429]
         for process in started.values():
-            assert (await client.get(f"{process.url}/readyz")).status_code == 200
+            assert (await client.get(f"{process.ops_url}/readyz")).status_code == 200
 
         async def batch_processed() -> str | None:
-            text = (await client.get(f"{started['worker'].url}/metrics")).text
+            text = (await client.get(f"{started['worker'].ops_url}/metrics")).text
             return text if "tripline_worker_batch_latency_seconds_count 1.0" in text else None
 
         deadline = time.monotonic() + WAIT
@@ -90,7 +90,7 @@ async def test_every_process_exports_the_contract_and_promtool_accepts_it(
             await asyncio.sleep(0.1)
 
         expositions = {
-            name: (await client.get(f"{process.url}/metrics")).text
+            name: (await client.get(f"{process.ops_url}/metrics")).text
             for name, process in started.items()
         }
 

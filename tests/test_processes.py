@@ -78,15 +78,15 @@ async def test_four_processes_serve_probes_and_metrics(processes) -> None:
         processes.wait_ready(process)
     async with httpx.AsyncClient(timeout=5) as client:
         for name, process in started.items():
-            live = await client.get(f"{process.url}/livez")
-            ready = await client.get(f"{process.url}/readyz")
-            metrics = await client.get(f"{process.url}/metrics")
+            live = await client.get(f"{process.ops_url}/livez")
+            ready = await client.get(f"{process.ops_url}/readyz")
+            metrics = await client.get(f"{process.ops_url}/metrics")
             assert live.status_code == 200, name
             assert ready.json()["checks"]["postgres"] == "ok", name
             assert ready.json()["checks"]["redis"] == "ok", name
             families = {f.name for f in text_string_to_metric_families(metrics.text)}
             assert "process_cpu_seconds" in families, name
-        worker_ready = await client.get(f"{started['worker'].url}/readyz")
+        worker_ready = await client.get(f"{started['worker'].ops_url}/readyz")
         assert worker_ready.json()["checks"]["worker"] == "ok"
         docs = await client.get(f"{started['api'].url}/openapi.json")
         assert "/v1/users" in docs.json()["paths"]
@@ -95,6 +95,32 @@ async def test_four_processes_serve_probes_and_metrics(processes) -> None:
         lines = json_lines(process)
         assert all("level" in line for line in lines)
         assert "stopped" in [line["event"] for line in lines], process.name
+
+
+@pytest.mark.slow
+async def test_probes_and_metrics_answer_only_on_the_ops_port(processes) -> None:
+    """The port the Service and Ingress reach (PORT) answers 404 for the probes and /metrics;
+    OPS_PORT serves them and nothing else."""
+    started = {name: processes.start(name, command) for name, command in SERVICES}
+    for process in started.values():
+        processes.wait_ready(process)
+    ops_paths = ["/livez", "/readyz", "/startupz", "/metrics"]
+    async with httpx.AsyncClient(timeout=5) as client:
+        for name, process in started.items():
+            for path in ops_paths:
+                public = await client.get(f"{process.url}{path}")
+                assert public.status_code == 404, (name, path, public.text)
+                assert public.json()["code"] == "not_found", (name, path)
+                assert (await client.get(f"{process.ops_url}{path}")).status_code == 200, (
+                    name,
+                    path,
+                )
+            for path in ["/openapi.json", "/v1/users/me", "/console/"]:
+                ops = await client.get(f"{process.ops_url}{path}")
+                assert ops.status_code == 404, (name, path, ops.text)
+        # The public port still serves the app.
+        docs = await client.get(f"{started['api'].url}/openapi.json")
+        assert docs.status_code == 200
 
 
 @pytest.mark.slow
@@ -175,7 +201,7 @@ async def test_worker_cron_requeues_a_batch_that_never_reached_the_queue(
         line["event"] == "batch_processed" and line["request_id"] == "lost-rid" for line in lines
     )
     async with httpx.AsyncClient() as client:
-        metrics = (await client.get(f"{worker.url}/metrics")).text
+        metrics = (await client.get(f"{worker.ops_url}/metrics")).text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for f in text_string_to_metric_families(metrics)
@@ -195,8 +221,8 @@ async def test_sigterm_fails_readiness_then_drains_and_exits(processes) -> None:
     api.popen.send_signal(signal.SIGTERM)
     async with httpx.AsyncClient(timeout=2) as client:
         # Still serving during the drain, but no longer ready.
-        ready = await client.get(f"{api.url}/readyz")
-        live = await client.get(f"{api.url}/livez")
+        ready = await client.get(f"{api.ops_url}/readyz")
+        live = await client.get(f"{api.ops_url}/livez")
     assert ready.status_code == 503
     assert ready.json()["code"] == "shutting_down"
     assert live.status_code == 200

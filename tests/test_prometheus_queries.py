@@ -107,8 +107,8 @@ class Prometheus:
 
 @pytest.fixture
 def prometheus_server(tmp_path: Path) -> Iterator[Callable[[dict[str, Process]], Prometheus]]:
-    """Starts Prometheus scraping the given processes' /metrics every second, with the rules
-    file loaded and evaluated every second; killed at teardown."""
+    """Starts Prometheus scraping the given processes' /metrics (on their OPS_PORT) every
+    second, with the rules file loaded and evaluated every second; killed at teardown."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(processes: dict[str, Process]) -> Prometheus:
@@ -125,7 +125,7 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[dict[str, Process]],
                     "job_name": f"tripline-{name}",
                     "static_configs": [
                         {
-                            "targets": [f"127.0.0.1:{process.port}"],
+                            "targets": [f"127.0.0.1:{process.ops_port}"],
                             "labels": {"namespace": NAMESPACE},
                         }
                     ],

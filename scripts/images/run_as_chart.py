@@ -165,7 +165,12 @@ def main() -> int:
     }
     values: dict = {
         "components": {
-            name: {"port": free_port(), "env": {"HOST": "127.0.0.1"}, "enabled": name in services}
+            name: {
+                "port": free_port(),
+                "opsPort": free_port(),
+                "env": {"HOST": "127.0.0.1"},
+                "enabled": name in services,
+            }
             for name in ("api", "admin", "ingest", "worker")
         },
         "config": {"ARQ_QUEUE_NAME": f"tripline:images:{uuid.uuid4().hex[:8]}"},

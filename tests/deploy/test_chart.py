@@ -3,6 +3,7 @@ must keep (hardening, probes, shutdown, hooks, credentials, network policy, moni
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 
@@ -18,7 +19,14 @@ from chart_render import (
     render_profile,
 )
 
+from tripline_common.settings import CommonSettings
+
 APP_PROFILES = ["dev", "ci", "prod"]
+TESTS_SELECTOR = {
+    "app.kubernetes.io/name": "tripline",
+    "app.kubernetes.io/instance": "tripline",
+    "app.kubernetes.io/component": "tests",
+}
 COMPONENTS = {"api", "admin", "ingest", "worker"}
 
 
@@ -58,6 +66,8 @@ def test_lint_with_chart_defaults_and_only_a_secret_name_is_clean() -> None:
         ({"config": {"ENVIRONMENT": "production"}}, "/config/ENVIRONMENT"),
         ({"secrets": {"values": {"secretKey": "short"}}}, "/secrets/values/secretKey"),
         ({"imagePullSecret": []}, "additional properties 'imagePullSecret'"),
+        ({"config": {"FORWARDED_ALLOW_IPS": "*"}}, "/config/FORWARDED_ALLOW_IPS"),
+        ({"config": {"FORWARDED_ALLOW_IPS": "ingress-nginx"}}, "/config/FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_bad_values_are_refused_by_the_schema_with_a_readable_message(values, message) -> None:
@@ -94,6 +104,13 @@ def test_bad_values_are_refused_by_the_schema_with_a_readable_message(values, me
                 "components": {"worker": {"ingress": {"enabled": True}}},
             },
             "components.worker.ingress needs",
+        ),
+        (
+            {
+                "secrets": {"existingSecret": "s"},
+                "components": {"api": {"ingress": {"enabled": True}}},
+            },
+            "components.api.ingress is enabled but config.FORWARDED_ALLOW_IPS is empty",
         ),
     ],
 )
@@ -270,8 +287,18 @@ def test_network_policy_denies_by_default_and_allows_only_app_ports(renders) -> 
     assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]
     for name in COMPONENTS:
         policy = r.get("NetworkPolicy", f"tripline-{name}")
-        (ingress,) = policy["spec"]["ingress"]
-        assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+        app, ops = policy["spec"]["ingress"]
+        assert app["ports"] == [{"port": "http", "protocol": "TCP"}]
+        assert ops["ports"] == [{"port": "ops", "protocol": "TCP"}]
+        # The ingress controller reaches only the app port; Prometheus and the `helm test` pods
+        # only the ops port (the kubelet's probes come from the node, which is not filtered).
+        namespaces = lambda rule: {  # noqa: E731
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for peer in rule["from"]
+            if "namespaceSelector" in peer
+        }
+        assert namespaces(app) == {"ingress-nginx"} and namespaces(ops) == {"monitoring"}
+        assert {"podSelector": {"matchLabels": TESTS_SELECTOR}} in ops["from"]
         egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
         # The worker alone reaches out: webhooks (443) and account mail (SMTP, 587).
         assert egress_ports == (
@@ -294,7 +321,7 @@ def test_helm_test_hooks_call_every_service_readiness(renders) -> None:
     assert {p["metadata"]["annotations"]["helm.sh/hook"] for p in pods} == {"test"}
     scripts = " ".join(p["spec"]["containers"][0]["command"][-1] for p in pods)
     for name in COMPONENTS - {"worker"}:
-        assert f"http://tripline-{name}:80/readyz" in scripts
+        assert f"http://tripline-{name}:9000/readyz" in scripts
 
 
 def test_dev_databases_use_official_images_and_run_unprivileged(renders) -> None:
@@ -323,3 +350,110 @@ def test_prestop_sleep_is_available_when_wanted() -> None:
     api = r.get("Deployment", "tripline-api")["spec"]["template"]["spec"]
     assert api["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert api["terminationGracePeriodSeconds"] == 5 + 5 + 20 + 5
+
+
+@pytest.mark.parametrize("profile", APP_PROFILES)
+def test_only_listed_proxies_may_set_the_client_address(renders, profile: str) -> None:
+    """No profile trusts every peer; the apps accept each profile's list; a profile with an
+    Ingress trusts a few addresses (the controller's pool), never a whole pod network."""
+    configs = renders[profile].kind("ConfigMap")
+    (config,) = [c for c in configs if "FORWARDED_ALLOW_IPS" in c.get("data", {})]
+    value = config["data"]["FORWARDED_ALLOW_IPS"]
+    assert "*" not in value
+    assert CommonSettings(_env_file=None, forwarded_allow_ips=value)  # type: ignore[call-arg]
+    networks = [ipaddress.ip_network(entry) for entry in value.split(",") if entry.strip()]
+    if renders[profile].kind("Ingress"):
+        assert networks and all(n.num_addresses <= 256 for n in networks), value
+    else:
+        assert networks == [], f"{profile} has no proxy in front, yet trusts {value}"
+
+
+# One address inside each range a webhook must never reach, and public ones it must.
+NEVER_WEBHOOK_DESTINATIONS = [
+    "0.0.0.1",  # "this network"
+    "10.1.2.3",
+    "100.64.0.1",  # shared address space (CGNAT; some clusters' pod or node networks)
+    "127.0.0.1",
+    "169.254.169.254",  # cloud metadata
+    "172.16.0.1",
+    "172.31.255.254",
+    "192.0.0.170",  # IETF protocol assignments (NAT64 discovery)
+    "192.168.1.1",
+    "198.18.0.1",  # benchmarking
+    "198.19.255.254",
+    "::1",
+    "::ffff:10.0.0.1",  # IPv4-mapped
+    "fd00::1",  # unique local
+    "fc00::1",
+    "fe80::1",  # link-local
+]
+PUBLIC_WEBHOOK_DESTINATIONS = ["93.184.215.14", "8.8.8.8", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+
+
+def egress_allows(rule: dict, address: str) -> bool:
+    """Whether a NetworkPolicy egress rule's ipBlock peers let traffic to `address` out."""
+    ip = ipaddress.ip_address(address)
+    for peer in rule.get("to", []):
+        block = peer.get("ipBlock")
+        if block is None:
+            continue
+        cidr = ipaddress.ip_network(block["cidr"])
+        excluded = any(ip in ipaddress.ip_network(e) for e in block.get("except", []))
+        if ip.version == cidr.version and ip in cidr and not excluded:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("profile", APP_PROFILES)
+def test_webhook_egress_reaches_the_internet_but_no_internal_range(renders, profile: str) -> None:
+    policy = renders[profile].get("NetworkPolicy", "tripline-worker")
+    (webhooks,) = [
+        rule for rule in policy["spec"]["egress"] if {p["port"] for p in rule["ports"]} == {443}
+    ]
+    reachable = [a for a in NEVER_WEBHOOK_DESTINATIONS if egress_allows(webhooks, a)]
+    assert reachable == [], f"webhook egress reaches internal addresses: {reachable}"
+    for address in PUBLIC_WEBHOOK_DESTINATIONS:
+        assert egress_allows(webhooks, address), address
+    # No other component may open outgoing HTTPS at all.
+    for name in COMPONENTS - {"worker"}:
+        egress = renders[profile].get("NetworkPolicy", f"tripline-{name}")["spec"]["egress"]
+        assert all(443 not in {p["port"] for p in rule["ports"]} for rule in egress), name
+
+
+@pytest.mark.parametrize("profile", APP_PROFILES)
+def test_probes_and_metrics_are_served_off_the_routed_port(profile: str) -> None:
+    """Kubelet probes and the Prometheus Operator's scrapes use the `ops` port; the Ingress and
+    the Service's client port reach only `http`, where the apps answer 404 for those paths."""
+    r = render_profile(profile, api_versions=MONITORING_APIS)
+    for deployment in r.kind("Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert set(ports) == {"http", "ops"} and ports["http"] != ports["ops"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["PORT"] == str(ports["http"]) and env["OPS_PORT"] == str(ports["ops"])
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[kind]["httpGet"]["port"] == "ops", (deployment["metadata"], kind)
+    for service in r.kind("Service"):
+        if service["metadata"]["name"].endswith(("-postgres", "-redis")):
+            continue
+        targets = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+        assert targets == {"http": "http", "ops": "ops"}
+    for ingress in r.kind("Ingress"):
+        backends = [
+            path["backend"]["service"]["port"]
+            for rule in ingress["spec"]["rules"]
+            for path in rule["http"]["paths"]
+        ]
+        assert backends and all(port == {"name": "http"} for port in backends), backends
+    monitors = r.kind("ServiceMonitor") + r.kind("PodMonitor")
+    assert len(monitors) == (4 if profile == "prod" else 0)
+    for monitor in monitors:
+        endpoints = monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
+        assert [e["port"] for e in endpoints] == ["ops"]
+
+
+def test_the_ops_port_must_differ_from_the_app_port() -> None:
+    values = {"secrets": {"existingSecret": "s"}, "components": {"api": {"opsPort": 8000}}}
+    with pytest.raises(helm_python.HelmError) as refused:
+        render(values)
+    assert "components.api.opsPort must differ from components.api.port" in str(refused.value)

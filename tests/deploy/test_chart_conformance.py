@@ -3,10 +3,11 @@
 For the ci and prod profiles, each rendered workload's command, args and environment (ConfigMap,
 Secret and literals, resolved) start the real process here, against the test Postgres and Redis.
 Only what a user would override for a local install is changed, through values: listen address,
-ports, the credentials (a scratch database, an isolated queue). The kubelet's view is then
-replayed: startup, readiness and liveness probes on the manifest's paths, ports and headers,
-within the manifest's thresholds; on SIGTERM readiness drops while the process still serves, and
-it exits cleanly within terminationGracePeriodSeconds.
+ports (app and ops), the credentials (a scratch database, an isolated queue). The kubelet's view
+is then replayed: startup, readiness and liveness probes on the manifest's paths, ports and
+headers, within the manifest's thresholds; on SIGTERM readiness drops while the process still
+serves, and it exits cleanly within terminationGracePeriodSeconds. The probe paths answer 404 on
+the container's `http` port, which the Service and Ingress route to.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
-from chart_render import render_profile
+from chart_render import ROOT, render_profile
 from chart_workloads import (
     GRACEFUL_EXIT_CODES,
     IMAGE_ENV,
@@ -46,7 +48,7 @@ def local_overrides(profile: str, database_url: str, redis_url: str) -> tuple[di
     """Values a user would set to run the release on one machine, and the stand-in for the
     Secret the prod profile expects to exist (secrets.existingSecret)."""
     components = {
-        name: {"port": free_port(), "env": {"HOST": "127.0.0.1"}}
+        name: {"port": free_port(), "opsPort": free_port(), "env": {"HOST": "127.0.0.1"}}
         for name in ("api", "admin", "ingest", "worker")
     }
     values: dict = {
@@ -139,6 +141,11 @@ def check_deployment(workload: Workload, log_dir: Path) -> str:
         startup = await_probe(container, "startup", process, log)
         await_probe(container, "readiness", process, log)
         await_probe(container, "liveness", process, log)
+        # The port clients reach (the Service's `http`, the Ingress) serves no probe or metrics.
+        assert all(probe.port != container.port for probe in container.probes.values())
+        for path in [*paths.values(), "/metrics"]:
+            public = httpx.get(f"http://127.0.0.1:{container.port}{path}", timeout=5)
+            assert public.status_code == 404, f"{container.name}: {path} on the app port"
 
         process.send_signal(signal.SIGTERM)
         terminated = time.monotonic()
@@ -242,3 +249,46 @@ def test_migrations_hook_migrates_and_the_schema_wait_lets_pods_start(
         if waiting.poll() is None:
             waiting.kill()
             waiting.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_client_cannot_choose_its_address_with_the_charts_settings(
+    profile: str, local_release, tmp_path: Path
+) -> None:
+    """The api as the chart runs it, reached directly by a client that forges X-Forwarded-For
+    (this machine is no proxy the profile trusts): its session records the real peer."""
+    rendered, database_url = local_release(profile)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seed.py")],
+        env={**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test"},
+        check=True,
+        timeout=60,
+    )
+    from scripts.seed import DEMO_PASSWORD
+
+    api = next(w for w in rendered if w.kind == "Deployment" and w.component == "api")
+    container = api.containers[0]
+    process = start(container, tmp_path)
+    try:
+        log = lambda: log_tail(tmp_path, container.name)  # noqa: E731
+        await_probe(container, "startup", process, log)
+        await_probe(container, "readiness", process, log)
+        # The profile's own host name (TRUSTED_HOSTS), as the Ingress would pass it on.
+        host = container.env["TRUSTED_HOSTS"].split(",")[0]
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{container.port}", headers={"Host": host}, timeout=10
+        ) as client:
+            login = client.post(
+                "/v1/auth/token",
+                data={"username": "demo@tripline.dev", "password": DEMO_PASSWORD},
+                headers={"X-Forwarded-For": "1.2.3.4"},
+            )
+            assert login.status_code == 200, login.text
+            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            sessions = client.get("/v1/auth/sessions", headers=bearer).raise_for_status()
+    finally:
+        process.kill()
+        process.wait()
+    assert [s["ip"] for s in sessions.json()] == ["127.0.0.1"]

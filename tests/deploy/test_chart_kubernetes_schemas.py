@@ -76,7 +76,7 @@ def test_the_crds_are_well_formed_custom_resources() -> None:
         assert doc["metadata"]["namespace"] == "tripline" and doc["spec"]
         endpoints = doc["spec"].get("endpoints") or doc["spec"].get("podMetricsEndpoints") or []
         for endpoint in endpoints:
-            assert endpoint == {"port": "http", "path": "/metrics", "interval": "30s"}
+            assert endpoint == {"port": "ops", "path": "/metrics", "interval": "30s"}
 
 
 def test_alert_rules_pass_promtool(tmp_path: Path) -> None:

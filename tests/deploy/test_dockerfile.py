@@ -8,10 +8,15 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 from chart_render import render_profile
 from chart_workloads import IMAGE_ENV
+
+from tripline_common.migrations.runner import upgrade
+from tripline_devstack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -82,3 +87,70 @@ def test_oci_labels_are_set() -> None:
     labels = " ".join(rest for word, rest in stage("runtime-base") if word == "LABEL")
     for key in ("title", "description", "version", "revision", "created", "source", "licenses"):
         assert f"org.opencontainers.image.{key}=" in labels
+
+
+def image_env() -> dict[str, str]:
+    """The runtime image's ENV as a process sees it (PATH and build-arg values left out)."""
+    env = {}
+    for word, rest in stage("runtime-base"):
+        if word == "ENV":
+            for assignment in rest.split():
+                name, _, value = assignment.partition("=")
+                if name != "PATH" and "${" not in value:
+                    env[name] = value
+    return env
+
+
+def test_the_image_defaults_to_production_rules_without_api_docs() -> None:
+    env = image_env()
+    assert env["ENVIRONMENT"] == "prod"
+    assert env["DOCS_ENABLED"] == "false"
+
+
+def test_the_image_run_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:
+    """`docker run tripline-api` with no configuration: production rules refuse the default
+    SECRET_KEY, so nothing starts signing tokens with a key published in this repository."""
+    env = {"PATH": str(Path(sys.executable).parent), "LANG": "C.UTF-8", **image_env()}
+    result = subprocess.run(
+        ["tripline-api"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "refusing to start in prod" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_image_configured_for_production_serves_no_api_docs(
+    tmp_path: Path, scratch_database, redis_url: str
+) -> None:
+    database_url = scratch_database()
+    upgrade(database_url)
+    port, ops_port = free_port(), free_port()
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "LANG": "C.UTF-8",
+        **image_env(),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "OPS_PORT": str(ops_port),
+        "SECRET_KEY": "image-" + "k" * 40,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+    }
+    log = (tmp_path / "api.log").open("wb")
+    process = subprocess.Popen(["tripline-api"], env=env, cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "api.log").read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{ops_port}/livez", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
+            time.sleep(0.1)
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert httpx.get(f"http://127.0.0.1:{port}{path}").status_code == 404, path
+    finally:
+        process.kill()
+        process.wait()

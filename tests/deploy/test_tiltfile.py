@@ -468,16 +468,24 @@ def test_port_forwards_reach_objects_the_release_creates(tilt: Tilt) -> None:
     rendered = tilt.release_render("tripline")
     for app in ("api", "admin", "ingest", "worker"):
         resource = tilt.local[app]
-        script, _namespace, target, ports = resource["serve_cmd"]
+        script, _namespace, target, ports, ops_ports = resource["serve_cmd"]
         assert (ROOT / script).is_file() and shutil.which(str(ROOT / script))
         kind, name = target.split("/")
         local, remote = map(int, ports.split(":"))
+        local_ops, remote_ops = map(int, ops_ports.split(":"))
         if kind == "svc":
-            assert int(rendered.get("Service", name)["spec"]["ports"][0]["port"]) == remote
+            declared = {
+                p["name"]: p["port"] for p in rendered.get("Service", name)["spec"]["ports"]
+            }
         else:
             container = rendered.get("Deployment", name)["spec"]["template"]["spec"]["containers"][
                 0
             ]
-            assert container["ports"][0]["containerPort"] == remote
+            declared = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert declared == {"http": remote, "ops": remote_ops}, (app, declared)
         assert any(f"http://localhost:{local}" in line for line in tilt.printed), "URL not printed"
-        assert any(link[1].startswith(f"http://localhost:{local}/") for link in resource["links"])
+        links = [link[1] for link in resource["links"]]
+        assert f"http://localhost:{local_ops}/readyz" in links
+        assert f"http://localhost:{local_ops}/metrics" in links
+        if app != "worker":
+            assert f"http://localhost:{local}/docs" in links

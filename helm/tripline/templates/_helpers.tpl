@@ -164,6 +164,7 @@ Use as: $components := include "tripline.components" . | fromYaml */}}
   "SERVICE_NAME" .name
   "HOST" "0.0.0.0"
   "PORT" (toString $c.port)
+  "OPS_PORT" (toString $c.opsPort)
   "VERSION" (toString (default .root.Chart.AppVersion $image.tag))
   "SHUTDOWN_DRAIN_SECONDS" (toString $c.shutdown.drainSeconds)
   "GRACEFUL_SHUTDOWN_TIMEOUT" (toString $c.shutdown.gracefulTimeoutSeconds)
@@ -184,7 +185,7 @@ Use as: $components := include "tripline.components" . | fromYaml */}}
 {{- define "tripline.probe" -}}
 httpGet:
   path: {{ .probe.path }}
-  port: http
+  port: ops
 {{- with .probe.initialDelaySeconds }}
 initialDelaySeconds: {{ . }}
 {{- end }}
@@ -220,8 +221,14 @@ test containers always keep it read-only. (dict "c" $component "readOnly" true) 
 {{- fail "devDatabases must be a release of their own: the migrations hook runs before a release creates anything, so it cannot wait for a database that release would create. Install them first with -f values-dev-databases.yaml (tilt up does this)" -}}
 {{- end -}}
 {{- range $name, $c := $components -}}
+{{- if eq (int $c.port) (int $c.opsPort) -}}
+{{- fail (printf "components.%s.opsPort must differ from components.%s.port (the probes and /metrics are kept off the public port)" $name $name) -}}
+{{- end -}}
 {{- if and $c.ingress.enabled (not $c.service.enabled) -}}
 {{- fail (printf "components.%s.ingress needs components.%s.service.enabled" $name $name) -}}
+{{- end -}}
+{{- if and $c.ingress.enabled (not (trim (toString $.Values.config.FORWARDED_ALLOW_IPS))) -}}
+{{- fail (printf "components.%s.ingress is enabled but config.FORWARDED_ALLOW_IPS is empty: every client would appear as the ingress controller (one login limit for all). Set it to the ingress controller pods' addresses or CIDR (docs/deploying.md, \"Client addresses\")" $name) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

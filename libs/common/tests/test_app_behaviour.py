@@ -207,3 +207,19 @@ async def test_session_rolls_back_on_error(session_factory) -> None:
     async with session_factory() as session:
         values = (await session.execute(text("SELECT v FROM probe"))).scalars().all()
     assert values == [2]
+
+
+async def test_probes_and_metrics_are_a_404_on_the_app_port_and_only_they_answer_on_ops(
+    build_app, app_client
+) -> None:
+    """`EdgeMiddleware` routes by the port a request arrived on (PORT 8000, OPS_PORT 9000 here,
+    the settings' defaults); a connection on neither (this in-process transport) sees all."""
+    async with app_client(build_app()) as client:
+        for path in ("/livez", "/readyz", "/startupz", "/metrics"):
+            public = await client.get(f"http://testserver:8000{path}")
+            assert public.status_code == 404, path
+            assert public.json()["code"] == "not_found"
+            assert public.headers["x-request-id"]
+            assert (await client.get(f"http://testserver:9000{path}")).status_code == 200, path
+        assert (await client.get("http://testserver:9000/openapi.json")).status_code == 404
+        assert (await client.get("http://testserver:8000/openapi.json")).status_code == 200

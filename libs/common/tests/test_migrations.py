@@ -369,3 +369,15 @@ async def test_accounts_that_predate_verification_are_marked_verified(
         )
     finally:
         await conn.close()
+
+
+def test_the_database_url_is_read_under_production_rules_without_a_secret_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The migrations Job and the wait-for-schema step get DATABASE_URL only, in an image whose
+    default ENVIRONMENT is prod: they must not need the apps' SECRET_KEY."""
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://tripline@db.internal:5432/tripline")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    assert runner.database_url() == "postgresql+asyncpg://tripline@db.internal:5432/tripline"

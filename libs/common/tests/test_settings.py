@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -33,6 +35,39 @@ def test_production_refuses_a_wildcard_cors_origin() -> None:
 def test_production_refuses_a_wildcard_trusted_host() -> None:
     with pytest.raises(ValidationError, match="TRUSTED_HOSTS"):
         make(environment="prod", secret_key=GOOD_SECRET, trusted_hosts="*")
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_production_refuses_to_trust_forwarded_for_from_every_peer(environment: str) -> None:
+    with pytest.raises(ValidationError, match="FORWARDED_ALLOW_IPS must list the proxies"):
+        make(environment=environment, secret_key=GOOD_SECRET, forwarded_allow_ips="*")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("ingress-nginx", "'ingress-nginx' is not an IP address or CIDR"),
+        ("10.0.0.1/8", "has host bits set"),
+        ("10.0.0.0/8,*", "'*' cannot be combined with addresses"),
+        ("300.1.1.1", "'300.1.1.1' is not an IP address or CIDR"),
+    ],
+)
+def test_a_proxy_list_that_is_not_addresses_or_cidrs_is_refused(value: str, reason: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(reason)):
+        make(forwarded_allow_ips=value)
+
+
+@pytest.mark.parametrize(
+    ("value", "normalised"),
+    [
+        (" 10.30.255.0/28 , 192.0.2.7 ", "10.30.255.0/28,192.0.2.7"),
+        ("fd00:1::/64,::1", "fd00:1::/64,::1"),
+        ("", ""),
+    ],
+)
+def test_proxy_addresses_and_cidrs_are_accepted(value: str, normalised: str) -> None:
+    settings = make(environment="prod", secret_key=GOOD_SECRET, forwarded_allow_ips=value)
+    assert settings.forwarded_allow_ips == normalised
 
 
 def test_production_refuses_a_missing_database_url() -> None:
@@ -101,3 +136,8 @@ def test_an_api_idle_timeout_must_outlast_an_access_token() -> None:
         CommonSettings(access_token_ttl_seconds=3600, api_session_idle_timeout_seconds=3600)
 
     assert CommonSettings().api_session_idle_timeout_seconds == 7 * 86_400
+
+
+def test_the_ops_port_must_differ_from_the_app_port() -> None:
+    with pytest.raises(ValidationError, match="OPS_PORT must differ from PORT"):
+        make(port=9000, ops_port=9000)

@@ -24,8 +24,9 @@ from tripline_devstack import free_port, port_is_free, postgres_answers, redis_a
 
 DEV_SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "dev.py"
 
-# A stand-in for api/admin/ingest/worker: answers GET /readyz with 200 on $PORT, records its pid,
-# exits cleanly on SIGTERM, and, given a delay, crashes (exit code 3) that long after it is ready.
+# A stand-in for api/admin/ingest/worker: answers GET /readyz with 200 on $OPS_PORT, records its
+# pid, exits cleanly on SIGTERM, and, given a delay, crashes (exit code 3) that long after it is
+# ready.
 FAKE_SERVICE = """
 import http.server, os, signal, sys, threading
 name, pid_file = sys.argv[1], sys.argv[2]
@@ -46,7 +47,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 print(name, "listening on", os.environ["PORT"], "in", os.environ["ENVIRONMENT"], flush=True)
 print(name, "mails through", os.environ.get("SMTP_HOST"), os.environ.get("SMTP_PORT"), flush=True)
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+http.server.HTTPServer(("127.0.0.1", int(os.environ["OPS_PORT"])), Handler).serve_forever()
 """
 
 # Stand-in migrations: prove the database the runner prepared exists and is reachable.
@@ -145,7 +146,7 @@ def fake_service(workspace: Path, name: str, *extra: str) -> dict[str, Any]:
     """An entry of TRIPLINE_DEV_SERVICES running FAKE_SERVICE on a free port."""
     pid_file = workspace / f"{name}.pid"
     command = [sys.executable, str(workspace / "fake_service.py"), name, str(pid_file), *extra]
-    return {"name": name, "cmd": command, "port": free_port()}
+    return {"name": name, "cmd": command, "port": free_port(), "ops_port": free_port()}
 
 
 def pid_in(path: Path) -> int:
@@ -179,7 +180,7 @@ def test_runner_starts_everything_and_a_stop_signal_stops_all_of_it(
     assert "seed    │ seeded" in run.output
     assert f"api     │ api listening on {services[0]['port']} in dev" in run.output
     assert f"http://127.0.0.1:{services[0]['port']}/docs" in run.output
-    assert f"http://127.0.0.1:{services[1]['port']}/metrics" in run.output
+    assert f"http://127.0.0.1:{services[1]['ops_port']}/metrics" in run.output
     assert f"127.0.0.1:{postgres_port}/tripline  (embedded" in run.output
 
     run.process.send_signal(stop_signal)

@@ -98,7 +98,7 @@ def create_app(
                 await hook(app, resources)
             await _startup_check(resources)
             resources.lifecycle.started = True
-            log.info("started", port=settings.port)
+            log.info("started", port=settings.port, ops_port=settings.ops_port)
             yield
         finally:
             resources.lifecycle.shutting_down = True

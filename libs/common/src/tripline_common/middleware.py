@@ -39,6 +39,7 @@ error_log = structlog.get_logger("tripline.errors")
 
 # Probes and scrapes would drown the access log and the request metrics, and the kubelet and
 # Prometheus address a pod by its IP (their Host header would be refused): they skip all three.
+# They are also the only paths of the operations port (OPS_PORT), and absent from PORT.
 QUIET_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
 
 # A JSON API never needs to run scripts, be framed, or load anything.
@@ -71,7 +72,10 @@ class EdgeMiddleware:
     1. **Correlation ID**: keep a well-formed `X-Request-ID`, else make one (a malformed one is
        logged, truncated, and replaced, so a client can never inject log lines); bind it to
        logs, Sentry and jobs; return it on the response.
-    2. **Trusted hosts**: a Host header not in `TRUSTED_HOSTS` is a 400 (probes and `/metrics`
+    2. **Ports**: probes and `/metrics` answer only on `OPS_PORT`, which serves nothing else;
+       on `PORT` (the one the Service and Ingress reach) they are a 404. A connection on
+       neither port (an in-process test transport) sees every path.
+       **Trusted hosts**: a Host header not in `TRUSTED_HOSTS` is a 400 (probes and `/metrics`
        are exempt). Patterns: exact names, `*.example.com`, or `*`.
     3. **Body size**: a declared `Content-Length` over `MAX_BODY_BYTES` is a 413 at once; a
        streamed body is counted and cut off at the limit (the app's answer is replaced by 413).
@@ -101,6 +105,8 @@ class EdgeMiddleware:
         # Bound once: structlog's lazy module-level proxy would assemble a logger per call.
         self.access_log = access_log.bind() if settings.access_log else None
         self.max_bytes = settings.max_body_bytes
+        self.public_port = settings.port
+        self.ops_port = settings.ops_port
         hosts = list(settings.trusted_hosts)
         self.any_host = "*" in hosts
         self.exact_hosts = frozenset(h for h in hosts if not h.startswith("*"))
@@ -172,7 +178,11 @@ class EdgeMiddleware:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         _, host, _ = self._correlate(scope)
+        server = scope.get("server")
         try:
+            if server is not None and server[1] == self.ops_port:
+                await send({"type": "websocket.close", "code": 1008, "reason": "Not served here"})
+                return
             if not self._host_allowed(host or ""):
                 await send({"type": "websocket.close", "code": 1008, "reason": "Invalid host"})
                 return
@@ -184,6 +194,13 @@ class EdgeMiddleware:
         start = time.perf_counter()
         path: str = scope["path"]
         quiet = path in QUIET_PATHS
+        # An ops path on the public port, or any other path on the ops port: one tuple index
+        # and one int comparison per request. Those requests are logged and counted.
+        server = scope.get("server")
+        wrong_port = server is not None and server[1] == (
+            self.public_port if quiet else self.ops_port
+        )
+        quiet = quiet and not wrong_port
         request_id, host, length = self._correlate(scope)
         extra_headers = ((b"x-request-id", request_id.encode("latin-1")), *self._headers_for(path))
 
@@ -233,7 +250,11 @@ class EdgeMiddleware:
                 return message
 
         try:
-            if not quiet and not self._host_allowed(host or ""):
+            if wrong_port:
+                await error_response(404, "not_found", "No route matches this path.")(
+                    scope, receive, edge_send
+                )
+            elif not quiet and not self._host_allowed(host or ""):
                 await error_response(400, "bad_request", "Invalid host header")(
                     scope, receive, edge_send
                 )

@@ -1,4 +1,5 @@
-"""Run an app under uvicorn the way Kubernetes needs: proxy headers, drain on SIGTERM, timeouts."""
+"""Run an app under uvicorn the way Kubernetes needs: proxy headers, drain on SIGTERM, timeouts,
+and a second listening socket (OPS_PORT) for the probes and /metrics."""
 
 from __future__ import annotations
 
@@ -70,8 +71,25 @@ def tune_gc_for_serving() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port`, for uvicorn to listen on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(app: FastAPI, settings: CommonSettings) -> None:
-    """Serve `app` until a signal stops it (the console entry point of each service)."""
+    """Serve `app` until a signal stops it (the console entry point of each service).
+
+    One server, two sockets: PORT for the app and OPS_PORT for the probes and /metrics.
+    `EdgeMiddleware` tells them apart by the port each request arrived on (`scope["server"]`).
+    """
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -84,4 +102,6 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
         server_header=False,
         date_header=True,
     )
-    DrainingServer(config, app.state.lifecycle, settings.shutdown_drain_seconds).run()
+    sockets = [listen(settings.host, settings.port), listen(settings.host, settings.ops_port)]
+    server = DrainingServer(config, app.state.lifecycle, settings.shutdown_drain_seconds)
+    server.run(sockets=sockets)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "change-me-dev-only-secret-key-0123456789"  # noqa: S105 - documented dev default
@@ -33,6 +34,30 @@ def _split_csv(value: Any) -> Any:
 
 
 CsvList = Annotated[list[str], NoDecode]
+
+
+def _proxy_address_list(value: str) -> str:
+    """FORWARDED_ALLOW_IPS: `*`, or IP addresses and CIDRs separated by commas (blank: none).
+
+    uvicorn silently treats an entry it cannot parse as a literal that no peer ever matches, so a
+    typo would quietly distrust the proxy (or trust nothing the operator meant): refuse it here.
+    """
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if entries == ["*"]:
+        return "*"
+    for entry in entries:
+        if entry == "*":
+            raise ValueError("'*' cannot be combined with addresses")
+        try:
+            if "/" in entry:
+                ipaddress.ip_network(entry)
+            else:
+                ipaddress.ip_address(entry)
+        except ValueError as exc:
+            raise ValueError(
+                f"{entry!r} is not an IP address or CIDR (e.g. 10.0.0.7 or 10.0.0.0/24): {exc}"
+            ) from None
+    return ",".join(entries)
 
 
 def _key_list(value: Any) -> Any:
@@ -131,7 +156,11 @@ class CommonSettings(BaseSettings):
         20, ge=1, le=300, description="Seconds uvicorn waits for in-flight requests on shutdown."
     )
     forwarded_allow_ips: str = Field(
-        "127.0.0.1", description="Proxies whose X-Forwarded-* headers are trusted (uvicorn)."
+        "127.0.0.1",
+        description="Comma-separated IP addresses and CIDRs of the proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are trusted; the client is the rightmost X-Forwarded-For address "
+        "that is not one of them. Empty: trust no proxy. `*` (trust every peer, so any client "
+        "picks its own address) is refused in staging/prod.",
     )
 
     cors_origins: CsvList = Field(
@@ -163,6 +192,20 @@ class CommonSettings(BaseSettings):
         description="Postgres `idle_in_transaction_session_timeout` of every connection "
         "(engine and raw pool), in ms; 0 disables.",
     )
+
+    # Operations port: probes and /metrics, kept off the port the Service and Ingress reach.
+    ops_port: int = Field(
+        9000,
+        ge=1,
+        le=65535,
+        description="TCP port serving only /livez, /readyz, /startupz and /metrics (for the "
+        "kubelet and Prometheus); on PORT those paths answer 404. Must differ from PORT.",
+    )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        return _proxy_address_list(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -202,6 +245,12 @@ class CommonSettings(BaseSettings):
         return "console" if self.environment in (Environment.DEV, Environment.TEST) else "json"
 
     @model_validator(mode="after")
+    def _ports_differ(self) -> Self:
+        if self.ops_port == self.port:
+            raise ValueError(f"OPS_PORT must differ from PORT (both are {self.port})")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production_config(self) -> Self:
         if not self.is_production_like:
             return self
@@ -220,6 +269,11 @@ class CommonSettings(BaseSettings):
             problems.append("CORS_ORIGINS must list explicit origins, not '*'")
         if "*" in self.trusted_hosts:
             problems.append("TRUSTED_HOSTS must list explicit host names, not '*'")
+        if self.forwarded_allow_ips == "*":
+            problems.append(
+                "FORWARDED_ALLOW_IPS must list the proxies' addresses, not '*' (with '*' every "
+                "client sets its own address through X-Forwarded-For)"
+            )
         if not self.database_url:
             problems.append("DATABASE_URL must be set")
         if problems:

@@ -1,6 +1,6 @@
 """`tripline-migrate`: apply, inspect and author Tripline's database migrations.
 
-The database URL comes from `--url`, else from `DATABASE_URL` (read by CommonSettings, so a
+The database URL comes from `--url`, else from `DATABASE_URL` (read as CommonSettings reads it, so a
 `.env` file works too). Failures end with exit status 1 and one line on stderr; `--traceback`
 shows the whole story.
 """

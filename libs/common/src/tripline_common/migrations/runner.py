@@ -27,10 +27,13 @@ from alembic.config import Config
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pydantic_settings import BaseSettings
 from sqlalchemy import make_url, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tripline_common.settings import CommonSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 """Alembic's `script_location`: `env.py`, `script.py.mako` and `versions/` live here."""
@@ -58,18 +61,28 @@ class MigrationError(Exception):
     """An expected failure with a message meant for people (bad URL, not at head, timeout...)."""
 
 
+class _MigrationSettings(BaseSettings):
+    """What `tripline-migrate` reads from the environment (and `.env`): the database URL only.
+
+    Not the whole CommonSettings: the migrations Job and the pods' wait-for-schema step get
+    DATABASE_URL and nothing else (least privilege), and the image defaults to ENVIRONMENT=prod,
+    whose rules would refuse to start without a SECRET_KEY that migrating never uses.
+    """
+
+    model_config = CommonSettings.model_config
+    database_url: str | None = CommonSettings.model_fields["database_url"].default
+
+
 def database_url(url: str | None = None) -> str:
-    """The asyncpg URL to migrate: `url` if given, else `DATABASE_URL` from `CommonSettings`.
+    """The asyncpg URL to migrate: `url` if given, else `DATABASE_URL` (environment or `.env`).
 
     `postgresql://` and `postgres://` URLs are accepted and switched to the asyncpg driver.
     """
     if url is None:
         from pydantic import ValidationError
 
-        from tripline_common.settings import CommonSettings
-
         try:
-            url = CommonSettings().database_url
+            url = _MigrationSettings().database_url
         except ValidationError as exc:
             messages = "; ".join(str(error["msg"]) for error in exc.errors())
             raise MigrationError(f"invalid settings: {messages}") from exc
