@@ -82,6 +82,7 @@ def test_admin_settings_drop_cors_origins(make_settings) -> None:
         {"Origin": EVIL},
         {"Origin": PUBLIC_WEB_APP},
         {"Origin": "null"},
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
         {"Origin": "http://testserver"},  # the console's host over plain HTTP: another origin
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site"},
@@ -104,6 +105,8 @@ async def test_a_cross_site_console_post_is_refused_despite_a_valid_token_and_co
     [
         {"Origin": "https://testserver", "Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "none"},
+        # What a browser sends for its own form under `Referrer-Policy: no-referrer`.
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
         {},  # a client that sends neither header relies on the token alone
     ],
 )

@@ -22,7 +22,8 @@ from tripline_common.jobs import create_job
 from tripline_common.models import Alert, AlertRule, AuthSession, User
 from tripline_common.queue import JobQueue, create_redis
 
-# The routes anyone may call: probes, the API's docs, registration and the two token exchanges.
+# The routes anyone may call: probes, the API's docs, registration, the two token exchanges and
+# the account routes that a mailed single-use token authorises (verification, password reset).
 PUBLIC = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
@@ -35,6 +36,10 @@ PUBLIC = {
     ("POST", "/v1/auth/token"),
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/users"),
+    ("GET", "/v1/accounts/verify-email"),
+    ("POST", "/v1/accounts/verify-email"),
+    ("POST", "/v1/accounts/password-reset/request"),
+    ("POST", "/v1/accounts/password-reset"),
 }
 # Path parameters that name something a user owns.
 OWNED = {"trip_id", "device_id", "webhook_id", "alert_id", "job_id", "session_id"}
@@ -46,7 +51,7 @@ def api_routes() -> list[tuple[str, str]]:
     return sorted(
         (method, route.path)
         for route in iter_route_contexts(create_api_app().routes)
-        if route.methods  # the WebSocket route has none: tests/test_security_streams.py
+        if route.methods  # the WebSocket route has none: services/api/tests/test_alerts_stream.py
         for method in route.methods - {"HEAD"}
     )
 

@@ -115,10 +115,7 @@ def create_app(
         description=description,
         version=settings.version,
         lifespan=lifespan,
-        openapi_tags=[
-            *(dict(tag) for tag in tags_metadata),
-            {"name": "health", "description": "Probes."},
-        ],
+        openapi_tags=[dict(tag) for tag in tags_metadata],
         docs_url=None,  # Served by install_docs from self-hosted assets instead.
         redoc_url=None,
         openapi_url=OPENAPI_URL if docs else None,

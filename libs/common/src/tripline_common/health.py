@@ -101,8 +101,11 @@ async def readiness(resources: Resources) -> HealthStatus | JSONResponse:
 
 
 def create_health_router() -> APIRouter:
-    """`/livez`, `/readyz` and `/startupz`, reading the app's resources from `app.state`."""
-    router = APIRouter(tags=["health"])
+    """`/livez`, `/readyz` and `/startupz`, reading the app's resources from `app.state`.
+
+    Left out of the OpenAPI document, like `/metrics`: they answer on `OPS_PORT` only, and the
+    document describes the port clients reach (docs/operations.md lists them)."""
+    router = APIRouter(tags=["health"], include_in_schema=False)
 
     @router.get(
         "/livez",

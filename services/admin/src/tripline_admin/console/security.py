@@ -254,13 +254,18 @@ def refuse_cross_site(request: Request) -> None:
 
     Second line behind the CSRF token: when present, `Origin` must be the console's own
     (scheme, host and port of this request) and `Sec-Fetch-Site` must be `same-origin` or
-    `none`. Browsers set both on form posts and scripts' requests and no page can forge them;
-    clients that send neither (scripts, tests) still need the token.
+    `none`; `Origin: null` passes only with `Sec-Fetch-Site: same-origin`. Browsers set both
+    on form posts and scripts' requests and no page can forge them; clients that send neither
+    (scripts, tests) still need the token.
     """
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in _OWN_FETCH_SITES:
         raise CrossSiteRejectedError()
     origin = request.headers.get("origin")
+    if origin == "null" and site == "same-origin":
+        # Our pages send `Referrer-Policy: no-referrer`, under which browsers post their own
+        # forms with `Origin: null`: the fetch metadata then says where the post came from.
+        return
     if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
         raise CrossSiteRejectedError()
 

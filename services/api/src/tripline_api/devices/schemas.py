@@ -3,35 +3,17 @@ responses (registration and rotation) and nowhere else: it is stored only as a h
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from tripline_common.names import clean_name
 from tripline_common.pagination import Page, selectable
 from tripline_common.secret_fields import SecretValue
 
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _clean_name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    # PostgreSQL text cannot hold NUL and a lone surrogate cannot be encoded: refuse them here
-    # (a 422) rather than in the database (a 500).
-    if _CONTROL_CHARACTERS.search(value):
-        raise ValueError("must not contain control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
-
-
-DeviceName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_clean_name)]
+DeviceName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(clean_name)]
 
 PUBLIC_EXAMPLE: dict[str, Any] = {
     "id": "3c2b1a09-8f7e-4d6c-9b5a-1f2e3d4c5b6a",
