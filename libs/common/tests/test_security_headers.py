@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tripline_common.server import DrainingServer, serve
+from tripline_devstack import free_port
 
 EXPECTED = {
     "x-content-type-options": "nosniff",
@@ -49,7 +50,8 @@ def test_served_apps_do_not_name_their_server(build_app, monkeypatch) -> None:
     # uvicorn adds `server: uvicorn` unless told not to; `serve` is what every process runs.
     served = {}
     monkeypatch.setattr(DrainingServer, "run", lambda self, *a, **k: served.update(c=self.config))
-    app = build_app()
+    # `serve` binds both sockets before running: free ports, so nothing else listening matters.
+    app = build_app(port=free_port(), ops_port=free_port())
 
     serve(app, app.state.settings)
 

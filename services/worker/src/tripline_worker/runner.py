@@ -212,6 +212,7 @@ class ArqRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._jobs_done(worker), self.settings.job_completion_wait)
             worker.handle_sig(signal.SIGTERM)  # Cancels leftovers and the main loop.
+            await self._main_loop_ended(worker)
             await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
             with contextlib.suppress(Exception):
                 await worker.pool.delete(worker.health_check_key)
@@ -221,6 +222,21 @@ class ArqRunner:
         if self.http is not None:
             await self.http.aclose()
         log.info("worker_stopped")
+
+    @staticmethod
+    async def _main_loop_ended(worker: Worker, *, attempts: int = 100) -> None:
+        """Cancel ARQ's main loop until it has ended (about 10 s at most).
+
+        One cancel can be absorbed by a Redis call in flight at that instant: a CI run saw the
+        loop go on picking cron jobs after SIGTERM until the process was killed. So the cancel
+        is repeated until the task is done."""
+        main = worker.main_task
+        for _ in range(attempts):
+            if main is None or main.done():
+                return
+            main.cancel()
+            await asyncio.wait({main}, timeout=0.1)
+        log.warning("arq_loop_outlived_shutdown")
 
     @staticmethod
     async def _jobs_done(worker: Worker) -> None:
