@@ -289,6 +289,11 @@ def test_a_client_cannot_choose_its_address_with_the_charts_settings(
             bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
             sessions = client.get("/v1/auth/sessions", headers=bearer).raise_for_status()
     finally:
-        process.kill()
-        process.wait()
+        # SIGTERM, which tini passes on: a SIGKILL would end tini alone and orphan the api.
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
     assert [s["ip"] for s in sessions.json()] == ["127.0.0.1"]
