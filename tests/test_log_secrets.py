@@ -1,28 +1,28 @@
 """No process ever logs a credential: a whole story runs against the four real processes, and
 every secret it issued or used is looked for in every line they wrote.
 
-The story: a user is created and logs in, refreshes, registers a device and rotates its key,
-starts a trip, registers a webhook endpoint (a capability URL, with a token in its query
-string) and rotates its secret, and sends speeding
-telemetry with the rotated key, which the worker turns into an alert and a signed delivery;
-an operator signs in to the console with a password, issues and rotates device keys there and
-through the admin API; a login with a wrong password fails; everybody logs out. The processes
-report to a stand-in Sentry too, and what reached it is searched the same way.
-(WebSockets are covered by the streams tests: their tickets are single-use.)
+The story: a user signs up and follows the mailed verification link, logs in, refreshes,
+opens an alert stream with a single-use ticket, registers a device and rotates its key, starts
+a trip, registers a webhook endpoint (a capability URL, with a token in its query string) and
+rotates its secret, and sends speeding telemetry with the rotated key, which the worker turns
+into an alert and a signed delivery; a login with a wrong password fails; an operator issues
+and rotates device keys through the admin API and in the console, signed in with a password;
+everybody logs out; the user resets the password with a mailed token. The processes report to
+a stand-in Sentry too, and what reached it is searched the same way. (WebSocket handshakes are
+covered by tests/test_realtime.py::test_stream_credentials_never_reach_the_log.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import uuid
-from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.test_pipeline import (
     FAST_WORKER,
@@ -34,30 +34,8 @@ from tests.test_pipeline import (
     wait_for,
     window_aligned,
 )
-from tripline_common.models import User, UserRole
-from tripline_common.passwords import hash_password
 
 WAIT = 20.0
-
-
-async def create_user(database_url: str, email: str, password: str) -> None:
-    """The one place the story makes its user, as the test factories do (a stored row with an
-    Argon2 hash). Swap for sign-up (and its verification) if that should be in the story."""
-    engine = create_async_engine(database_url)
-    try:
-        async with AsyncSession(engine) as session:
-            session.add(
-                User(
-                    email=email,
-                    display_name="Log Scan",
-                    role=UserRole.USER,
-                    password_hash=await hash_password(password),
-                    email_verified_at=datetime.now(UTC),
-                )
-            )
-            await session.commit()
-    finally:
-        await engine.dispose()
 
 
 def form_token(html: str) -> str:
@@ -74,7 +52,7 @@ def shown_key(html: str) -> str:
 
 @pytest.mark.slow
 async def test_no_process_logs_a_token_key_secret_or_password(
-    processes, process_env, webhook_receiver, fake_sentry
+    processes, process_env, webhook_receiver, fake_sentry, mail_server
 ) -> None:
     from scripts.seed import DEMO_PASSWORD
 
@@ -91,17 +69,35 @@ async def test_no_process_logs_a_token_key_secret_or_password(
     seed(process_env)
     email = f"scan-{uuid.uuid4().hex[:8]}@example.com"
     password = keep("user password", f"pw-{secrets.token_hex(12)}")
-    await create_user(database_url, email, password)
 
     env = {"SENTRY_DSN": fake_sentry.dsn}
     api = processes.start("api", "tripline-api", **env)
     ingest = processes.start("ingest", "tripline-ingest", **env)
-    worker = processes.start("worker", "tripline-worker", **FAST_WORKER, **env)
+    mail = {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail_server.port),
+        "SMTP_STARTTLS": "false",
+    }
+    worker = processes.start("worker", "tripline-worker", **FAST_WORKER, **mail, **env)
     admin = processes.start("admin", "tripline-admin", CONSOLE_COOKIE_SECURE="false", **env)
     for process in (api, ingest, worker, admin):
         processes.wait_ready(process, timeout=120)  # Four cold starts on a busy machine.
 
     async with httpx.AsyncClient(timeout=WAIT) as client:
+        # The user signs up and follows the mailed link (its token is a secret).
+        signed_up = await client.post(
+            f"{api.url}/v1/users",
+            json={"email": email, "display_name": "Log Scan", "password": password},
+        )
+        assert signed_up.status_code == 202, signed_up.text
+        [verification] = await asyncio.to_thread(mail_server.wait_for, email)
+        keep(
+            "email verification token", parse_qs(urlsplit(verification.links[0]).query)["token"][0]
+        )
+        (
+            await client.get(f"{api.url}/v1/" + verification.links[0].split("/v1/", 1)[1])
+        ).raise_for_status()
+
         # The user: log in, refresh, and the old refresh token is spent.
         first = (
             await client.post(
@@ -117,6 +113,16 @@ async def test_no_process_logs_a_token_key_secret_or_password(
         ).raise_for_status()
         auth = {"Authorization": f"Bearer {keep('access token 2', pair.json()['access_token'])}"}
         keep("refresh token 2", pair.json()["refresh_token"])
+
+        # A stream opened with a single-use ticket (a URL's only credential).
+        ticket = (
+            await client.post(f"{api.url}/v1/alerts/stream-tickets", headers=auth)
+        ).raise_for_status()
+        stream_url = (
+            f"{api.url}/v1/alerts/stream?ticket={keep('stream ticket', ticket.json()['ticket'])}"
+        )
+        async with client.stream("GET", stream_url) as stream:
+            assert stream.status_code == 200
 
         # A device and its key, rotated; a trip for it, under way.
         device = (
@@ -250,6 +256,22 @@ async def test_no_process_logs_a_token_key_secret_or_password(
             out = await client.post(f"{api.url}/v1/auth/logout", headers=headers)
             assert out.status_code == 204
 
+        # A forgotten password: the mailed reset token sets a new one.
+        asked = await client.post(
+            f"{api.url}/v1/accounts/password-reset/request", json={"email": email}
+        )
+        assert asked.status_code == 202, asked.text
+        [_, reset] = await asyncio.to_thread(mail_server.wait_for, email, 2)
+        new_password = keep("new password", f"pw-{secrets.token_hex(12)}")
+        done = await client.post(
+            f"{api.url}/v1/accounts/password-reset",
+            json={
+                "token": keep("password reset token", reset.tokens[0]),
+                "new_password": new_password,
+            },
+        )
+        assert done.status_code < 300, done.text
+
     processes.stop_all()  # Everything they had to say is on disk.
     assert {
         "user password",
@@ -261,6 +283,9 @@ async def test_no_process_logs_a_token_key_secret_or_password(
         "webhook URL token",
         "console device key",
         "console CSRF token",
+        "email verification token",
+        "stream ticket",
+        "password reset token",
     } <= set(found)
     leaks = [
         f"{process.name} line {number}: {label}"
