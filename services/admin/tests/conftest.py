@@ -16,8 +16,9 @@ from fastapi import FastAPI
 from tripline_admin.console.security import cookie_name, csrf_token, sign
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
+from tripline_common.apikeys import issue_api_key
 from tripline_common.auth.service import open_session
-from tripline_common.models import SessionKind, User, UserRole
+from tripline_common.models import Device, SessionKind, User, UserRole
 from tripline_common.passwords import hash_password
 
 
@@ -134,3 +135,17 @@ def sign_in(session_factory, admin_settings) -> Callable[..., Awaitable[ConsoleS
         )
 
     return make
+
+
+@pytest.fixture
+async def device_with_key(session_factory, make_user) -> tuple[Device, str]:
+    """A plain user's device (the console's target) and its current key."""
+    owner = await make_user(email="owner@example.com")
+    key = issue_api_key()
+    async with session_factory() as session:
+        row = Device(
+            owner_id=owner.id, name="Blue van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
+        )
+        session.add(row)
+        await session.commit()
+        return row, key.key

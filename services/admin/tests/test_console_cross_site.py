@@ -11,7 +11,6 @@ from fastapi import FastAPI
 
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
-from tripline_common.apikeys import issue_api_key
 from tripline_common.models import Device
 
 PUBLIC_WEB_APP = "https://app.example"
@@ -27,16 +26,8 @@ def admin_app(make_settings) -> FastAPI:
 
 
 @pytest.fixture
-async def device(session_factory, make_user) -> Device:
-    owner = await make_user(email="owner@example.com")
-    key = issue_api_key()
-    async with session_factory() as session:
-        row = Device(
-            owner_id=owner.id, name="Blue van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-        )
-        session.add(row)
-        await session.commit()
-        return row
+def device(device_with_key) -> Device:
+    return device_with_key[0]
 
 
 async def rotate(browser: httpx.AsyncClient, device: Device, csrf: str, **headers: str):

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from tripline_common.apikeys import issue_api_key
 from tripline_common.models import AuditLogEntry, Device
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
@@ -36,17 +35,9 @@ async def upload(make_settings, app_client):
 
 
 @pytest.fixture
-async def device(session_factory, make_user) -> tuple[Device, str]:
+def device(device_with_key) -> tuple[Device, str]:
     """A device and its current key."""
-    owner = await make_user(email="owner@example.com")
-    key = issue_api_key()
-    async with session_factory() as session:
-        row = Device(
-            owner_id=owner.id, name="Blue van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-        )
-        session.add(row)
-        await session.commit()
-        return row, key.key
+    return device_with_key
 
 
 @pytest.fixture

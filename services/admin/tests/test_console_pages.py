@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from tripline_common.apikeys import issue_api_key
 from tripline_common.jobs import job_arq_id
 from tripline_common.models import (
     Alert,
@@ -32,16 +31,8 @@ async def console(browser, operator, sign_in):
 
 
 @pytest.fixture
-async def device(session_factory, make_user) -> Device:
-    owner = await make_user(email="owner@example.com")
-    key = issue_api_key()
-    async with session_factory() as session:
-        row = Device(
-            owner_id=owner.id, name="Blue van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-        )
-        session.add(row)
-        await session.commit()
-    return row
+def device(device_with_key) -> Device:
+    return device_with_key[0]
 
 
 def text_of(html: str) -> str:
