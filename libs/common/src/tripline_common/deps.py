@@ -81,3 +81,9 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
 PgDep = Annotated[asyncpg.Pool, Depends(get_pg)]
+
+
+def client_address(request: Request) -> str:
+    """The client's address as uvicorn resolved it: the peer, or the rightmost address that no
+    proxy in FORWARDED_ALLOW_IPS owns ("unknown" without one). The key of per-client limits."""
+    return request.client.host if request.client else "unknown"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from tripline_common.deps import SessionDep
+from tripline_common.deps import SessionDep, client_address
 from tripline_common.errors import RateLimitedError
 from tripline_ingest.devices import AuthenticatedDevice, authenticate_device
 from tripline_ingest.state import IngestState
@@ -33,8 +33,7 @@ async def current_device(
     ] = None,
 ) -> AuthenticatedDevice:
     """The device authenticated by its API key, within its rate limits (else 401 or 429)."""
-    # The address uvicorn resolved through FORWARDED_ALLOW_IPS (the proxy's, if untrusted).
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     try:
         device = await authenticate_device(
             session=session,

@@ -17,11 +17,11 @@ from tripline_api.accounts.schemas import (
     ResetRequested,
     TokenIn,
 )
+from tripline_api.limits import enforce_limits
 from tripline_api.settings import ApiSettings
 from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep
-from tripline_common.errors import ErrorResponse, RateLimitedError
-from tripline_common.ratelimit import enforce_rate_limit
+from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
+from tripline_common.errors import ErrorResponse
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -31,23 +31,6 @@ TOKEN_ERRORS = {
 }
 WEAK = {422: {"model": ErrorResponse, "description": "`weak_password`: see the rules."}}
 LIMITED = {429: {"model": ErrorResponse, "description": "Too many attempts; see `Retry-After`."}}
-
-
-async def enforce_limits(
-    request: Request, redis: RedisDep, keys: list[str], limit: int, window: int, label: str
-) -> None:
-    """Count one hit on each key; a 429 (counted in the API's metrics) beyond `limit`."""
-    try:
-        for key in keys:
-            await enforce_rate_limit(redis, key, limit=limit, window_seconds=window)
-    except RateLimitedError:
-        request.app.state.api_metrics.rate_limit_rejections.labels(label).inc()
-        raise
-
-
-def client_address(request: Request) -> str:
-    """The client's address (the proxy-resolved one, see FORWARDED_ALLOW_IPS)."""
-    return request.client.host if request.client else "unknown"
 
 
 @router.post(

@@ -12,7 +12,7 @@ from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
 from tripline_common.audit import AuditOriginDep
 from tripline_common.auth import service
 from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import RedisDep, SessionDep, SettingsDep
+from tripline_common.deps import RedisDep, SessionDep, SettingsDep, client_address
 from tripline_common.errors import ErrorResponse, NotFoundError, RateLimitedError
 from tripline_common.ratelimit import admit_login_attempt
 
@@ -42,7 +42,7 @@ async def login(
     settings: SettingsDep,
     redis: RedisDep,
 ) -> TokenPair:
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     try:
         attempt = await admit_login_attempt(redis, settings, client=client, email=form.username)
     except RateLimitedError:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from tripline_api.accounts import service as accounts_service
-from tripline_api.accounts.router import client_address, enforce_limits
 from tripline_api.accounts.schemas import SIGN_UP_MESSAGE, SignUpAccepted
+from tripline_api.limits import enforce_limits
 from tripline_api.settings import ApiSettings
 from tripline_api.users.schemas import UserCreate, UserPublic
 from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep
+from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
 from tripline_common.errors import ErrorResponse
 
 router = APIRouter(prefix="/users", tags=["users"])
