@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from enum import StrEnum
 
@@ -25,11 +24,6 @@ class AccountMail(StrEnum):
 def send_account_mail_job_id(token_id: uuid.UUID | str) -> str:
     """The job ID of one token's mail: enqueueing it twice mails it once."""
     return f"{SEND_ACCOUNT_MAIL}:{token_id}"
-
-
-def new_account_token() -> str:
-    """A random token for a mailed link (256 bits, URL-safe); only its hash is stored."""
-    return secrets.token_urlsafe(32)
 
 
 def enqueue_account_mail(

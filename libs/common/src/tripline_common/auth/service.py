@@ -22,7 +22,7 @@ from tripline_common.auth.tokens import (
     AccessClaims,
     create_access_token,
     hash_token,
-    new_refresh_token,
+    new_opaque_token,
 )
 from tripline_common.errors import ForbiddenError, UnauthorizedError
 from tripline_common.models import AuthSession, SessionKind, UsedRefreshToken, User, UserRole
@@ -113,7 +113,7 @@ async def open_session(
 ) -> IssuedTokens:
     """Create a session row for `user` and issue its first access and refresh tokens."""
     now = datetime.now(UTC)
-    refresh = new_refresh_token()
+    refresh = new_opaque_token()
     auth_session = AuthSession(
         user_id=user.id,
         kind=kind,
@@ -184,7 +184,7 @@ async def refresh_session(
     user = await session.get(User, auth_session.user_id)
     if user is None or not user.is_active:
         raise UnauthorizedError("This account is disabled.", code="account_disabled")
-    refresh = new_refresh_token()
+    refresh = new_opaque_token()
     session.add(UsedRefreshToken(token_hash=token_hash, session_id=auth_session.id, used_at=now))
     auth_session.refresh_token_hash = hash_token(refresh)
     auth_session.last_seen_at = now

@@ -108,8 +108,9 @@ def _verified_claims(token: str, keys: tuple[str, ...], audience: str, issuer: s
     raise UnauthorizedError("The access token is not valid.", code="invalid_token")
 
 
-def new_refresh_token() -> str:
-    """An opaque, random refresh token (256 bits); only its hash is stored."""
+def new_opaque_token() -> str:
+    """A random, URL-safe token of 256 bits (refresh tokens, mailed account tokens, stream
+    tickets); only its `hash_token` is ever stored."""
     return secrets.token_urlsafe(32)
 
 

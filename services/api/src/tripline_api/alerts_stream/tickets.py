@@ -11,14 +11,13 @@ that token expires, and the session is re-checked while it is open (`service.wat
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime
 
 import orjson
 from redis.asyncio import Redis
 
-from tripline_common.auth.tokens import AccessClaims, hash_token
+from tripline_common.auth.tokens import AccessClaims, hash_token, new_opaque_token
 from tripline_common.errors import UnauthorizedError
 
 _KEY_PREFIX = "tripline:stream-ticket:"
@@ -31,7 +30,7 @@ def _key(ticket: str) -> str:
 
 async def issue_ticket(redis: Redis, claims: AccessClaims, *, ttl_seconds: int) -> str:
     """A new ticket for the session of `claims`, redeemable once within `ttl_seconds`."""
-    ticket = secrets.token_urlsafe(32)
+    ticket = new_opaque_token()
     value = orjson.dumps(
         {
             "user_id": str(claims.user_id),

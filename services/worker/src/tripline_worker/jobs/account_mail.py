@@ -10,8 +10,8 @@ import structlog
 from arq import Retry
 from sqlalchemy import select
 
-from tripline_common.accounts import AccountMail, new_account_token
-from tripline_common.auth.tokens import hash_token
+from tripline_common.accounts import AccountMail
+from tripline_common.auth.tokens import hash_token, new_opaque_token
 from tripline_common.db import unit_of_work
 from tripline_common.models import AccountToken, User
 from tripline_worker.accounts.mail import compose, send
@@ -46,7 +46,7 @@ async def send_account_mail(ctx: dict[str, Any], token_id: str, mail: str) -> st
             return "skipped"
         user = await session.get(User, row.user_id)
         assert user is not None
-        token = new_account_token()
+        token = new_opaque_token()
         row.token_hash = hash_token(token)
         message = compose(
             settings, mail=AccountMail(mail), to=user.email, name=user.display_name, token=token
