@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 .PHONY: help uv install dev test lint format typecheck migrate seed clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 uv: ## Install uv with pip when it is missing
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -54,3 +54,9 @@ charts-golden: install ## Refresh the golden renders in helm/golden/ after a cha
 
 charts-docs: install ## Regenerate the values table of helm/tripline/README.md
 	@$(UV) run --frozen python scripts/chart_docs.py
+
+# --- API contract: the OpenAPI snapshots (docs/api-contract.md) ------------------------------------
+.PHONY: openapi-snapshot
+
+openapi-snapshot: install ## Rewrite docs/openapi/*.json after a deliberate API change (breaking: ALLOW_BREAKING="why")
+	@$(UV) run --frozen python -m scripts.openapi_snapshot
