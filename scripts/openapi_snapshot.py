@@ -30,9 +30,14 @@ from tripline_ingest.settings import IngestSettings
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT_DIR = ROOT / "docs" / "openapi"
 
-# The version a build without VERSION serves, pinned: a release sets VERSION to its image tag,
-# which names a build, not a contract, and would make every release rewrite the snapshots.
-SNAPSHOT_VERSION: str = CommonSettings.model_fields["version"].default
+# The settings a snapshot is built with: the tests' environment, docs on, and the version a
+# build without VERSION serves, pinned: a release sets VERSION to its image tag, which names a
+# build, not a contract. Nothing else in the settings reaches the document.
+SNAPSHOT_SETTINGS: dict[str, Any] = {
+    "environment": "test",
+    "docs_enabled": True,
+    "version": CommonSettings.model_fields["version"].default,
+}
 
 
 class App(NamedTuple):
@@ -50,17 +55,11 @@ APPS = {
 }
 
 
-def snapshot_settings(app: App, **values: Any) -> CommonSettings:
-    """The settings a snapshot is built with: the tests' (no `.env`, environment `test`), docs
-    on and the version pinned, so neither a machine nor a release changes the document."""
-    values = {"environment": "test", **values, "docs_enabled": True, "version": SNAPSHOT_VERSION}
-    return app.settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 def build_document(name: str) -> dict[str, Any]:
-    """The OpenAPI document app `name` serves at /openapi.json."""
+    """The OpenAPI document app `name` serves at /openapi.json (no `.env` read)."""
     app = APPS[name]
-    return app.create(snapshot_settings(app)).openapi()
+    settings = app.settings(_env_file=None, **SNAPSHOT_SETTINGS)  # type: ignore[call-arg]
+    return app.create(settings).openapi()
 
 
 def render(document: dict[str, Any]) -> str:
