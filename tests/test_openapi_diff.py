@@ -233,5 +233,12 @@ def test_removed_paths_operations_statuses_and_changed_operation_ids_are_breakin
     assert "/v2/trips: path removed" in breaking_changes(doc, after)
 
 
+def test_a_removed_media_type_is_breaking() -> None:
+    def to_csv(doc: dict[str, Any]) -> None:
+        post(doc)["responses"]["201"]["content"] = {"text/csv": {"schema": {"type": "string"}}}
+
+    assert breaking_after(to_csv) == [f"{POST} response 201: media type {JSON} removed"]
+
+
 def test_paths_outside_v1_and_v2_are_not_guarded() -> None:
     assert breaking_after(lambda doc: doc["paths"].pop("/livez")) == []

@@ -80,5 +80,5 @@ def test_no_change_inside_v1_or_v2_breaks_a_client_of_the_snapshot(name: str) ->
 
 def test_the_worker_serves_probes_only_and_no_api_operations() -> None:
     # Its HTTP app exists for /livez, /readyz and /metrics: no snapshot needed while this holds.
-    settings = WorkerServiceSettings(_env_file=None, **SNAPSHOT_SETTINGS)  # type: ignore[call-arg]
+    settings = WorkerServiceSettings(_env_file=None, **SNAPSHOT_SETTINGS)
     assert create_worker_app(settings).openapi()["paths"] == {}
