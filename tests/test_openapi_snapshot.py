@@ -22,7 +22,7 @@ from scripts.openapi_snapshot import (
 from tripline_worker.main import create_worker_app
 from tripline_worker.settings import WorkerServiceSettings
 
-DIFF_LINES = 150  # Enough to see what changed; the rest is in `make openapi-snapshot`'s output.
+DIFF_LINES = 150  # Enough to see what changed; `make openapi-snapshot && git diff` shows all.
 
 
 def readable_diff(snapshot: str, live: str, name: str) -> str:
@@ -37,7 +37,7 @@ def readable_diff(snapshot: str, live: str, name: str) -> str:
     )
     shown = "\n".join(lines[:DIFF_LINES])
     if len(lines) > DIFF_LINES:
-        shown += f"\n... {len(lines) - DIFF_LINES} more diff lines"
+        shown += f"\n... {len(lines) - DIFF_LINES} more diff lines (all: git diff docs/openapi/)"
     return (
         f"{name}'s OpenAPI document is not its snapshot. If the change is deliberate, run "
         f"`make openapi-snapshot` and commit docs/openapi/{name}.json with it.\n{shown}"
