@@ -37,7 +37,7 @@ def readable_diff(snapshot: str, live: str, name: str) -> str:
     )
     shown = "\n".join(lines[:DIFF_LINES])
     if len(lines) > DIFF_LINES:
-        shown += f"\n... {len(lines) - DIFF_LINES} more diff lines (all: git diff docs/openapi/)"
+        shown += f"\n... {len(lines) - DIFF_LINES} more lines: make openapi-snapshot, then git diff"
     return (
         f"{name}'s OpenAPI document is not its snapshot. If the change is deliberate, run "
         f"`make openapi-snapshot` and commit docs/openapi/{name}.json with it.\n{shown}"
