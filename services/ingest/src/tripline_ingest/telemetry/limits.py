@@ -23,16 +23,16 @@ class LimitCheck(StrEnum):
     """What a limit check let through. Over the limit is not a result: the check raises
     `RateLimitedError` (429 with `Retry-After`), as every refusal does."""
 
-    ALLOWED = "allowed"  # Counted, and under the limit.
-    UNCHECKED = "unchecked"  # Redis did not answer in time: let through, not counted.
+    ALLOWED = "allowed"  # Redis answered: under the limit.
+    UNCHECKED = "unchecked"  # Redis did not answer in time: let through without a check.
 
 
 class _FailOpenLimit:
     """A limit kept in Redis that lets requests through when Redis is slow or down.
 
     Telemetry must keep flowing into Postgres through a Redis outage; the outage shows in
-    `/readyz`, in what the caller counts of `UNCHECKED`, and in one warning per 10 seconds
-    (`warning`), not one per request.
+    `/readyz`, in the `UNCHECKED` answers a caller may count, and in one warning line per
+    10 seconds (`warning`), not one per request.
     """
 
     warning: ClassVar[str]
