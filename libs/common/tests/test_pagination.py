@@ -73,6 +73,8 @@ class ThingPage(Page[ThingItem]):  # type: ignore[valid-type]
         "Trip ü 🚚",
         42,
         -1.5,
+        3.0,  # An integral float must come back a float (its tag says so), not an int.
+        True,
         uuid.UUID("0b8f5a4e-3c1d-4f7a-9e2b-6d5c4b3a2f10"),
     ],
 )
@@ -125,6 +127,40 @@ def test_a_cursor_from_another_secret_is_a_400() -> None:
 
     with pytest.raises(BadRequestError):
         CursorCodec(SECRET).decode(token)
+
+
+def test_a_cursor_signed_before_a_secret_rotation_is_accepted_until_the_old_secret_goes() -> None:
+    old, new = "the secret before rotation, 32+ characters", SECRET
+    token = CursorCodec(old).encode(Cursor("name", "a", 1, "next"))
+
+    assert CursorCodec(new, old).decode(token) == Cursor("name", "a", 1, "next")
+    with pytest.raises(BadRequestError):
+        CursorCodec(new).decode(token)
+
+
+def test_new_cursors_are_signed_with_the_current_secret_only() -> None:
+    old, new = "the secret before rotation, 32+ characters", SECRET
+    token = CursorCodec(new, old).encode(Cursor("name", "a", 1, "next"))
+
+    assert CursorCodec(new).decode(token).key == "a"
+    with pytest.raises(BadRequestError):
+        CursorCodec(old).decode(token)
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        Cursor("name", "a", 1, "sideways"),  # type: ignore[arg-type]
+        Cursor(7, "a", 1, "next"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_properly_signed_cursor_with_a_bad_direction_or_sort_is_still_a_400(cursor) -> None:
+    codec = CursorCodec(SECRET)
+
+    with pytest.raises(BadRequestError) as raised:
+        codec.decode(codec.encode(cursor))
+
+    assert raised.value.code == "invalid_cursor"
 
 
 def test_only_scalar_keys_go_into_cursors() -> None:

@@ -8,9 +8,9 @@ from fastapi import APIRouter, status
 
 from tripline_common.deps import QueueDep, SessionDep
 from tripline_common.errors import ErrorResponse
-from tripline_ingest.deps import CurrentDevice, IngestStateDep, TelemetryBatchBody
 from tripline_ingest.telemetry import service
 from tripline_ingest.telemetry.body import request_body_doc
+from tripline_ingest.telemetry.deps import CurrentDevice, IngestStateDep, TelemetryBatchBody
 from tripline_ingest.telemetry.schemas import BatchAccepted, BatchStatusOut, TelemetryBatchIn
 
 router = APIRouter(tags=["telemetry"])

@@ -16,9 +16,9 @@ from tripline_common.correlation import get_request_id
 from tripline_common.errors import NotFoundError, UnprocessableError
 from tripline_common.models import BatchStatus, Device, TelemetryBatch, TelemetryEvent
 from tripline_common.queue import PROCESS_BATCH, JobQueue, process_batch_job_id
-from tripline_ingest.devices import AuthenticatedDevice
 from tripline_ingest.settings import IngestSettings
 from tripline_ingest.state import IngestState
+from tripline_ingest.telemetry.devices import AuthenticatedDevice
 from tripline_ingest.telemetry.schemas import BatchAccepted, BatchStatusOut, TelemetryBatchIn
 
 # Column order of the COPY records below.
@@ -73,9 +73,7 @@ async def accept_batch(
         queue=queue,
         device=device,
         batch=batch,
-        touch_last_seen=state.device_keys.last_seen_due(
-            device.id, state.settings.last_seen_write_interval_seconds
-        ),
+        touch_last_seen=state.last_seen.due(device.id),
     )
     if accepted.duplicate:
         state.metrics.batches.labels("duplicate").inc()

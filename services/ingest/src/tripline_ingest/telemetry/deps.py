@@ -1,4 +1,4 @@
-"""Typed dependencies of ingest: its state, the calling device, and the decoded upload."""
+"""Typed dependencies of the telemetry routes: ingest's state, the calling device, the upload."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from fastapi import Depends, Header, Request
 
 from tripline_common.deps import SessionDep, client_address
 from tripline_common.errors import RateLimitedError
-from tripline_ingest.devices import AuthenticatedDevice, authenticate_device
 from tripline_ingest.state import IngestState
 from tripline_ingest.telemetry.body import RATE_LIMIT_SCOPE_KEY, parse_batch, read_body
+from tripline_ingest.telemetry.devices import AuthenticatedDevice, authenticate_device
+from tripline_ingest.telemetry.limits import LimitCheck
 from tripline_ingest.telemetry.schemas import TelemetryBatchIn
 from tripline_ingest.telemetry.service import validate_batch
 
@@ -45,7 +46,7 @@ async def current_device(
     except RateLimitedError:
         request.scope[RATE_LIMIT_SCOPE_KEY] = "failed_key_lookups"  # For the refusal metric.
         raise
-    if not await state.rate_limiter.check(device.id):
+    if await state.rate_limiter.check(device.id) is LimitCheck.UNCHECKED:
         state.metrics.rate_limit_unchecked.inc()
     return device
 

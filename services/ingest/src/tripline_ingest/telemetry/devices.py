@@ -1,16 +1,13 @@
-"""Devices at the door of ingest: API-key authentication with a short cache, per-device limits."""
+"""Devices at the door of ingest: who is calling (API key, with a short cache), and when to
+record them as seen."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -18,9 +15,7 @@ from sqlmodel import col
 from tripline_common.apikeys import hash_api_key
 from tripline_common.errors import UnauthorizedError
 from tripline_common.models import Device
-from tripline_common.ratelimit import count_hit, enforce_rate_limit, ensure_under_limit
-
-log = structlog.get_logger("tripline.ingest.devices")
+from tripline_ingest.telemetry.limits import FailedLookupLimiter
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,6 @@ class DeviceKeyCache:
         self.negative_ttl = negative_ttl
         self._entries: OrderedDict[str, tuple[float, AuthenticatedDevice]] = OrderedDict()
         self._unknown: OrderedDict[str, float] = OrderedDict()
-        self._last_seen_written: dict[uuid.UUID, float] = {}
 
     def get(self, key_hash: str) -> AuthenticatedDevice | None:
         """The cached device for this key hash, if looked up less than `ttl` seconds ago."""
@@ -92,19 +86,6 @@ class DeviceKeyCache:
         while len(self._unknown) > self.max_size:
             self._unknown.popitem(last=False)
 
-    def last_seen_due(self, device_id: uuid.UUID, interval: float) -> bool:
-        """True (and noted) when `devices.last_seen_at` was not written for `interval` seconds
-        by this process. Throttling the write keeps the device row from becoming a lock every
-        concurrent upload of that device queues on."""
-        now = time.monotonic()
-        last = self._last_seen_written.get(device_id)
-        if last is not None and now - last < interval:
-            return False
-        if len(self._last_seen_written) >= self.max_size:
-            self._last_seen_written.clear()  # Worst case: one extra write per device.
-        self._last_seen_written[device_id] = now
-        return True
-
 
 async def authenticate_device(
     *,
@@ -122,7 +103,8 @@ async def authenticate_device(
 
     Only a key in neither cache costs a query; a client whose queries found nothing
     `failed_lookups.limit` times in the window gets 429 instead of another query, while keys
-    already cached keep working for it."""
+    already cached keep working for it. With Redis down that limit goes unchecked (the limiter
+    logs it) and lookups go ahead."""
     if not api_key:
         raise UnauthorizedError("Send the device's API key in the X-Device-Key header.")
     key_hash = hash_api_key(api_key)
@@ -157,87 +139,27 @@ async def authenticate_device(
     return device
 
 
-class DeviceRateLimiter:
-    """Per-device upload limit in Redis (shared by every replica), failing open.
+class LastSeenThrottle:
+    """When to write `devices.last_seen_at`: at most once per `interval` seconds per device, by
+    this process.
 
-    When Redis is slow or down the upload is let through: telemetry keeps flowing into
-    Postgres, which is what must not stop, and the outage shows in `/readyz`, in the
-    `..._rate_limit_bypassed_total` metric and in one warning log line per 10 seconds.
+    Every upload could write it, but each write locks the device row, which every concurrent
+    upload of that device would then queue on. At most `max_size` devices are remembered.
     """
 
-    def __init__(self, redis: Redis, *, limit: int, window_seconds: int, timeout: float) -> None:
-        self.redis = redis
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self.timeout = timeout
-        self.bypassed = 0
-        self._last_warning = 0.0
+    def __init__(self, interval: float, max_size: int) -> None:
+        self.interval = interval
+        self.max_size = max_size
+        self._written: dict[uuid.UUID, float] = {}
 
-    async def check(self, device_id: uuid.UUID) -> bool:
-        """Count one upload; raise 429 past the limit. False when the limit was not checked."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                await enforce_rate_limit(
-                    self.redis,
-                    f"device:{device_id}",
-                    limit=self.limit,
-                    window_seconds=self.window_seconds,
-                )
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.bypassed += 1
-            now = time.monotonic()
-            if now - self._last_warning >= 10:
-                self._last_warning = now
-                log.warning(
-                    "rate_limit_unchecked", error_type=type(exc).__name__, bypassed=self.bypassed
-                )
-            return False
-        return True
-
-
-class FailedLookupLimiter:
-    """Per-client limit on key lookups that found no device (Redis fixed window, failing open).
-
-    Keys are random, so the negative cache cannot stop a client sending a new unknown key each
-    time: this bounds what such a client costs the database to `limit` queries per window.
-    When Redis does not answer, lookups go ahead (as for `DeviceRateLimiter`).
-    """
-
-    def __init__(self, redis: Redis, *, limit: int, window_seconds: int, timeout: float) -> None:
-        self.redis = redis
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self.timeout = timeout
-        self._last_warning = 0.0
-
-    async def check(self, client: str) -> None:
-        """Raise 429 when `client` used up its failed lookups in this window."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                await ensure_under_limit(
-                    self.redis,
-                    f"device-key-failures:{client}",
-                    limit=self.limit,
-                    window_seconds=self.window_seconds,
-                    message="Too many unknown device keys from this client; try again later.",
-                )
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._unchecked(exc)
-
-    async def count(self, client: str) -> None:
-        """Count one lookup by `client` that found no device."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                await count_hit(
-                    self.redis,
-                    f"device-key-failures:{client}",
-                    window_seconds=self.window_seconds,
-                )
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._unchecked(exc)
-
-    def _unchecked(self, exc: BaseException) -> None:
+    def due(self, device_id: uuid.UUID) -> bool:
+        """True (and noted as written now) when this process has not written the device's
+        `last_seen_at` for `interval` seconds."""
         now = time.monotonic()
-        if now - self._last_warning >= 10:  # One line per 10 s, not one per request.
-            self._last_warning = now
-            log.warning("failed_lookup_limit_unchecked", error_type=type(exc).__name__)
+        last = self._written.get(device_id)
+        if last is not None and now - last < self.interval:
+            return False
+        if len(self._written) >= self.max_size:
+            self._written.clear()  # Worst case: one extra write per device.
+        self._written[device_id] = now
+        return True
