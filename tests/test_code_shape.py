@@ -1,5 +1,5 @@
 """Rules of the code's shape that docs/practices.md states, checked on the source itself: async
-handlers, routers without SQL, no dumping-ground modules, and every API field described."""
+handlers, routers without SQL, no dumping-ground modules, every operation and field described."""
 
 from __future__ import annotations
 
@@ -107,3 +107,22 @@ def test_every_field_of_the_published_models_is_described(
         if "description" not in spec
     }
     assert undescribed <= UNDESCRIBED_FIELDS
+
+
+@pytest.mark.parametrize(("create", "settings"), APPS, ids=["api", "ingest", "admin"])
+def test_every_operation_has_a_summary_a_description_and_a_tag(
+    create: Callable[..., Any], settings: type
+) -> None:
+    paths = create(settings(_env_file=None)).openapi()["paths"]
+    operations = {
+        f"{method.upper()} {path}": op
+        for path, item in paths.items()
+        for method, op in item.items()
+    }
+    assert operations
+    bare = [
+        name
+        for name, op in operations.items()
+        if not (op.get("summary") and op.get("description") and op.get("tags"))
+    ]
+    assert bare == []
