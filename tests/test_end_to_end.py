@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
+from tests.support.alerts import alert_event
 from tests.test_pipeline import (
     FAST_WORKER,
     SECRET,
@@ -24,7 +25,7 @@ from tests.test_pipeline import (
     wait_for,
     window_aligned,
 )
-from tests.test_realtime import alert_for, login, stream_ticket
+from tests.test_realtime import login, stream_ticket
 from tripline_common.pubsub import publish_alert
 from tripline_common.webhooks import verify_signature
 
@@ -85,7 +86,7 @@ async def test_one_upload_reaches_rest_websocket_sse_and_webhook_with_one_correl
             ws_task = asyncio.create_task(ws_alert())
             sse_task = asyncio.create_task(sse_alert())
             for _ in range(int(WAIT / 0.25)):
-                await publish_alert(redis, alert_for(user_id))
+                await publish_alert(redis, alert_event(user_id))
                 await asyncio.wait({ws_task, sse_task}, timeout=0.25)
                 if ws_task.done() and sse_task.done():
                     break

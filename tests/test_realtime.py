@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -18,8 +17,9 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.support.alerts import alert_event
 from tests.test_processes import seed
-from tripline_common.pubsub import AlertData, AlertEvent, publish_alert
+from tripline_common.pubsub import publish_alert
 
 WAIT = 15.0
 
@@ -57,24 +57,6 @@ def stream_ticket(api_url: str, token: str) -> str:
     ).raise_for_status()
     ticket: str = response.json()["ticket"]
     return ticket
-
-
-def alert_for(owner_id: uuid.UUID) -> AlertEvent:
-    return AlertEvent(
-        alert=AlertData(
-            id=uuid.uuid4(),
-            owner_id=owner_id,
-            trip_id=uuid.uuid4(),
-            device_id=None,
-            rule="speeding",
-            severity="warning",
-            status="open",
-            message="Over the limit",
-            details={"speed_kmh": 151},
-            raised_at=datetime.now(UTC),
-            request_id="req-realtime",
-        )
-    )
 
 
 async def test_alert_reaches_websocket_and_sse_on_other_replicas(processes, process_env) -> None:
@@ -122,7 +104,7 @@ async def test_alert_reaches_websocket_and_sse_on_other_replicas(processes, proc
             sse_task = asyncio.create_task(sse_ids())
             published: list[str] = []
             for _ in range(int(WAIT / 0.25)):
-                event = alert_for(user_id)
+                event = alert_event(user_id, request_id="req-realtime")
                 published.append(str(event.alert.id))
                 await publish_alert(redis, event)
                 try:

@@ -5,36 +5,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.alerts import alert_event
 from tripline_common.pubsub import (
-    AlertData,
     AlertEvent,
     alert_channel,
     listen_alerts,
     publish_alert,
 )
-
-
-def alert_event(owner_id: uuid.UUID) -> AlertEvent:
-    return AlertEvent(
-        alert=AlertData(
-            id=uuid.uuid4(),
-            owner_id=owner_id,
-            trip_id=uuid.uuid4(),
-            device_id=None,
-            rule="speeding",
-            severity="warning",
-            status="open",
-            message="90 km/h, over the 80 km/h limit.",
-            details={"speed_kmh": 90},
-            raised_at=datetime.now(UTC),
-            request_id="rid-pubsub",
-        )
-    )
 
 
 @pytest.fixture

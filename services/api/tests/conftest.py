@@ -71,6 +71,18 @@ def auth_headers(session_factory, api_settings) -> Callable[[User], Awaitable[di
 
 
 @pytest.fixture
+async def owner(make_user) -> User:
+    """A signed-up user who owns the resources a test creates."""
+    return await make_user()
+
+
+@pytest.fixture
+async def headers(owner: User, auth_headers) -> dict[str, str]:
+    """`owner`'s Authorization header."""
+    return await auth_headers(owner)
+
+
+@pytest.fixture
 def deliver_account_mail(
     make_settings, session_factory, mail_server, api_settings
 ) -> Callable[[], Awaitable[int]]:

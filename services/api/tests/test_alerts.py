@@ -7,42 +7,9 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from trip_factories import START, store_trips
+from trip_factories import START, store_alerts
 
-from tripline_common.models import Alert, AlertRule, AlertStatus, User
-
-
-@pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
-async def store_alerts(session_factory, owner: User, count: int, **fields) -> list[Alert]:
-    """`count` alerts of `owner` on one new trip, raised one minute apart from START."""
-    (trip,) = await store_trips(session_factory, owner, 1)
-    alerts = []
-    async with session_factory() as session:
-        for i in range(count):
-            values = {
-                "owner_id": owner.id,
-                "trip_id": trip.id,
-                "rule": AlertRule.SPEEDING,
-                "message": f"Alert {i}",
-                "details": {"speed_kmh": 140 + i},
-                "dedupe_key": f"test:{uuid.uuid4().hex}",
-                "raised_at": START + timedelta(minutes=i),
-                **fields,
-            }
-            alert = Alert(**values)
-            session.add(alert)
-            alerts.append(alert)
-        await session.commit()
-    return alerts
+from tripline_common.models import Alert, AlertRule, AlertStatus
 
 
 async def stored_status(session_factory, alert_id) -> AlertStatus:

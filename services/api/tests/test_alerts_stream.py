@@ -22,10 +22,11 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from trip_factories import store_trips
+from trip_factories import store_alerts
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.support.alerts import alert_event
 from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManager
 from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
@@ -33,8 +34,8 @@ from tripline_api.settings import ApiSettings
 from tripline_common.auth.service import open_session, revoke_session
 from tripline_common.auth.tokens import create_access_token
 from tripline_common.health import Lifecycle
-from tripline_common.models import Alert, AlertRule, User
-from tripline_common.pubsub import AlertData, AlertEvent, publish_alert
+from tripline_common.models import User
+from tripline_common.pubsub import AlertEvent, publish_alert
 from tripline_devstack import free_port
 
 WAIT = 10.0
@@ -112,24 +113,6 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
-
-
-def alert_event(owner_id: uuid.UUID, **fields: Any) -> AlertEvent:
-    values: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "owner_id": owner_id,
-        "trip_id": uuid.uuid4(),
-        "device_id": None,
-        "rule": "speeding",
-        "severity": "warning",
-        "status": "open",
-        "message": "Over the limit",
-        "details": {"speed_kmh": 150},
-        "raised_at": datetime.now(UTC),
-        "request_id": "req-1",
-    }
-    values.update(fields)
-    return AlertEvent(alert=AlertData(**values))
 
 
 async def next_message(ws: ClientConnection, timeout: float = WAIT) -> dict[str, Any]:
@@ -346,27 +329,6 @@ async def sse_events(lines: AsyncIterator[str], count: int) -> list[dict[str, st
     raise AssertionError("stream ended")
 
 
-async def store_alerts(committed: Any, user: User, count: int) -> list[Alert]:
-    (trip,) = await store_trips(committed, user, 1)
-    base = datetime.now(UTC) - timedelta(minutes=10)
-    async with committed() as session:
-        alerts = [
-            Alert(
-                owner_id=user.id,
-                trip_id=trip.id,
-                rule=AlertRule.SPEEDING,
-                message=f"alert {i}",
-                details={"i": i},
-                dedupe_key=f"test:{uuid.uuid4()}",
-                raised_at=base + timedelta(seconds=i),
-            )
-            for i in range(count)
-        ]
-        session.add_all(alerts)
-        await session.commit()
-    return alerts
-
-
 async def test_sse_requires_a_token(make_settings) -> None:
     async with serve(make_settings(ApiSettings)) as (host, _), httpx.AsyncClient() as client:
         response = await client.get(f"http://{host}/v1/alerts/stream", timeout=WAIT)
@@ -378,7 +340,9 @@ async def test_sse_live_then_resume_after_last_event_id(
 ) -> None:
     user, token, _ = await make_account()
     other, _, _ = await make_account()
-    alerts = await store_alerts(committed, user, 4)
+    alerts = await store_alerts(
+        committed, user, 4, raised_from=datetime.now(UTC) - timedelta(minutes=10)
+    )
     settings = make_settings(ApiSettings, alerts_sse_heartbeat_seconds=0.2)
     headers = bearer(token)
     async with serve(settings) as (host, _), httpx.AsyncClient(timeout=WAIT) as client:
@@ -412,7 +376,7 @@ async def test_sse_live_then_resume_after_last_event_id(
             lines = response.aiter_lines()
             replayed = await asyncio.wait_for(sse_events(lines, 2), WAIT)
             assert [e["id"] for e in replayed] == [str(alerts[2].id), str(alerts[3].id)]
-            assert json.loads(replayed[0]["data"])["alert"]["message"] == "alert 2"
+            assert json.loads(replayed[0]["data"])["alert"]["message"] == alerts[2].message
             # A replayed alert published again is not sent twice; a new one comes next.
             stored_again = AlertEvent.from_row(
                 {**alerts[3].model_dump(), "status": "open", "request_id": None}

@@ -16,16 +16,6 @@ from tripline_ingest.settings import IngestSettings
 
 
 @pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
-@pytest.fixture
 def ingest_app(make_settings):
     # No key cache: a revoked key is refused on the very next upload (in production it may
     # be accepted for up to DEVICE_KEY_CACHE_TTL_SECONDS, 10 s by default).

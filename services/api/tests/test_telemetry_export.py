@@ -20,16 +20,6 @@ T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
-@pytest.fixture
 async def trip_id(client, headers) -> str:
     response = await client.post("/v1/trips", json=trip_body(), headers=headers)
     assert response.status_code == 201, response.text

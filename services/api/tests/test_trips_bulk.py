@@ -14,16 +14,6 @@ from tripline_api.trips.drafts import TripDraft
 from tripline_common.models import Trip
 
 
-@pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
 async def stored_names(session_factory, owner) -> list[str]:
     async with session_factory() as session:
         rows = await session.scalars(

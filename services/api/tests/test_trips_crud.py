@@ -14,16 +14,6 @@ from tripline_common.models import Trip, Waypoint
 
 
 @pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
-@pytest.fixture
 async def trip(client, headers):
     response = await client.post("/v1/trips", json=trip_body(), headers=headers)
     assert response.status_code == 201, response.text

@@ -16,16 +16,6 @@ from tripline_common.models import AuthSession, Trip
 
 
 @pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
-@pytest.fixture
 async def redis(redis_url):
     client = Redis.from_url(redis_url)
     yield client

@@ -13,16 +13,6 @@ from trip_factories import START, count_queries, count_raw_queries, store_device
 from tripline_common.pagination import Cursor, CursorCodec
 
 
-@pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
 async def list_trips(client, headers, **params):
     response = await client.get("/v1/trips", params=params, headers=headers)
     assert response.status_code == 200, response.text

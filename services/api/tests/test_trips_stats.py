@@ -10,16 +10,6 @@ from trip_factories import count_queries, store_trips, trip_body
 from tripline_api.trips.service import TRIP_STATS
 
 
-@pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
 async def stats(client, headers) -> dict:
     response = await client.get("/v1/trips/stats", headers=headers)
     assert response.status_code == 200, response.text

@@ -15,16 +15,6 @@ from tripline_common.models import TripStatus
 
 
 @pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
-@pytest.fixture
 async def spec(client) -> dict:
     return (await client.get("/openapi.json")).json()
 

@@ -44,16 +44,6 @@ def api_settings(make_settings) -> ApiSettings:
 
 
 @pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
-@pytest.fixture
 async def trip_id(client, headers) -> str:
     response = await client.post("/v1/trips", json=trip_body(), headers=headers)
     assert response.status_code == 201, response.text

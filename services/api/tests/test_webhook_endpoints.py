@@ -13,16 +13,6 @@ from tripline_common.models import WebhookEndpoint
 
 
 @pytest.fixture
-async def owner(make_user):
-    return await make_user()
-
-
-@pytest.fixture
-async def headers(owner, auth_headers):
-    return await auth_headers(owner)
-
-
-@pytest.fixture
 def staging_settings(make_settings) -> ApiSettings:
     return make_settings(
         ApiSettings, environment="staging", secret_key="s" * 40, trusted_hosts="testserver"

@@ -1,6 +1,7 @@
-"""Test helpers for the trips resource: request bodies, stored trips and devices, a SQL counter.
+"""Test helpers for the trips and alerts resources: request bodies, stored trips, devices and
+alerts, a SQL counter.
 
-Imported by `test_trips_*.py` (pytest puts this directory on `sys.path`).
+Imported by `test_trips_*.py` and `test_alerts*.py` (pytest puts this directory on `sys.path`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tripline_common.models import Device, Trip, TripStatus, User, Waypoint
+from tripline_common.models import Alert, AlertRule, Device, Trip, TripStatus, User, Waypoint
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -92,6 +93,37 @@ async def store_trips(
             trips.append(trip)
         await session.commit()
     return trips
+
+
+async def store_alerts(
+    session_factory: Any,
+    owner: User,
+    count: int,
+    *,
+    raised_from: datetime = START,
+    **fields: Any,
+) -> list[Alert]:
+    """`count` speeding alerts of `owner` on one new trip, `Alert <i>` raised i minutes after
+    `raised_from`; `fields` override any column."""
+    (trip,) = await store_trips(session_factory, owner, 1)
+    alerts = []
+    async with session_factory() as session:
+        for i in range(count):
+            values: dict[str, Any] = {
+                "owner_id": owner.id,
+                "trip_id": trip.id,
+                "rule": AlertRule.SPEEDING,
+                "message": f"Alert {i}",
+                "details": {"speed_kmh": 140 + i},
+                "dedupe_key": f"test:{uuid.uuid4().hex}",
+                "raised_at": raised_from + timedelta(minutes=i),
+                **fields,
+            }
+            alert = Alert(**values)
+            session.add(alert)
+            alerts.append(alert)
+        await session.commit()
+    return alerts
 
 
 class QueryLog:
