@@ -175,7 +175,7 @@ async def enqueue(
 
 
 async def add_tracked_job(database_url: str, owner_id: uuid.UUID, params: dict) -> str:
-    """A `jobs` row as `jobs.create_job` writes it; returns its ID."""
+    """A `jobs` row as `tracked_jobs.create_job` writes it; returns its ID."""
     job_id = uuid.uuid4()
     conn = await asyncpg.connect(dsn(database_url))
     try:
