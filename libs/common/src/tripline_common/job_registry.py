@@ -8,6 +8,10 @@ silently stop working.
 
 Options that depend on the worker's settings (a delivery's `max_tries`, the cron schedules) are
 applied by the worker, beside those settings; the options here are the same everywhere.
+
+Words: a *job* is an ARQ job (one entry here); a *tracked job* is a job a user follows through
+a `jobs` row (`tripline_common.tracked_jobs`). The *queue* is ARQ's queue in Redis
+(`ARQ_QUEUE_NAME`); a `JobQueue` is a producer's handle on it, enqueueing after commit.
 """
 
 from __future__ import annotations
