@@ -2,7 +2,8 @@
 
 ARQ hands each job a plain dict: the worker's own entries (set once, at start) merged with
 ARQ's per-run ones (`job_id`, `job_try`, ...). The worker puts one `WorkerContext` in it; jobs
-read `context(ctx).settings`, `job_try(ctx)` and so on, never a string key.
+read `context(ctx).settings`, `job_try(ctx)` and so on, never a string key. (ARQ's `job_id` is
+read once, by `tripline_common.queue.correlated_job`, which binds it to every log line.)
 """
 
 from __future__ import annotations
@@ -50,12 +51,6 @@ def context(ctx: ArqContext) -> WorkerContext:
     worker = ctx[_WORKER_KEY]
     assert isinstance(worker, WorkerContext), "ctx was not built by WorkerContext.arq_context"
     return worker
-
-
-def job_id(ctx: ArqContext) -> str | None:
-    """This run's ARQ job ID (a cron run's is ARQ's `cron:<name>:<time>`)."""
-    value = ctx.get("job_id")
-    return None if value is None else str(value)
 
 
 def job_try(ctx: ArqContext) -> int:
