@@ -44,7 +44,8 @@ import orjson
 from benchlib import BIN, ScratchDatabase
 
 from tripline_common.apikeys import issue_api_key
-from tripline_common.queue import PROCESS_BATCH, create_redis, process_batch_job_id
+from tripline_common.job_registry import PROCESS_BATCH
+from tripline_common.queue import create_redis
 from tripline_common.settings import CommonSettings
 from tripline_devstack import free_port
 
@@ -232,9 +233,9 @@ async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[fl
         started = datetime.now(UTC)
         for batch_id in batch_ids:
             await redis.enqueue_job(
-                PROCESS_BATCH,
+                PROCESS_BATCH.name,
                 str(batch_id),
-                _job_id=process_batch_job_id(batch_id),
+                _job_id=PROCESS_BATCH.job_id(batch_id),
                 _queue_name=env["ARQ_QUEUE_NAME"],
             )
         deadline = time.monotonic() + 600

@@ -22,7 +22,7 @@ import pytest
 from tests.test_pipeline import fixes, window_aligned
 from tests.test_processes import GRACEFUL_EXIT, seed, wait_for
 from tests.test_sentry_processes import enqueue, login
-from tripline_common.queue import PROCESS_BATCH
+from tripline_common.job_registry import PROCESS_BATCH
 
 SCHEMA = json.loads(files("tripline_common").joinpath("log_schema.json").read_text())
 
@@ -156,7 +156,7 @@ async def test_every_line_of_every_process_matches_the_log_schema(processes, pro
     failing_id = await enqueue(
         process_env["REDIS_URL"],
         process_env["ARQ_QUEUE_NAME"],
-        PROCESS_BATCH,
+        PROCESS_BATCH.name,
         "not-a-batch-id",
         request_id="rid-failing-job",
     )

@@ -249,7 +249,10 @@ async def test_worker_finishes_a_running_job_before_it_stops(processes, process_
         await transaction.start()
         await holder.execute("SELECT 1 FROM telemetry_batches WHERE id = $1 FOR UPDATE", batch_id)
 
-        worker = processes.start("worker", "tripline-worker", JOB_COMPLETION_WAIT="15")
+        # At DEBUG, the worker logs each job's start (`job_started`): the sign it is running.
+        worker = processes.start(
+            "worker", "tripline-worker", JOB_COMPLETION_WAIT="15", LOG_LEVEL="DEBUG"
+        )
         processes.wait_ready(worker)
 
         async def job_is_running() -> bool:

@@ -26,10 +26,8 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from tests.test_pipeline import FAST_WORKER, fixes, start_demo_trip, window_aligned
 from tests.test_processes import GRACEFUL_EXIT, dsn, json_lines, seed, wait_for
-from tripline_common.jobs import job_arq_id
-from tripline_common.queue import PROCESS_BATCH
+from tripline_common.job_registry import IMPORT_WAYPOINTS, PROCESS_BATCH
 
-IMPORT_WAYPOINTS = "import_waypoints"
 COOKIE_SECRET = "cookie-secret-must-not-leave"
 BODY_MARKER = "body-marker-must-not-leave"
 
@@ -177,7 +175,7 @@ async def enqueue(
 
 
 async def add_tracked_job(database_url: str, owner_id: uuid.UUID, params: dict) -> str:
-    """A `jobs` row as `jobs.create_job` writes it; returns its ID."""
+    """A `jobs` row as `tracked_jobs.create_job` writes it; returns its ID."""
     job_id = uuid.uuid4()
     conn = await asyncpg.connect(dsn(database_url))
     try:
@@ -186,8 +184,8 @@ async def add_tracked_job(database_url: str, owner_id: uuid.UUID, params: dict) 
             " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
             job_id,
             owner_id,
-            IMPORT_WAYPOINTS,
-            job_arq_id(IMPORT_WAYPOINTS, job_id),
+            IMPORT_WAYPOINTS.name,
+            IMPORT_WAYPOINTS.job_id(job_id),
             json.dumps(params),
             "rid-tracked",
         )
@@ -214,7 +212,7 @@ async def test_failed_jobs_are_one_event_each_and_a_retried_job_none(
     queue = (process_env["REDIS_URL"], process_env["ARQ_QUEUE_NAME"])
 
     # A job that raises: the batch ID is not a UUID. ARQ does not run it again.
-    batch_job = await enqueue(*queue, PROCESS_BATCH, "not-a-batch-id", request_id="rid-job")
+    batch_job = await enqueue(*queue, PROCESS_BATCH.name, "not-a-batch-id", request_id="rid-job")
     # A user's tracked job that raises (its trip ID is not a UUID): the event names the user.
     tracked = await add_tracked_job(
         database_url,
@@ -223,10 +221,10 @@ async def test_failed_jobs_are_one_event_each_and_a_retried_job_none(
     )
     tracked_job = await enqueue(
         *queue,
-        IMPORT_WAYPOINTS,
+        IMPORT_WAYPOINTS.name,
         tracked,
         request_id="rid-tracked",
-        job_id=job_arq_id(IMPORT_WAYPOINTS, tracked),
+        job_id=IMPORT_WAYPOINTS.job_id(tracked),
     )
     # A speeding upload: an alert, and a webhook delivery retried twice before it succeeds.
     async with httpx.AsyncClient(timeout=10) as client:
@@ -256,10 +254,10 @@ async def test_failed_jobs_are_one_event_each_and_a_retried_job_none(
     assert fake_sentry.events("ingest") == []
     events = {event["tags"]["job_function"]: event for event in fake_sentry.events("worker")}
     assert len(fake_sentry.events("worker")) == 2 and set(events) == {
-        PROCESS_BATCH,
-        IMPORT_WAYPOINTS,
+        PROCESS_BATCH.name,
+        IMPORT_WAYPOINTS.name,
     }
-    batch_event, tracked_event = events[PROCESS_BATCH], events[IMPORT_WAYPOINTS]
+    batch_event, tracked_event = events[PROCESS_BATCH.name], events[IMPORT_WAYPOINTS.name]
     assert_tagged(batch_event, "worker", "rid-job")
     assert batch_event["tags"]["job_id"] == batch_job
     assert "user" not in batch_event  # A batch job works for no user.

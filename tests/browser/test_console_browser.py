@@ -25,7 +25,6 @@ import pytest
 from tests.conftest import ROOT, ProcessRunner
 from tripline_common.apikeys import issue_api_key
 from tripline_common.db import create_engine, create_session_factory, unit_of_work
-from tripline_common.jobs import job_arq_id
 from tripline_common.models import (
     Alert,
     AlertRule,
@@ -41,6 +40,7 @@ from tripline_common.models import (
 )
 from tripline_common.passwords import hash_password
 from tripline_common.settings import CommonSettings
+from tripline_common.tracked_jobs import job_arq_id
 
 playwright = pytest.importorskip("playwright.async_api")
 

@@ -4,7 +4,7 @@ document that maps the code (practices, operations, security) fails a test when 
 Forms a document may use, each inside backticks:
 - a path from the repository root: `libs/common/src/tripline_common/db.py`, `docs/`;
 - a path and the names it defines: `libs/common/src/tripline_common/db.py: unit_of_work`,
-  `libs/common/src/tripline_common/queue.py: JobQueue.enqueue_after_commit, traced_job`;
+  `libs/common/src/tripline_common/queue.py: JobQueue.enqueue_after_commit, correlated_job`;
 - a test: `services/api/tests/test_users.py::test_name`, or `::test_name` for another test of
   the file named last.
 

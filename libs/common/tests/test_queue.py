@@ -1,9 +1,8 @@
-"""`queue.py`, pure parts: deterministic job IDs, and the correlation ID a job runs under
-(enqueueing through Redis is proved by `test_app_behaviour.py`)."""
+"""`queue.py`, pure parts: the correlation ID a job runs under, and no enqueue outside a unit of
+work (enqueueing through Redis is proved by `test_app_behaviour.py`)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -11,37 +10,12 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripline_common.correlation import bind_request_id, get_request_id
-from tripline_common.queue import (
-    DELIVER_WEBHOOK,
-    PROCESS_BATCH,
-    JobQueue,
-    deliver_webhook_job_id,
-    process_batch_job_id,
-    traced_job,
-)
-
-# --- job IDs ------------------------------------------------------------------------------------
-
-
-def test_a_batch_has_one_job_id_whether_a_producer_holds_its_id_as_uuid_or_text() -> None:
-    # Ingest holds a UUID, the sweeper reads text back from a row: one ID, so one run.
-    batch_id = uuid.uuid4()
-
-    assert process_batch_job_id(batch_id) == process_batch_job_id(str(batch_id))
-    assert process_batch_job_id(batch_id) == f"{PROCESS_BATCH}:{batch_id}"
-
-
-def test_a_batch_and_a_webhook_delivery_never_share_a_job_id() -> None:
-    same = uuid.uuid4()
-
-    assert process_batch_job_id(same) != deliver_webhook_job_id(same)
-    assert deliver_webhook_job_id(same) == f"{DELIVER_WEBHOOK}:{same}"
-
+from tripline_common.queue import JobQueue, correlated_job
 
 # --- correlation inside a job -------------------------------------------------------------------
 
 
-@traced_job
+@correlated_job
 async def report(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """A job that reports what it received and the correlation ID it ran under."""
     return {"request_id": get_request_id(), "args": args, "kwargs": kwargs}
@@ -64,7 +38,7 @@ async def test_a_job_enqueued_without_a_request_id_gets_a_fresh_one_per_run() ->
 
 
 async def test_a_failing_job_raises_its_own_error_and_still_clears_its_request_id() -> None:
-    @traced_job
+    @correlated_job
     async def broken(ctx: dict[str, Any]) -> None:
         raise LookupError("the job's own failure")
 
@@ -83,4 +57,4 @@ def test_deferring_a_job_outside_a_unit_of_work_is_a_programming_error() -> None
     queue = JobQueue(ArqRedis(), "unused")
 
     with pytest.raises(RuntimeError, match="unit_of_work"):
-        queue.enqueue_after_commit(AsyncSession(), PROCESS_BATCH, "b", job_id="process_batch:b")
+        queue.enqueue_after_commit(AsyncSession(), "process_batch", "b", job_id="process_batch:b")

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from tripline_common.jobs import job_arq_id
 from tripline_common.models import (
     Alert,
     AlertRule,
@@ -21,6 +20,7 @@ from tripline_common.models import (
     User,
     UserRole,
 )
+from tripline_common.tracked_jobs import job_arq_id
 
 
 @pytest.fixture

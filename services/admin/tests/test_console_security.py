@@ -18,8 +18,8 @@ from tripline_admin.console.security import cookie_name
 from tripline_admin.settings import AdminSettings
 from tripline_common.apikeys import issue_api_key
 from tripline_common.audit import AuditActor, AuditOrigin, record
-from tripline_common.jobs import job_arq_id
 from tripline_common.models import AuditLogEntry, AuthSession, Device, Job, JobStatus, User
+from tripline_common.tracked_jobs import job_arq_id
 
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

@@ -11,7 +11,6 @@ from arq.jobs import deserialize_job
 from arq.worker import Worker, func
 from sqlalchemy import select
 
-from tripline_common.jobs import job_arq_id, mark_job_running
 from tripline_common.models import (
     AuditLogEntry,
     BatchStatus,
@@ -21,6 +20,7 @@ from tripline_common.models import (
     TelemetryBatch,
 )
 from tripline_common.queue import create_redis
+from tripline_common.tracked_jobs import job_arq_id, mark_job_running
 
 
 async def boom(ctx, n: int, request_id: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -12,13 +13,45 @@ import pytest
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.accounts import SEND_ACCOUNT_MAIL
 from tripline_common.auth.service import open_session
+from tripline_common.job_registry import SEND_ACCOUNT_MAIL
 from tripline_common.models import User, UserRole
 from tripline_common.passwords import hash_password
-from tripline_common.queue import create_redis
+from tripline_common.queue import JobQueue, create_redis
 
 PASSWORD = "correct horse battery"
+
+
+@contextlib.asynccontextmanager
+async def _worker_job_context(settings: Any, session_factory: Any) -> AsyncIterator[dict[str, Any]]:
+    """What ARQ passes a worker's job, on the test's database and Redis (`settings` are the
+    worker's). The worker is imported here only: the API itself never imports it."""
+    from prometheus_client import CollectorRegistry
+
+    from tripline_worker.context import WorkerContext
+    from tripline_worker.metrics import JobMetrics
+
+    redis = create_redis(settings)
+    try:
+        async with httpx.AsyncClient() as http:
+            worker = WorkerContext(
+                settings=settings,
+                session_factory=session_factory,
+                job_queue=JobQueue(redis, settings.arq_queue_name),
+                redis=redis,
+                metrics=JobMetrics(CollectorRegistry()),
+                webhook_client=http,
+            )
+            yield {**worker.arq_context(), "job_id": "test-job", "job_try": 1}
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture
+def worker_job_context() -> Callable[..., contextlib.AbstractAsyncContextManager[dict[str, Any]]]:
+    """`async with worker_job_context(worker_settings, session_factory) as ctx:` runs a
+    worker's job in-process, as ARQ would."""
+    return _worker_job_context
 
 
 @pytest.fixture
@@ -84,7 +117,7 @@ async def headers(owner: User, auth_headers) -> dict[str, str]:
 
 @pytest.fixture
 def deliver_account_mail(
-    make_settings, session_factory, mail_server, api_settings
+    make_settings, session_factory, mail_server, api_settings, worker_job_context
 ) -> Callable[[], Awaitable[int]]:
     """`await deliver_account_mail()` runs the account-mail jobs the API queued, with the
     worker's own job function, over real SMTP to `mail_server`; returns how many it ran."""
@@ -109,10 +142,10 @@ def deliver_account_mail(
             await redis.aclose()
         ran = 0
         for job in sorted(jobs, key=lambda job: job.score):
-            if job.function != SEND_ACCOUNT_MAIL or job.job_id in done:
+            if job.function != SEND_ACCOUNT_MAIL.name or job.job_id in done:
                 continue
-            ctx = {"settings": worker_settings, "session_factory": session_factory, "job_try": 1}
-            await send_account_mail(ctx, *job.args)
+            async with worker_job_context(worker_settings, session_factory) as ctx:
+                await send_account_mail(ctx, *job.args)
             done.add(str(job.job_id))
             ran += 1
         return ran

@@ -7,9 +7,10 @@ import uuid
 import pytest
 
 from tripline_common.db import unit_of_work
-from tripline_common.jobs import create_job
+from tripline_common.job_registry import IMPORT_WAYPOINTS
 from tripline_common.models import Job
 from tripline_common.queue import JobQueue, create_redis
+from tripline_common.tracked_jobs import create_job
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ async def new_job(session_factory, queue, owner_id) -> Job:
         return await create_job(
             session=session,
             queue=queue,
-            kind="import_waypoints",
+            kind=IMPORT_WAYPOINTS,
             owner_id=owner_id,
             params={"trip_id": str(uuid.uuid4())},
         )

@@ -18,9 +18,10 @@ from trip_factories import START, store_device, store_trips, trip_body, trip_bod
 
 from tripline_api.main import create_api_app
 from tripline_common.db import unit_of_work
-from tripline_common.jobs import create_job
+from tripline_common.job_registry import IMPORT_WAYPOINTS
 from tripline_common.models import Alert, AlertRule, AuthSession, User
 from tripline_common.queue import JobQueue, create_redis
+from tripline_common.tracked_jobs import create_job
 
 # The routes anyone may call: probes, the API's docs, registration, the two token exchanges and
 # the account routes that a mailed single-use token authorises (verification, password reset).
@@ -111,7 +112,7 @@ async def owned(session_factory, make_user, auth_headers, api_settings) -> dict[
             job = await create_job(
                 session=session,
                 queue=queue,
-                kind="import_waypoints",
+                kind=IMPORT_WAYPOINTS,
                 owner_id=owner.id,
                 params={"trip_id": str(trip.id)},
             )

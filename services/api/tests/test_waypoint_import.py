@@ -10,8 +10,9 @@ from trip_factories import missing_id, trip_body
 
 from tripline_api.settings import ApiSettings
 from tripline_common.models import Job, JobStatus, Waypoint
-from tripline_common.queue import JobQueue, create_redis
+from tripline_worker.context import context
 from tripline_worker.jobs.waypoint_import import import_waypoints
+from tripline_worker.settings import WorkerServiceSettings
 
 GOOD_CSV = b"lat,lon,name\n52.1,13.1,First stop\n52.2,13.2,\n52.3,13.3,Last stop\n"
 GOOD_GPX = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -51,17 +52,10 @@ async def trip_id(client, headers) -> str:
 
 
 @pytest.fixture
-async def worker_ctx(api_settings, session_factory):
+async def worker_ctx(make_settings, session_factory, worker_job_context):
     """What ARQ would pass the worker's job: here, the test's database and Redis."""
-    redis = create_redis(api_settings)
-    yield {
-        "settings": api_settings,
-        "session_factory": session_factory,
-        "queue": JobQueue(redis, api_settings.arq_queue_name),
-        "job_id": "test-job",
-        "job_try": 1,
-    }
-    await redis.aclose()
+    async with worker_job_context(make_settings(WorkerServiceSettings), session_factory) as ctx:
+        yield ctx
 
 
 async def upload(client, headers, trip_id, content: bytes, content_type: str, name="points"):
@@ -100,7 +94,7 @@ async def test_upload_answers_202_with_the_job_and_queues_it_with_the_request_id
     job = await job_row(session_factory, body["id"])
     assert job.params["trip_id"] == trip_id and job.params["format"] == "csv"
     assert job.request_id == response.headers["X-Request-ID"] == "import-req-1"
-    queued = deserialize_job(await worker_ctx["queue"].redis.get(f"arq:job:{job.arq_job_id}"))
+    queued = deserialize_job(await context(worker_ctx).redis.get(f"arq:job:{job.arq_job_id}"))
     assert queued.function == "import_waypoints" and queued.args == (body["id"],)
     assert queued.kwargs["request_id"] == "import-req-1"
     polled = await client.get(response.headers["Location"], headers=headers)

@@ -27,6 +27,7 @@ from tripline_common.models import (
     WebhookEndpoint,
 )
 from tripline_common.queue import JobQueue, create_redis
+from tripline_worker.context import ArqContext, WorkerContext
 from tripline_worker.metrics import JobMetrics
 from tripline_worker.settings import WorkerServiceSettings
 from tripline_worker.webhooks.delivery import webhook_client
@@ -48,23 +49,27 @@ def worker_settings(make_settings: Callable[..., Any]) -> Callable[..., WorkerSe
 
 
 @pytest.fixture
-async def ctx(worker_settings, session_factory) -> AsyncIterator[dict[str, Any]]:
+def metrics_registry() -> CollectorRegistry:
+    """The registry the jobs' metrics are recorded in."""
+    return CollectorRegistry()
+
+
+@pytest.fixture
+async def ctx(worker_settings, session_factory, metrics_registry) -> AsyncIterator[ArqContext]:
     """What ARQ passes a job in the worker, built from the test's settings and database."""
     settings = worker_settings()
     redis = create_redis(settings)
-    registry = CollectorRegistry()
     http = webhook_client(settings, timeout=httpx.Timeout(2.0, connect=1.0), max_connections=10)
     async with http:
-        yield {
-            "settings": settings,
-            "session_factory": session_factory,
-            "queue": JobQueue(redis, settings.arq_queue_name),
-            "metrics": JobMetrics(registry),
-            "registry": registry,
-            "http": http,
-            "job_id": "test-job",
-            "job_try": 1,
-        }
+        worker = WorkerContext(
+            settings=settings,
+            session_factory=session_factory,
+            job_queue=JobQueue(redis, settings.arq_queue_name),
+            redis=redis,
+            metrics=JobMetrics(metrics_registry),
+            webhook_client=http,
+        )
+        yield {**worker.arq_context(), "job_id": "test-job", "job_try": 1}
     await redis.aclose()
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from arq import Retry
 from pydantic import ValidationError
+from worker_factories import with_resources
 
 from tripline_common.accounts import AccountMail
 from tripline_common.auth.tokens import hash_token
@@ -41,7 +42,7 @@ def with_smtp(ctx, worker_settings, port: int) -> dict:
     settings = worker_settings(
         smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False, public_base_url="https://t.dev"
     )
-    return {**ctx, "settings": settings}
+    return with_resources(ctx, settings=settings)
 
 
 async def test_a_mailed_link_carries_a_token_whose_hash_alone_is_stored(

@@ -22,6 +22,7 @@ from tripline_common.models import (
     WebhookDelivery,
 )
 from tripline_common.pubsub import listen_alerts
+from tripline_worker.context import context
 
 process = job("process_batch")
 
@@ -39,7 +40,9 @@ async def alerts(session_factory, trip_id) -> list[Alert]:
         return list(rows)
 
 
-async def test_process_batch_marks_it_processed_once(ctx, session_factory, make_owner, make_batch):
+async def test_process_batch_marks_it_processed_once(
+    ctx, session_factory, make_owner, make_batch, metrics_registry
+):
     owner = await make_owner()
     batch_id = await make_batch(owner, along_route(3, start=datetime.now(UTC)))
     assert await process(ctx, str(batch_id), request_id="rid-1") == "processed"
@@ -48,7 +51,7 @@ async def test_process_batch_marks_it_processed_once(ctx, session_factory, make_
         batch = await session.get(TelemetryBatch, batch_id)
     assert batch.status is BatchStatus.PROCESSED and batch.attempts == 1
     assert batch.processed_at is not None
-    finished = ctx["registry"].get_sample_value(
+    finished = metrics_registry.get_sample_value(
         "tripline_worker_jobs_finished_total", {"function": "process_batch", "outcome": "succeeded"}
     )
     assert finished == 2
@@ -117,7 +120,7 @@ async def test_speeding_raises_one_alert_per_window(
 ) -> None:
     owner = await make_owner()
     trip_id = await make_trip(owner, speed_limit_kmh=80)
-    window = ctx["settings"].alert_window_seconds
+    window = context(ctx).settings.alert_window_seconds
     epoch = int(datetime.now(UTC).timestamp()) // window * window - 3 * window
     start = datetime.fromtimestamp(epoch, UTC)
     first = await make_batch(owner, along_route(5, start=start, speed_kmh=95), request_id="r-1")
@@ -223,7 +226,7 @@ async def test_new_alerts_are_published_with_the_request_id(
     batch_id = await make_batch(
         owner, along_route(2, start=window_aligned(), speed_kmh=99), request_id="pub-rid"
     )
-    listener = listen_alerts(ctx["queue"].redis, owner_id=owner.user_id)
+    listener = listen_alerts(context(ctx).redis, owner_id=owner.user_id)
     received = asyncio.ensure_future(anext(listener))
     await asyncio.sleep(0.2)  # Subscribed before the alert is raised.
     await process(ctx, str(batch_id))
@@ -249,7 +252,7 @@ async def test_each_new_alert_gets_one_delivery_per_active_endpoint(
     async with session_factory() as session:
         deliveries = list(await session.scalars(select(WebhookDelivery)))
     assert len(deliveries) == 2
-    redis = ctx["queue"].redis
+    redis = context(ctx).redis
     for delivery in deliveries:
         queued = deserialize_job(await redis.get(f"arq:job:deliver_webhook:{delivery.id}"))
         assert queued.function == "deliver_webhook"
@@ -262,7 +265,7 @@ async def test_a_poison_batch_is_given_up_after_its_attempts(
     ctx, session_factory, make_owner, make_batch
 ) -> None:
     owner = await make_owner()
-    max_attempts = ctx["settings"].max_batch_attempts
+    max_attempts = context(ctx).settings.max_batch_attempts
     # Every earlier attempt died before it could record anything (say, the worker was killed).
     batch_id = await make_batch(owner, [], attempts=max_attempts)
     assert await process(ctx, str(batch_id)) == "gave_up"
@@ -280,7 +283,7 @@ async def test_sweeper_drops_a_stale_arq_result_that_would_block_the_batch(
     for `keep_result` seconds while the batch stayed pending."""
     owner = await make_owner()
     batch = await make_batch(owner, [], received_at=datetime.now(UTC) - timedelta(minutes=5))
-    redis = ctx["queue"].redis
+    redis = context(ctx).redis
     job_id = f"process_batch:{batch}"
     await redis.set(f"arq:result:{job_id}", b"expired", ex=300)
 
@@ -295,7 +298,7 @@ async def test_the_sweeper_leaves_a_queued_or_running_batch_alone(
 ) -> None:
     owner = await make_owner()
     batch = await make_batch(owner, [], received_at=datetime.now(UTC) - timedelta(minutes=5))
-    redis = ctx["queue"].redis
+    redis = context(ctx).redis
     job_id = f"process_batch:{batch}"
     await redis.set(f"arq:in-progress:{job_id}", b"1", ex=300)
     await redis.set(f"arq:result:{job_id}", b"from an older run", ex=300)
@@ -315,7 +318,7 @@ async def test_sweeper_requeues_only_old_pending_batches(ctx, make_owner, make_b
     requeue = job("requeue_stuck_batches")
     assert await requeue(ctx) == 1
     assert await requeue(ctx) == 0  # Same deterministic job ID: not enqueued twice.
-    redis = ctx["queue"].redis
+    redis = context(ctx).redis
     payload = deserialize_job(await redis.get(f"arq:job:process_batch:{old}"))
     assert payload.args == (str(old),)
     assert payload.kwargs == {"request_id": "rid-old"}  # The original story continues.

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from worker_factories import along_route, job
+from worker_factories import along_route, job, with_resources
 
 from tripline_common.models import (
     Alert,
@@ -18,6 +18,7 @@ from tripline_common.models import (
     TripStatus,
     UsedRefreshToken,
 )
+from tripline_worker.context import context
 from tripline_worker.runner import cron_jobs, every
 from tripline_worker.settings import WorkerServiceSettings
 
@@ -51,7 +52,7 @@ async def test_retention_deletes_old_finished_telemetry_only(
     ctx, session_factory, make_owner, make_batch
 ) -> None:
     owner = await make_owner()
-    days = ctx["settings"].telemetry_retention_days
+    days = context(ctx).settings.telemetry_retention_days
     old = datetime.now(UTC) - timedelta(days=days + 1)
     fixes = along_route(3, start=old)
     expired = await make_batch(owner, fixes, received_at=old, status=BatchStatus.PROCESSED)
@@ -72,7 +73,7 @@ async def test_retention_deletes_old_finished_telemetry_only(
 async def test_retention_works_in_bounded_chunks(
     ctx, worker_settings, session_factory, make_owner, make_batch
 ) -> None:
-    ctx["settings"] = worker_settings(cleanup_batch_size=2)
+    ctx = with_resources(ctx, settings=worker_settings(cleanup_batch_size=2))
     owner = await make_owner()
     old = datetime.now(UTC) - timedelta(days=400)
     for _ in range(5):
@@ -84,7 +85,7 @@ async def test_sessions_are_deleted_after_expiry_plus_grace(
     ctx, session_factory, make_owner
 ) -> None:
     owner = await make_owner()
-    grace = ctx["settings"].session_cleanup_grace_days
+    grace = context(ctx).settings.session_cleanup_grace_days
     now = datetime.now(UTC)
     async with session_factory() as session:
         long_gone = AuthSession(user_id=owner.user_id, expires_at=now - timedelta(days=grace + 1))

@@ -19,6 +19,7 @@ from tripline_api.settings import ApiSettings
 from tripline_common.auth.service import open_session
 from tripline_common.models import DeliveryStatus, User, WebhookDelivery, WebhookEndpoint
 from tripline_common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from tripline_worker.context import context
 
 OLD_SECRET = "whsec_the-secret-before-rotation"
 
@@ -76,7 +77,7 @@ async def deliver_again(ctx, session_factory, delivery_id: uuid.UUID) -> None:
             .values(status=DeliveryStatus.PENDING)
         )
         await session.commit()
-    deliver = job("deliver_webhook", ctx["settings"])
+    deliver = job("deliver_webhook", context(ctx).settings)
     assert await deliver(ctx, str(delivery_id), request_id="rot-1") == "delivered"
 
 

@@ -15,11 +15,12 @@ from arq import Retry
 from arq.jobs import deserialize_job
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
-from worker_factories import along_route, job, window_aligned
+from worker_factories import along_route, job, window_aligned, with_resources
 
 from tripline_common.egress import system_resolver
 from tripline_common.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from tripline_common.webhooks import verify_signature
+from tripline_worker.context import context
 from tripline_worker.webhooks.delivery import webhook_client
 
 SECRET = "whsec_receiver-secret"
@@ -49,7 +50,9 @@ async def delivery_row(session_factory, delivery_id) -> WebhookDelivery:
 
 
 def deliver(ctx, delivery_id):
-    return job("deliver_webhook", ctx["settings"])(ctx, str(delivery_id), request_id="hook-rid-1")
+    return job("deliver_webhook", context(ctx).settings)(
+        ctx, str(delivery_id), request_id="hook-rid-1"
+    )
 
 
 async def test_a_delivery_is_signed_and_carries_the_correlation_id(
@@ -94,7 +97,7 @@ async def test_a_failed_attempt_is_retried_later_with_backoff(
 ) -> None:
     delivery_id = await alert_with_delivery(webhook_receiver.url)
     webhook_receiver.script = [503, 500]
-    base = ctx["settings"].webhook_backoff_base_seconds
+    base = context(ctx).settings.webhook_backoff_base_seconds
 
     with pytest.raises(Retry) as first:
         await deliver(ctx, delivery_id)
@@ -119,7 +122,7 @@ async def test_a_failed_attempt_is_retried_later_with_backoff(
 async def test_a_delivery_is_given_up_after_its_attempts_and_the_failure_recorded(
     ctx, worker_settings, session_factory, webhook_receiver, alert_with_delivery
 ) -> None:
-    ctx["settings"] = worker_settings(webhook_max_attempts=2)
+    ctx = with_resources(ctx, settings=worker_settings(webhook_max_attempts=2))
     delivery_id = await alert_with_delivery(webhook_receiver.url)
     webhook_receiver.script = [500, 502, 200]
     with pytest.raises(Retry):
@@ -166,7 +169,7 @@ async def test_sweeper_requeues_old_pending_deliveries_once(
     ctx, session_factory, alert_with_delivery
 ) -> None:
     delivery_id = await alert_with_delivery("http://127.0.0.1:9/hook")
-    redis = ctx["queue"].redis
+    redis = context(ctx).redis
     await redis.flushdb()  # Redis lost the delivery's job.
     async with session_factory() as session:
         await session.execute(
@@ -212,7 +215,7 @@ async def guarded_ctx(ctx, worker_settings):
             resolver=resolver,
         )
         clients.append(http)
-        return {**ctx, "settings": settings, "http": http}
+        return with_resources(ctx, settings=settings, webhook_client=http)
 
     yield make
     for client in clients:
@@ -255,7 +258,7 @@ async def test_a_name_resolving_to_an_internal_address_is_refused_at_delivery_wi
     [refused] = [entry for entry in logs if entry["event"] == "webhook_refused"]
     assert refused["delivery_id"] == str(delivery_id)
     assert SECRET not in repr(logs)
-    assert guarded["metrics"].webhook_deliveries.labels("failed")._value.get() == 1
+    assert context(guarded).metrics.webhook_deliveries.labels("failed")._value.get() == 1
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,18 +14,25 @@ from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
-from worker_factories import along_route, job, window_aligned
+from worker_factories import along_route, job, window_aligned, with_resources
 
 from tripline_common.models import WebhookDelivery
 from tripline_common.queue import create_redis
+from tripline_worker.context import context
 from tripline_worker.main import create_worker_app
 from tripline_worker.metrics import JobMetrics, QueueMonitor, instrumented
 
 WAIT = 10.0
 
 
-def sample(ctx, name: str, **labels: str) -> float:
-    return ctx["registry"].get_sample_value(name, labels) or 0.0
+@pytest.fixture
+def sample(metrics_registry: CollectorRegistry) -> Callable[..., float]:
+    """`sample(name, **labels)`: a metric's value in the jobs' registry (0 if not set)."""
+
+    def value(name: str, **labels: str) -> float:
+        return metrics_registry.get_sample_value(name, labels) or 0.0
+
+    return value
 
 
 async def eventually(predicate, timeout: float = WAIT):
@@ -38,7 +46,7 @@ async def eventually(predicate, timeout: float = WAIT):
 
 
 async def test_a_processed_batch_counts_its_events_alerts_and_latency(
-    ctx, make_owner, make_trip, make_batch
+    ctx, sample, make_owner, make_trip, make_batch
 ) -> None:
     owner = await make_owner()
     await make_trip(owner, speed_limit_kmh=50)
@@ -49,21 +57,21 @@ async def test_a_processed_batch_counts_its_events_alerts_and_latency(
 
     assert await job("process_batch")(ctx, str(batch_id)) == "processed"
 
-    assert sample(ctx, "tripline_worker_telemetry_events_processed_total") == 3
-    assert sample(ctx, "tripline_worker_alerts_raised_total", rule="speeding") == 1
-    assert sample(ctx, "tripline_worker_batch_latency_seconds_count") == 1
+    assert sample("tripline_worker_telemetry_events_processed_total") == 3
+    assert sample("tripline_worker_alerts_raised_total", rule="speeding") == 1
+    assert sample("tripline_worker_batch_latency_seconds_count") == 1
     # Measured from the batch's received_at, 40 s ago: it lands in the 60 s bucket, not below.
-    assert sample(ctx, "tripline_worker_batch_latency_seconds_bucket", le="30.0") == 0
-    assert sample(ctx, "tripline_worker_batch_latency_seconds_bucket", le="60.0") == 1
-    assert sample(ctx, "tripline_worker_jobs_started_total", function="process_batch") == 1
+    assert sample("tripline_worker_batch_latency_seconds_bucket", le="30.0") == 0
+    assert sample("tripline_worker_batch_latency_seconds_bucket", le="60.0") == 1
+    assert sample("tripline_worker_jobs_started_total", function="process_batch") == 1
     finished = {"function": "process_batch", "outcome": "succeeded"}
-    assert sample(ctx, "tripline_worker_jobs_finished_total", **finished) == 1
-    assert sample(ctx, "tripline_worker_job_duration_seconds_count", function="process_batch") == 1
+    assert sample("tripline_worker_jobs_finished_total", **finished) == 1
+    assert sample("tripline_worker_job_duration_seconds_count", function="process_batch") == 1
 
     # Run again, it changes nothing: no second latency, no second count of its events.
     assert await job("process_batch")(ctx, str(batch_id)) == "already_processed"
-    assert sample(ctx, "tripline_worker_batch_latency_seconds_count") == 1
-    assert sample(ctx, "tripline_worker_telemetry_events_processed_total") == 3
+    assert sample("tripline_worker_batch_latency_seconds_count") == 1
+    assert sample("tripline_worker_telemetry_events_processed_total") == 3
 
 
 @pytest.fixture
@@ -84,33 +92,32 @@ def make_delivery(ctx, session_factory, make_owner, make_trip, make_batch, make_
 
 
 async def test_webhook_retries_and_give_ups_are_counted(
-    ctx, worker_settings, webhook_receiver, make_delivery
+    ctx, sample, worker_settings, webhook_receiver, make_delivery
 ) -> None:
-    ctx["settings"] = worker_settings(webhook_max_attempts=2)
-    deliver = job("deliver_webhook", ctx["settings"])
+    ctx = with_resources(ctx, settings=worker_settings(webhook_max_attempts=2))
+    deliver = job("deliver_webhook", context(ctx).settings)
     delivery_id = await make_delivery(webhook_receiver.url)
 
     webhook_receiver.script = [503, 500]
     with pytest.raises(Retry):
         await deliver(ctx, delivery_id)
-    assert sample(ctx, "tripline_worker_webhook_deliveries_total", outcome="retried") == 1
+    assert sample("tripline_worker_webhook_deliveries_total", outcome="retried") == 1
     retried = {"function": "deliver_webhook", "outcome": "retried"}
-    assert sample(ctx, "tripline_worker_jobs_finished_total", **retried) == 1
+    assert sample("tripline_worker_jobs_finished_total", **retried) == 1
 
     assert await deliver(ctx, delivery_id) == "failed"
-    assert sample(ctx, "tripline_worker_webhook_deliveries_total", outcome="failed") == 1
-    assert sample(ctx, "tripline_worker_webhook_deliveries_total", outcome="delivered") == 0
+    assert sample("tripline_worker_webhook_deliveries_total", outcome="failed") == 1
+    assert sample("tripline_worker_webhook_deliveries_total", outcome="delivered") == 0
 
 
-async def test_a_delivered_webhook_is_counted(ctx, webhook_receiver, make_delivery) -> None:
+async def test_a_delivered_webhook_is_counted(ctx, sample, webhook_receiver, make_delivery) -> None:
     delivery_id = await make_delivery(webhook_receiver.url)
-    assert await job("deliver_webhook", ctx["settings"])(ctx, delivery_id) == "delivered"
-    assert sample(ctx, "tripline_worker_webhook_deliveries_total", outcome="delivered") == 1
+    assert await job("deliver_webhook", context(ctx).settings)(ctx, delivery_id) == "delivered"
+    assert sample("tripline_worker_webhook_deliveries_total", outcome="delivered") == 1
 
 
-async def test_a_running_job_is_in_progress_and_a_crash_is_failed() -> None:
-    registry = CollectorRegistry()
-    metrics = JobMetrics(registry)
+async def test_a_running_job_is_in_progress_and_a_crash_is_failed(ctx, metrics_registry) -> None:
+    registry = metrics_registry
     seen: list[float | None] = []
 
     @instrumented
@@ -121,7 +128,7 @@ async def test_a_running_job_is_in_progress_and_a_crash_is_failed() -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        await crash({"metrics": metrics})
+        await crash(ctx)
     assert seen == [1.0]
     assert registry.get_sample_value("tripline_worker_jobs_in_progress", {"function": "crash"}) == 0
     failed = {"function": "crash", "outcome": "failed"}

@@ -3,12 +3,14 @@ registers them. (Fixtures live in conftest.py; a module of its own keeps imports
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tripline_worker.context import ArqContext, context
 from tripline_worker.runner import cron_jobs, worker_functions
 from tripline_worker.settings import WorkerServiceSettings
 
@@ -24,6 +26,11 @@ def job(name: str, settings: WorkerServiceSettings | None = None) -> Callable[..
     functions: dict[str, Any] = {f.name: f for f in worker_functions(settings)}
     functions.update({c.name: c for c in cron_jobs(settings)})
     return functions[name].coroutine
+
+
+def with_resources(ctx: ArqContext, **changes: Any) -> ArqContext:
+    """`ctx` with some of the worker's resources replaced (other settings, another client)."""
+    return {**ctx, **dataclasses.replace(context(ctx), **changes).arq_context()}
 
 
 @dataclass

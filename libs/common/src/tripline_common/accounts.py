@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tripline_common.job_registry import SEND_ACCOUNT_MAIL
 from tripline_common.models import AccountToken
 from tripline_common.queue import JobQueue
-
-SEND_ACCOUNT_MAIL = "send_account_mail"
 
 
 class AccountMail(StrEnum):
@@ -21,19 +19,15 @@ class AccountMail(StrEnum):
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a password-reset request, not a secret.
 
 
-def send_account_mail_job_id(token_id: uuid.UUID | str) -> str:
-    """The job ID of one token's mail: enqueueing it twice mails it once."""
-    return f"{SEND_ACCOUNT_MAIL}:{token_id}"
-
-
 def enqueue_account_mail(
     *, session: AsyncSession, queue: JobQueue, token: AccountToken, mail: AccountMail
 ) -> None:
     """Mail `token` (a flushed row) once `session` commits; only the row's ID goes in the job."""
     queue.enqueue_after_commit(
         session,
-        SEND_ACCOUNT_MAIL,
+        SEND_ACCOUNT_MAIL.name,
         str(token.id),
         mail.value,
-        job_id=send_account_mail_job_id(token.id),
+        # Per token: enqueueing it twice mails it once.
+        job_id=SEND_ACCOUNT_MAIL.job_id(token.id),
     )

@@ -32,6 +32,24 @@ _QUIET_LOGGERS = ("uvicorn.access",)
 # or query string is the receiver's credential. Their warnings and errors still get through.
 _WARNING_ONLY_LOGGERS = ("httpx", "httpcore")
 
+# Library lines that repeat ours or say nothing an operator acts on, by logger and format
+# string: logged at DEBUG instead of INFO, so LOG_LEVEL=DEBUG still shows them.
+_DEBUG_ONLY_LINES = {
+    # ARQ's lines for each job started, succeeded and retried, and its health line after each
+    # change of its counters: the job's own line says what it did, under its correlation ID.
+    # (ARQ's failure line, with the traceback, stays an error.)
+    "arq.worker": frozenset(
+        {
+            "%6.2fs → %s(%s)%s",
+            "%6.2fs ← %s ● %s",
+            "%6.2fs ↻ %s retrying job in %0.2fs",
+            "recording health: %s",
+        }
+    ),
+    # Alembic's preamble to every migration run; "Running upgrade a -> b" stays.
+    "alembic.runtime.migration": frozenset({"Context impl %s.", "Will assume %s DDL."}),
+}
+
 # Keys every line carries, even when unknown at the time (null), so log queries never miss.
 _REQUIRED_KEYS = ("request_id",)
 
@@ -94,6 +112,33 @@ def _named_console_logger(*args: Any) -> _ConsoleLogger:
 
 def _dumps_str(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
+
+
+class _DebugOnly(logging.Filter):
+    """Turns the listed INFO lines of one library logger into DEBUG lines."""
+
+    def __init__(self, formats: frozenset[str]) -> None:
+        super().__init__()
+        self.formats = formats
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not isinstance(record.msg, str):
+            return True
+        if record.msg not in self.formats:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def demote_library_chatter() -> None:
+    """Log the libraries' routine lines that duplicate ours (ARQ's per-job lines, Alembic's
+    preamble) at DEBUG. Called by `configure_logging`, and by `tripline-migrate`, which logs
+    through the standard library alone. Safe to call more than once."""
+    for name, formats in _DEBUG_ONLY_LINES.items():
+        library = logging.getLogger(name)
+        for old in [f for f in library.filters if isinstance(f, _DebugOnly)]:
+            library.removeFilter(old)
+        library.addFilter(_DebugOnly(formats))
 
 
 def configure_logging(settings: CommonSettings) -> None:
@@ -164,6 +209,7 @@ def configure_logging(settings: CommonSettings) -> None:
         quiet.propagate = False
     for name in _WARNING_ONLY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    demote_library_chatter()
     # SQL echo is noise unless asked for explicitly.
     logging.getLogger("sqlalchemy.engine").setLevel(
         logging.INFO if settings.db_echo else logging.WARNING

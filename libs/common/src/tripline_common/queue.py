@@ -27,24 +27,6 @@ log = structlog.get_logger("tripline.queue")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Job names shared by the producers (ingest, sweeper) and the worker, with their deterministic
-# IDs: if the two sides disagreed, de-duplication of jobs would silently stop working.
-PROCESS_BATCH = "process_batch"
-
-
-def process_batch_job_id(batch_id: object) -> str:
-    """The job ID of a telemetry batch: enqueueing the same batch twice runs it once."""
-    return f"{PROCESS_BATCH}:{batch_id}"
-
-
-DELIVER_WEBHOOK = "deliver_webhook"
-
-
-def deliver_webhook_job_id(delivery_id: object) -> str:
-    """The job ID of a webhook delivery (one alert to one endpoint): queued once at a time."""
-    return f"{DELIVER_WEBHOOK}:{delivery_id}"
-
-
 # The keyword argument that carries the correlation ID into every job.
 REQUEST_ID_KWARG = "request_id"
 _PENDING_KEY = "tripline.pending_jobs"
@@ -84,8 +66,8 @@ def create_redis(settings: CommonSettings) -> ArqRedis:
 class JobQueue:
     """Enqueues ARQ jobs; inside a unit of work, only after the transaction commits.
 
-    Every job carries the current correlation ID, and a deterministic job ID chosen by the
-    caller (e.g. `process_batch:<batch id>`), so enqueueing the same work twice runs it once.
+    Every job carries the current correlation ID, and a deterministic job ID from the job
+    registry (`PROCESS_BATCH.job_id(batch_id)`), so enqueueing the same work twice runs it once.
     """
 
     def __init__(self, redis: ArqRedis, queue_name: str) -> None:
@@ -156,11 +138,15 @@ class JobQueue:
 JobFunc = Callable[..., Awaitable[T]]
 
 
-def traced_job(func: JobFunc[T]) -> JobFunc[T]:
+def correlated_job(func: JobFunc[T]) -> JobFunc[T]:
     """Wrap an ARQ job so its log lines and Sentry events carry the enqueuing request's ID.
 
     The wrapped function receives the usual `ctx` and its own arguments; the `request_id`
     keyword argument that `JobQueue` adds is consumed here.
+
+    The run itself (`job_started`, `job_succeeded`, `job_retry_scheduled`, with durations) is
+    logged at DEBUG: at INFO a job says what it did in one line of its own (`batch_processed`),
+    or nothing when a periodic job found nothing to do. Only `job_failed` is a warning.
     """
 
     @functools.wraps(func)
@@ -177,11 +163,12 @@ def traced_job(func: JobFunc[T]) -> JobFunc[T]:
             )
             scope.set_tag("job", func.__name__)
             started = time.perf_counter()
-            log.info("job_started")
+            log.debug("job_started")
             try:
                 result = await func(ctx, *args, **kwargs)
             except Retry as retry:
-                log.info(
+                # Whoever raised `Retry` has said why, with its own `retry_in`.
+                log.debug(
                     "job_retry_scheduled",
                     retry_in=round((retry.defer_score or 0) / 1000, 3),
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -195,7 +182,7 @@ def traced_job(func: JobFunc[T]) -> JobFunc[T]:
                 )
                 raise
             else:
-                log.info(
+                log.debug(
                     "job_succeeded", duration_ms=round((time.perf_counter() - started) * 1000, 2)
                 )
                 return result

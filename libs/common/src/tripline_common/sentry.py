@@ -176,7 +176,7 @@ def set_user_id(user_id: object) -> None:
 def report_job_failures(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """Wrap an ARQ job so that a run ending in an exception sends exactly one event.
 
-    Goes inside `queue.traced_job` (whose isolation scope already carries the `request_id`
+    Goes inside `queue.correlated_job` (whose isolation scope already carries the `request_id`
     tag); adds the `job_function`, `job_id` and `job_try` tags. `Retry` is not an event.
     """
     name = func.__name__

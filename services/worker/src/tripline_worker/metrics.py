@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from tripline_common.models import AlertRule
 from tripline_common.queue import queue_stats
+from tripline_worker.context import ArqContext, context
 
 log = structlog.get_logger("tripline.worker.metrics")
 
@@ -89,12 +90,12 @@ class JobMetrics:
 
 
 def instrumented(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Record a job's metrics through the `JobMetrics` the worker puts in ARQ's `ctx`."""
+    """Record a job's metrics through the worker context's `JobMetrics`."""
     name = func.__name__
 
     @functools.wraps(func)
-    async def wrapper(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> T:
-        metrics: JobMetrics = ctx["metrics"]
+    async def wrapper(ctx: ArqContext, *args: Any, **kwargs: Any) -> T:
+        metrics = context(ctx).metrics
         metrics.started.labels(name).inc()
         started = time.perf_counter()
         outcome = "failed"

@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tripline_common.db import is_transient_db_error
+from tripline_worker.context import ArqContext, job_try
 
 log = structlog.get_logger("tripline.worker")
 
@@ -29,7 +30,7 @@ def retry_when_unavailable(func: Callable[..., Awaitable[T]]) -> Callable[..., A
     """
 
     @functools.wraps(func)
-    async def wrapper(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> T:
+    async def wrapper(ctx: ArqContext, *args: Any, **kwargs: Any) -> T:
         try:
             return await func(ctx, *args, **kwargs)
         except Retry:
@@ -40,7 +41,7 @@ def retry_when_unavailable(func: Callable[..., Awaitable[T]]) -> Callable[..., A
                 or isinstance(exc, RedisConnectionError | RedisTimeoutError)
             ):
                 raise
-            defer = min(MAX_DEFER_SECONDS, 2 ** int(ctx.get("job_try") or 1))
+            defer = min(MAX_DEFER_SECONDS, 2 ** job_try(ctx))
             log.warning("job_deferred_by_outage", error_type=type(exc).__name__, retry_in=defer)
             raise Retry(defer=defer) from exc
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import httpx
@@ -15,16 +15,34 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import Function, Worker, func
 
-from tripline_common.accounts import SEND_ACCOUNT_MAIL
 from tripline_common.app import Resources
-from tripline_common.queue import DELIVER_WEBHOOK, PROCESS_BATCH, traced_job
+from tripline_common.job_registry import (
+    CHECK_LOST_SIGNAL,
+    DELIVER_WEBHOOK,
+    IMPORT_WAYPOINTS,
+    PROCESS_BATCH,
+    PURGE_SESSIONS,
+    PURGE_TELEMETRY,
+    REQUEUE_STUCK_BATCHES,
+    REQUEUE_STUCK_DELIVERIES,
+    REQUEUE_STUCK_JOBS,
+    SEND_ACCOUNT_MAIL,
+    JobSpec,
+)
+from tripline_common.queue import correlated_job
 from tripline_common.sentry import report_job_failures
+from tripline_worker.context import WorkerContext
 from tripline_worker.jobs.account_mail import send_account_mail
-from tripline_worker.jobs.batches import process_batch, requeue_stuck_batches
-from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry, requeue_stuck_jobs
+from tripline_worker.jobs.batches import process_batch
+from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry
+from tripline_worker.jobs.sweepers import (
+    requeue_stuck_batches,
+    requeue_stuck_deliveries,
+    requeue_stuck_jobs,
+)
 from tripline_worker.jobs.trips import check_lost_signal
 from tripline_worker.jobs.waypoint_import import import_waypoints
-from tripline_worker.jobs.webhooks import deliver_webhook, requeue_stuck_deliveries
+from tripline_worker.jobs.webhooks import deliver_webhook
 from tripline_worker.metrics import JobMetrics, QueueMonitor, instrumented
 from tripline_worker.outages import retry_when_unavailable
 from tripline_worker.probe import health_check_key
@@ -37,30 +55,43 @@ log = structlog.get_logger("tripline.worker")
 # that died, so that the delivery, not ARQ, decides when to give up (and records it).
 DELIVERY_SPARE_TRIES = 3
 
+JOB_FUNCTIONS: Mapping[JobSpec, Callable[..., Awaitable[Any]]] = {
+    PROCESS_BATCH: process_batch,
+    DELIVER_WEBHOOK: deliver_webhook,
+    SEND_ACCOUNT_MAIL: send_account_mail,
+    IMPORT_WAYPOINTS: import_waypoints,
+    REQUEUE_STUCK_BATCHES: requeue_stuck_batches,
+    REQUEUE_STUCK_DELIVERIES: requeue_stuck_deliveries,
+    REQUEUE_STUCK_JOBS: requeue_stuck_jobs,
+    CHECK_LOST_SIGNAL: check_lost_signal,
+    PURGE_TELEMETRY: purge_telemetry,
+    PURGE_SESSIONS: purge_sessions,
+}
+"""The ARQ job (in `tripline_worker.jobs`) behind each entry of the job registry."""
 
-def _job(function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """How every job runs: correlation ID and log lines, one Sentry event when it fails,
+
+def _wrapped(spec: JobSpec) -> Callable[..., Awaitable[Any]]:
+    """How every job runs: correlation ID and log context, one Sentry event when it fails,
     metrics, outages turned into retries."""
-    return traced_job(report_job_failures(instrumented(retry_when_unavailable(function))))
+    function = JOB_FUNCTIONS[spec]
+    return correlated_job(report_job_failures(instrumented(retry_when_unavailable(function))))
 
 
 def worker_functions(settings: WorkerServiceSettings) -> list[Function]:
-    """The jobs this worker runs, by their shared names.
+    """The registry's on-demand jobs, as this worker runs them.
 
-    Their results are not kept (`keep_result=0`): the row in Postgres is the result. A kept
-    result would also block the sweepers' re-enqueue of a job that failed (a timeout, say)
-    for `keep_result` seconds.
+    Their results are not kept (`JobSpec.keep_result`): the row in Postgres is the result.
     """
+    tries = {DELIVER_WEBHOOK: settings.webhook_max_attempts + DELIVERY_SPARE_TRIES}
     return [
-        func(_job(process_batch), name=PROCESS_BATCH, keep_result=0),
         func(
-            _job(deliver_webhook),
-            name=DELIVER_WEBHOOK,
-            keep_result=0,
-            max_tries=settings.webhook_max_attempts + DELIVERY_SPARE_TRIES,
-        ),
-        func(_job(import_waypoints), name="import_waypoints", keep_result=0),
-        func(_job(send_account_mail), name=SEND_ACCOUNT_MAIL, keep_result=0),
+            _wrapped(spec),
+            name=spec.name,
+            keep_result=spec.keep_result,
+            max_tries=tries.get(spec),  # None: the worker's MAX_TRIES.
+        )
+        for spec in JOB_FUNCTIONS
+        if not spec.periodic
     ]
 
 
@@ -75,29 +106,21 @@ def every(seconds: int, *, offset: int = 0) -> dict[str, Any]:
 
 
 def cron_jobs(settings: WorkerServiceSettings) -> list[CronJob]:
-    """The periodic jobs. ARQ's `unique` cron job IDs make each run happen on one worker only,
-    however many replicas there are. Their timeout is the job timeout (see `job_timeout`)."""
+    """The registry's periodic jobs, on their schedules. ARQ's `unique` cron job IDs make each
+    run happen on one worker only, however many replicas there are. Their timeout is the job
+    timeout (see `job_timeout`)."""
     sweep = settings.sweep_interval_seconds
+    schedules: dict[JobSpec, dict[str, Any]] = {
+        REQUEUE_STUCK_BATCHES: {"run_at_startup": True, **every(sweep)},
+        REQUEUE_STUCK_DELIVERIES: every(sweep, offset=1),
+        REQUEUE_STUCK_JOBS: every(sweep, offset=2),
+        CHECK_LOST_SIGNAL: every(settings.lost_signal_check_seconds, offset=3),
+        PURGE_TELEMETRY: {"minute": {7}, "second": {10}},
+        PURGE_SESSIONS: {"minute": {37}, "second": {10}},
+    }
     return [
-        cron(
-            _job(requeue_stuck_batches),
-            name="requeue_stuck_batches",
-            run_at_startup=True,
-            **every(sweep),
-        ),
-        cron(
-            _job(requeue_stuck_deliveries),
-            name="requeue_stuck_deliveries",
-            **every(sweep, offset=1),
-        ),
-        cron(_job(requeue_stuck_jobs), name="requeue_stuck_jobs", **every(sweep, offset=2)),
-        cron(
-            _job(check_lost_signal),
-            name="check_lost_signal",
-            **every(settings.lost_signal_check_seconds, offset=3),
-        ),
-        cron(_job(purge_telemetry), name="purge_telemetry", minute={7}, second={10}),
-        cron(_job(purge_sessions), name="purge_sessions", minute={37}, second={10}),
+        cron(_wrapped(spec), name=spec.name, keep_result=spec.keep_result, **schedule)
+        for spec, schedule in schedules.items()
     ]
 
 
@@ -122,13 +145,15 @@ class ArqRunner:
 
     def _build(self) -> Worker:
         s = self.settings
-        ctx: dict[str, Any] = {
-            "settings": s,
-            "session_factory": self.resources.session_factory,
-            "queue": self.resources.queue,
-            "metrics": self.metrics,
-            "http": self.http,
-        }
+        assert self.http is not None, "start() creates the webhook client first"
+        worker_context = WorkerContext(
+            settings=s,
+            session_factory=self.resources.session_factory,
+            job_queue=self.resources.queue,
+            redis=self.resources.redis,
+            metrics=self.metrics,
+            webhook_client=self.http,
+        )
         return Worker(
             functions=worker_functions(s),
             cron_jobs=cron_jobs(s),
@@ -142,7 +167,7 @@ class ArqRunner:
             keep_result=s.keep_result,
             health_check_interval=s.health_check_interval,
             health_check_key=health_check_key(s),
-            ctx=ctx,
+            ctx=worker_context.arq_context(),
         )
 
     @property

@@ -3,7 +3,7 @@
 What is recorded where, and so what an operator can honestly be shown:
 
 - **Tracked jobs** (`jobs` table: imports, exports) are durable. Their status is the authority:
-  the worker will not start a job that is no longer `queued` (`tripline_common.jobs.
+  the worker will not start a job that is no longer `queued` (`tripline_common.tracked_jobs.
   mark_job_running`), so cancelling is a row update (plus removing the job from the Redis queue
   so it is not even picked up), and retrying a failed one puts it back to `queued`.
 - **Telemetry batches** the worker gave up on (`telemetry_batches.status = failed`) are durable
@@ -42,10 +42,11 @@ from tripline_common.audit import AuditActor, AuditOrigin
 from tripline_common.auth.service import Principal
 from tripline_common.correlation import get_request_id
 from tripline_common.errors import ConflictError, NotFoundError
-from tripline_common.jobs import job_arq_id
+from tripline_common.job_registry import PROCESS_BATCH
 from tripline_common.models import BatchStatus, Job, JobStatus, TelemetryBatch
 from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
-from tripline_common.queue import PROCESS_BATCH, REQUEST_ID_KWARG, JobQueue, process_batch_job_id
+from tripline_common.queue import REQUEST_ID_KWARG, JobQueue
+from tripline_common.tracked_jobs import job_arq_id
 
 JOB_SORT = SortSpec(
     columns={"created_at": col(Job.created_at)}, tiebreaker=col(Job.id), default="-created_at"
@@ -147,7 +148,7 @@ def failure_arq_id(failure: Failure) -> str:
     if failure.source == FailureSource.JOB:
         return job_arq_id(failure.kind, failure.id)
     if failure.source == FailureSource.TELEMETRY_BATCH:
-        return process_batch_job_id(failure.id)
+        return PROCESS_BATCH.job_id(failure.id)
     return failure.id
 
 
@@ -184,7 +185,7 @@ async def _batch_failures(session: AsyncSession, limit: int) -> list[Failure]:
         Failure(
             source=FailureSource.TELEMETRY_BATCH,
             id=str(batch.id),
-            kind=PROCESS_BATCH,
+            kind=PROCESS_BATCH.name,
             error=(batch.error or "given up without a message")[:ERROR_MAX],
             request_id=batch.request_id,
             failed_at=batch.processed_at or batch.received_at,
@@ -326,10 +327,10 @@ async def _reset_batch(session: AsyncSession, failure_id: str) -> Enqueueable:
     batch.processed_at = None
     await session.flush()
     return (
-        PROCESS_BATCH,
+        PROCESS_BATCH.name,
         (str(batch.id),),
         {REQUEST_ID_KWARG: batch.request_id},
-        process_batch_job_id(batch.id),
+        PROCESS_BATCH.job_id(batch.id),
     )
 
 

@@ -34,12 +34,12 @@ from sqlmodel import col
 from tripline_api.slots import take_held_slot
 from tripline_api.streaming import GuardedBody
 from tripline_common.errors import AppError, NotFoundError, PayloadTooLargeError, RateLimitedError
-from tripline_common.jobs import create_job
+from tripline_common.job_registry import IMPORT_WAYPOINTS
 from tripline_common.models import Job, Trip
 from tripline_common.pg import PgExecutor
 from tripline_common.queue import JobQueue
+from tripline_common.tracked_jobs import create_job
 
-IMPORT_WAYPOINTS = "import_waypoints"
 ImportFormat = Literal["csv", "gpx"]
 
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"})

@@ -14,8 +14,9 @@ from sqlmodel import col
 
 from tripline_common.correlation import get_request_id
 from tripline_common.errors import NotFoundError, UnprocessableError
+from tripline_common.job_registry import PROCESS_BATCH
 from tripline_common.models import BatchStatus, Device, TelemetryBatch, TelemetryEvent
-from tripline_common.queue import PROCESS_BATCH, JobQueue, process_batch_job_id
+from tripline_common.queue import JobQueue
 from tripline_ingest.settings import IngestSettings
 from tripline_ingest.state import IngestState
 from tripline_ingest.telemetry.devices import AuthenticatedDevice
@@ -158,7 +159,7 @@ async def store_batch(
             .values(last_seen_at=now)
         )
     queue.enqueue_after_commit(
-        session, PROCESS_BATCH, str(batch_id), job_id=process_batch_job_id(batch_id)
+        session, PROCESS_BATCH.name, str(batch_id), job_id=PROCESS_BATCH.job_id(batch_id)
     )
     return BatchAccepted(
         batch_id=batch_id,

@@ -1,14 +1,64 @@
-"""Compose account messages and send them to the configured SMTP server (aiosmtplib)."""
+"""Account mail: draw a token for an `account_tokens` row, store its hash, mail it (aiosmtplib)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Literal
 from urllib.parse import urlencode
 
 import aiosmtplib
+from sqlalchemy import select
 
 from tripline_common.accounts import AccountMail
+from tripline_common.auth.tokens import hash_token, new_opaque_token
+from tripline_common.db import SessionFactory, unit_of_work
+from tripline_common.models import AccountToken, User
 from tripline_worker.settings import WorkerServiceSettings
+
+
+class MailNotSentError(Exception):
+    """The SMTP server refused the message or could not be reached (the cause says which)."""
+
+
+async def mail_token(
+    *,
+    session_factory: SessionFactory,
+    settings: WorkerServiceSettings,
+    token_id: uuid.UUID,
+    mail: AccountMail,
+) -> Literal["sent", "skipped"]:
+    """Mail the token of row `token_id` in message `mail`.
+
+    The token is drawn here and its hash stored in the same transaction that sends: if the
+    message cannot be sent (`MailNotSentError`), nothing is stored. A row already mailed, used
+    or expired is skipped, so a repeated call mails nothing.
+    """
+    async with unit_of_work(session_factory) as session:
+        row = await session.scalar(
+            select(AccountToken)
+            .where(AccountToken.id == token_id)  # type: ignore[arg-type,unused-ignore]
+            .with_for_update(skip_locked=True)
+        )
+        if (
+            row is None
+            or row.token_hash is not None
+            or row.used_at is not None
+            or row.expires_at <= datetime.now(UTC)
+        ):
+            return "skipped"
+        user = await session.get(User, row.user_id)
+        assert user is not None
+        token = new_opaque_token()
+        row.token_hash = hash_token(token)
+        message = compose(settings, mail=mail, to=user.email, name=user.display_name, token=token)
+        try:
+            await send(settings, message)
+        except Exception as exc:
+            raise MailNotSentError(str(exc)) from exc
+        await session.flush()
+    return "sent"
 
 
 def compose(

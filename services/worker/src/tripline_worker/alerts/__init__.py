@@ -1,1 +1,1 @@
-"""Alert rules (pure) and raising alerts: stored once, published, handed to webhooks."""
+"""Alert rules (pure), raising alerts (stored once, published, handed to webhooks), lost signal."""

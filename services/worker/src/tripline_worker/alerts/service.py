@@ -21,14 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tripline_common.job_registry import DELIVER_WEBHOOK
 from tripline_common.models import Alert
 from tripline_common.pubsub import AlertEvent, publish_alert
-from tripline_common.queue import (
-    DELIVER_WEBHOOK,
-    REQUEST_ID_KWARG,
-    JobQueue,
-    deliver_webhook_job_id,
-)
+from tripline_common.queue import REQUEST_ID_KWARG, JobQueue
 from tripline_worker.alerts.rules import AlertDraft
 
 log = structlog.get_logger("tripline.worker.alerts")
@@ -117,9 +113,9 @@ async def raise_alerts(
     for delivery_id in deliveries:
         queue.enqueue_after_commit(
             session,
-            DELIVER_WEBHOOK,
+            DELIVER_WEBHOOK.name,
             str(delivery_id),
-            job_id=deliver_webhook_job_id(delivery_id),
+            job_id=DELIVER_WEBHOOK.job_id(delivery_id),
             **({REQUEST_ID_KWARG: request_id} if request_id else {}),
         )
     for event in events:

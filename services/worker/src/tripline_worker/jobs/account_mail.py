@@ -1,67 +1,48 @@
-"""Account mail job: draw a token for an `account_tokens` row, store its hash, mail it."""
+"""`send_account_mail`: the ARQ job that mails one account token (logic in `accounts.mail`)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from arq import Retry
-from sqlalchemy import select
 
 from tripline_common.accounts import AccountMail
-from tripline_common.auth.tokens import hash_token, new_opaque_token
-from tripline_common.db import unit_of_work
-from tripline_common.models import AccountToken, User
-from tripline_worker.accounts.mail import compose, send
+from tripline_worker.accounts.mail import MailNotSentError, mail_token
+from tripline_worker.context import ArqContext, context, job_try
 
 log = structlog.get_logger("tripline.worker.accounts")
 
 MAX_DEFER_SECONDS = 300
 
 
-async def send_account_mail(ctx: dict[str, Any], token_id: str, mail: str) -> str:
+async def send_account_mail(ctx: ArqContext, token_id: str, mail: str) -> str:
     """Mail the token of row `token_id` in message `mail`.
 
-    The token is drawn here and its hash stored in the same transaction that sends: if the SMTP
-    server refuses or cannot be reached, nothing is stored and ARQ runs the job again later
-    (exponential backoff, up to the worker's MAX_TRIES). A row already mailed, used or expired
-    is skipped, so a repeated job mails nothing.
+    If the SMTP server refuses or cannot be reached, nothing is stored and ARQ runs the job
+    again later (exponential backoff, up to the worker's MAX_TRIES). A row already mailed, used
+    or expired is skipped, so a repeated job mails nothing.
     """
-    settings = ctx["settings"]
-    async with unit_of_work(ctx["session_factory"]) as session:
-        row = await session.scalar(
-            select(AccountToken)
-            .where(AccountToken.id == uuid.UUID(token_id))  # type: ignore[arg-type]
-            .with_for_update(skip_locked=True)
+    worker = context(ctx)
+    try:
+        outcome = await mail_token(
+            session_factory=worker.session_factory,
+            settings=worker.settings,
+            token_id=uuid.UUID(token_id),
+            mail=AccountMail(mail),
         )
-        if (
-            row is None
-            or row.token_hash is not None
-            or row.used_at is not None
-            or row.expires_at <= datetime.now(UTC)
-        ):
-            log.info("account_mail_skipped", token_id=token_id)
-            return "skipped"
-        user = await session.get(User, row.user_id)
-        assert user is not None
-        token = new_opaque_token()
-        row.token_hash = hash_token(token)
-        message = compose(
-            settings, mail=AccountMail(mail), to=user.email, name=user.display_name, token=token
+    except MailNotSentError as exc:
+        defer = min(MAX_DEFER_SECONDS, 2 ** job_try(ctx))
+        cause = exc.__cause__ or exc
+        log.warning(
+            "account_mail_failed",
+            error_type=type(cause).__name__,
+            error=str(cause)[:200],
+            retry_in=defer,
         )
-        try:
-            await send(settings, message)
-        except Exception as exc:
-            defer = min(MAX_DEFER_SECONDS, 2 ** int(ctx.get("job_try") or 1))
-            log.warning(
-                "account_mail_failed",
-                error_type=type(exc).__name__,
-                error=str(exc)[:200],
-                retry_in=defer,
-            )
-            raise Retry(defer=defer) from exc
-        await session.flush()
-    log.info("account_mail_sent", token_id=token_id, mail=mail)
-    return "sent"
+        raise Retry(defer=defer) from cause
+    if outcome == "skipped":
+        log.info("account_mail_skipped", token_id=token_id)
+    else:
+        log.info("account_mail_sent", token_id=token_id, mail=mail)
+    return outcome

@@ -1,7 +1,7 @@
-"""Tracked jobs: ARQ functions whose progress users follow through a `jobs` row.
+"""Tracked jobs: ARQ jobs whose progress users follow through a `jobs` row (`tracked_jobs`).
 
     @tracked_job
-    async def import_waypoints(ctx, job: Job) -> dict:  # enqueued by jobs.create_job
+    async def import_waypoints(ctx, job: Job) -> dict:  # enqueued by tracked_jobs.create_job
         ...                                             # job.params holds the inputs
         await report_progress(ctx, job, 50)
         return {"imported": 120}                        # stored as the job's result
@@ -23,22 +23,24 @@ from arq import Retry
 
 from tripline_common.correlation import get_request_id
 from tripline_common.db import retry_transient, unit_of_work
-from tripline_common.jobs import finish_job, mark_job_running, set_job_progress
 from tripline_common.models import Job
 from tripline_common.sentry import set_user_id
+from tripline_common.tracked_jobs import finish_job, mark_job_running, set_job_progress
+from tripline_worker.context import ArqContext, WorkerContext, context
 
 log = structlog.get_logger("tripline.worker.jobs")
 
-TrackedFunc = Callable[[dict[str, Any], Job], Awaitable[dict[str, Any] | None]]
+TrackedFunc = Callable[[ArqContext, Job], Awaitable[dict[str, Any] | None]]
 
 
-def tracked_job(func: TrackedFunc) -> Callable[[dict[str, Any], str], Awaitable[str]]:
+def tracked_job(func: TrackedFunc) -> Callable[[ArqContext, str], Awaitable[str]]:
     """Wrap `func(ctx, job)` into an ARQ function `(ctx, job_id)` that keeps the row current."""
 
     @functools.wraps(func)
-    async def wrapper(ctx: dict[str, Any], job_id: str) -> str:
+    async def wrapper(ctx: ArqContext, job_id: str) -> str:
+        worker = context(ctx)
         job_uuid = uuid.UUID(job_id)
-        job = await retry_transient()(_start)(ctx, job_uuid)
+        job = await retry_transient()(_start)(worker, job_uuid)
         if job is None:
             log.info("tracked_job_not_runnable", tracked_job_id=job_id)
             return "not_runnable"
@@ -51,31 +53,33 @@ def tracked_job(func: TrackedFunc) -> Callable[[dict[str, Any], str], Awaitable[
         except Exception:
             log.exception("tracked_job_failed", tracked_job_id=job_id)
             await retry_transient()(_finish)(
-                ctx,
+                worker,
                 job_uuid,
                 None,
                 f"The job failed. Quote request ID {get_request_id()} when reporting it.",
             )
             raise
-        await retry_transient()(_finish)(ctx, job_uuid, result or {}, None)
+        await retry_transient()(_finish)(worker, job_uuid, result or {}, None)
+        # The run's one line (a file with problems also ends here: the row says `failed`).
+        log.info("tracked_job_finished", tracked_job_id=job_id)
         return "succeeded"
 
     return wrapper
 
 
-async def report_progress(ctx: dict[str, Any], job: Job, percent: int) -> None:
+async def report_progress(ctx: ArqContext, job: Job, percent: int) -> None:
     """Record how far a tracked job is (0-100), committed at once so clients see it."""
-    async with unit_of_work(ctx["session_factory"]) as session:
+    async with unit_of_work(context(ctx).session_factory) as session:
         await set_job_progress(session=session, job_id=job.id, progress=percent)
 
 
-async def _start(ctx: dict[str, Any], job_id: uuid.UUID) -> Job | None:
-    async with unit_of_work(ctx["session_factory"]) as session:
+async def _start(worker: WorkerContext, job_id: uuid.UUID) -> Job | None:
+    async with unit_of_work(worker.session_factory) as session:
         return await mark_job_running(session=session, job_id=job_id)
 
 
 async def _finish(
-    ctx: dict[str, Any], job_id: uuid.UUID, result: dict[str, Any] | None, error: str | None
+    worker: WorkerContext, job_id: uuid.UUID, result: dict[str, Any] | None, error: str | None
 ) -> None:
-    async with unit_of_work(ctx["session_factory"]) as session:
+    async with unit_of_work(worker.session_factory) as session:
         await finish_job(session=session, job_id=job_id, result=result, error=error)

@@ -1,19 +1,16 @@
-"""Trip jobs: the lost-signal check, a cron over active trips."""
+"""`check_lost_signal`: the cron that raises lost-signal alerts (logic in `alerts.lost_signal`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 
-from tripline_common.correlation import get_request_id
 from tripline_common.db import retry_transient, unit_of_work
-from tripline_common.models import Trip, TripStatus
 from tripline_common.pubsub import AlertEvent
-from tripline_worker.alerts.rules import lost_signal_alert
-from tripline_worker.alerts.service import publish_alerts, raise_alerts
+from tripline_worker.alerts.lost_signal import raise_lost_signal_alerts
+from tripline_worker.alerts.service import publish_alerts
+from tripline_worker.context import ArqContext, WorkerContext, context
 
 log = structlog.get_logger("tripline.worker.trips")
 
@@ -21,48 +18,26 @@ log = structlog.get_logger("tripline.worker.trips")
 LOST_SIGNAL_LIMIT = 1000
 
 
-async def check_lost_signal(ctx: dict[str, Any]) -> int:
-    """Cron: raise a lost-signal alert for each active trip silent for too long.
-
-    Silent means no fix since `lost_signal_after_seconds` (counted from the trip's start if it
-    never had one). One alert per silence: the dedupe key holds the time of the last fix.
-    """
-    events = await _raise(ctx)
-    await publish_alerts(ctx["queue"].redis, events)
+async def check_lost_signal(ctx: ArqContext) -> int:
+    """Cron: raise a lost-signal alert for each active trip silent for too long
+    (`lost_signal_after_seconds`), then publish the new ones."""
+    worker = context(ctx)
+    events = await _raise(worker)
+    await publish_alerts(worker.redis, events)
     for event in events:
-        ctx["metrics"].alerts_raised.labels(event.alert.rule).inc()
+        worker.metrics.alerts_raised.labels(event.alert.rule).inc()
     if events:
         log.info("lost_signal_alerts_raised", count=len(events))
     return len(events)
 
 
 @retry_transient()
-async def _raise(ctx: dict[str, Any]) -> list[AlertEvent]:
-    settings = ctx["settings"]
-    now = datetime.now(UTC)
-    last_fix = func.coalesce(Trip.last_seen_at, Trip.started_at)
-    events: list[AlertEvent] = []
-    async with unit_of_work(ctx["session_factory"], ctx["queue"]) as session:
-        silent = (
-            await session.execute(
-                select(Trip.id, Trip.owner_id, Trip.device_id, last_fix.label("last_fix"))
-                .where(
-                    Trip.status == TripStatus.ACTIVE,
-                    last_fix < now - timedelta(seconds=settings.lost_signal_after_seconds),
-                )
-                .order_by(last_fix)
-                .limit(LOST_SIGNAL_LIMIT)
-            )
-        ).all()
-        for trip in silent:
-            events += await raise_alerts(
-                session=session,
-                queue=ctx["queue"],
-                drafts=[lost_signal_alert(trip.id, trip.last_fix, now)],
-                owner_id=trip.owner_id,
-                trip_id=trip.id,
-                device_id=trip.device_id,
-                request_id=get_request_id(),
-                now=now,
-            )
-    return events
+async def _raise(worker: WorkerContext) -> list[AlertEvent]:
+    async with unit_of_work(worker.session_factory, worker.job_queue) as session:
+        return await raise_lost_signal_alerts(
+            session=session,
+            queue=worker.job_queue,
+            silent_for=timedelta(seconds=worker.settings.lost_signal_after_seconds),
+            limit=LOST_SIGNAL_LIMIT,
+            now=datetime.now(UTC),
+        )

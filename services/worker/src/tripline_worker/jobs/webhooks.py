@@ -1,20 +1,19 @@
-"""Webhook jobs: deliver one alert to one endpoint; the sweeper re-enqueues lost deliveries."""
+"""`deliver_webhook`: the ARQ job that delivers one alert to one endpoint (logic in `webhooks`)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import structlog
 from arq import Retry
-from sqlalchemy import select, update
 
 from tripline_common.db import retry_transient, unit_of_work
-from tripline_common.models import DeliveryStatus, WebhookDelivery
-from tripline_common.queue import DELIVER_WEBHOOK, deliver_webhook_job_id
+from tripline_worker.context import ArqContext, WorkerContext, context
 from tripline_worker.webhooks.delivery import (
+    AttemptResult,
     backoff_seconds,
+    fail_for_disabled_endpoint,
     load_pending_delivery,
     post_delivery,
     record_attempt,
@@ -23,7 +22,7 @@ from tripline_worker.webhooks.delivery import (
 log = structlog.get_logger("tripline.worker.webhooks")
 
 
-async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
+async def deliver_webhook(ctx: ArqContext, delivery_id: str) -> str:
     """POST an alert to an endpoint, signed. On failure, try again later through `arq.Retry`
     with exponential backoff; after `webhook_max_attempts` attempts, record it as failed.
 
@@ -32,32 +31,26 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     on every retry and can ignore a repeat (a worker that dies after the POST but before
     recording it sends it again).
     """
-    settings = ctx["settings"]
+    worker = context(ctx)
+    settings = worker.settings
     delivery_uuid = uuid.UUID(delivery_id)
-    async with ctx["session_factory"]() as session:
+    async with worker.session_factory() as session:
         delivery = await load_pending_delivery(session=session, delivery_id=delivery_uuid)
     if delivery is None:
         log.info("delivery_not_pending", delivery_id=delivery_id)
         return "not_pending"
     if not delivery.endpoint_active:
-        async with unit_of_work(ctx["session_factory"]) as session:
-            await session.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == delivery_uuid,
-                    WebhookDelivery.status == DeliveryStatus.PENDING,
-                )
-                .values(status=DeliveryStatus.FAILED, last_error="The endpoint was disabled.")
-            )
+        async with unit_of_work(worker.session_factory) as session:
+            await fail_for_disabled_endpoint(session=session, delivery_id=delivery_uuid)
         log.info("delivery_endpoint_disabled", delivery_id=delivery_id)
         return "endpoint_disabled"
 
-    result = await post_delivery(ctx["http"], delivery)
+    result = await post_delivery(worker.webhook_client, delivery)
     attempt = delivery.attempts + 1
     # A refused target stays refused: the delivery fails now instead of wasting its retries.
     final = result.delivered or result.refused or attempt >= settings.webhook_max_attempts
-    await retry_transient()(_record)(ctx, delivery_uuid, result, final)
-    metrics = ctx["metrics"]
+    await retry_transient()(_record)(worker, delivery_uuid, result, final)
+    metrics = worker.metrics
     if result.delivered:
         metrics.webhook_deliveries.labels("delivered").inc()
         log.info(
@@ -94,38 +87,8 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     raise Retry(defer=timedelta(seconds=wait))
 
 
-async def _record(ctx: dict[str, Any], delivery_id: uuid.UUID, result: Any, final: bool) -> None:
-    async with unit_of_work(ctx["session_factory"]) as session:
+async def _record(
+    worker: WorkerContext, delivery_id: uuid.UUID, result: AttemptResult, final: bool
+) -> None:
+    async with unit_of_work(worker.session_factory) as session:
         await record_attempt(session=session, delivery_id=delivery_id, result=result, final=final)
-
-
-@retry_transient()
-async def requeue_stuck_deliveries(ctx: dict[str, Any]) -> int:
-    """Cron: enqueue deliveries still pending after a while whose job was lost (Redis was
-    down after the alert committed, or lost its memory). A delivery waiting for its next
-    retry still has its job, so enqueueing it again is refused: nothing runs twice."""
-    settings = ctx["settings"]
-    cutoff = datetime.now(UTC) - timedelta(seconds=settings.delivery_requeue_after_seconds)
-    async with ctx["session_factory"]() as session:
-        rows = await session.execute(
-            select(WebhookDelivery.id, WebhookDelivery.request_id)
-            .where(
-                WebhookDelivery.status == DeliveryStatus.PENDING,
-                WebhookDelivery.created_at < cutoff,
-            )
-            .order_by(WebhookDelivery.created_at)
-            .limit(settings.requeue_limit)
-        )
-        pending = rows.all()
-    requeued = 0
-    for delivery_id, request_id in pending:
-        if await ctx["queue"].requeue(
-            DELIVER_WEBHOOK,
-            str(delivery_id),
-            job_id=deliver_webhook_job_id(delivery_id),
-            request_id=request_id,
-        ):
-            requeued += 1
-    if requeued:
-        log.info("stuck_deliveries_requeued", found=len(pending), requeued=requeued)
-    return requeued

@@ -13,10 +13,11 @@ Two transactions:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripline_common.db import SessionFactory
@@ -243,3 +244,19 @@ async def _advance_trip(
         if late is not None:
             drafts.append(late)
     return drafts
+
+
+async def stuck_batches(
+    *, session: AsyncSession, pending_for: timedelta, limit: int
+) -> Sequence[Row[uuid.UUID, str | None]]:
+    """Batches committed but still pending `pending_for` after ingest accepted them (Redis was
+    down when ingest enqueued, Redis lost its queue, or a worker died), oldest first:
+    `(id, request_id)` rows for the sweeper to enqueue again."""
+    rows = await session.execute(
+        select(TelemetryBatch.id, TelemetryBatch.request_id)
+        .where(TelemetryBatch.status == BatchStatus.PENDING)
+        .where(TelemetryBatch.received_at < datetime.now(UTC) - pending_for)
+        .order_by(TelemetryBatch.received_at)
+        .limit(limit)
+    )
+    return rows.all()

@@ -1,1 +1,1 @@
-"""Trip progress from telemetry: position, distance travelled, remaining route, ETA."""
+"""Trips: progress from telemetry (position, distance, remaining route, ETA) and waypoint files."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Row, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -188,6 +189,34 @@ async def record_attempt(
         .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
         .values(**values)
     )
+
+
+async def fail_for_disabled_endpoint(*, session: AsyncSession, delivery_id: uuid.UUID) -> None:
+    """End a pending delivery whose endpoint was disabled meanwhile: `failed`, with the reason."""
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.FAILED, last_error="The endpoint was disabled.")
+    )
+
+
+async def lost_deliveries(
+    *, session: AsyncSession, pending_for: timedelta, limit: int
+) -> Sequence[Row[uuid.UUID, str | None]]:
+    """Deliveries still pending `pending_for` after their alert was raised, oldest first:
+    `(id, request_id)` rows for the sweeper. Most still have their job (waiting for its next
+    retry), and enqueueing them again is refused; the others lost theirs (Redis was down after
+    the alert committed, or lost its memory)."""
+    rows = await session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.request_id)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.created_at < datetime.now(UTC) - pending_for,
+        )
+        .order_by(WebhookDelivery.created_at)
+        .limit(limit)
+    )
+    return rows.all()
 
 
 def backoff_seconds(failed_attempts: int, *, base: float, cap: float) -> float:

@@ -1,15 +1,18 @@
-"""User-visible background jobs (imports, exports): the `jobs` row and its ARQ job, kept in step.
+"""Tracked jobs: user-visible background work (imports), a `jobs` row kept in step with its ARQ job.
 
-The contract between the API, which creates jobs, and the worker, which runs them:
+"Job" alone means an ARQ job (`tripline_common.job_registry`); a *tracked* job is one whose
+progress a user follows through a row of the `jobs` table (`GET /v1/jobs/{id}`).
+
+The contract between the API, which creates tracked jobs, and the worker, which runs them:
 
 - `create_job` adds the row (status `queued`) in the caller's unit of work and enqueues the ARQ
-  function named by `kind` after commit, with the row's id as its only argument and
-  `<kind>:<id>` as its job ID. Everything else the function needs is in `jobs.params` (or in
-  rows it names), so the job can be re-enqueued from Postgres alone.
+  job named by `kind` after commit, with the row's id as its only argument and the registry's
+  job ID (`<kind>:<id>`). Everything else the job needs is in `jobs.params` (or in rows it
+  names), so it can be re-enqueued from Postgres alone.
 - The worker moves the row to `running`, reports `progress`, and ends it `succeeded` (with a
   `result` for the client) or `failed` (with an `error` safe to show).
-- `requeue_stale_jobs` (a worker cron) re-enqueues rows still `queued` (or `running`) after a
-  while: Redis was down when the API enqueued, or the job was lost with Redis' memory.
+- `stale_jobs` finds rows still `queued` (or `running`) after a while, for the worker's
+  sweeper: Redis was down when the API enqueued, or the job was lost with Redis' memory.
 
 The API reads rows with `get_job` for `GET /v1/jobs/{id}`.
 """
@@ -17,48 +20,51 @@ The API reads rows with `get_job` for `GET /v1/jobs/{id}`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from tripline_common.correlation import get_request_id
-from tripline_common.db import SessionFactory
+from tripline_common.job_registry import JobSpec, job_id_for
 from tripline_common.models import Job, JobStatus
-from tripline_common.queue import REQUEST_ID_KWARG, JobQueue
+from tripline_common.queue import JobQueue
 
 _ERROR_MAX_LENGTH = 2000
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def job_arq_id(kind: str, job_id: uuid.UUID | str) -> str:
-    """The deterministic ARQ job ID of a tracked job."""
-    return f"{kind}:{job_id}"
+    """The deterministic ARQ job ID of a tracked job (the job registry's rule)."""
+    return job_id_for(kind, job_id)
 
 
 async def create_job(
     *,
     session: AsyncSession,
     queue: JobQueue,
-    kind: str,
+    kind: JobSpec,
     owner_id: uuid.UUID | None,
     params: dict[str, Any] | None = None,
 ) -> Job:
     """Add a queued job in `session` and enqueue `kind(job_id)` once the session commits."""
+    if not kind.tracked:
+        raise ValueError(f"{kind.name} is not a tracked job (see the job registry)")
     job_id = uuid.uuid4()
     job = Job(
         id=job_id,
         owner_id=owner_id,
-        kind=kind,
-        arq_job_id=job_arq_id(kind, job_id),
+        kind=kind.name,
+        arq_job_id=kind.job_id(job_id),
         params=params or {},
         request_id=get_request_id(),
     )
     session.add(job)
     await session.flush()
-    queue.enqueue_after_commit(session, kind, str(job_id), job_id=job.arq_job_id)
+    queue.enqueue_after_commit(session, kind.name, str(job_id), job_id=job.arq_job_id)
     return job
 
 
@@ -112,44 +118,22 @@ async def finish_job(
     )
 
 
-async def requeue_stale_jobs(
-    *,
-    session_factory: SessionFactory,
-    queue: JobQueue,
-    queued_for: timedelta,
-    running_for: timedelta,
-    limit: int,
-) -> int:
-    """Enqueue jobs `queued` for longer than `queued_for`, or `running` for longer than
-    `running_for` (their worker died and Redis lost the job); returns how many were enqueued.
-
-    Deterministic job IDs make this harmless for jobs that are in fact still in the queue.
-    """
+async def stale_jobs(
+    *, session: AsyncSession, queued_for: timedelta, running_for: timedelta, limit: int
+) -> Sequence[Row[uuid.UUID, str, str, str | None]]:
+    """Jobs `queued` for longer than `queued_for`, or `running` for longer than `running_for`
+    (their worker died and Redis lost the job), oldest first: `(id, kind, arq_job_id,
+    request_id)` rows for the worker's sweeper to enqueue again."""
     now = datetime.now(UTC)
-    async with session_factory() as session:
-        rows = (
-            await session.execute(
-                select(col(Job.id), col(Job.kind), col(Job.arq_job_id), col(Job.request_id))
-                .where(
-                    or_(
-                        and_(
-                            col(Job.status) == JobStatus.QUEUED,
-                            col(Job.created_at) < now - queued_for,
-                        ),
-                        and_(
-                            col(Job.status) == JobStatus.RUNNING,
-                            col(Job.started_at) < now - running_for,
-                        ),
-                    )
-                )
-                .order_by(col(Job.created_at))
-                .limit(limit)
+    rows = await session.execute(
+        select(col(Job.id), col(Job.kind), col(Job.arq_job_id), col(Job.request_id))
+        .where(
+            or_(
+                and_(col(Job.status) == JobStatus.QUEUED, col(Job.created_at) < now - queued_for),
+                and_(col(Job.status) == JobStatus.RUNNING, col(Job.started_at) < now - running_for),
             )
-        ).all()
-    requeued = 0
-    for job_id, kind, arq_job_id, request_id in rows:
-        if await queue.requeue(
-            kind, str(job_id), job_id=arq_job_id, **{REQUEST_ID_KWARG: request_id}
-        ):
-            requeued += 1
-    return requeued
+        )
+        .order_by(col(Job.created_at))
+        .limit(limit)
+    )
+    return rows.all()
