@@ -19,6 +19,7 @@ from tripline_api.trips.schemas import (
     TripPlan,
     TripPublicBase,
     bulk_items_schema,
+    change_field,
     trip_update_model,
 )
 from tripline_api.trips.schemas_v1 import PUBLIC_EXAMPLE as V1_PUBLIC_EXAMPLE
@@ -118,11 +119,8 @@ class _TripUpdateV2(PartialUpdate):
 TripUpdateV2 = trip_update_model(
     "TripUpdateV2",
     _TripUpdateV2,
-    origin=(
-        Coordinates | NotNull,
-        Field(default=None, description="New start (both coordinates)."),
-    ),
-    destination=(Coordinates | NotNull, Field(default=None, description="New end.")),
+    origin=change_field(Coordinates | NotNull, "New start (both coordinates)."),
+    destination=change_field(Coordinates | NotNull, "New end."),
 )
 
 
