@@ -11,6 +11,7 @@ objects).
 from __future__ import annotations
 
 import uuid
+from abc import abstractmethod
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
@@ -135,10 +136,10 @@ class TripPlan(BaseModel):
             raise ValueError("planned_arrival must be later than planned_start")
         return self
 
+    @abstractmethod
     def to_draft(self) -> TripDraft:
         """The version-neutral plan the service works with (each version supplies the
         positions)."""
-        raise NotImplementedError
 
     def _draft(self, origin: tuple[float, float], destination: tuple[float, float]) -> TripDraft:
         return TripDraft(

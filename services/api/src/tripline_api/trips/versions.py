@@ -2,7 +2,7 @@
 from (`trips.router.trips_router`, `trip_files.router.trip_files_router`).
 
 Everything not in the table (paths, operations, status codes, dependencies, the service calls)
-is the same in every version. A new version is one more row.
+is the same in every version. A new version is one more row, and a module of its models.
 """
 
 from __future__ import annotations
