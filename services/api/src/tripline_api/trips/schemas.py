@@ -192,11 +192,11 @@ def change_field(annotation: Any, description: str) -> tuple[Any, Any]:
 
 # The PATCH fields of every version. A version's positions go between the two groups, where v1
 # has always documented them.
-_CHANGES_BEFORE_POSITIONS = {
+_CHANGES_BEFORE_POSITIONS: dict[str, Any] = {
     "name": change_field(TripName | NotNull, "New name."),
     "device_id": change_field(uuid.UUID | None, "Another of your devices."),
 }
-_CHANGES_AFTER_POSITIONS = {
+_CHANGES_AFTER_POSITIONS: dict[str, Any] = {
     "planned_start": change_field(PlannedTime | NotNull, "New planned start."),
     "planned_arrival": change_field(PlannedTime | NotNull, "New planned arrival."),
     "speed_limit_kmh": change_field(SpeedLimit | None, "New speed limit."),
@@ -208,9 +208,7 @@ _CHANGES_AFTER_POSITIONS = {
 }
 
 
-def trip_update_model(
-    name: str, base: type[UpdateT], **positions: tuple[Any, Any]
-) -> type[UpdateT]:
+def trip_update_model(name: str, base: type[UpdateT], **positions: Any) -> type[UpdateT]:
     """A version's PATCH model `name`: `base` (its docstring, config and `to_changes`) with the
     fields every version shares and the version's `positions` (each a `change_field`)."""
     return create_model(
