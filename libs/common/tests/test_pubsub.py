@@ -10,7 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.alerts import alert_event
+from tripline_common.models.alerts import ALERT_EVENT_COLUMNS
 from tripline_common.pubsub import (
+    AlertData,
     AlertEvent,
     alert_channel,
     listen_alerts,
@@ -83,3 +85,8 @@ def test_the_message_is_compact_json_with_a_type_and_version() -> None:
     data = event.to_json()
     assert data.startswith(b'{"type":"alert.raised","version":1,"alert":{"id":"')
     assert AlertEvent.model_validate_json(data) == event
+
+
+def test_an_alert_event_carries_exactly_the_alert_event_columns() -> None:
+    # The worker and the SSE replay read `ALERT_EVENT_COLUMNS` and build events from the row.
+    assert [column.key for column in ALERT_EVENT_COLUMNS] == list(AlertData.model_fields)

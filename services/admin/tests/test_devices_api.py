@@ -122,3 +122,19 @@ async def test_issuing_for_an_unknown_owner_is_a_404_and_stores_nothing(
     async with session_factory() as session:
         assert list(await session.scalars(select(Device))) == []
         assert list(await session.scalars(select(AuditLogEntry))) == []
+
+
+@pytest.mark.parametrize("name", ["   ", "tab\there", "nul\u0000byte"])
+async def test_a_device_name_follows_the_same_rules_as_in_the_api(
+    client, operator_headers, make_user, session_factory, name
+) -> None:
+    owner = await make_user()
+
+    response = await client.post(
+        "/v1/devices", json={"owner_id": str(owner.id), "name": name}, headers=operator_headers
+    )
+
+    assert response.status_code == 422
+    assert response.json()["details"][0]["loc"] == ["body", "name"]
+    async with session_factory() as session:
+        assert list(await session.scalars(select(Device))) == []

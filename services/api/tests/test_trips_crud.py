@@ -304,6 +304,7 @@ async def test_delete_answers_204_then_404(client, headers, trip, session_factor
         ({"planned_start": "2026-12-01T08:00:00"}, "planned_start"),  # No offset.
         ({"planned_start": "0001-01-01T00:00:00+05:00"}, "planned_start"),
         ({"planned_start": 1796112000}, "planned_start"),  # A number is not a time.
+        ({"planned_start": "1796112000"}, "planned_start"),  # Nor is one as text.
         ({"planned_start": "tomorrow"}, "planned_start"),
         ({"name": "   "}, "name"),
         ({"name": "x" * 201}, "name"),

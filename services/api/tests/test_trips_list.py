@@ -341,6 +341,8 @@ async def test_filters_by_planned_start_from_inclusive_to_exclusive(
         {"device_id": "123"},
         {"planned_start_from": "2026-12-01T08:00:00"},  # No offset.
         {"planned_start_from": "yesterday"},
+        {"planned_start_from": "1796112000"},  # Seconds since 1970 are not a time, even as text.
+        {"planned_start_to": "0.5"},
         {"planned_start_from": "0001-01-01T00:00:00+05:00"},
         {"planned_start_from": "2026-12-02T00:00:00Z", "planned_start_to": "2026-12-01T00:00:00Z"},
         {"status": ["planned"] * 5},

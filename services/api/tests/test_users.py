@@ -73,6 +73,7 @@ async def test_register_answers_a_taken_email_in_any_case_like_a_new_one(
     [
         {**NEW_USER, "email": "not-an-email"},
         {**NEW_USER, "display_name": "   "},
+        {**NEW_USER, "display_name": "nul\u0000byte"},  # The name rule of every name.
         {**NEW_USER, "password": "x" * 129},
         {**NEW_USER, "role": "admin"},  # Extra fields are refused, not ignored.
         {"email": "a@example.com"},

@@ -1,4 +1,5 @@
-"""Rules for the names people give things: one set for JSON input and for file imports."""
+"""Rules for the names people give things (users, devices, trips, waypoints): one validator,
+`clean_name`, for JSON input, forms and file imports."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 WAYPOINT_NAME_MAX_LENGTH = 100
+DEVICE_NAME_MAX_LENGTH = 100
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -45,6 +47,11 @@ def clean_waypoint_name(value: str) -> str:
         raise ValueError("must not start with =, +, - or @ (a spreadsheet formula)")
     return value
 
+
+DeviceName = Annotated[
+    str, Field(min_length=1, max_length=DEVICE_NAME_MAX_LENGTH), AfterValidator(clean_name)
+]
+"""A device's name, as owners (the API) and operators (the admin API) give it."""
 
 WaypointName = Annotated[
     str,

@@ -7,43 +7,29 @@ remember it; admin-only routes add `AdminUser`. The RBAC test walks the app's ro
 
 from __future__ import annotations
 
-from typing import Any
-
 from tripline_common.auth.deps import AdminUser, OperatorUser
-from tripline_common.errors import ErrorResponse
+from tripline_common.responses import Responses, documented_error
 
 # The same dependency object as in `OperatorUser`, so FastAPI resolves it once per request even
 # when a handler also asks for the operator.
 OPERATOR_ONLY = OperatorUser.__metadata__[0]
 ADMIN_ONLY = AdminUser.__metadata__[0]
 
-Responses = dict[int | str, dict[str, Any]]
-
 AUTH_RESPONSES: Responses = {
-    401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."},
-    403: {
-        "model": ErrorResponse,
-        "description": "Your role does not allow this (`insufficient_role`), or a rule protects "
-        "the account (`own_account`, `admin_required`).",
-    },
+    **documented_error(401, "Missing, invalid or revoked token."),
+    **documented_error(
+        403,
+        "Your role does not allow this (`insufficient_role`), or a rule protects the account "
+        "(`own_account`, `admin_required`).",
+    ),
 }
 
 
 def not_found(what: str) -> Responses:
     """The documented 404 of a route that names `what` in its path."""
-    return {404: {"model": ErrorResponse, "description": f"No such {what}."}}
+    return documented_error(404, f"No such {what}.")
 
 
 def conflict(description: str) -> Responses:
     """The documented 409 of a route whose action depends on the current state."""
-    return {409: {"model": ErrorResponse, "description": description}}
-
-
-INVALID_LIST_QUERY: Responses = {
-    400: {
-        "model": ErrorResponse,
-        "description": "A sort field outside the allowlist (`invalid_sort`), an unknown field in "
-        "`fields` (`invalid_fields`), a cursor that is not ours or is for another sort "
-        "(`invalid_cursor`, `cursor_sort_mismatch`), or `offset` with `cursor`.",
-    }
-}
+    return documented_error(409, description)

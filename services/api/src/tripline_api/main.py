@@ -17,7 +17,7 @@ from tripline_api.trip_files.router import router as trip_files_router
 from tripline_api.trip_files.router import router_v2 as trip_files_v2_router
 from tripline_api.trips.deprecation import DEPRECATION_NOTE
 from tripline_api.trips.router import router as trips_router
-from tripline_api.trips.router_v2 import router as trips_v2_router
+from tripline_api.trips.router import router_v2 as trips_v2_router
 from tripline_api.trips.schemas_v2 import BREAKING_CHANGE as TRIPS_V2_CHANGE
 from tripline_api.users.router import router as users_router
 from tripline_api.webhooks.router import router as webhooks_router

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field
+from sqlalchemy.orm import Mapped
+from sqlmodel import Field, col
 
 from tripline_common.models.base import (
     TriplineModel,
@@ -91,3 +92,20 @@ class Alert(TriplineModel, table=True):
     raised_at: datetime = created_at_field()
     acknowledged_at: datetime | None = timestamp_field()
     resolved_at: datetime | None = timestamp_field()
+
+
+ALERT_EVENT_COLUMNS: tuple[Mapped[Any], ...] = (
+    col(Alert.id),
+    col(Alert.owner_id),
+    col(Alert.trip_id),
+    col(Alert.device_id),
+    col(Alert.rule),
+    col(Alert.severity),
+    col(Alert.status),
+    col(Alert.message),
+    col(Alert.details),
+    col(Alert.raised_at),
+    col(Alert.request_id),
+)
+"""The columns an alert event carries (`tripline_common.pubsub.AlertData`): what the worker
+returns when it raises alerts, and what webhook deliveries and the SSE replay read."""

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from tripline_admin.access import INVALID_LIST_QUERY
 from tripline_admin.audit import service
 from tripline_admin.audit.schemas import AuditFilters, AuditPage
 from tripline_common.deps import SessionDep
 from tripline_common.pagination import PageParams, page_params
+from tripline_common.responses import INVALID_LIST_QUERY
 
 router = APIRouter(prefix="/audit-log", tags=["audit"])
 

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from tripline_common.names import DeviceName
 from tripline_common.pagination import Page, selectable
 from tripline_common.secret_fields import SecretValue
 
@@ -75,15 +76,7 @@ class DeviceCreate(BaseModel):
     )
 
     owner_id: uuid.UUID = Field(description="The user who will own the device.")
-    name: str = Field(min_length=1, max_length=100, description="A name the owner recognises.")
-
-    @field_validator("name")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    name: DeviceName = Field(description="A name the owner recognises.")
 
 
 class DeviceWithKey(DeviceAdmin):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from tripline_admin.access import INVALID_LIST_QUERY, conflict, not_found
+from tripline_admin.access import conflict, not_found
 from tripline_admin.jobs import service
 from tripline_admin.jobs.schemas import (
     Failure,
@@ -22,6 +22,7 @@ from tripline_common.audit import AuditOriginDep
 from tripline_common.auth.deps import OperatorUser
 from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep
 from tripline_common.pagination import PageParams, page_params
+from tripline_common.responses import INVALID_LIST_QUERY
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 failures_router = APIRouter(prefix="/failures", tags=["jobs"])

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from tripline_admin.access import ADMIN_ONLY, INVALID_LIST_QUERY, not_found
+from tripline_admin.access import ADMIN_ONLY, not_found
 from tripline_admin.users import service
 from tripline_admin.users.schemas import (
     RoleChange,
@@ -23,6 +23,7 @@ from tripline_common.audit import AuditOriginDep
 from tripline_common.auth.deps import OperatorUser
 from tripline_common.deps import SessionDep
 from tripline_common.pagination import PageParams, page_params
+from tripline_common.responses import INVALID_LIST_QUERY
 
 router = APIRouter(prefix="/users", tags=["users"])
 

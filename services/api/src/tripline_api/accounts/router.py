@@ -18,19 +18,18 @@ from tripline_api.accounts.schemas import (
     TokenIn,
 )
 from tripline_api.limits import enforce_limits
+from tripline_api.responses import TOO_MANY_ATTEMPTS, UNAUTHORIZED, documented_error
 from tripline_api.settings import ApiSettings
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
-from tripline_common.errors import ErrorResponse
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
 TOKEN_ERRORS = {
-    400: {"model": ErrorResponse, "description": "`invalid_token`: not a token we issued."},
-    410: {"model": ErrorResponse, "description": "`token_used` or `token_expired`."},
+    **documented_error(400, "`invalid_token`: not a token we issued."),
+    **documented_error(410, "`token_used` or `token_expired`."),
 }
-WEAK = {422: {"model": ErrorResponse, "description": "`weak_password`: see the rules."}}
-LIMITED = {429: {"model": ErrorResponse, "description": "Too many attempts; see `Retry-After`."}}
+WEAK = documented_error(422, "`weak_password`: see the rules.")
 
 
 @router.post(
@@ -67,7 +66,7 @@ async def verify_email_link(
     summary="Ask for a password-reset link",
     description="Mails a single-use reset link if an active account uses this address. The "
     "answer is the same either way. Rate-limited per client address and per email address.",
-    responses=LIMITED,
+    responses=TOO_MANY_ATTEMPTS,
 )
 async def request_password_reset(
     body: PasswordResetRequest,
@@ -112,10 +111,10 @@ async def reset_password(body: PasswordReset, session: SessionDep) -> Response:
     description="Needs the current password. The user's other sessions are revoked; this one "
     "stays. Attempts are rate-limited per user like logins.",
     responses={
-        401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."},
-        403: {"model": ErrorResponse, "description": "`wrong_password`: the current one."},
+        **UNAUTHORIZED,
+        **documented_error(403, "`wrong_password`: the current one."),
         **WEAK,
-        **LIMITED,
+        **TOO_MANY_ATTEMPTS,
     },
 )
 async def change_password(

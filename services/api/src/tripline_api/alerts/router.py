@@ -1,45 +1,38 @@
-"""`/v1/alerts` endpoints: declarations only; the work happens in `alerts.service`."""
+"""`/v1/alerts` endpoints: declarations, and how a bulk acknowledge's outcomes are shown; the
+work happens in `alerts.service`."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
 from tripline_api.alerts import service
 from tripline_api.alerts.schemas import (
     AlertBulkAcknowledge,
+    AlertBulkItemResult,
     AlertBulkResult,
     AlertFilters,
     AlertPage,
     AlertPublic,
 )
+from tripline_api.responses import (
+    INVALID_LIST_QUERY,
+    UNAUTHORIZED,
+    documented_error,
+    item_error,
+    not_found,
+)
 from tripline_common.auth.deps import CurrentUser
 from tripline_common.deps import SessionDep
-from tripline_common.errors import ErrorResponse
 from tripline_common.pagination import PageParams, page_params
 
-Responses = dict[int | str, dict[str, Any]]
-
-UNAUTHORIZED: Responses = {
-    401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}
-}
-NOT_FOUND: Responses = {404: {"model": ErrorResponse, "description": "No such alert among yours."}}
-TRANSITION_CONFLICT: Responses = {
-    409: {
-        "model": ErrorResponse,
-        "description": "A resolved alert cannot be acknowledged (`invalid_alert_transition`).",
-    }
-}
-INVALID_LIST_QUERY: Responses = {
-    400: {
-        "model": ErrorResponse,
-        "description": "A sort field outside the allowlist (`invalid_sort`), an unknown field in "
-        "`fields` (`invalid_fields`), a cursor that is not ours or is for another sort "
-        "(`invalid_cursor`, `cursor_sort_mismatch`), or `offset` with `cursor`.",
-    }
-}
+NOT_FOUND = not_found("alert")
+TRANSITION_CONFLICT = documented_error(
+    409, "A resolved alert cannot be acknowledged (`invalid_alert_transition`)."
+)
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses=UNAUTHORIZED)
 
@@ -83,7 +76,7 @@ async def acknowledge_alerts(
     outcomes = await service.acknowledge_alerts(
         session=session, owner_id=user.id, alert_ids=data.ids
     )
-    return AlertBulkResult.of(outcomes)
+    return _bulk_result(outcomes)
 
 
 @router.get(
@@ -125,3 +118,18 @@ async def acknowledge_alert(
 async def resolve_alert(alert_id: AlertId, user: CurrentUser, session: SessionDep) -> AlertPublic:
     alert = await service.resolve_alert(session=session, owner_id=user.id, alert_id=alert_id)
     return AlertPublic.model_validate(alert)
+
+
+def _bulk_result(outcomes: Sequence[service.AlertOutcome]) -> AlertBulkResult:
+    results = [
+        AlertBulkItemResult(
+            index=index,
+            id=outcome.alert_id,
+            status=200 if outcome.error is None else outcome.error.status_code,
+            alert=AlertPublic.model_validate(outcome.alert) if outcome.alert else None,
+            error=item_error(outcome.error) if outcome.error else None,
+        )
+        for index, outcome in enumerate(outcomes)
+    ]
+    failed = sum(1 for outcome in outcomes if outcome.error is not None)
+    return AlertBulkResult(succeeded=len(outcomes) - failed, failed=failed, results=results)

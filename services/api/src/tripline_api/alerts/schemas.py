@@ -5,37 +5,18 @@ resolved."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import Any, Self
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tripline_common.correlation import get_request_id
+from tripline_api.fields import IsoDateTime
 from tripline_common.errors import ErrorResponse
 from tripline_common.models import AlertRule, AlertSeverity, AlertStatus
 from tripline_common.pagination import Page, selectable
 
-if TYPE_CHECKING:
-    from tripline_api.alerts.service import AlertOutcome
-
 MAX_BULK_ALERTS = 100
 
-
-def _text_times_only(value: object) -> object:
-    # Lax mode would read a number, even as text (`raised_to=0.5`), as seconds since 1970: a
-    # client bug, and not the `date-time` string the schema documents.
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return value
-    raise ValueError("must be an ISO 8601 date-time string with an offset")
-
-
-FilterTime = Annotated[AwareDatetime, BeforeValidator(_text_times_only)]
 
 PUBLIC_EXAMPLE: dict[str, Any] = {
     "id": "6a1f0c3e-2b4d-4e5f-8a9b-0c1d2e3f4a5b",
@@ -100,12 +81,12 @@ class AlertFilters(BaseModel):
         default_factory=list, max_length=4, description="Only alerts of these rules; repeatable."
     )
     trip_id: uuid.UUID | None = Field(default=None, description="Only alerts of this trip.")
-    raised_from: FilterTime | None = Field(
+    raised_from: IsoDateTime | None = Field(
         default=None,
         description="Only alerts raised at or after this time (inclusive).",
         examples=["2026-11-01T00:00:00Z"],
     )
-    raised_to: FilterTime | None = Field(
+    raised_to: IsoDateTime | None = Field(
         default=None,
         description="Only alerts raised before this time (exclusive).",
         examples=["2026-12-01T00:00:00Z"],
@@ -154,25 +135,3 @@ class AlertBulkResult(BaseModel):
     succeeded: int = Field(description="Alerts now acknowledged.", examples=[2])
     failed: int = Field(description="IDs refused (unknown, or already resolved).", examples=[1])
     results: list[AlertBulkItemResult] = Field(description="One result per ID, in order.")
-
-    @classmethod
-    def of(cls, outcomes: Sequence[AlertOutcome]) -> Self:
-        results = [
-            AlertBulkItemResult(
-                index=index,
-                id=outcome.alert_id,
-                status=200 if outcome.error is None else outcome.error.status_code,
-                alert=AlertPublic.model_validate(outcome.alert) if outcome.alert else None,
-                error=ErrorResponse(
-                    code=outcome.error.code,
-                    message=outcome.error.message,
-                    details=outcome.error.details,
-                    request_id=get_request_id(),
-                )
-                if outcome.error
-                else None,
-            )
-            for index, outcome in enumerate(outcomes)
-        ]
-        failed = sum(1 for outcome in outcomes if outcome.error is not None)
-        return cls(succeeded=len(outcomes) - failed, failed=failed, results=results)

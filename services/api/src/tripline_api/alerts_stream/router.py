@@ -12,11 +12,11 @@ from tripline_api.alerts_stream.deps import StreamCallerDep
 from tripline_api.alerts_stream.schemas import StreamTicket
 from tripline_api.alerts_stream.service import open_sse_stream, serve_websocket
 from tripline_api.alerts_stream.tickets import issue_ticket
+from tripline_api.responses import UNAUTHORIZED, documented_error
 from tripline_api.settings import ApiSettings
 from tripline_api.streaming import ClosingStreamingResponse
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import RedisDep, SettingsDep
-from tripline_common.errors import ErrorResponse
 
 router = APIRouter(prefix="/alerts", tags=["alerts-stream"])
 
@@ -54,7 +54,7 @@ it opens is bound to your session and ends when the access token used here expir
     response_model=StreamTicket,
     summary="Get a single-use ticket to open an alert stream",
     description=TICKET_DESCRIPTION,
-    responses={401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}},
+    responses=UNAUTHORIZED,
 )
 async def create_stream_ticket(
     _: CurrentUser, claims: TokenClaims, redis: RedisDep, settings: SettingsDep
@@ -73,24 +73,20 @@ async def create_stream_ticket(
             "description": "An endless `text/event-stream`.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        400: {
-            "model": ErrorResponse,
-            "description": "An access token in the URL (`credential_in_url`).",
-        },
-        401: {
-            "model": ErrorResponse,
-            "description": "Missing, invalid, used or expired ticket; invalid or revoked token.",
-        },
-        429: {
-            "model": ErrorResponse,
-            "description": "You hold `ALERTS_STREAM_MAX_PER_USER` streams already "
-            "(`too_many_streams`, all replicas and both transports together).",
-        },
-        503: {
-            "model": ErrorResponse,
-            "description": "This server holds `ALERTS_STREAM_MAX_PER_PROCESS` streams "
-            "(`streams_unavailable`); retry after `Retry-After`.",
-        },
+        **documented_error(400, "An access token in the URL (`credential_in_url`)."),
+        **documented_error(
+            401, "Missing, invalid, used or expired ticket; invalid or revoked token."
+        ),
+        **documented_error(
+            429,
+            "You hold `ALERTS_STREAM_MAX_PER_USER` streams already (`too_many_streams`, all "
+            "replicas and both transports together).",
+        ),
+        **documented_error(
+            503,
+            "This server holds `ALERTS_STREAM_MAX_PER_PROCESS` streams (`streams_unavailable`); "
+            "retry after `Retry-After`.",
+        ),
     },
 )
 async def stream_alerts(

@@ -53,6 +53,7 @@ from tripline_common.errors import (
     UnauthorizedError,
     error_response,
 )
+from tripline_common.models.alerts import ALERT_EVENT_COLUMNS
 from tripline_common.pubsub import AlertEvent
 
 log = structlog.get_logger("tripline.alerts_stream")
@@ -371,14 +372,13 @@ class _WebSocketSession:
 # Server-Sent Events ---------------------------------------------------------------------
 
 _CURSOR_QUERY = "SELECT raised_at FROM alerts WHERE id = $1 AND owner_id = $2"
-_REPLAY_QUERY = """
-SELECT id, owner_id, trip_id, device_id, rule, severity, status, message, details,
-       raised_at, request_id
+_REPLAY_QUERY = f"""
+SELECT {", ".join(column.key for column in ALERT_EVENT_COLUMNS)}
 FROM alerts
 WHERE owner_id = $1 AND (raised_at, id) > ($2, $3)
 ORDER BY raised_at, id
 LIMIT $4
-"""
+"""  # noqa: S608 - the interpolated part is the model's own column names, not input.
 
 
 def sse_event(event: AlertEvent) -> bytes:

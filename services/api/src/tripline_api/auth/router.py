@@ -9,16 +9,15 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
+from tripline_api.responses import TOO_MANY_ATTEMPTS, UNAUTHORIZED, documented_error
 from tripline_common.audit import AuditOriginDep
 from tripline_common.auth import service
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import RedisDep, SessionDep, SettingsDep, client_address
-from tripline_common.errors import ErrorResponse, NotFoundError, RateLimitedError
+from tripline_common.errors import NotFoundError, RateLimitedError
 from tripline_common.ratelimit import admit_login_attempt
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-UNAUTHORIZED = {401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}}
 
 
 @router.post(
@@ -31,8 +30,8 @@ UNAUTHORIZED = {401: {"model": ErrorResponse, "description": "Missing, invalid o
     "(`LOGIN_RATE_LIMIT`) and per account from all addresses (`LOGIN_ACCOUNT_RATE_LIMIT`), so "
     "one client's failures do not lock the owner out elsewhere.",
     responses={
-        401: {"model": ErrorResponse, "description": "Wrong credentials or disabled account."},
-        429: {"model": ErrorResponse, "description": "Too many attempts; see `Retry-After`."},
+        **documented_error(401, "Wrong credentials or disabled account."),
+        **TOO_MANY_ATTEMPTS,
     },
 )
 async def login(
@@ -125,7 +124,7 @@ async def list_my_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke one of my sessions",
     description="Ends a session (e.g. a lost phone). Idempotent: revoking twice is a 204.",
-    responses={**UNAUTHORIZED, 404: {"model": ErrorResponse, "description": "No such session."}},
+    responses={**UNAUTHORIZED, **documented_error(404, "No such session.")},
 )
 async def revoke_my_session(session_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> None:
     if not await service.revoke_session(

@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from tripline_api.devices import service
 from tripline_api.devices.schemas import DeviceCreate, DevicePage, DevicePublic, DeviceWithKey
+from tripline_api.responses import INVALID_LIST_QUERY, UNAUTHORIZED, documented_error
 from tripline_common.auth.deps import CurrentUser
 from tripline_common.deps import SessionDep
-from tripline_common.errors import ErrorResponse
 from tripline_common.pagination import PageParams, page_params
 
-Responses = dict[int | str, dict[str, Any]]
-
-UNAUTHORIZED: Responses = {
-    401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}
-}
-NOT_FOUND: Responses = {
-    404: {"model": ErrorResponse, "description": "No such device among yours (or it was revoked)."}
-}
-INVALID_LIST_QUERY: Responses = {
-    400: {
-        "model": ErrorResponse,
-        "description": "A sort field outside the allowlist (`invalid_sort`), an unknown field in "
-        "`fields` (`invalid_fields`), a cursor that is not ours or is for another sort "
-        "(`invalid_cursor`, `cursor_sort_mismatch`), or `offset` with `cursor`.",
-    }
-}
+NOT_FOUND = documented_error(404, "No such device among yours (or it was revoked).")
 KEY_CACHE_NOTE = (
     "Ingest replicas cache key lookups for up to `DEVICE_KEY_CACHE_TTL_SECONDS` (10 s by "
     "default), so the old key may be accepted for that long."

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.names import clean_name
+from tripline_common.names import DeviceName
 from tripline_common.pagination import Page, selectable
 from tripline_common.secret_fields import SecretValue
-
-DeviceName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(clean_name)]
 
 PUBLIC_EXAMPLE: dict[str, Any] = {
     "id": "3c2b1a09-8f7e-4d6c-9b5a-1f2e3d4c5b6a",

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Path
 
 from tripline_api.jobs import service
 from tripline_api.jobs.schemas import JobPublic
+from tripline_api.responses import UNAUTHORIZED, not_found
 from tripline_common.auth.deps import CurrentUser
 from tripline_common.deps import SessionDep
-from tripline_common.errors import ErrorResponse
 
 router = APIRouter(
     prefix="/jobs",
     tags=["jobs"],
-    responses={401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}},
+    responses=UNAUTHORIZED,
 )
 
 JobId = Annotated[uuid.UUID, Path(description="The job's ID.")]
@@ -29,7 +29,7 @@ JobId = Annotated[uuid.UUID, Path(description="The job's ID.")]
     summary="Get a job",
     description="One of your background jobs (an import, say): its status, progress, and "
     "result or error. Poll it after a 202 until `status` is `succeeded` or `failed`.",
-    responses={404: {"model": ErrorResponse, "description": "No such job among yours."}},
+    responses=not_found("job"),
 )
 async def get_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> JobPublic:
     job = await service.get_own_job(session=session, owner_id=user.id, job_id=job_id)

@@ -11,28 +11,28 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
-from fastapi.routing import APIRoute
 
 from tripline_api.jobs.schemas import JobPublic
+from tripline_api.responses import UNAUTHORIZED, documented_error, not_found
 from tripline_api.settings import ApiSettings
 from tripline_api.streaming import ClosingStreamingResponse
 from tripline_api.trip_files import service
-from tripline_api.trips.deprecation import DEPRECATION_NOTE, DeprecatedV1Route
 from tripline_api.trips.parameters import TripId
-from tripline_api.trips.responses import NOT_FOUND, UNAUTHORIZED
+from tripline_api.trips.versions import V1, V2, TripsVersion
 from tripline_common.auth.deps import CurrentUser
 from tripline_common.deps import PgDep, QueueDep, RedisDep, SessionDep, SettingsDep
-from tripline_common.errors import ErrorResponse
+
+NOT_FOUND = not_found("trip")
 
 
-def trip_files_router(*, v1: bool) -> APIRouter:
-    """The trip file operations, for `/v1` (deprecated) or `/v2`."""
-    note = " " + DEPRECATION_NOTE if v1 else ""
+def trip_files_router(version: TripsVersion) -> APIRouter:
+    """The trip file operations of `version` (its tag, deprecation and note; the operations are
+    the same in every version)."""
     router = APIRouter(
         prefix="/trips",
-        tags=["trips" if v1 else "trips-v2"],
-        deprecated=v1 or None,
-        route_class=DeprecatedV1Route if v1 else APIRoute,
+        tags=[version.tag],
+        deprecated=version.deprecated or None,
+        route_class=version.route_class,
         responses=UNAUTHORIZED,
     )
 
@@ -41,19 +41,20 @@ def trip_files_router(*, v1: bool) -> APIRouter:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=JobPublic,
         summary="Import a trip's waypoints from a file",
-        description="Upload a CSV (header `lat,lon,name`) or GPX file (its `wpt` points, else its "
-        "`rtept`); at most 50 waypoints. Size and type (declared and sniffed) are checked at "
-        "once; the import itself runs in the background and **replaces** the trip's waypoints. "
-        "Answers 202 with the job; poll `Location` (`GET /v1/jobs/{id}`) for the outcome: "
-        '`result` `{"imported": n}`, or `error` listing the problems by line.' + note,
+        description=version.describe(
+            "Upload a CSV (header `lat,lon,name`) or GPX file (its `wpt` points, else its "
+            "`rtept`); at most 50 waypoints. Size and type (declared and sniffed) are checked at "
+            "once; the import itself runs in the background and **replaces** the trip's "
+            "waypoints. Answers 202 with the job; poll `Location` (`GET /v1/jobs/{id}`) for the "
+            'outcome: `result` `{"imported": n}`, or `error` listing the problems by line.'
+        ),
         responses={
             **NOT_FOUND,
             202: {"description": "Queued.", "headers": {"Location": {"description": "The job."}}},
-            413: {"model": ErrorResponse, "description": "The file is too large."},
-            415: {
-                "model": ErrorResponse,
-                "description": "Not a CSV or GPX file, or its content does not match its type.",
-            },
+            **documented_error(413, "The file is too large."),
+            **documented_error(
+                415, "Not a CSV or GPX file, or its content does not match its type."
+            ),
         },
     )
     async def import_waypoints(
@@ -81,16 +82,17 @@ def trip_files_router(*, v1: bool) -> APIRouter:
         "/{trip_id:uuid}/telemetry.csv",
         response_class=StreamingResponse,
         summary="Export a trip's telemetry as CSV",
-        description="Every position fix of the trip, oldest first, as a CSV download (columns "
-        "`"
-        + ",".join(service.EXPORT_COLUMNS)
-        + "`). Streamed: rows are read a page at a time and sent as they are read (not a "
-        "snapshot: fixes stored during the download may be included). At most "
-        "`TELEMETRY_EXPORT_MAX_PER_USER` exports of yours run at once (on all replicas); one "
-        "more is answered 429 `too_many_exports` with `Retry-After`." + note,
+        description=version.describe(
+            "Every position fix of the trip, oldest first, as a CSV download (columns `"
+            + ",".join(service.EXPORT_COLUMNS)
+            + "`). Streamed: rows are read a page at a time and sent as they are read (not a "
+            "snapshot: fixes stored during the download may be included). At most "
+            "`TELEMETRY_EXPORT_MAX_PER_USER` exports of yours run at once (on all replicas); one "
+            "more is answered 429 `too_many_exports` with `Retry-After`."
+        ),
         responses={
             **NOT_FOUND,
-            429: {"model": ErrorResponse, "description": "Too many of your exports are running."},
+            **documented_error(429, "Too many of your exports are running."),
             200: {
                 "description": "The CSV file.",
                 "content": {"text/csv": {"schema": {"type": "string"}}},
@@ -127,5 +129,5 @@ def trip_files_router(*, v1: bool) -> APIRouter:
     return router
 
 
-router = trip_files_router(v1=True)
-router_v2 = trip_files_router(v1=False)
+router = trip_files_router(V1)
+router_v2 = trip_files_router(V2)

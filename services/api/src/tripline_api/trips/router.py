@@ -1,195 +1,251 @@
-"""`/v1/trips` endpoints (deprecated in favour of `/v2/trips`): declarations only; the work
-happens in `trips.service`."""
+"""`/v1/trips` (deprecated) and `/v2/trips` endpoints, generated from one router factory and the
+version table (`trips.versions`): declarations, and how a bulk create's outcomes are shown; the
+work happens in `trips.service`."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the handlers' parameter types are the version's
+# models, which FastAPI must see as objects (a string annotation naming a local of
+# `trips_router` could not be resolved). A type checker cannot follow them: hence the ignores.
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from tripline_api.trips import service
-from tripline_api.trips.deprecation import DEPRECATION_NOTE, DeprecatedV1Route
-from tripline_api.trips.parameters import TripFiltersQuery, TripId
-from tripline_api.trips.responses import (
+from tripline_api.responses import (
     IDEMPOTENCY_CONFLICT,
     INVALID_LIST_QUERY,
-    NOT_FOUND,
-    STATUS_CONFLICT,
     UNAUTHORIZED,
+    documented_error,
+    item_error,
+    not_found,
 )
-from tripline_api.trips.schemas import (
-    TripBulkCreate,
-    TripBulkResult,
-    TripCreate,
-    TripPage,
-    TripPublic,
-    TripReplace,
-    TripStats,
-    TripUpdate,
-)
+from tripline_api.trips import service
+from tripline_api.trips.parameters import TripFiltersQuery, TripId
+from tripline_api.trips.schemas import BulkResult, TripPublicBase, TripStats
+from tripline_api.trips.versions import V1, V2, TripsVersion
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import RedisDep, SessionDep, pg_pool
 from tripline_common.idempotency import UserIdempotencyKey
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.pagination import Page, PageParams, page_params
 from tripline_common.responses import model_response
 
-router = APIRouter(
-    prefix="/trips",
-    tags=["trips"],
-    route_class=DeprecatedV1Route,
-    deprecated=True,
-    responses=UNAUTHORIZED,
+NOT_FOUND = not_found("trip")
+STATUS_CONFLICT = documented_error(
+    409,
+    "The status move is not allowed (`invalid_status_transition`), or the device already has an "
+    "active trip.",
 )
 
-TripPageParams = Annotated[PageParams, Depends(page_params(service.TRIP_SORT, TripPage))]
 
-
-@router.get(
-    "",
-    response_model=TripPage,
-    summary="List your trips",
-    description="Your trips, a page at a time: `limit` + `offset`, or the opaque `cursor` "
-    "(stable while trips change). Filter by status, device and planned start; sort on an "
-    "allowlist; narrow each item with `fields`. `Link` has rel `next` / `prev`. "
-    + DEPRECATION_NOTE,
-    responses=INVALID_LIST_QUERY,
-)
-async def list_trips(
-    user: CurrentUser, session: SessionDep, filters: TripFiltersQuery, page: TripPageParams
-) -> TripPage:
-    result = await service.list_trips(session=session, owner_id=user.id, filters=filters, page=page)
-    return page.respond(result)  # type: ignore[no-any-return]
-
-
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=TripPublic,
-    summary="Plan a trip",
-    description="Creates a `planned` trip; `Location` points to it. Send an `Idempotency-Key` "
-    "to make retries safe. " + DEPRECATION_NOTE,
-    dependencies=[UserIdempotencyKey],
-    responses={
-        **IDEMPOTENCY_CONFLICT,
-        201: {"description": "Created.", "headers": {"Location": {"description": "The trip."}}},
-    },
-)
-async def create_trip(
-    data: TripCreate,
-    user: CurrentUser,
-    session: SessionDep,
-    redis: RedisDep,
-    request: Request,
-    response: Response,
-) -> TripPublic:
-    trip = await service.create_trip(
-        session=session, redis=redis, owner_id=user.id, draft=data.to_draft()
+def trips_router(version: TripsVersion) -> APIRouter:
+    """The trip operations of `version`, to be mounted under its prefix (`/v1`, `/v2`)."""
+    router = APIRouter(
+        prefix="/trips",
+        tags=[version.tag],
+        route_class=version.route_class,
+        deprecated=version.deprecated or None,
+        responses=UNAUTHORIZED,
     )
-    response.headers["Location"] = str(request.url_for("get_trip_v1", trip_id=trip.id))
-    return TripPublic.model_validate(trip)
+    trip_route = f"get_trip_{version.name}"
+    TripPageParams = Annotated[  # noqa: N806 - a type alias, named like the module-level ones
+        PageParams, Depends(page_params(service.TRIP_SORT, version.page))
+    ]
 
-
-@router.post(
-    "/bulk",
-    status_code=status.HTTP_207_MULTI_STATUS,
-    response_model=TripBulkResult,
-    summary="Plan several trips",
-    description="Creates up to 100 trips. Always 207 Multi-Status when the request itself is "
-    "well-formed: each item has its own `status` (201, 409 or 422) and either the trip or an "
-    "error in the shared shape. Each item is validated and stored on its own (a savepoint "
-    "each), so a bad item never sinks the others. Honours `Idempotency-Key`. " + DEPRECATION_NOTE,
-    dependencies=[UserIdempotencyKey],
-    responses=IDEMPOTENCY_CONFLICT,
-)
-async def create_trips_in_bulk(
-    data: TripBulkCreate, user: CurrentUser, session: SessionDep, redis: RedisDep
-) -> TripBulkResult:
-    outcomes = await service.create_trips(
-        session=session, redis=redis, owner_id=user.id, drafts=data.drafts()
+    @router.get(
+        "",
+        name=version.route_name("list_trips"),
+        response_model=version.page,
+        summary="List your trips",
+        description=version.describe(
+            "Your trips, a page at a time: `limit` + `offset`, or the opaque `cursor` (stable "
+            "while trips change). Filter by status, device and planned start; sort on an "
+            "allowlist; narrow each item with `fields`. `Link` has rel `next` / `prev`."
+        ),
+        responses=INVALID_LIST_QUERY,
     )
-    return TripBulkResult.of(outcomes, TripPublic)
+    async def list_trips(
+        user: CurrentUser,
+        session: SessionDep,
+        filters: TripFiltersQuery,
+        page: TripPageParams,
+    ) -> Page:
+        result = await service.list_trips(
+            session=session, owner_id=user.id, filters=filters, page=page
+        )
+        return page.respond(result)
 
-
-@router.get(
-    "/stats",
-    response_model=TripStats,
-    summary="Summarise your trips",
-    description="Counts by status, distance travelled and the next planned start. Cached per "
-    "user for up to a minute and refreshed as soon as any of your trips changes. "
-    + DEPRECATION_NOTE,
-)
-async def get_trip_stats(user: CurrentUser, session: SessionDep, redis: RedisDep) -> TripStats:
-    return await service.trip_stats(session=session, redis=redis, owner_id=user.id)
-
-
-@router.get(
-    "/{trip_id:uuid}",
-    name="get_trip_v1",
-    response_model=TripPublic,
-    summary="Get a trip",
-    description="One of your trips with its waypoints. " + DEPRECATION_NOTE,
-    responses=NOT_FOUND,
-)
-async def get_trip(trip_id: TripId, claims: TokenClaims, request: Request) -> Response:
-    # The hot read: the session is checked inside the trip's own query (one round trip), and
-    # the pool and the response skip FastAPI's per-request extras (docs/performance.md).
-    trip = await service.get_trip_for_session(pg=pg_pool(request), claims=claims, trip_id=trip_id)
-    return model_response(TripPublic.model_validate(trip))
-
-
-@router.put(
-    "/{trip_id:uuid}",
-    response_model=TripPublic,
-    summary="Replace a trip",
-    description="Sets every writable field; omitted optional fields are cleared and the "
-    "waypoint list is replaced. Idempotent: the same PUT again changes nothing. Status moves "
-    "follow planned -> active -> completed, or cancelled; others are a 409. " + DEPRECATION_NOTE,
-    responses={**NOT_FOUND, **STATUS_CONFLICT},
-)
-async def replace_trip(
-    trip_id: TripId, data: TripReplace, user: CurrentUser, session: SessionDep, redis: RedisDep
-) -> TripPublic:
-    trip = await service.replace_trip(
-        session=session,
-        redis=redis,
-        owner_id=user.id,
-        trip_id=trip_id,
-        draft=data.to_draft(),
-        status=data.status,
+    @router.post(
+        "",
+        name=version.route_name("create_trip"),
+        status_code=status.HTTP_201_CREATED,
+        response_model=version.public,
+        summary="Plan a trip",
+        description=version.describe(
+            "Creates a `planned` trip; `Location` points to it. Send an `Idempotency-Key` to "
+            "make retries safe."
+        ),
+        dependencies=[UserIdempotencyKey],
+        responses={
+            **IDEMPOTENCY_CONFLICT,
+            201: {"description": "Created.", "headers": {"Location": {"description": "The trip."}}},
+        },
     )
-    return TripPublic.model_validate(trip)
+    async def create_trip(
+        data: version.create,  # type: ignore[name-defined]
+        user: CurrentUser,
+        session: SessionDep,
+        redis: RedisDep,
+        request: Request,
+        response: Response,
+    ) -> TripPublicBase:
+        trip = await service.create_trip(
+            session=session, redis=redis, owner_id=user.id, draft=data.to_draft()
+        )
+        response.headers["Location"] = str(request.url_for(trip_route, trip_id=trip.id))
+        return version.public.model_validate(trip)
 
-
-@router.patch(
-    "/{trip_id:uuid}",
-    response_model=TripPublic,
-    summary="Change some fields of a trip",
-    description="Changes only the fields sent; an empty body is a 422. `null` clears "
-    "`device_id`, `speed_limit_kmh` or `corridor_m`. The rules are checked on the result "
-    "(e.g. a new `planned_arrival` must still follow `planned_start`). " + DEPRECATION_NOTE,
-    responses={**NOT_FOUND, **STATUS_CONFLICT},
-)
-async def update_trip(
-    trip_id: TripId, data: TripUpdate, user: CurrentUser, session: SessionDep, redis: RedisDep
-) -> TripPublic:
-    trip = await service.update_trip(
-        session=session, redis=redis, owner_id=user.id, trip_id=trip_id, changes=data.to_changes()
+    @router.post(
+        "/bulk",
+        name=version.route_name("create_trips_in_bulk"),
+        status_code=status.HTTP_207_MULTI_STATUS,
+        response_model=version.bulk_result,
+        summary="Plan several trips",
+        description=version.describe(
+            "Creates up to 100 trips. Always 207 Multi-Status when the request itself is "
+            "well-formed: each item has its own `status` (201, 409 or 422) and either the trip "
+            "or an error in the shared shape. Each item is validated and stored on its own (a "
+            "savepoint each), so a bad item never sinks the others. Honours `Idempotency-Key`."
+        ),
+        dependencies=[UserIdempotencyKey],
+        responses=IDEMPOTENCY_CONFLICT,
     )
-    return TripPublic.model_validate(trip)
+    async def create_trips_in_bulk(
+        data: version.bulk_create,  # type: ignore[name-defined]
+        user: CurrentUser,
+        session: SessionDep,
+        redis: RedisDep,
+    ) -> BulkResult:
+        outcomes = await service.create_trips(
+            session=session, redis=redis, owner_id=user.id, drafts=data.drafts()
+        )
+        return _bulk_result(version, outcomes)
+
+    @router.get(
+        "/stats",
+        name=version.route_name("get_trip_stats"),
+        response_model=TripStats,
+        summary="Summarise your trips",
+        description=version.describe(
+            "Counts by status, distance travelled and the next planned start. Cached per user "
+            "for up to a minute and refreshed as soon as any of your trips changes."
+        ),
+    )
+    async def get_trip_stats(user: CurrentUser, session: SessionDep, redis: RedisDep) -> TripStats:
+        return await service.trip_stats(session=session, redis=redis, owner_id=user.id)
+
+    @router.get(
+        "/{trip_id:uuid}",
+        name=trip_route,
+        response_model=version.public,
+        summary="Get a trip",
+        description=version.describe("One of your trips with its waypoints."),
+        responses=NOT_FOUND,
+    )
+    async def get_trip(trip_id: TripId, claims: TokenClaims, request: Request) -> Response:
+        # The hot read: the session is checked inside the trip's own query (one round trip),
+        # and the pool and the response skip FastAPI's per-request extras
+        # (docs/performance.md).
+        trip = await service.get_trip_for_session(
+            pg=pg_pool(request), claims=claims, trip_id=trip_id
+        )
+        return model_response(version.public.model_validate(trip))
+
+    @router.put(
+        "/{trip_id:uuid}",
+        name=version.route_name("replace_trip"),
+        response_model=version.public,
+        summary="Replace a trip",
+        description=version.describe(
+            "Sets every writable field; omitted optional fields are cleared and the waypoint "
+            "list is replaced. Idempotent: the same PUT again changes nothing. Status moves "
+            "follow planned -> active -> completed, or cancelled; others are a 409."
+        ),
+        responses={**NOT_FOUND, **STATUS_CONFLICT},
+    )
+    async def replace_trip(
+        trip_id: TripId,
+        data: version.replace,  # type: ignore[name-defined]
+        user: CurrentUser,
+        session: SessionDep,
+        redis: RedisDep,
+    ) -> TripPublicBase:
+        trip = await service.replace_trip(
+            session=session,
+            redis=redis,
+            owner_id=user.id,
+            trip_id=trip_id,
+            draft=data.to_draft(),
+            status=data.status,
+        )
+        return version.public.model_validate(trip)
+
+    @router.patch(
+        "/{trip_id:uuid}",
+        name=version.route_name("update_trip"),
+        response_model=version.public,
+        summary="Change some fields of a trip",
+        description=version.describe(version.update_description),
+        responses={**NOT_FOUND, **STATUS_CONFLICT},
+    )
+    async def update_trip(
+        trip_id: TripId,
+        data: version.update,  # type: ignore[name-defined]
+        user: CurrentUser,
+        session: SessionDep,
+        redis: RedisDep,
+    ) -> TripPublicBase:
+        trip = await service.update_trip(
+            session=session,
+            redis=redis,
+            owner_id=user.id,
+            trip_id=trip_id,
+            changes=data.to_changes(),
+        )
+        return version.public.model_validate(trip)
+
+    @router.delete(
+        "/{trip_id:uuid}",
+        name=version.route_name("delete_trip"),
+        status_code=status.HTTP_204_NO_CONTENT,
+        response_model=None,
+        response_class=Response,
+        summary="Delete a trip",
+        description=version.describe(version.delete_description),
+        responses=NOT_FOUND,
+    )
+    async def delete_trip(
+        trip_id: TripId, user: CurrentUser, session: SessionDep, redis: RedisDep
+    ) -> None:
+        await service.delete_trip(session=session, redis=redis, owner_id=user.id, trip_id=trip_id)
+
+    return router
 
 
-@router.delete(
-    "/{trip_id:uuid}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_model=None,
-    response_class=Response,
-    summary="Delete a trip",
-    description="Deletes the trip and its waypoints: 204. Deleting is idempotent in effect (the "
-    "trip stays gone), but a second DELETE answers 404, like any trip you do not have: "
-    "answering 204 for every ID would hide a client's mistyped ID. " + DEPRECATION_NOTE,
-    responses=NOT_FOUND,
-)
-async def delete_trip(
-    trip_id: TripId, user: CurrentUser, session: SessionDep, redis: RedisDep
-) -> None:
-    await service.delete_trip(session=session, redis=redis, owner_id=user.id, trip_id=trip_id)
+def _bulk_result(version: TripsVersion, outcomes: Sequence[service.BulkOutcome]) -> BulkResult:
+    results = [
+        {
+            "index": outcome.index,
+            "status": 201 if outcome.error is None else outcome.error.status_code,
+            "trip": version.public.model_validate(outcome.trip) if outcome.trip else None,
+            "error": item_error(outcome.error) if outcome.error else None,
+        }
+        for outcome in outcomes
+    ]
+    failed = sum(1 for outcome in outcomes if outcome.error is not None)
+    return version.bulk_result.model_validate(
+        {"created": len(outcomes) - failed, "failed": failed, "results": results}
+    )
+
+
+router = trips_router(V1)
+router_v2 = trips_router(V2)

@@ -1,87 +1,52 @@
-"""Request and response models of the trips resource (v1), the field types v2 shares, and the
-version-neutral models (filters, statistics, bulk results).
+"""The trip models every trips version shares: the bases each version's models build on (plan,
+partial update, public trip, bulk result) and the models that are the same in every version
+(waypoints, filters, statistics).
 
-Input models are strict: unknown fields are refused, numbers must be JSON numbers (not `true`
-or `"5"`), NaN and infinities are refused, times need a UTC offset and a plausible year. Output
-models only mirror what the database guarantees, so a stored row always serialises.
+Input models refuse unknown fields (field types: `trips.fields`). Output models only mirror
+what the database guarantees, so a stored row always serialises. Each version adds its
+positions (`schemas_v1.py`: flat `*_lat` / `*_lon` fields, `schemas_v2.py`: `{lat, lon}`
+objects).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from abc import abstractmethod
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     WithJsonSchema,
+    create_model,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from tripline_api.trips.drafts import TripDraft, WaypointDraft
-from tripline_common.correlation import get_request_id
+from tripline_api.trips.fields import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    MAX_BULK_ITEMS,
+    MAX_CORRIDOR_M,
+    MAX_SPEED_LIMIT_KMH,
+    MAX_WAYPOINTS,
+    STATUS_DESCRIPTION,
+    CorridorWidth,
+    Latitude,
+    Longitude,
+    NotNull,
+    PlannedTime,
+    SpeedLimit,
+    TripName,
+)
 from tripline_common.errors import AppError, ErrorResponse, UnprocessableError
 from tripline_common.models import TripStatus
-from tripline_common.names import WaypointName, clean_name
-from tripline_common.pagination import Page, selectable
-
-if TYPE_CHECKING:
-    from tripline_api.trips.service import BulkOutcome
-
-MAX_WAYPOINTS = 50
-MAX_BULK_ITEMS = 100
-MAX_SPEED_LIMIT_KMH = 500
-MAX_CORRIDOR_M = 100_000
-EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
-
-# --- Field types, shared by v1 and v2 ------------------------------------------------------------
-
-
-def _plausible_year(value: datetime) -> datetime:
-    # Also keeps far-away years (0001-01-01T00:00+05:00) from overflowing when made UTC.
-    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        raise ValueError(f"must be in the years {EARLIEST_YEAR} to {LATEST_YEAR}")
-    return value
-
-
-def _text_times_only(value: object) -> object:
-    # Lax mode would read a bare number as seconds since 1970: a client bug, not a time.
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an ISO 8601 date-time string with an offset")
-    return value
-
-
-Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False)]
-Longitude = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False)]
-TripName = Annotated[
-    str,
-    Field(min_length=1, max_length=200),
-    AfterValidator(clean_name),
-]
-PlannedTime = Annotated[
-    AwareDatetime,
-    BeforeValidator(_text_times_only),
-    AfterValidator(_plausible_year),
-    # The year rule, stated in the schema too (a pattern is all JSON Schema has for it).
-    Field(json_schema_extra={"pattern": r"^20[0-9]{2}-"}),
-]
-SpeedLimit = Annotated[float, Field(strict=True, gt=0, le=MAX_SPEED_LIMIT_KMH, allow_inf_nan=False)]
-CorridorWidth = Annotated[float, Field(strict=True, gt=0, le=MAX_CORRIDOR_M, allow_inf_nan=False)]
+from tripline_common.names import WaypointName
 
 INPUT_CONFIG = ConfigDict(extra="forbid")
-
-NotNull = SkipJsonSchema[None]
-"""For PATCH fields that may be left out but not set to null: `name: TripName | NotNull = None`
-documents a string only, and `PartialUpdate` refuses an explicit null with a 422."""
-
 
 # --- Waypoints -----------------------------------------------------------------------------------
 
@@ -127,21 +92,7 @@ Waypoints = Annotated[
 ]
 
 
-# --- v1 trips ------------------------------------------------------------------------------------
-
-_CREATE_EXAMPLE: dict[str, Any] = {
-    "name": "Berlin to Hamburg",
-    "device_id": "5b6a1d7e-2f4c-4e1b-9a3d-0c8e7f6a5b4c",
-    "origin_lat": 52.52,
-    "origin_lon": 13.405,
-    "destination_lat": 53.551,
-    "destination_lon": 9.993,
-    "planned_start": "2026-12-01T08:00:00Z",
-    "planned_arrival": "2026-12-01T11:30:00Z",
-    "speed_limit_kmh": 130,
-    "corridor_m": 2000,
-    "waypoints": [{"lat": 53.0, "lon": 11.0, "name": "Depot 7"}],
-}
+# --- Writing a trip: in full (create, replace) or in part (PATCH) --------------------------------
 
 
 class TripPlan(BaseModel):
@@ -185,6 +136,11 @@ class TripPlan(BaseModel):
             raise ValueError("planned_arrival must be later than planned_start")
         return self
 
+    @abstractmethod
+    def to_draft(self) -> TripDraft:
+        """The version-neutral plan the service works with (each version supplies the
+        positions)."""
+
     def _draft(self, origin: tuple[float, float], destination: tuple[float, float]) -> TripDraft:
         return TripDraft(
             name=self.name,
@@ -199,44 +155,6 @@ class TripPlan(BaseModel):
             corridor_m=self.corridor_m,
             waypoints=tuple(waypoint.to_draft() for waypoint in self.waypoints),
         )
-
-
-class TripWrite(TripPlan):
-    """The plan of a trip as a v1 client writes it in full (create and replace)."""
-
-    origin_lat: Latitude = Field(description="Latitude of the start.", examples=[52.52])
-    origin_lon: Longitude = Field(description="Longitude of the start.", examples=[13.405])
-    destination_lat: Latitude = Field(description="Latitude of the end.", examples=[53.551])
-    destination_lon: Longitude = Field(description="Longitude of the end.", examples=[9.993])
-
-    def to_draft(self) -> TripDraft:
-        """The version-neutral plan the service works with."""
-        return self._draft(
-            (self.origin_lat, self.origin_lon), (self.destination_lat, self.destination_lon)
-        )
-
-
-class TripCreate(TripWrite):
-    """A new trip. It starts `planned`; the server assigns id and timestamps."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_CREATE_EXAMPLE]})
-
-
-STATUS_DESCRIPTION = (
-    "planned -> active -> completed, or cancelled before completion. Completed and cancelled "
-    "are final; any other move is a 409."
-)
-
-
-class TripReplace(TripWrite):
-    """The full new state of a trip (PUT): omitted optional fields are cleared."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{**_CREATE_EXAMPLE, "status": "planned"}]},
-    )
-
-    status: TripStatus = Field(description=STATUS_DESCRIPTION, examples=["planned"])
 
 
 class PartialUpdate(BaseModel):
@@ -256,43 +174,55 @@ class PartialUpdate(BaseModel):
             raise ValueError(f"cannot be null: {', '.join(nulled)}")
         return self
 
-    def _changes(self) -> dict[str, Any]:
+    def to_changes(self) -> dict[str, Any]:
+        """The changed fields, by the names the service uses."""
         changes = {name: getattr(self, name) for name in self.model_fields_set}
         if "waypoints" in changes:
             changes["waypoints"] = tuple(point.to_draft() for point in changes["waypoints"])
         return changes
 
 
-class TripUpdate(PartialUpdate):
-    """A partial update (PATCH): only the fields sent change. At least one field is required;
-    `null` clears `device_id`, `speed_limit_kmh` or `corridor_m`."""
+UpdateT = TypeVar("UpdateT", bound=PartialUpdate)
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "minProperties": 1,
-            "examples": [{"speed_limit_kmh": 100}, {"status": "cancelled"}],
-        },
+
+def change_field(annotation: Any, description: str) -> tuple[Any, Any]:
+    """An optional PATCH field, as `trip_update_model` takes it: `(type, field)`."""
+    return annotation, Field(default=None, description=description)
+
+
+# The PATCH fields of every version. A version's positions go between the two groups, where v1
+# has always documented them.
+_CHANGES_BEFORE_POSITIONS: dict[str, Any] = {
+    "name": change_field(TripName | NotNull, "New name."),
+    "device_id": change_field(uuid.UUID | None, "Another of your devices."),
+}
+_CHANGES_AFTER_POSITIONS: dict[str, Any] = {
+    "planned_start": change_field(PlannedTime | NotNull, "New planned start."),
+    "planned_arrival": change_field(PlannedTime | NotNull, "New planned arrival."),
+    "speed_limit_kmh": change_field(SpeedLimit | None, "New speed limit."),
+    "corridor_m": change_field(CorridorWidth | None, "New corridor width (m)."),
+    "status": change_field(TripStatus | NotNull, STATUS_DESCRIPTION),
+    "waypoints": change_field(
+        Waypoints | NotNull, "A new list of intermediate points; replaces the old one."
+    ),
+}
+
+
+def trip_update_model(name: str, base: type[UpdateT], **positions: Any) -> type[UpdateT]:
+    """A version's PATCH model `name`: `base` (its docstring, config and `to_changes`) with the
+    fields every version shares and the version's `positions` (each a `change_field`)."""
+    return create_model(
+        name,
+        __base__=base,
+        __module__=base.__module__,
+        __doc__=base.__doc__,
+        **_CHANGES_BEFORE_POSITIONS,
+        **positions,
+        **_CHANGES_AFTER_POSITIONS,
     )
 
-    name: TripName | NotNull = Field(default=None, description="New name.")
-    device_id: uuid.UUID | None = Field(default=None, description="Another of your devices.")
-    origin_lat: Latitude | NotNull = Field(default=None, description="Latitude of the start.")
-    origin_lon: Longitude | NotNull = Field(default=None, description="Longitude of the start.")
-    destination_lat: Latitude | NotNull = Field(default=None, description="Latitude of the end.")
-    destination_lon: Longitude | NotNull = Field(default=None, description="Longitude of the end.")
-    planned_start: PlannedTime | NotNull = Field(default=None, description="New planned start.")
-    planned_arrival: PlannedTime | NotNull = Field(default=None, description="New planned arrival.")
-    speed_limit_kmh: SpeedLimit | None = Field(default=None, description="New speed limit.")
-    corridor_m: CorridorWidth | None = Field(default=None, description="New corridor width (m).")
-    status: TripStatus | NotNull = Field(default=None, description=STATUS_DESCRIPTION)
-    waypoints: Waypoints | NotNull = Field(
-        default=None, description="A new list of intermediate points; replaces the old one."
-    )
 
-    def to_changes(self) -> dict[str, Any]:
-        """The changed fields, by the names the service uses."""
-        return self._changes()
+# --- Reading a trip ------------------------------------------------------------------------------
 
 
 class TripPublicBase(BaseModel):
@@ -318,44 +248,7 @@ class TripPublicBase(BaseModel):
     updated_at: datetime = Field(description="When it last changed (UTC).")
 
 
-PUBLIC_EXAMPLE: dict[str, Any] = {
-    **{key: value for key, value in _CREATE_EXAMPLE.items() if key != "waypoints"},
-    "id": "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
-    "status": "planned",
-    "waypoints": [{"seq": 0, "lat": 53.0, "lon": 11.0, "name": "Depot 7"}],
-    "started_at": None,
-    "ended_at": None,
-    "last_lat": None,
-    "last_lon": None,
-    "last_seen_at": None,
-    "distance_m": 0.0,
-    "eta": None,
-    "created_at": "2026-11-26T12:00:00Z",
-    "updated_at": "2026-11-26T12:00:00Z",
-}
-
-
-class TripPublic(TripPublicBase):
-    """A trip as v1 shows it: coordinates as flat `*_lat` / `*_lon` pairs."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [PUBLIC_EXAMPLE]})
-
-    origin_lat: float = Field(description="Latitude of the start.")
-    origin_lon: float = Field(description="Longitude of the start.")
-    destination_lat: float = Field(description="Latitude of the end.")
-    destination_lon: float = Field(description="Longitude of the end.")
-    last_lat: float | None = Field(description="Latitude of the latest telemetry.")
-    last_lon: float | None = Field(description="Longitude of the latest telemetry.")
-
-
-TripListItem = selectable(TripPublic, name="TripListItem")
-
-
-class TripPage(Page[TripListItem]):  # type: ignore[misc]
-    """A page of trips (v1)."""
-
-
-# --- Filters, statistics and bulk results (the same in every version) --------------------------
+# --- Filters and statistics (the same in every version) ------------------------------------------
 
 
 class TripFilters(BaseModel):
@@ -414,6 +307,9 @@ class TripStats(BaseModel):
     )
 
 
+# --- Bulk create: items in, per-item results out -------------------------------------------------
+
+
 class BulkItemResult(BaseModel):
     """The outcome of one item of a bulk request (the trip field is per version)."""
 
@@ -427,45 +323,11 @@ class BulkItemResult(BaseModel):
 
 
 class BulkResult(BaseModel):
-    """Per-item results of a bulk create (HTTP 207): each item succeeded or failed on its own."""
+    """Per-item results of a bulk create (HTTP 207): each item succeeded or failed on its own.
+    Each version adds `results`, its list of `BulkItemResult`s."""
 
     created: int = Field(description="Items created.", examples=[2])
     failed: int = Field(description="Items refused.", examples=[1])
-
-    @classmethod
-    def of(cls, outcomes: Sequence[BulkOutcome], item_model: type[BaseModel]) -> Self:
-        """The response for the service's per-item outcomes, trips shown as `item_model`."""
-        results = [
-            {
-                "index": outcome.index,
-                "status": 201 if outcome.error is None else outcome.error.status_code,
-                "trip": item_model.model_validate(outcome.trip) if outcome.trip else None,
-                "error": _error_body(outcome.error) if outcome.error else None,
-            }
-            for outcome in outcomes
-        ]
-        failed = sum(1 for outcome in outcomes if outcome.error is not None)
-        return cls.model_validate(
-            {"created": len(outcomes) - failed, "failed": failed, "results": results}
-        )
-
-
-def _error_body(error: AppError) -> ErrorResponse:
-    return ErrorResponse(
-        code=error.code, message=error.message, details=error.details, request_id=get_request_id()
-    )
-
-
-class TripBulkItemResult(BulkItemResult):
-    """The outcome of one item of `POST /v1/trips/bulk`."""
-
-    trip: TripPublic | None = Field(description="The created trip, when `status` is 201.")
-
-
-class TripBulkResult(BulkResult):
-    """Per-item results of `POST /v1/trips/bulk` (HTTP 207)."""
-
-    results: list[TripBulkItemResult] = Field(description="One result per item, in order.")
 
 
 BULK_SIZE = Field(min_length=1, max_length=MAX_BULK_ITEMS)
@@ -485,42 +347,30 @@ def bulk_items_schema(item_schema: str) -> WithJsonSchema:
     )
 
 
-def parse_items(items: list[Any], model: type[BaseModel]) -> list[TripDraft | AppError]:
-    """Validate each bulk item on its own: a draft, or the 422 that item alone would get."""
-    parsed: list[TripDraft | AppError] = []
-    for index, item in enumerate(items):
-        try:
-            parsed.append(model.model_validate(item).to_draft())  # type: ignore[attr-defined]
-        except ValidationError as exc:
-            parsed.append(
-                UnprocessableError(
-                    details=[
-                        {
-                            "loc": ["body", "items", index, *err["loc"]],
-                            "msg": err["msg"],
-                            "type": err["type"],
-                        }
-                        for err in exc.errors()
-                    ]
-                )
-            )
-    return parsed
+class BulkCreate(BaseModel):
+    """Several trips to create at once. Each version documents `items` (`bulk_items_schema`)
+    and names the single create model each item is validated with."""
 
-
-TripBulkItems = Annotated[list[Any], BULK_SIZE, bulk_items_schema("TripCreate")]
-
-
-class TripBulkCreate(BaseModel):
-    """Several trips to create at once (v1 item shape)."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"items": [_CREATE_EXAMPLE]}]}
-    )
-
-    items: TripBulkItems = Field(
-        description=f"1 to {MAX_BULK_ITEMS} trips, each as in `POST /v1/trips`. Each is "
-        "validated and stored on its own: a bad item fails alone."
-    )
+    item_model: ClassVar[type[TripPlan]]
+    items: list[Any]
 
     def drafts(self) -> list[TripDraft | AppError]:
-        return parse_items(self.items, TripCreate)
+        """Each item validated on its own: a draft, or the 422 that item alone would get."""
+        parsed: list[TripDraft | AppError] = []
+        for index, item in enumerate(self.items):
+            try:
+                parsed.append(self.item_model.model_validate(item).to_draft())
+            except ValidationError as exc:
+                parsed.append(
+                    UnprocessableError(
+                        details=[
+                            {
+                                "loc": ["body", "items", index, *err["loc"]],
+                                "msg": err["msg"],
+                                "type": err["type"],
+                            }
+                            for err in exc.errors()
+                        ]
+                    )
+                )
+        return parsed

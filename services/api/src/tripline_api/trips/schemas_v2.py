@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Annotated, Any
@@ -10,27 +9,20 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tripline_api.trips.drafts import TripDraft
+from tripline_api.trips.fields import STATUS_DESCRIPTION, Latitude, Longitude, NotNull
 from tripline_api.trips.schemas import (
     BULK_SIZE,
-    PUBLIC_EXAMPLE,
-    STATUS_DESCRIPTION,
+    BulkCreate,
     BulkItemResult,
     BulkResult,
-    CorridorWidth,
-    Latitude,
-    Longitude,
-    NotNull,
     PartialUpdate,
-    PlannedTime,
-    SpeedLimit,
-    TripName,
     TripPlan,
     TripPublicBase,
-    Waypoints,
     bulk_items_schema,
-    parse_items,
+    change_field,
+    trip_update_model,
 )
-from tripline_common.errors import AppError
+from tripline_api.trips.schemas_v1 import PUBLIC_EXAMPLE as V1_PUBLIC_EXAMPLE
 from tripline_common.models import Trip, TripStatus
 from tripline_common.pagination import Page, selectable
 
@@ -102,7 +94,7 @@ class TripReplaceV2(TripWriteV2):
     status: TripStatus = Field(description=STATUS_DESCRIPTION, examples=["planned"])
 
 
-class TripUpdateV2(PartialUpdate):
+class _TripUpdateV2(PartialUpdate):
     """A partial update (PATCH): only the fields sent change; `origin` and `destination` are
     replaced whole. At least one field is required."""
 
@@ -114,27 +106,22 @@ class TripUpdateV2(PartialUpdate):
         },
     )
 
-    name: TripName | NotNull = Field(default=None, description="New name.")
-    device_id: uuid.UUID | None = Field(default=None, description="Another of your devices.")
-    origin: Coordinates | NotNull = Field(default=None, description="New start (both coordinates).")
-    destination: Coordinates | NotNull = Field(default=None, description="New end.")
-    planned_start: PlannedTime | NotNull = Field(default=None, description="New planned start.")
-    planned_arrival: PlannedTime | NotNull = Field(default=None, description="New planned arrival.")
-    speed_limit_kmh: SpeedLimit | None = Field(default=None, description="New speed limit.")
-    corridor_m: CorridorWidth | None = Field(default=None, description="New corridor width (m).")
-    status: TripStatus | NotNull = Field(default=None, description=STATUS_DESCRIPTION)
-    waypoints: Waypoints | NotNull = Field(
-        default=None, description="A new list of intermediate points; replaces the old one."
-    )
-
     def to_changes(self) -> dict[str, Any]:
         """The changed fields, by the names the service uses (coordinates flattened)."""
-        changes = self._changes()
+        changes = super().to_changes()
         for name in ("origin", "destination"):
             if name in changes:
                 position = changes.pop(name)
                 changes[f"{name}_lat"], changes[f"{name}_lon"] = position.lat, position.lon
         return changes
+
+
+TripUpdateV2 = trip_update_model(
+    "TripUpdateV2",
+    _TripUpdateV2,
+    origin=change_field(Coordinates | NotNull, "New start (both coordinates)."),
+    destination=change_field(Coordinates | NotNull, "New end."),
+)
 
 
 class TripPublicV2(TripPublicBase):
@@ -144,7 +131,11 @@ class TripPublicV2(TripPublicBase):
         json_schema_extra={
             "examples": [
                 {
-                    **{k: v for k, v in PUBLIC_EXAMPLE.items() if not k.endswith(("_lat", "_lon"))},
+                    **{
+                        k: v
+                        for k, v in V1_PUBLIC_EXAMPLE.items()
+                        if not k.endswith(("_lat", "_lon"))
+                    },
                     "origin": _CREATE_EXAMPLE["origin"],
                     "destination": _CREATE_EXAMPLE["destination"],
                     "last_position": None,
@@ -188,20 +179,18 @@ class TripPageV2(Page[TripListItemV2]):  # type: ignore[misc]
 TripBulkItemsV2 = Annotated[list[Any], BULK_SIZE, bulk_items_schema("TripCreateV2")]
 
 
-class TripBulkCreateV2(BaseModel):
+class TripBulkCreateV2(BulkCreate):
     """Several trips to create at once (v2 item shape)."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"items": [_CREATE_EXAMPLE]}]}
     )
 
+    item_model = TripCreateV2
     items: TripBulkItemsV2 = Field(
         description="1 to 100 trips, each as in `POST /v2/trips`. Each is validated and stored "
         "on its own: a bad item fails alone.",
     )
-
-    def drafts(self) -> list[TripDraft | AppError]:
-        return parse_items(self.items, TripCreateV2)
 
 
 class TripBulkItemResultV2(BulkItemResult):

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Request, status
 from tripline_api.accounts import service as accounts_service
 from tripline_api.accounts.schemas import SIGN_UP_MESSAGE, SignUpAccepted
 from tripline_api.limits import enforce_limits
+from tripline_api.responses import UNAUTHORIZED, documented_error
 from tripline_api.settings import ApiSettings
 from tripline_api.users.schemas import UserCreate, UserPublic
 from tripline_common.auth.deps import CurrentUser
 from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
-from tripline_common.errors import ErrorResponse
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -29,8 +29,8 @@ router = APIRouter(prefix="/users", tags=["users"])
     "rules (`weak_password`, 422) and stored as an Argon2 hash. Rate-limited per client "
     "address and for all clients together (429).",
     responses={
-        422: {"model": ErrorResponse, "description": "Invalid input or `weak_password`."},
-        429: {"model": ErrorResponse, "description": "Too many sign-ups; see `Retry-After`."},
+        **documented_error(422, "Invalid input or `weak_password`."),
+        **documented_error(429, "Too many sign-ups; see `Retry-After`."),
     },
 )
 async def register(
@@ -74,7 +74,7 @@ async def register(
     response_model=UserPublic,
     summary="Who am I",
     description="The user of the access token.",
-    responses={401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}},
+    responses=UNAUTHORIZED,
 )
 async def read_me(user: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(user)

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from tripline_api.accounts.schemas import PASSWORD_RULES
 from tripline_common.models import UserRole
+from tripline_common.names import clean_name
 from tripline_common.password_policy import PASSWORD_MAX_LENGTH
+
+DisplayName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(clean_name)]
 
 
 class UserBase(BaseModel):
     """Fields a user chooses."""
 
     email: EmailStr = Field(description="Login address; unique, case-insensitive.")
-    display_name: str = Field(
-        min_length=1, max_length=100, description="Name shown to other people and operators."
-    )
-
-    @field_validator("display_name")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    display_name: DisplayName = Field(description="Name shown to other people and operators.")
 
 
 class UserCreate(UserBase):

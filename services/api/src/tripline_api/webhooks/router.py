@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
+from tripline_api.responses import INVALID_LIST_QUERY, UNAUTHORIZED, documented_error, not_found
 from tripline_api.webhooks import service
 from tripline_api.webhooks.schemas import (
     VERIFY_NOTE,
@@ -18,25 +19,9 @@ from tripline_api.webhooks.schemas import (
 )
 from tripline_common.auth.deps import CurrentUser
 from tripline_common.deps import SessionDep, SettingsDep
-from tripline_common.errors import ErrorResponse
 from tripline_common.pagination import PageParams, page_params
 
-Responses = dict[int | str, dict[str, Any]]
-
-UNAUTHORIZED: Responses = {
-    401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}
-}
-NOT_FOUND: Responses = {
-    404: {"model": ErrorResponse, "description": "No such webhook endpoint among yours."}
-}
-INVALID_LIST_QUERY: Responses = {
-    400: {
-        "model": ErrorResponse,
-        "description": "A sort field outside the allowlist (`invalid_sort`), an unknown field in "
-        "`fields` (`invalid_fields`), a cursor that is not ours or is for another sort "
-        "(`invalid_cursor`, `cursor_sort_mismatch`), or `offset` with `cursor`.",
-    }
-}
+NOT_FOUND = not_found("webhook endpoint")
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=UNAUTHORIZED)
 
@@ -60,11 +45,11 @@ WebhookPageParams = Annotated[PageParams, Depends(page_params(service.WEBHOOK_SO
             "description": "Registered.",
             "headers": {"Location": {"description": "The endpoint."}},
         },
-        422: {
-            "model": ErrorResponse,
-            "description": "A malformed URL (`validation_error`) or one the SSRF guard refuses "
+        **documented_error(
+            422,
+            "A malformed URL (`validation_error`) or one the SSRF guard refuses "
             "(`unsafe_webhook_url`).",
-        },
+        ),
     },
 )
 async def register_webhook(
@@ -131,11 +116,10 @@ async def get_webhook(
             "headers": {"Cache-Control": {"description": "`no-store`: the body is a secret."}},
         },
         **NOT_FOUND,
-        422: {
-            "model": ErrorResponse,
-            "description": f"`grace_seconds` outside 0..{service.MAX_SECRET_GRACE_SECONDS} "
-            "(`validation_error`).",
-        },
+        **documented_error(
+            422,
+            f"`grace_seconds` outside 0..{service.MAX_SECRET_GRACE_SECONDS} (`validation_error`).",
+        ),
     },
 )
 async def rotate_webhook_secret(

@@ -23,30 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripline_common.job_registry import DELIVER_WEBHOOK
 from tripline_common.models import Alert
+from tripline_common.models.alerts import ALERT_EVENT_COLUMNS
 from tripline_common.pubsub import AlertEvent, publish_alert
 from tripline_common.queue import REQUEST_ID_KWARG, JobQueue
 from tripline_worker.alerts.rules import AlertDraft
 
 log = structlog.get_logger("tripline.worker.alerts")
 
-_RETURNED = [
-    Alert.id,
-    Alert.owner_id,
-    Alert.trip_id,
-    Alert.device_id,
-    Alert.rule,
-    Alert.severity,
-    Alert.status,
-    Alert.message,
-    Alert.details,
-    Alert.raised_at,
-    Alert.request_id,
-]
-
 # One statement for any number of alerts (SQLAlchemy sends them as one multi-row INSERT); it
 # returns only the rows inserted, so only new alerts go on to be delivered and published.
 _INSERT_ALERTS = (
-    pg_insert(Alert).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(*_RETURNED)
+    pg_insert(Alert)
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(*ALERT_EVENT_COLUMNS)
 )
 
 _CREATE_DELIVERIES = text(

@@ -21,6 +21,7 @@ from sqlmodel import col
 
 from tripline_common.egress import Resolver, TargetRefusedError, guarded_transport, system_resolver
 from tripline_common.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from tripline_common.models.alerts import ALERT_EVENT_COLUMNS
 from tripline_common.pubsub import ALERT_RAISED, AlertEvent
 from tripline_common.settings import CommonSettings
 from tripline_common.webhooks import (
@@ -32,19 +33,6 @@ from tripline_common.webhooks import (
 
 USER_AGENT = "Tripline-Webhooks/1"
 _ERROR_MAX_LENGTH = 500
-_ALERT_COLUMNS = [
-    Alert.id,
-    Alert.owner_id,
-    Alert.trip_id,
-    Alert.device_id,
-    Alert.rule,
-    Alert.severity,
-    Alert.status,
-    Alert.message,
-    Alert.details,
-    Alert.raised_at,
-    Alert.request_id,
-]
 
 
 @dataclass(frozen=True)
@@ -114,7 +102,7 @@ async def load_pending_delivery(
                     else_=None,
                 ).label("previous_secret"),
                 WebhookEndpoint.is_active,
-                *_ALERT_COLUMNS,
+                *ALERT_EVENT_COLUMNS,
             )
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .join(Alert, Alert.id == WebhookDelivery.alert_id)
@@ -126,7 +114,7 @@ async def load_pending_delivery(
     ).first()
     if row is None:
         return None
-    alert = {column.key: row._mapping[column.key] for column in _ALERT_COLUMNS}
+    alert = {column.key: row._mapping[column.key] for column in ALERT_EVENT_COLUMNS}
     return PendingDelivery(
         id=delivery_id,
         attempts=row.attempts,
