@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import structlog
-from arq.connections import ArqRedis
 from fastapi import APIRouter, FastAPI
-from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tripline_common.db import SessionFactory, create_engine, create_session_factory
+from tripline_common.db import create_engine, create_session_factory
 from tripline_common.docs import OPENAPI_URL, install_docs
-from tripline_common.errors import ErrorResponse, install_error_handlers
-from tripline_common.health import Lifecycle, check_dependencies, create_health_router
+from tripline_common.error_handlers import install_error_handlers
+from tripline_common.errors import ErrorResponse
+from tripline_common.health import check_dependencies, create_health_router
 from tripline_common.logging import configure_logging
 from tripline_common.metrics import create_registry, instrument_app
 from tripline_common.middleware import install_middleware
@@ -25,6 +21,7 @@ from tripline_common.pg import create_pg_pool
 from tripline_common.queue import JobQueue, create_redis
 from tripline_common.sentry import init_sentry
 from tripline_common.settings import CommonSettings
+from tripline_common.state import Lifecycle, Resources
 
 log = structlog.get_logger("tripline.app")
 
@@ -34,20 +31,6 @@ COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Validation failed; `details` lists each field."},
     500: {"model": ErrorResponse, "description": "Unexpected error; quote `request_id`."},
 }
-
-
-@dataclass
-class Resources:
-    """What the lifespan creates once per process and dependencies hand to handlers."""
-
-    settings: CommonSettings
-    engine: AsyncEngine
-    session_factory: SessionFactory
-    redis: ArqRedis
-    queue: JobQueue
-    pg: asyncpg.Pool
-    registry: CollectorRegistry
-    lifecycle: Lifecycle
 
 
 Hook = Callable[[FastAPI, Resources], Awaitable[None]]

@@ -16,10 +16,10 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.app import Resources
 from tripline_common.db import unit_of_work
 from tripline_common.queue import JobQueue
 from tripline_common.settings import CommonSettings
+from tripline_common.state import Resources
 
 
 async def get_resources(request: Request) -> Resources:

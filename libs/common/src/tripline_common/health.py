@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 from fastapi import APIRouter, Request
@@ -16,19 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tripline_common.db import ping_database
 from tripline_common.errors import error_response
 from tripline_common.metrics import record_readiness
-
-if TYPE_CHECKING:
-    from tripline_common.app import Resources
-
-
-@dataclass
-class Lifecycle:
-    """Where the process is in its life; flipped by the lifespan and the server's signal handler."""
-
-    started: bool = False
-    shutting_down: bool = False
-    extra_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
-
+from tripline_common.state import Lifecycle, Resources
 
 # Checks abandoned after their timeout, kept referenced until their cancellation completes.
 _abandoned: set[asyncio.Future[None]] = set()

@@ -12,8 +12,8 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from tripline_common.health import Lifecycle
 from tripline_common.settings import CommonSettings
+from tripline_common.state import Lifecycle
 
 log = structlog.get_logger("tripline.server")
 

@@ -51,7 +51,7 @@ from tripline_common.errors import (
     RateLimitedError,
     ServiceUnavailableError,
     UnauthorizedError,
-    error_response,
+    app_error_response,
 )
 from tripline_common.pubsub import AlertEvent
 
@@ -241,9 +241,7 @@ async def serve_websocket(websocket: WebSocket) -> None:
         refuse_credentials_in_url(websocket.query_params)
     except AppError as error:
         # Before accept, as an HTTP answer in the shared error shape (ASGI denial response).
-        await websocket.send_denial_response(
-            error_response(error.status_code, error.code, error.message)
-        )
+        await websocket.send_denial_response(app_error_response(error))
         return
     authenticated = await authenticate_websocket(websocket)
     if authenticated is None:
