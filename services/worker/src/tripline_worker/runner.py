@@ -7,7 +7,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import structlog
@@ -16,9 +16,9 @@ from arq.cron import CronJob
 from arq.worker import Function, Worker, func
 
 from tripline_common.accounts import SEND_ACCOUNT_MAIL
-from tripline_common.app import Resources
 from tripline_common.queue import DELIVER_WEBHOOK, PROCESS_BATCH, traced_job
 from tripline_common.sentry import report_job_failures
+from tripline_common.state import Resources
 from tripline_worker.jobs.account_mail import send_account_mail
 from tripline_worker.jobs.batches import process_batch, requeue_stuck_batches
 from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry, requeue_stuck_jobs
@@ -110,10 +110,12 @@ class ArqRunner:
     and cancels the rest (ARQ runs a cancelled job again later: jobs are idempotent).
     """
 
-    def __init__(self, resources: Resources, metrics: JobMetrics) -> None:
+    def __init__(
+        self, resources: Resources, settings: WorkerServiceSettings, metrics: JobMetrics
+    ) -> None:
         self.resources = resources
         self.metrics = metrics
-        self.settings = cast(WorkerServiceSettings, resources.settings)
+        self.settings = settings
         self.worker: Worker | None = None
         self.http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None

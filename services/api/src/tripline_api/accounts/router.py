@@ -18,7 +18,7 @@ from tripline_api.accounts.schemas import (
     TokenIn,
 )
 from tripline_api.limits import enforce_limits
-from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiSettingsDep
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
 from tripline_common.errors import ErrorResponse
@@ -74,10 +74,9 @@ async def request_password_reset(
     request: Request,
     session: SessionDep,
     queue: QueueDep,
-    settings: SettingsDep,
+    settings: ApiSettingsDep,
     redis: RedisDep,
 ) -> ResetRequested:
-    assert isinstance(settings, ApiSettings)
     await enforce_limits(
         request,
         redis,
