@@ -13,6 +13,7 @@ from sqlalchemy import text
 from tripline_common.app import create_app
 from tripline_common.deps import QueueDep, SessionDep
 from tripline_common.errors import NotFoundError
+from tripline_common.state import ServiceState
 
 
 class Item(BaseModel):
@@ -63,7 +64,10 @@ def build_app(make_settings: Callable[..., Any]) -> Callable[..., FastAPI]:
     def build(**overrides: Any) -> FastAPI:
         settings = make_settings(service_name="testapp", **overrides)
         return create_app(
-            settings=settings, title="Test app", description="For tests.", routers=[build_router()]
+            state=ServiceState(settings),
+            title="Test app",
+            description="For tests.",
+            routers=[build_router()],
         )
 
     return build

@@ -27,6 +27,7 @@ from tripline_common.pagination import (
     parse_sort,
     selectable,
 )
+from tripline_common.state import ServiceState
 
 SECRET = "test-secret-of-at-least-thirty-two-characters"
 
@@ -256,7 +257,7 @@ def build_app(make_settings: Any) -> Any:
         return page.respond(result)
 
     settings = make_settings(secret_key=SECRET, service_name="pagination-test")
-    return create_app(settings=settings, title="t", description="t", routers=[router])
+    return create_app(state=ServiceState(settings), title="t", description="t", routers=[router])
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tripline_common.server import DrainingServer, serve
+from tripline_common.state import ServiceState
 from tripline_devstack import free_port
 
 EXPECTED = {
@@ -53,6 +54,6 @@ def test_served_apps_do_not_name_their_server(build_app, monkeypatch) -> None:
     # `serve` binds both sockets before running: free ports, so nothing else listening matters.
     app = build_app(port=free_port(), ops_port=free_port())
 
-    serve(app, app.state.settings)
+    serve(app, ServiceState.of(app).settings)
 
     assert served["c"].server_header is False

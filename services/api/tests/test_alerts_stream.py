@@ -31,11 +31,12 @@ from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManage
 from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiState
 from tripline_common.auth.service import open_session, revoke_session
 from tripline_common.auth.tokens import create_access_token
-from tripline_common.health import Lifecycle
 from tripline_common.models import User
 from tripline_common.pubsub import AlertEvent, publish_alert
+from tripline_common.state import Lifecycle
 from tripline_devstack import free_port
 
 WAIT = 10.0
@@ -282,7 +283,7 @@ async def test_websocket_closed_1001_on_shutdown(make_settings, make_account, re
     ):
         await publish_until_received(redis, ws, user.id)
         # What the SIGTERM handler does first: the drain begins, and streams are closed.
-        app.state.lifecycle.shutting_down = True
+        ApiState.of(app).lifecycle.shutting_down = True
         with pytest.raises(ConnectionClosed) as closed:
             await next_message(ws, WAIT)
         assert closed.value.rcvd is not None

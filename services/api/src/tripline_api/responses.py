@@ -1,11 +1,9 @@
 """The public API's documented error answers, in the shared error shape: those several routers
-give (`UNAUTHORIZED`, `not_found`, ...), and the error of one item of a 207 Multi-Status answer.
-An answer only one route gives is written beside it with `documented_error`."""
+give (`UNAUTHORIZED`, `not_found`, ...). An answer only one route gives is written beside it with
+`documented_error`; the error of one item of a 207 answer is `ErrorResponse.of(error)`."""
 
 from __future__ import annotations
 
-from tripline_common.correlation import get_request_id
-from tripline_common.errors import AppError, ErrorResponse
 from tripline_common.responses import INVALID_LIST_QUERY, Responses, documented_error
 
 __all__ = [
@@ -15,7 +13,6 @@ __all__ = [
     "UNAUTHORIZED",
     "Responses",
     "documented_error",
-    "item_error",
     "not_found",
 ]
 
@@ -35,11 +32,3 @@ def not_found(what: str) -> Responses:
     """The documented 404 of a route that reads one of the caller's `what`s: someone else's is
     answered like a missing one."""
     return documented_error(404, f"No such {what} among yours.")
-
-
-def item_error(error: AppError) -> ErrorResponse:
-    """Why one item of a bulk request failed, in the shared error shape (the body the item
-    alone would have been answered with)."""
-    return ErrorResponse(
-        code=error.code, message=error.message, details=error.details, request_id=get_request_id()
-    )

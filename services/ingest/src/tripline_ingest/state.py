@@ -1,52 +1,46 @@
-"""What the ingest process keeps between requests: the key cache, the last-seen throttle, the
+"""The ingest app's typed state: the shared parts, the key cache, the last-seen throttle, the
 rate limiters, metrics."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from tripline_common.app import Resources
+from tripline_common.state import ServiceState
 from tripline_ingest.metrics import IngestMetrics
 from tripline_ingest.settings import IngestSettings
 from tripline_ingest.telemetry.devices import DeviceKeyCache, LastSeenThrottle
 from tripline_ingest.telemetry.limits import DeviceRateLimiter, FailedLookupLimiter
 
 
-@dataclass
-class IngestState:
-    """Created once per process by the lifespan; reached through `telemetry.deps.IngestStateDep`."""
+class IngestState(ServiceState[IngestSettings]):
+    """Created with the app (`create_ingest_app`); reached through `IngestStateDep`."""
 
-    settings: IngestSettings
-    device_keys: DeviceKeyCache
-    last_seen: LastSeenThrottle
     rate_limiter: DeviceRateLimiter
-    metrics: IngestMetrics
     failed_lookups: FailedLookupLimiter
+    """Both from start-up on (`start_limiters`): they count in the lifespan's Redis."""
 
-    @classmethod
-    def create(cls, settings: IngestSettings, resources: Resources) -> IngestState:
-        """Build the state from settings and the process's shared resources."""
-        return cls(
-            settings=settings,
-            device_keys=DeviceKeyCache(
-                settings.device_key_cache_ttl_seconds,
-                settings.device_key_cache_size,
-                negative_ttl=settings.device_key_negative_ttl_seconds,
-            ),
-            last_seen=LastSeenThrottle(
-                settings.last_seen_write_interval_seconds, settings.device_key_cache_size
-            ),
-            rate_limiter=DeviceRateLimiter(
-                resources.redis,
-                limit=settings.device_rate_limit,
-                window_seconds=settings.device_rate_window_seconds,
-                timeout=settings.rate_limit_timeout_seconds,
-            ),
-            metrics=IngestMetrics(resources.registry),
-            failed_lookups=FailedLookupLimiter(
-                resources.redis,
-                limit=settings.failed_key_lookup_limit,
-                window_seconds=settings.failed_key_lookup_window_seconds,
-                timeout=settings.rate_limit_timeout_seconds,
-            ),
+    def __init__(self, settings: IngestSettings) -> None:
+        super().__init__(settings)
+        self.device_keys = DeviceKeyCache(
+            settings.device_key_cache_ttl_seconds,
+            settings.device_key_cache_size,
+            negative_ttl=settings.device_key_negative_ttl_seconds,
+        )
+        self.last_seen = LastSeenThrottle(
+            settings.last_seen_write_interval_seconds, settings.device_key_cache_size
+        )
+        self.metrics = IngestMetrics(self.registry)
+
+    async def start_limiters(self) -> None:
+        """Lifespan hook: the rate limiters, on the process's Redis."""
+        settings, redis = self.settings, self.resources.redis
+        self.rate_limiter = DeviceRateLimiter(
+            redis,
+            limit=settings.device_rate_limit,
+            window_seconds=settings.device_rate_window_seconds,
+            timeout=settings.rate_limit_timeout_seconds,
+        )
+        self.failed_lookups = FailedLookupLimiter(
+            redis,
+            limit=settings.failed_key_lookup_limit,
+            window_seconds=settings.failed_key_lookup_window_seconds,
+            timeout=settings.rate_limit_timeout_seconds,
         )

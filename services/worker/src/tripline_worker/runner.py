@@ -7,7 +7,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import structlog
@@ -15,7 +15,6 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import Function, Worker, func
 
-from tripline_common.app import Resources
 from tripline_common.job_registry import (
     CHECK_LOST_SIGNAL,
     DELIVER_WEBHOOK,
@@ -31,6 +30,7 @@ from tripline_common.job_registry import (
 )
 from tripline_common.queue import correlated_job
 from tripline_common.sentry import report_job_failures
+from tripline_common.state import Resources
 from tripline_worker.context import WorkerContext
 from tripline_worker.jobs.account_mail import send_account_mail
 from tripline_worker.jobs.batches import process_batch
@@ -133,10 +133,12 @@ class ArqRunner:
     and cancels the rest (ARQ runs a cancelled job again later: jobs are idempotent).
     """
 
-    def __init__(self, resources: Resources, metrics: JobMetrics) -> None:
+    def __init__(
+        self, resources: Resources, settings: WorkerServiceSettings, metrics: JobMetrics
+    ) -> None:
         self.resources = resources
         self.metrics = metrics
-        self.settings = cast(WorkerServiceSettings, resources.settings)
+        self.settings = settings
         self.worker: Worker | None = None
         self.http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None

@@ -15,6 +15,8 @@ from tripline_common.deps import PgDep
 from tripline_common.errors import ForbiddenError, UnauthorizedError
 from tripline_common.models import UserRole
 from tripline_common.sentry import set_user_id
+from tripline_common.settings import CommonSettings
+from tripline_common.state import ServiceState
 
 
 class BearerTokenClaims(OAuth2PasswordBearer):
@@ -35,7 +37,8 @@ class BearerTokenClaims(OAuth2PasswordBearer):
         token = await super().__call__(request)
         if not token:
             raise UnauthorizedError("Send an access token: `Authorization: Bearer <token>`.")
-        return decode_access_token(request.app.state.settings, token)
+        state: ServiceState[CommonSettings] = request.app.state.service
+        return decode_access_token(state.settings, token)
 
 
 get_token_claims = BearerTokenClaims()

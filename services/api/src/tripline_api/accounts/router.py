@@ -19,7 +19,7 @@ from tripline_api.accounts.schemas import (
 )
 from tripline_api.limits import enforce_limits
 from tripline_api.responses import TOO_MANY_ATTEMPTS, UNAUTHORIZED, documented_error
-from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiSettingsDep
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
 
@@ -73,10 +73,9 @@ async def request_password_reset(
     request: Request,
     session: SessionDep,
     queue: QueueDep,
-    settings: SettingsDep,
+    settings: ApiSettingsDep,
     redis: RedisDep,
 ) -> ResetRequested:
-    assert isinstance(settings, ApiSettings)
     await enforce_limits(
         request,
         redis,

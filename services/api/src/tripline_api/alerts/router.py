@@ -22,11 +22,11 @@ from tripline_api.responses import (
     INVALID_LIST_QUERY,
     UNAUTHORIZED,
     documented_error,
-    item_error,
     not_found,
 )
 from tripline_common.auth.deps import CurrentUser
 from tripline_common.deps import SessionDep
+from tripline_common.errors import ErrorResponse
 from tripline_common.pagination import PageParams, page_params
 
 NOT_FOUND = not_found("alert")
@@ -127,7 +127,7 @@ def _bulk_result(outcomes: Sequence[service.AlertOutcome]) -> AlertBulkResult:
             id=outcome.alert_id,
             status=200 if outcome.error is None else outcome.error.status_code,
             alert=AlertPublic.model_validate(outcome.alert) if outcome.alert else None,
-            error=item_error(outcome.error) if outcome.error else None,
+            error=ErrorResponse.of(outcome.error) if outcome.error else None,
         )
         for index, outcome in enumerate(outcomes)
     ]

@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from tripline_api.alerts_stream.service import authenticate_stream, refuse_credentials_in_url
-from tripline_common.app import Resources
+from tripline_api.state import ApiState
 from tripline_common.auth.service import Principal
 from tripline_common.auth.tokens import AccessClaims
 
@@ -40,8 +40,9 @@ async def get_stream_caller(
     ] = None,
 ) -> StreamCaller:
     refuse_credentials_in_url(request.query_params)
-    resources: Resources = request.app.state.resources
-    principal, claims = await authenticate_stream(resources, ticket=ticket, bearer=bearer)
+    principal, claims = await authenticate_stream(
+        ApiState.of(request.app), ticket=ticket, bearer=bearer
+    )
     return StreamCaller(principal, claims)
 
 

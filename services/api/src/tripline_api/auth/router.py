@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
 from tripline_api.responses import TOO_MANY_ATTEMPTS, UNAUTHORIZED, documented_error
+from tripline_api.state import ApiState
 from tripline_common.audit import AuditOriginDep
 from tripline_common.auth import service
 from tripline_common.auth.deps import CurrentUser, TokenClaims
@@ -45,7 +46,7 @@ async def login(
     try:
         attempt = await admit_login_attempt(redis, settings, client=client, email=form.username)
     except RateLimitedError:
-        request.app.state.api_metrics.rate_limit_rejections.labels("login").inc()
+        ApiState.of(request.app).metrics.rate_limit_rejections.labels("login").inc()
         raise
     user = await service.authenticate(session=session, email=form.username, password=form.password)
     await attempt.succeeded()

@@ -16,7 +16,6 @@ from tripline_api.responses import (
     INVALID_LIST_QUERY,
     UNAUTHORIZED,
     documented_error,
-    item_error,
     not_found,
 )
 from tripline_api.trips import service
@@ -25,6 +24,7 @@ from tripline_api.trips.schemas import BulkResult, TripPublicBase, TripStats
 from tripline_api.trips.versions import V1, V2, TripsVersion
 from tripline_common.auth.deps import CurrentUser, TokenClaims
 from tripline_common.deps import RedisDep, SessionDep, pg_pool
+from tripline_common.errors import ErrorResponse
 from tripline_common.idempotency import UserIdempotencyKey
 from tripline_common.pagination import Page, PageParams, page_params
 from tripline_common.responses import model_response
@@ -237,7 +237,7 @@ def _bulk_result(version: TripsVersion, outcomes: Sequence[service.BulkOutcome])
             "index": outcome.index,
             "status": 201 if outcome.error is None else outcome.error.status_code,
             "trip": version.public.model_validate(outcome.trip) if outcome.trip else None,
-            "error": item_error(outcome.error) if outcome.error else None,
+            "error": ErrorResponse.of(outcome.error) if outcome.error else None,
         }
         for outcome in outcomes
     ]

@@ -8,10 +8,10 @@ from tripline_api.accounts import service as accounts_service
 from tripline_api.accounts.schemas import SIGN_UP_MESSAGE, SignUpAccepted
 from tripline_api.limits import enforce_limits
 from tripline_api.responses import UNAUTHORIZED, documented_error
-from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiSettingsDep
 from tripline_api.users.schemas import UserCreate, UserPublic
 from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
+from tripline_common.deps import QueueDep, RedisDep, SessionDep, client_address
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -38,10 +38,9 @@ async def register(
     request: Request,
     session: SessionDep,
     queue: QueueDep,
-    settings: SettingsDep,
+    settings: ApiSettingsDep,
     redis: RedisDep,
 ) -> SignUpAccepted:
-    assert isinstance(settings, ApiSettings)
     await enforce_limits(
         request,
         redis,
