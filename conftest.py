@@ -38,8 +38,8 @@ from sqlalchemy.ext.asyncio import (
 from tests.support.sentry import FakeSentry
 from tests.support.webhooks import WebhookReceiver
 from tripline_common.migrations.runner import upgrade
-from tripline_common.settings import CommonSettings
-from tripline_common.state import ServiceState
+from tripline_common.platform import CommonSettings
+from tripline_common.web import ServiceState
 from tripline_devstack import (
     DevMailServer,
     EmbeddedPostgres,

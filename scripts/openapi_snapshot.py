@@ -23,7 +23,7 @@ from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import BIN
 from tests.test_processes import batch_status, dsn, json_lines, seed, wait_for
 from tests.test_sentry_processes import enqueue
-from tripline_common.job_registry import JOBS, PROCESS_BATCH
+from tripline_common.messaging import JOBS, PROCESS_BATCH
 
 PERIODIC = {spec.name for spec in JOBS.values() if spec.periodic}
 # Every sweeper and the lost-signal check run every second: many runs within a few seconds.

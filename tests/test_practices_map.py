@@ -83,14 +83,15 @@ def test_the_other_documents_name_only_paths_and_tests_that_exist(document: str)
 
 def test_a_made_up_path_symbol_or_test_is_reported() -> None:
     made_up = (
-        "`libs/common/src/tripline_common/db.py: unit_of_work, unit_of_play` "
-        "`libs/common/src/tripline_common/queue.py: JobQueue.enqueue_after_commit, JobQueue.nope` "
+        "`libs/common/src/tripline_common/data/db.py: unit_of_work, unit_of_play` "
+        "`libs/common/src/tripline_common/messaging/queue.py: JobQueue.enqueue_after_commit, "
+        "JobQueue.nope` "
         "`libs/common/src/tripline_common/nowhere.py` "
         "`services/api/tests/test_users.py::test_nobody_wrote_this`"
     )
     assert unresolved_paths(made_up) == [
-        "libs/common/src/tripline_common/db.py: unit_of_play (not defined there)",
-        "libs/common/src/tripline_common/queue.py: JobQueue.nope (not defined there)",
+        "libs/common/src/tripline_common/data/db.py: unit_of_play (not defined there)",
+        "libs/common/src/tripline_common/messaging/queue.py: JobQueue.nope (not defined there)",
         "libs/common/src/tripline_common/nowhere.py (no such file or folder)",
     ]
     assert missing_tests(made_up) == ["services/api/tests/test_users.py::test_nobody_wrote_this"]

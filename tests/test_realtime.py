@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.support.alerts import alert_event
 from tests.test_processes import seed
-from tripline_common.pubsub import publish_alert
+from tripline_common.messaging import publish_alert
 
 WAIT = 15.0
 

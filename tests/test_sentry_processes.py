@@ -26,7 +26,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from tests.test_pipeline import FAST_WORKER, fixes, start_demo_trip, window_aligned
 from tests.test_processes import GRACEFUL_EXIT, dsn, json_lines, seed, wait_for
-from tripline_common.job_registry import IMPORT_WAYPOINTS, PROCESS_BATCH
+from tripline_common.messaging import IMPORT_WAYPOINTS, PROCESS_BATCH
 
 COOKIE_SECRET = "cookie-secret-must-not-leave"
 BODY_MARKER = "body-marker-must-not-leave"

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tripline_common.pubsub import AlertData, AlertEvent
+from tripline_common.messaging import AlertData, AlertEvent
 
 
 def alert_event(owner_id: uuid.UUID, **fields: Any) -> AlertEvent:

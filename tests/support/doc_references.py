@@ -2,9 +2,9 @@
 document that maps the code (practices, operations, security) fails a test when the code moves.
 
 Forms a document may use, each inside backticks:
-- a path from the repository root: `libs/common/src/tripline_common/db.py`, `docs/`;
-- a path and the names it defines: `libs/common/src/tripline_common/db.py: unit_of_work`,
-  `libs/common/src/tripline_common/queue.py: JobQueue.enqueue_after_commit, correlated_job`;
+- a path from the repository root: `libs/common/src/tripline_common/data/db.py`, `docs/`;
+- a path and the names it defines: `libs/common/src/tripline_common/data/db.py: unit_of_work`,
+  `libs/common/src/tripline_common/messaging/queue.py: JobQueue.enqueue_after_commit`;
 - a test: `services/api/tests/test_users.py::test_name`, or `::test_name` for another test of
   the file named last.
 

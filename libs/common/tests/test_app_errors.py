@@ -8,7 +8,7 @@ import pytest
 from fastapi import WebSocket
 from sqlalchemy import text
 
-from tripline_common.state import ServiceState
+from tripline_common.web import ServiceState
 
 REQUIRED_KEYS = {"code", "message", "details", "request_id"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tripline_common.job_registry import DELIVER_WEBHOOK, PROCESS_BATCH
+from tripline_common.messaging import DELIVER_WEBHOOK, PROCESS_BATCH
 
 
 def test_a_batch_has_one_job_id_whether_a_producer_holds_its_id_as_uuid_or_text() -> None:

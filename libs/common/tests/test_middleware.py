@@ -11,9 +11,8 @@ import orjson
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from tripline_common.correlation import get_request_id
-from tripline_common.middleware import API_CSP, EdgeMiddleware
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings, get_request_id
+from tripline_common.web.middleware import API_CSP, EdgeMiddleware
 
 LIMIT = 1024
 PORT, OPS_PORT, ELSEWHERE = 8000, 9000, 1234

@@ -10,14 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.alerts import alert_event
-from tripline_common.models.alerts import ALERT_EVENT_COLUMNS
-from tripline_common.pubsub import (
-    AlertData,
-    AlertEvent,
-    alert_channel,
-    listen_alerts,
-    publish_alert,
-)
+from tripline_common.data.models.alerts import ALERT_EVENT_COLUMNS
+from tripline_common.messaging import AlertData, AlertEvent, listen_alerts, publish_alert
+from tripline_common.messaging.pubsub import alert_channel
 
 
 @pytest.fixture

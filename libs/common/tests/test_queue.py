@@ -9,8 +9,9 @@ import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.correlation import bind_request_id, get_request_id
-from tripline_common.queue import JobQueue, correlated_job
+from tripline_common.messaging import JobQueue, correlated_job
+from tripline_common.platform import get_request_id
+from tripline_common.platform.correlation import bind_request_id
 
 # --- correlation inside a job -------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import pytest
 import sentry_sdk
 from fastapi import FastAPI
 
-from tripline_common.state import ServiceState
+from tripline_common.web import ServiceState
 
 FLUSH_TIMEOUT = 5.0
 BOOM_SECRET = "secret-token-xyz"

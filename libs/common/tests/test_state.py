@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from tripline_common.state import ServiceState
+from tripline_common.web import ServiceState
 
 
 class OtherServiceState(ServiceState[Any]):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from trip_factories import START, store_alerts
 
-from tripline_common.models import Alert, AlertRule, AlertStatus
+from tripline_common.data.models import Alert, AlertRule, AlertStatus
 
 
 async def stored_status(session_factory, alert_id) -> AlertStatus:

@@ -32,11 +32,10 @@ from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
 from tripline_api.state import ApiState
-from tripline_common.auth.service import open_session, revoke_session
-from tripline_common.auth.tokens import create_access_token
-from tripline_common.models import User
-from tripline_common.pubsub import AlertEvent, publish_alert
-from tripline_common.state import Lifecycle
+from tripline_common.data.models import User
+from tripline_common.messaging import AlertEvent, publish_alert
+from tripline_common.security import create_access_token, open_session, revoke_session
+from tripline_common.web import Lifecycle
 from tripline_devstack import free_port
 
 WAIT = 10.0

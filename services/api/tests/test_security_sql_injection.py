@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from trip_factories import store_trips, trip_body
 
-from tripline_common.models import Trip
+from tripline_common.data.models import Trip
 
 HOSTILE = "Depot'); DROP TABLE trips; --"
 

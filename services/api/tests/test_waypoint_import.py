@@ -9,7 +9,7 @@ from sqlalchemy import select
 from trip_factories import missing_id, trip_body
 
 from tripline_api.settings import ApiSettings
-from tripline_common.models import Job, JobStatus, Waypoint
+from tripline_common.data.models import Job, JobStatus, Waypoint
 from tripline_worker.context import context
 from tripline_worker.jobs.waypoint_import import import_waypoints
 from tripline_worker.settings import WorkerServiceSettings

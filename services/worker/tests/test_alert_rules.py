@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tripline_common.geo import Route
-from tripline_common.models import AlertRule, AlertSeverity
+from tripline_common.data.models import AlertRule, AlertSeverity
 from tripline_worker.alerts.rules import (
     CRITICAL_CORRIDOR_FACTOR,
     CRITICAL_SPEEDING_FACTOR,
@@ -19,6 +18,7 @@ from tripline_worker.alerts.rules import (
     speeding_alerts,
     window_start,
 )
+from tripline_worker.geo import Route
 from tripline_worker.trips.progress import ARRIVED_WITHIN_M, Fix
 
 TRIP = "trip-1"

@@ -6,14 +6,14 @@ import uuid
 
 import pytest
 
-from tripline_common.job_registry import (
+from tripline_common.data import create_job
+from tripline_common.messaging import (
     IMPORT_WAYPOINTS,
     JOBS,
     PROCESS_BATCH,
     REQUEUE_STUCK_BATCHES,
     job_spec,
 )
-from tripline_common.tracked_jobs import create_job
 from tripline_worker.context import context
 from tripline_worker.runner import JOB_FUNCTIONS, cron_jobs, worker_functions
 from tripline_worker.settings import WorkerServiceSettings

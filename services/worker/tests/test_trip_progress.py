@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tripline_common.geo import Route, haversine_m
+from tripline_worker.geo import Route, haversine_m
 from tripline_worker.trips.progress import (
     ARRIVED_WITHIN_M,
     MAX_ACCURACY_FOR_DISTANCE_M,

@@ -7,8 +7,7 @@ remember it; admin-only routes add `AdminUser`. The RBAC test walks the app's ro
 
 from __future__ import annotations
 
-from tripline_common.auth.deps import AdminUser, OperatorUser
-from tripline_common.responses import Responses, documented_error
+from tripline_common.web import AdminUser, OperatorUser, Responses, documented_error
 
 # The same dependency object as in `OperatorUser`, so FastAPI resolves it once per request even
 # when a handler also asks for the operator.

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tripline_admin.settings import AdminSettings
-from tripline_common.state import ServiceState
+from tripline_common.web import ServiceState
 
 
 class AdminState(ServiceState[AdminSettings]):
@@ -15,7 +15,7 @@ class AdminState(ServiceState[AdminSettings]):
 
 
 async def get_admin_settings(request: Request) -> AdminSettings:
-    """The admin app's settings, typed (read like `tripline_common.deps.get_settings`)."""
+    """The admin app's settings, typed (read like `tripline_common.web.deps.get_settings`)."""
     state: AdminState = request.app.state.service
     return state.settings
 

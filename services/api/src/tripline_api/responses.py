@@ -4,7 +4,7 @@ give (`UNAUTHORIZED`, `not_found`, ...). An answer only one route gives is writt
 
 from __future__ import annotations
 
-from tripline_common.responses import INVALID_LIST_QUERY, Responses, documented_error
+from tripline_common.web import INVALID_LIST_QUERY, Responses, documented_error
 
 __all__ = [
     "IDEMPOTENCY_CONFLICT",

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from tripline_api.alerts_stream.manager import ConnectionManager
 from tripline_api.metrics import ApiMetrics
 from tripline_api.settings import ApiSettings
-from tripline_common.state import ServiceState
+from tripline_common.web import ServiceState
 
 
 class ApiState(ServiceState[ApiSettings]):
@@ -23,7 +23,7 @@ class ApiState(ServiceState[ApiSettings]):
 
 
 async def get_api_settings(request: Request) -> ApiSettings:
-    """The API's settings, typed (read like `tripline_common.deps.get_settings`)."""
+    """The API's settings, typed (read like `tripline_common.web.deps.get_settings`)."""
     state: ApiState = request.app.state.service
     return state.settings
 

@@ -1,4 +1,4 @@
-"""Prometheus series of ingest (the series every app has are in `tripline_common.metrics`)."""
+"""Prometheus series of ingest (those every app has are in `tripline_common.platform.metrics`)."""
 
 from __future__ import annotations
 

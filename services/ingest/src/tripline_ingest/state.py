@@ -3,7 +3,7 @@ rate limiters, metrics."""
 
 from __future__ import annotations
 
-from tripline_common.state import ServiceState
+from tripline_common.web import ServiceState
 from tripline_ingest.metrics import IngestMetrics
 from tripline_ingest.settings import IngestSettings
 from tripline_ingest.telemetry.devices import DeviceKeyCache, LastSeenThrottle

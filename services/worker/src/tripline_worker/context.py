@@ -3,7 +3,7 @@
 ARQ hands each job a plain dict: the worker's own entries (set once, at start) merged with
 ARQ's per-run ones (`job_id`, `job_try`, ...). The worker puts one `WorkerContext` in it; jobs
 read `context(ctx).settings`, `job_try(ctx)` and so on, never a string key. (ARQ's `job_id` is
-read once, by `tripline_common.queue.correlated_job`, which binds it to every log line.)
+read once, by `tripline_common.messaging.queue.correlated_job`, which binds it to every log line.)
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from arq.connections import ArqRedis
 
-from tripline_common.db import SessionFactory
-from tripline_common.queue import JobQueue
+from tripline_common.data import SessionFactory
+from tripline_common.messaging import JobQueue
 from tripline_worker.settings import WorkerServiceSettings
 
 if TYPE_CHECKING:  # `metrics` wraps jobs, so it reads this module.

@@ -15,7 +15,7 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import Function, Worker, func
 
-from tripline_common.job_registry import (
+from tripline_common.messaging import (
     CHECK_LOST_SIGNAL,
     DELIVER_WEBHOOK,
     IMPORT_WAYPOINTS,
@@ -27,10 +27,10 @@ from tripline_common.job_registry import (
     REQUEUE_STUCK_JOBS,
     SEND_ACCOUNT_MAIL,
     JobSpec,
+    correlated_job,
 )
-from tripline_common.queue import correlated_job
-from tripline_common.sentry import report_job_failures
-from tripline_common.state import Resources
+from tripline_common.platform import report_job_failures
+from tripline_common.web import Resources
 from tripline_worker.context import WorkerContext
 from tripline_worker.jobs.account_mail import send_account_mail
 from tripline_worker.jobs.batches import process_batch

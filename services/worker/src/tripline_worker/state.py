@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tripline_common.state import ServiceState
+from tripline_common.web import ServiceState
 from tripline_worker.runner import ArqRunner
 from tripline_worker.settings import WorkerServiceSettings
 

@@ -19,8 +19,8 @@ from tripline_admin.console.pages import audit, auth, devices, jobs, overview, u
 from tripline_admin.console.rendering import STATIC_DIR, STATIC_URL, render
 from tripline_admin.console.security import ConsoleLoginRequired, verify_csrf
 from tripline_admin.state import AdminState
-from tripline_common.error_handlers import allowed_methods
-from tripline_common.errors import AppError
+from tripline_common.platform import AppError
+from tripline_common.web import allowed_methods
 
 CONSOLE_PREFIX = "/console"
 

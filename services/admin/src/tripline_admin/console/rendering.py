@@ -26,8 +26,8 @@ from tripline_admin.console.security import (
 )
 from tripline_admin.settings import AdminSettings
 from tripline_admin.state import AdminState
-from tripline_common.auth.service import Principal
-from tripline_common.models import UserRole
+from tripline_common.data.models import UserRole
+from tripline_common.security import Principal
 
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"

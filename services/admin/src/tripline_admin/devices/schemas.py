@@ -8,9 +8,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.names import DeviceName
-from tripline_common.pagination import Page, selectable
-from tripline_common.secret_fields import SecretValue
+from tripline_common.data import DeviceName
+from tripline_common.security import SecretValue
+from tripline_common.web import Page, selectable
 
 
 class DeviceState(StrEnum):

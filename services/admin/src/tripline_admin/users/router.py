@@ -19,11 +19,14 @@ from tripline_admin.users.schemas import (
     UserFilters,
     UserPage,
 )
-from tripline_common.audit import AuditOriginDep
-from tripline_common.auth.deps import OperatorUser
-from tripline_common.deps import SessionDep
-from tripline_common.pagination import PageParams, page_params
-from tripline_common.responses import INVALID_LIST_QUERY
+from tripline_common.data import AuditOriginDep
+from tripline_common.web import (
+    INVALID_LIST_QUERY,
+    OperatorUser,
+    PageParams,
+    SessionDep,
+    page_params,
+)
 
 router = APIRouter(prefix="/users", tags=["users"])
 

@@ -20,8 +20,15 @@ from tripline_api.accounts.schemas import (
 from tripline_api.limits import enforce_limits
 from tripline_api.responses import TOO_MANY_ATTEMPTS, UNAUTHORIZED, documented_error
 from tripline_api.state import ApiSettingsDep
-from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
+from tripline_common.web import (
+    CurrentUser,
+    QueueDep,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    TokenClaims,
+    client_address,
+)
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 

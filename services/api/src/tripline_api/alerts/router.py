@@ -24,10 +24,8 @@ from tripline_api.responses import (
     documented_error,
     not_found,
 )
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import SessionDep
-from tripline_common.errors import ErrorResponse
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import CurrentUser, PageParams, SessionDep, page_params
 
 NOT_FOUND = not_found("alert")
 TRANSITION_CONFLICT = documented_error(

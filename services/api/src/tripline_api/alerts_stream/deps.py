@@ -10,8 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from tripline_api.alerts_stream.service import authenticate_stream, refuse_credentials_in_url
 from tripline_api.state import ApiState
-from tripline_common.auth.service import Principal
-from tripline_common.auth.tokens import AccessClaims
+from tripline_common.security import AccessClaims, Principal
 
 # The bearer header is optional here (a ticket may stand in for it); same scheme in OpenAPI.
 _optional_bearer = OAuth2PasswordBearer(

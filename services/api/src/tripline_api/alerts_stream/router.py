@@ -15,8 +15,7 @@ from tripline_api.alerts_stream.tickets import issue_ticket
 from tripline_api.responses import UNAUTHORIZED, documented_error
 from tripline_api.state import ApiSettingsDep, ApiState
 from tripline_api.streaming import ClosingStreamingResponse
-from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import RedisDep
+from tripline_common.web import CurrentUser, RedisDep, TokenClaims
 
 router = APIRouter(prefix="/alerts", tags=["alerts-stream"])
 

@@ -10,9 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from tripline_api.devices import service
 from tripline_api.devices.schemas import DeviceCreate, DevicePage, DevicePublic, DeviceWithKey
 from tripline_api.responses import INVALID_LIST_QUERY, UNAUTHORIZED, documented_error
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import SessionDep
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.web import CurrentUser, PageParams, SessionDep, page_params
 
 NOT_FOUND = documented_error(404, "No such device among yours (or it was revoked).")
 KEY_CACHE_NOTE = (

@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.names import DeviceName
-from tripline_common.pagination import Page, selectable
-from tripline_common.secret_fields import SecretValue
+from tripline_common.data import DeviceName
+from tripline_common.security import SecretValue
+from tripline_common.web import Page, selectable
 
 PUBLIC_EXAMPLE: dict[str, Any] = {
     "id": "3c2b1a09-8f7e-4d6c-9b5a-1f2e3d4c5b6a",

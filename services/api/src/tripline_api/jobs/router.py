@@ -10,8 +10,7 @@ from fastapi import APIRouter, Path
 from tripline_api.jobs import service
 from tripline_api.jobs.schemas import JobPublic
 from tripline_api.responses import UNAUTHORIZED, not_found
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import SessionDep
+from tripline_common.web import CurrentUser, SessionDep
 
 router = APIRouter(
     prefix="/jobs",

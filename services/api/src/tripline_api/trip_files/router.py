@@ -19,8 +19,7 @@ from tripline_api.streaming import ClosingStreamingResponse
 from tripline_api.trip_files import service
 from tripline_api.trips.parameters import TripId
 from tripline_api.trips.versions import V1, V2, TripsVersion
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import PgDep, QueueDep, RedisDep, SessionDep
+from tripline_common.web import CurrentUser, PgDep, QueueDep, RedisDep, SessionDep
 
 NOT_FOUND = not_found("trip")
 

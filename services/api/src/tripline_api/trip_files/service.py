@@ -33,12 +33,10 @@ from sqlmodel import col
 
 from tripline_api.slots import take_held_slot
 from tripline_api.streaming import GuardedBody
-from tripline_common.errors import AppError, NotFoundError, PayloadTooLargeError, RateLimitedError
-from tripline_common.job_registry import IMPORT_WAYPOINTS
-from tripline_common.models import Job, Trip
-from tripline_common.pg import PgExecutor
-from tripline_common.queue import JobQueue
-from tripline_common.tracked_jobs import create_job
+from tripline_common.data import PgExecutor, create_job
+from tripline_common.data.models import Job, Trip
+from tripline_common.messaging import IMPORT_WAYPOINTS, JobQueue
+from tripline_common.platform import AppError, NotFoundError, PayloadTooLargeError, RateLimitedError
 
 ImportFormat = Literal["csv", "gpx"]
 

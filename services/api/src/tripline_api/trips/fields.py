@@ -13,7 +13,7 @@ from pydantic import AfterValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from tripline_api.fields import IsoDateTime
-from tripline_common.names import clean_name
+from tripline_common.data import clean_name
 
 MAX_WAYPOINTS = 50
 MAX_BULK_ITEMS = 100

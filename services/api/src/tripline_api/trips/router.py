@@ -22,12 +22,19 @@ from tripline_api.trips import service
 from tripline_api.trips.parameters import TripFiltersQuery, TripId
 from tripline_api.trips.schemas import BulkResult, TripPublicBase, TripStats
 from tripline_api.trips.versions import V1, V2, TripsVersion
-from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import RedisDep, SessionDep, pg_pool
-from tripline_common.errors import ErrorResponse
-from tripline_common.idempotency import UserIdempotencyKey
-from tripline_common.pagination import Page, PageParams, page_params
-from tripline_common.responses import model_response
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import (
+    CurrentUser,
+    Page,
+    PageParams,
+    RedisDep,
+    SessionDep,
+    TokenClaims,
+    UserIdempotencyKey,
+    model_response,
+    page_params,
+    pg_pool,
+)
 
 NOT_FOUND = not_found("trip")
 STATUS_CONFLICT = documented_error(

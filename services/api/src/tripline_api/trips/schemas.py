@@ -42,9 +42,9 @@ from tripline_api.trips.fields import (
     SpeedLimit,
     TripName,
 )
-from tripline_common.errors import AppError, ErrorResponse, UnprocessableError
-from tripline_common.models import TripStatus
-from tripline_common.names import WaypointName
+from tripline_common.data import WaypointName
+from tripline_common.data.models import TripStatus
+from tripline_common.platform import AppError, ErrorResponse, UnprocessableError
 
 INPUT_CONFIG = ConfigDict(extra="forbid")
 

@@ -27,8 +27,8 @@ from tripline_api.trips.schemas import (
     change_field,
     trip_update_model,
 )
-from tripline_common.models import TripStatus
-from tripline_common.pagination import Page, selectable
+from tripline_common.data.models import TripStatus
+from tripline_common.web import Page, selectable
 
 _CREATE_EXAMPLE: dict[str, Any] = {
     "name": "Berlin to Hamburg",

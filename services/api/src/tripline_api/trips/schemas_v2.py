@@ -23,8 +23,8 @@ from tripline_api.trips.schemas import (
     trip_update_model,
 )
 from tripline_api.trips.schemas_v1 import PUBLIC_EXAMPLE as V1_PUBLIC_EXAMPLE
-from tripline_common.models import Trip, TripStatus
-from tripline_common.pagination import Page, selectable
+from tripline_common.data.models import Trip, TripStatus
+from tripline_common.web import Page, selectable
 
 BREAKING_CHANGE = """\
 **The one breaking change from v1:** a position is a `{lat, lon}` object (`origin`,

@@ -21,8 +21,7 @@ from tripline_api.trips.schemas import (
     TripPlan,
     TripPublicBase,
 )
-from tripline_common.idempotency import IdempotentRoute
-from tripline_common.pagination import Page
+from tripline_common.web import IdempotentRoute, Page
 
 
 @dataclass(frozen=True)

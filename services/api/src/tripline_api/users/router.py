@@ -10,8 +10,7 @@ from tripline_api.limits import enforce_limits
 from tripline_api.responses import UNAUTHORIZED, documented_error
 from tripline_api.state import ApiSettingsDep
 from tripline_api.users.schemas import UserCreate, UserPublic
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, client_address
+from tripline_common.web import CurrentUser, QueueDep, RedisDep, SessionDep, client_address
 
 router = APIRouter(prefix="/users", tags=["users"])
 

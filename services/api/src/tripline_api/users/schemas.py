@@ -9,9 +9,9 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from tripline_api.accounts.schemas import PASSWORD_RULES
-from tripline_common.models import UserRole
-from tripline_common.names import clean_name
-from tripline_common.password_policy import PASSWORD_MAX_LENGTH
+from tripline_common.data import clean_name
+from tripline_common.data.models import UserRole
+from tripline_common.security import PASSWORD_MAX_LENGTH
 
 DisplayName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(clean_name)]
 

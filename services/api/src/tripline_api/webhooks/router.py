@@ -17,9 +17,7 @@ from tripline_api.webhooks.schemas import (
     WebhookSecretRotated,
     WebhookWithSecret,
 )
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import SessionDep, SettingsDep
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.web import CurrentUser, PageParams, SessionDep, SettingsDep, page_params
 
 NOT_FOUND = not_found("webhook endpoint")
 

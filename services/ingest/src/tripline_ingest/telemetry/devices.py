@@ -12,9 +12,9 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.apikeys import hash_api_key
-from tripline_common.errors import UnauthorizedError
-from tripline_common.models import Device
+from tripline_common.data.models import Device
+from tripline_common.platform import UnauthorizedError
+from tripline_common.security import hash_api_key
 from tripline_ingest.telemetry.limits import FailedLookupLimiter
 
 

@@ -14,7 +14,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tripline_common.ratelimit import count_hit, enforce_rate_limit, ensure_under_limit
+from tripline_common.security import count_hit, enforce_rate_limit, ensure_under_limit
 
 log = structlog.get_logger("tripline.ingest.limits")
 

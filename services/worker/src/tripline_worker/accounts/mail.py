@@ -11,10 +11,9 @@ from urllib.parse import urlencode
 import aiosmtplib
 from sqlalchemy import select
 
-from tripline_common.accounts import AccountMail
-from tripline_common.auth.tokens import hash_token, new_opaque_token
-from tripline_common.db import SessionFactory, unit_of_work
-from tripline_common.models import AccountToken, User
+from tripline_common.data import AccountMail, SessionFactory, unit_of_work
+from tripline_common.data.models import AccountToken, User
+from tripline_common.security import hash_token, new_opaque_token
 from tripline_worker.settings import WorkerServiceSettings
 
 

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.correlation import get_request_id
-from tripline_common.models import Trip, TripStatus
-from tripline_common.pubsub import AlertEvent
-from tripline_common.queue import JobQueue
+from tripline_common.data.models import Trip, TripStatus
+from tripline_common.messaging import AlertEvent, JobQueue
+from tripline_common.platform import get_request_id
 from tripline_worker.alerts.rules import lost_signal_alert
 from tripline_worker.alerts.service import raise_alerts
 

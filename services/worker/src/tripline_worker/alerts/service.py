@@ -21,11 +21,15 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.job_registry import DELIVER_WEBHOOK
-from tripline_common.models import Alert
-from tripline_common.models.alerts import ALERT_EVENT_COLUMNS
-from tripline_common.pubsub import AlertEvent, publish_alert
-from tripline_common.queue import REQUEST_ID_KWARG, JobQueue
+from tripline_common.data.models import Alert
+from tripline_common.data.models.alerts import ALERT_EVENT_COLUMNS
+from tripline_common.messaging import (
+    DELIVER_WEBHOOK,
+    REQUEST_ID_KWARG,
+    AlertEvent,
+    JobQueue,
+    publish_alert,
+)
 from tripline_worker.alerts.rules import AlertDraft
 
 log = structlog.get_logger("tripline.worker.alerts")

@@ -7,7 +7,7 @@ import uuid
 import structlog
 from arq import Retry
 
-from tripline_common.accounts import AccountMail
+from tripline_common.data import AccountMail
 from tripline_worker.accounts.mail import MailNotSentError, mail_token
 from tripline_worker.context import ArqContext, context, job_try
 

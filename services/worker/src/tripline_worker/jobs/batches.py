@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from tripline_common.db import is_transient_db_error, retry_transient, unit_of_work
+from tripline_common.data import is_transient_db_error, retry_transient, unit_of_work
 from tripline_worker.alerts.service import publish_alerts
 from tripline_worker.context import ArqContext, WorkerContext, context
 from tripline_worker.telemetry.processing import (

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import structlog
 
-from tripline_common.db import retry_transient
+from tripline_common.data import retry_transient
 from tripline_worker.context import ArqContext, WorkerContext, context
 from tripline_worker.maintenance import purge_expired_sessions, purge_old_telemetry
 

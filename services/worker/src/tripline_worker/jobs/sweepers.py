@@ -16,10 +16,8 @@ from datetime import timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.db import retry_transient
-from tripline_common.job_registry import DELIVER_WEBHOOK, PROCESS_BATCH
-from tripline_common.queue import REQUEST_ID_KWARG
-from tripline_common.tracked_jobs import stale_jobs
+from tripline_common.data import retry_transient, stale_jobs
+from tripline_common.messaging import DELIVER_WEBHOOK, PROCESS_BATCH, REQUEST_ID_KWARG
 from tripline_worker.context import ArqContext, context
 from tripline_worker.settings import WorkerServiceSettings
 from tripline_worker.telemetry.processing import stuck_batches
@@ -118,5 +116,5 @@ async def requeue_stuck_deliveries(ctx: ArqContext) -> int:
 @retry_transient()
 async def requeue_stuck_jobs(ctx: ArqContext) -> int:
     """Cron: enqueue tracked jobs still `queued` (or `running` with no live worker) after a
-    while (see `tripline_common.tracked_jobs`)."""
+    while (see `tripline_common.data.tracked_jobs`)."""
     return await sweep(ctx, _stale_tracked_jobs, event="stuck_jobs_requeued")

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from tripline_common.db import retry_transient, unit_of_work
-from tripline_common.pubsub import AlertEvent
+from tripline_common.data import retry_transient, unit_of_work
+from tripline_common.messaging import AlertEvent
 from tripline_worker.alerts.lost_signal import raise_lost_signal_alerts
 from tripline_worker.alerts.service import publish_alerts
 from tripline_worker.context import ArqContext, WorkerContext, context

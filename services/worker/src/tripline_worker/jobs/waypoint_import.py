@@ -12,9 +12,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tripline_common.db import unit_of_work
-from tripline_common.models import Job
-from tripline_common.tracked_jobs import finish_job
+from tripline_common.data import finish_job, unit_of_work
+from tripline_common.data.models import Job
 from tripline_worker.context import ArqContext, context
 from tripline_worker.jobs.tracking import report_progress, tracked_job
 from tripline_worker.trips.waypoint_files import (

@@ -8,7 +8,7 @@ from datetime import timedelta
 import structlog
 from arq import Retry
 
-from tripline_common.db import retry_transient, unit_of_work
+from tripline_common.data import retry_transient, unit_of_work
 from tripline_worker.context import ArqContext, WorkerContext, context
 from tripline_worker.webhooks.delivery import (
     AttemptResult,

@@ -20,9 +20,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.db import SessionFactory
-from tripline_common.geo import Route
-from tripline_common.models import (
+from tripline_common.data import SessionFactory
+from tripline_common.data.models import (
     BatchStatus,
     TelemetryBatch,
     TelemetryEvent,
@@ -30,8 +29,7 @@ from tripline_common.models import (
     TripStatus,
     Waypoint,
 )
-from tripline_common.pubsub import AlertEvent
-from tripline_common.queue import JobQueue
+from tripline_common.messaging import AlertEvent, JobQueue
 from tripline_worker.alerts.rules import (
     AlertDraft,
     corridor_alerts,
@@ -39,6 +37,7 @@ from tripline_worker.alerts.rules import (
     speeding_alerts,
 )
 from tripline_worker.alerts.service import raise_alerts
+from tripline_worker.geo import Route
 from tripline_worker.settings import WorkerServiceSettings
 from tripline_worker.trips.progress import Fix, TripProgress, advance_progress
 

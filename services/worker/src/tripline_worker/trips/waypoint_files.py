@@ -2,7 +2,7 @@
 
 Every row is checked before anything is written; a file with problems raises
 `WaypointFileError` with one message per line, safe to show. Names follow the trips API's rules
-(`tripline_common.names`: no control characters, no spreadsheet formula prefix). GPX is parsed
+(`tripline_common.data.names`: no control characters, no spreadsheet formula prefix). GPX is parsed
 with `defusedxml`: no DTDs, no entities (no billion laughs), no external references.
 """
 
@@ -20,8 +20,8 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.models import Trip, Waypoint
-from tripline_common.names import clean_waypoint_name
+from tripline_common.data import clean_waypoint_name
+from tripline_common.data.models import Trip, Waypoint
 
 MAX_WAYPOINTS = 50  # As many as a trip takes through the API.
 MAX_REPORTED_PROBLEMS = 20
@@ -66,7 +66,7 @@ def _point(
             continue
         values[field] = value
     # A blank name is no name (as in the API, where it is optional); any other name follows the
-    # API's rules (`tripline_common.names`), so a file cannot store what a request may not.
+    # API's rules (`tripline_common.data.names`), so a file cannot store what a request may not.
     clean_name: str | None = None
     if name and name.strip():
         try:

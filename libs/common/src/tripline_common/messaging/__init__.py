@@ -1,0 +1,82 @@
+"""Messaging floor: how processes talk to each other (job queue, pub/sub, webhooks).
+
+The ARQ job queue (`JobQueue`) and its job registry (every job's name, ID rule and
+options), Redis pub/sub of raised alerts, and the signature scheme of outgoing
+webhooks. Imports only the platform floor.
+"""
+
+from tripline_common.messaging.job_registry import (
+    CHECK_LOST_SIGNAL,
+    DELIVER_WEBHOOK,
+    IMPORT_WAYPOINTS,
+    JOBS,
+    PROCESS_BATCH,
+    PURGE_SESSIONS,
+    PURGE_TELEMETRY,
+    REQUEUE_STUCK_BATCHES,
+    REQUEUE_STUCK_DELIVERIES,
+    REQUEUE_STUCK_JOBS,
+    SEND_ACCOUNT_MAIL,
+    JobSpec,
+    job_spec,
+)
+from tripline_common.messaging.pubsub import (
+    ALERT_RAISED,
+    AlertData,
+    AlertEvent,
+    listen_alerts,
+    publish_alert,
+)
+from tripline_common.messaging.queue import (
+    REQUEST_ID_KWARG,
+    JobQueue,
+    correlated_job,
+    create_redis,
+    queue_stats,
+)
+from tripline_common.messaging.webhooks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    REQUEST_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    compute_signature,
+    new_webhook_secret,
+    signature_headers,
+    verify_signature,
+)
+
+__all__ = [
+    "ALERT_RAISED",
+    "CHECK_LOST_SIGNAL",
+    "DELIVERY_HEADER",
+    "DELIVER_WEBHOOK",
+    "EVENT_HEADER",
+    "IMPORT_WAYPOINTS",
+    "JOBS",
+    "PROCESS_BATCH",
+    "PURGE_SESSIONS",
+    "PURGE_TELEMETRY",
+    "REQUEST_ID_HEADER",
+    "REQUEST_ID_KWARG",
+    "REQUEUE_STUCK_BATCHES",
+    "REQUEUE_STUCK_DELIVERIES",
+    "REQUEUE_STUCK_JOBS",
+    "SEND_ACCOUNT_MAIL",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "AlertData",
+    "AlertEvent",
+    "JobQueue",
+    "JobSpec",
+    "compute_signature",
+    "correlated_job",
+    "create_redis",
+    "job_spec",
+    "listen_alerts",
+    "new_webhook_secret",
+    "publish_alert",
+    "queue_stats",
+    "signature_headers",
+    "verify_signature",
+]
