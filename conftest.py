@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from tripline_common.migrations.runner import upgrade
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings
 from tripline_devstack import (
     DevMailServer,
     EmbeddedPostgres,

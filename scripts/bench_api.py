@@ -36,8 +36,8 @@ import asyncpg
 import httpx
 from benchlib import BIN, ROOT, ScratchDatabase, have_wrk
 
-from tripline_common.auth.tokens import create_access_token
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings
+from tripline_common.security import create_access_token
 from tripline_devstack import free_port
 
 SECRET = "bench-secret-key-" + "x" * 40

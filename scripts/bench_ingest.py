@@ -43,7 +43,7 @@ import orjson
 import redis
 from benchlib import BIN, ScratchDatabase, have_wrk
 
-from tripline_common.apikeys import issue_api_key
+from tripline_common.security import issue_api_key
 from tripline_devstack import free_port
 
 SECRET = "bench-secret-key-" + "x" * 40

@@ -43,9 +43,9 @@ import httpx
 import orjson
 from benchlib import BIN, ScratchDatabase
 
-from tripline_common.apikeys import issue_api_key
-from tripline_common.queue import PROCESS_BATCH, create_redis, process_batch_job_id
-from tripline_common.settings import CommonSettings
+from tripline_common.messaging import PROCESS_BATCH, create_redis, process_batch_job_id
+from tripline_common.platform import CommonSettings
+from tripline_common.security import issue_api_key
 from tripline_devstack import free_port
 
 SECRET = "bench-secret-key-" + "x" * 40

@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tripline_common.data import asyncpg_dsn
 from tripline_common.migrations.runner import upgrade
-from tripline_common.pg import asyncpg_dsn
 from tripline_devstack import drop_database, ensure_database, ensure_stack
 from tripline_devstack.stack import Stack
 

@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from tripline_common.apikeys import KEY_PREFIX, hash_api_key
-from tripline_common.db import create_engine, create_session_factory, unit_of_work
-from tripline_common.models import Device, Trip, User, UserRole, Waypoint
-from tripline_common.passwords import hash_password
-from tripline_common.settings import CommonSettings
+from tripline_common.data import create_engine, create_session_factory, unit_of_work
+from tripline_common.data.models import Device, Trip, User, UserRole, Waypoint
+from tripline_common.platform import CommonSettings
+from tripline_common.security import KEY_PREFIX, hash_api_key, hash_password
 
 # Known credentials, printed by `make dev`. Dev data only: the script refuses staging and prod.
 DEMO_PASSWORD = "tripline-demo-password"  # noqa: S105

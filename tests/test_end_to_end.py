@@ -25,8 +25,7 @@ from tests.test_pipeline import (
     window_aligned,
 )
 from tests.test_realtime import alert_for, login, stream_ticket
-from tripline_common.pubsub import publish_alert
-from tripline_common.webhooks import verify_signature
+from tripline_common.messaging import publish_alert, verify_signature
 
 WAIT = 20.0
 

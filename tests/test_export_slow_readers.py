@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from scripts.seed import DEMO_PASSWORD
 from tests.test_processes import seed
-from tripline_common.pg import asyncpg_dsn
+from tripline_common.data import asyncpg_dsn
 
 STUCK = 6  # More than the API's connections: 2 pooled (ORM) + 2 raw.
 ROWS = 200_000  # ~9 MB of CSV: more than a loopback socket buffers (4 MB + 4 KB).

@@ -36,8 +36,8 @@ from tests.test_pipeline import (
     wait_for,
     window_aligned,
 )
+from tripline_common.messaging import verify_signature
 from tripline_common.migrations.runner import upgrade
-from tripline_common.webhooks import verify_signature
 from tripline_devstack import EmbeddedPostgres, EmbeddedRedis, ensure_database, free_port
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ The four services run for real with `LOG_FORMAT=json` (and Python's warnings swi
 traffic that makes all kinds of lines (requests answered 2xx, 401, 404 and 422, an upload the
 worker processes, a job that fails with a traceback, uvicorn's and ARQ's own lines, shutdown),
 and then each line of their stdout and stderr is checked against the JSON Schema shipped in
-`tripline_common/log_schema.json` (documented in docs/operations.md, "Logs").
+`tripline_common/platform/log_schema.json` (documented in docs/operations.md, "Logs").
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import pytest
 from tests.test_pipeline import fixes, window_aligned
 from tests.test_processes import GRACEFUL_EXIT, seed, wait_for
 from tests.test_sentry_processes import enqueue, login
-from tripline_common.queue import PROCESS_BATCH
+from tripline_common.messaging import PROCESS_BATCH
 
-SCHEMA = json.loads(files("tripline_common").joinpath("log_schema.json").read_text())
+SCHEMA = json.loads(files("tripline_common.platform").joinpath("log_schema.json").read_text())
 
 # What Python itself prints when nobody handles it, in a process set up like every service.
 CRASHING_PROCESS = """
 import logging, threading, warnings
-from tripline_common.logging import configure_logging
-from tripline_common.settings import CommonSettings
+from tripline_common.platform.logging import configure_logging
+from tripline_common.platform.settings import CommonSettings
 
 configure_logging(CommonSettings(service_name="crashy", log_format="json"))
 warnings.warn("a warning from somewhere")

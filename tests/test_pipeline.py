@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import BIN, ROOT, Process
-from tripline_common.webhooks import verify_signature
+from tripline_common.messaging import verify_signature
 
 SECRET = "whsec_pipeline-test-secret"
 # The demo trip (scripts/seed.py) runs from here, with an 80 km/h limit.

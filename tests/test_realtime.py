@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.test_processes import seed
-from tripline_common.pubsub import AlertData, AlertEvent, publish_alert
+from tripline_common.messaging import AlertData, AlertEvent, publish_alert
 
 WAIT = 15.0
 

@@ -1,7 +1,8 @@
 """No response that carries a secret may be cached: every one answers `Cache-Control: no-store`.
 
 The operations are not listed by hand: each app's own OpenAPI document is walked for response
-schemas with a field marked `"x-secret": true` (`tripline_common.secret_fields.SecretValue`).
+schemas with a field marked `"x-secret": true`
+(`tripline_common.security.secret_fields.SecretValue`).
 Each operation found is then called for real (in-process app, real Postgres and Redis), and the
 set found must equal the set this module knows how to call, so a new secret-bearing response
 cannot go untested.
@@ -23,10 +24,9 @@ from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.auth.service import open_session
-from tripline_common.models import User, UserRole
-from tripline_common.passwords import hash_password
-from tripline_common.secret_fields import SECRET_MARK
+from tripline_common.data.models import User, UserRole
+from tripline_common.security import hash_password, open_session
+from tripline_common.security.secret_fields import SECRET_MARK
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 from tripline_worker.main import create_worker_app

@@ -26,8 +26,8 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from tests.test_pipeline import FAST_WORKER, fixes, start_demo_trip, window_aligned
 from tests.test_processes import GRACEFUL_EXIT, dsn, json_lines, seed, wait_for
-from tripline_common.jobs import job_arq_id
-from tripline_common.queue import PROCESS_BATCH
+from tripline_common.data import job_arq_id
+from tripline_common.messaging import PROCESS_BATCH
 
 IMPORT_WAYPOINTS = "import_waypoints"
 COOKIE_SECRET = "cookie-secret-must-not-leave"

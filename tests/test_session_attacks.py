@@ -14,7 +14,7 @@ import httpx
 import jwt
 import pytest
 
-from tripline_common.passwords import hash_password
+from tripline_common.security import hash_password
 
 PASSWORD = "correct horse battery"
 VICTIM = "victim@example.com"

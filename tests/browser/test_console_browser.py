@@ -23,10 +23,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, ProcessRunner
-from tripline_common.apikeys import issue_api_key
-from tripline_common.db import create_engine, create_session_factory, unit_of_work
-from tripline_common.jobs import job_arq_id
-from tripline_common.models import (
+from tripline_common.data import create_engine, create_session_factory, job_arq_id, unit_of_work
+from tripline_common.data.models import (
     Alert,
     AlertRule,
     AlertSeverity,
@@ -39,8 +37,8 @@ from tripline_common.models import (
     TripStatus,
     User,
 )
-from tripline_common.passwords import hash_password
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings
+from tripline_common.security import hash_password, issue_api_key
 
 playwright = pytest.importorskip("playwright.async_api")
 

@@ -19,7 +19,7 @@ from chart_render import (
     render_profile,
 )
 
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings
 
 APP_PROFILES = ["dev", "ci", "prod"]
 TESTS_SELECTOR = {

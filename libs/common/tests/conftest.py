@@ -10,9 +10,8 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from tripline_common.app import create_app
-from tripline_common.deps import QueueDep, SessionDep
-from tripline_common.errors import NotFoundError
+from tripline_common.platform import NotFoundError
+from tripline_common.web import QueueDep, SessionDep, create_app
 
 
 class Item(BaseModel):

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from tripline_common.correlation import MAX_REQUEST_ID_LENGTH
+from tripline_common.platform.correlation import MAX_REQUEST_ID_LENGTH
 
 
 def json_lines(captured: str) -> list[dict]:
@@ -191,7 +191,7 @@ async def test_jobs_deferred_in_a_failed_request_are_dropped(
 
 
 async def test_session_rolls_back_on_error(session_factory) -> None:
-    from tripline_common.db import unit_of_work
+    from tripline_common.data import unit_of_work
 
     async with session_factory() as session:
         await session.execute(text("CREATE TEMP TABLE probe (v int)"))

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tripline_common.audit import SYSTEM, AuditActor, AuditOrigin, record
-from tripline_common.correlation import bind_request_id
-from tripline_common.models import AuditLogEntry, User
+from tripline_common.data import AuditActor, AuditOrigin
+from tripline_common.data.audit import SYSTEM, record
+from tripline_common.data.models import AuditLogEntry, User
+from tripline_common.platform.correlation import bind_request_id
 
 
 @pytest.fixture

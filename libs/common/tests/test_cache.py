@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from tripline_common.cache import ReadCache
+from tripline_common.data import ReadCache
 
 
 class Figures(BaseModel):

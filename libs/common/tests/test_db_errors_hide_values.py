@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tripline_common.db import create_engine
-from tripline_common.settings import CommonSettings
+from tripline_common.data import create_engine
+from tripline_common.platform import CommonSettings
 
 VALUE = "tl_secret-device-key-in-a-parameter"
 

@@ -10,9 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tripline_common.db import create_engine
-from tripline_common.pg import asyncpg_dsn, create_pg_pool
-from tripline_common.settings import CommonSettings
+from tripline_common.data import asyncpg_dsn, create_engine, create_pg_pool
+from tripline_common.platform import CommonSettings
 
 WAIT = 10.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tripline_common.db import retry_transient
+from tripline_common.data import retry_transient
 
 
 async def test_transient_failures_are_retried_until_success() -> None:

@@ -1,4 +1,4 @@
-"""Webhook targets: which addresses and URLs a delivery may reach (`tripline_common.egress`)."""
+"""Which addresses and URLs a webhook delivery may reach (`tripline_common.security.egress`)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from tripline_common.egress import (
-    TargetRefusedError,
-    address_refusal,
-    guarded_transport,
-    url_refusal,
-)
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings
+from tripline_common.security import TargetRefusedError, guarded_transport, url_refusal
+from tripline_common.security.egress import address_refusal
 
 REFUSED_ADDRESSES = [
     "127.0.0.1",

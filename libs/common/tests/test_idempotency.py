@@ -12,14 +12,9 @@ from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from tripline_common.app import create_app
-from tripline_common.errors import ConflictError
-from tripline_common.idempotency import (
-    REPLAYED_HEADER,
-    IdempotentRoute,
-    idempotency,
-    request_fingerprint,
-)
+from tripline_common.platform import ConflictError
+from tripline_common.web import IdempotentRoute, create_app
+from tripline_common.web.idempotency import REPLAYED_HEADER, idempotency, request_fingerprint
 
 
 async def caller_scope(x_caller: Annotated[str, Header()] = "anonymous") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tripline_common.logging import redact_credential_params
+from tripline_common.platform.logging import redact_credential_params
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ SECRET = "tl_dev_9c1f4b7e0a2d4e55b8a1c3d6f7e8a9b0"
 # reaches each way a traceback is written: our logger, a library's stdlib logger, and nobody.
 FAILING_PROCESS = """
 import logging
-from tripline_common.logging import configure_logging, get_logger
-from tripline_common.settings import CommonSettings
+from tripline_common.platform.logging import configure_logging, get_logger
+from tripline_common.platform.settings import CommonSettings
 import sys
 
 configure_logging(CommonSettings(service_name="leaky", log_format=sys.argv[1]))

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from tripline_common.queue import create_redis, queue_stats
+from tripline_common.messaging import create_redis, queue_stats
 
 
 @asynccontextmanager

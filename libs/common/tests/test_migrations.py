@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import make_url
 from sqlalchemy.engine import URL
 
+from tripline_common.data.models import metadata
 from tripline_common.migrations import runner
-from tripline_common.models import metadata
 
 # --------------------------------------------------------------------------- helpers & fixtures
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tripline_common.names import clean_waypoint_name
+from tripline_common.data import clean_waypoint_name
 
 
 @pytest.mark.parametrize(

@@ -12,20 +12,22 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid
 
-from tripline_common.app import create_app
-from tripline_common.errors import BadRequestError
-from tripline_common.pagination import (
-    Cursor,
-    CursorCodec,
+from tripline_common.platform import BadRequestError
+from tripline_common.web import (
     Page,
     PageParams,
     PageResult,
     SortSpec,
-    link_header,
+    create_app,
     page_params,
+    selectable,
+)
+from tripline_common.web.pagination import (
+    Cursor,
+    CursorCodec,
+    link_header,
     parse_fields,
     parse_sort,
-    selectable,
 )
 
 SECRET = "test-secret-of-at-least-thirty-two-characters"

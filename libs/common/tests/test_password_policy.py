@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tripline_common.errors import UnprocessableError
-from tripline_common.password_policy import (
-    PASSWORD_MAX_LENGTH,
-    PASSWORD_MIN_LENGTH,
-    check_new_password,
-    password_problem,
-)
+from tripline_common.platform import UnprocessableError
+from tripline_common.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, check_new_password
+from tripline_common.security.password_policy import password_problem
 
 EMAIL = "ada.lovelace@example.com"
 

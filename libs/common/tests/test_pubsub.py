@@ -10,13 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from tripline_common.pubsub import (
-    AlertData,
-    AlertEvent,
-    alert_channel,
-    listen_alerts,
-    publish_alert,
-)
+from tripline_common.messaging import AlertData, AlertEvent, listen_alerts, publish_alert
+from tripline_common.messaging.pubsub import alert_channel
 
 
 def alert_event(owner_id: uuid.UUID) -> AlertEvent:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tripline_common.server import DrainingServer, serve
+from tripline_common.web import serve
+from tripline_common.web.server import DrainingServer
 from tripline_devstack import free_port
 
 EXPECTED = {

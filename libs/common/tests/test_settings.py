@@ -7,7 +7,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from tripline_common.settings import DEFAULT_SECRET_KEY, CommonSettings, Environment
+from tripline_common.platform import CommonSettings, Environment
+from tripline_common.platform.settings import DEFAULT_SECRET_KEY
 
 GOOD_SECRET = "s" * 48
 

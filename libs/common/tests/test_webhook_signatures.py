@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from tripline_common.webhooks import (
+from tripline_common.messaging import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     compute_signature,

@@ -16,10 +16,8 @@ from fastapi import FastAPI
 from tripline_admin.console.security import cookie_name, csrf_token, sign
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
-from tripline_common.apikeys import issue_api_key
-from tripline_common.auth.service import open_session
-from tripline_common.models import Device, SessionKind, User, UserRole
-from tripline_common.passwords import hash_password
+from tripline_common.data.models import Device, SessionKind, User, UserRole
+from tripline_common.security import hash_password, issue_api_key, open_session
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.routing import iter_route_contexts
 
-from tripline_common.audit import AuditActor, AuditOrigin, record
+from tripline_common.data import AuditActor, AuditOrigin
+from tripline_common.data.audit import record
 
 
 async def seed(session_factory, operator, count: int = 3) -> None:

@@ -12,7 +12,7 @@ from admin_helpers import PASSWORD, form_token
 from sqlalchemy import select
 
 from tripline_admin.console.security import cookie_name
-from tripline_common.models import AuditLogEntry, AuthSession, SessionKind, UserRole
+from tripline_common.data.models import AuditLogEntry, AuthSession, SessionKind, UserRole
 
 
 def set_cookie_headers(response) -> dict[str, str]:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
-from tripline_common.models import Device
+from tripline_common.data.models import Device
 
 PUBLIC_WEB_APP = "https://app.example"
 EVIL = "https://evil.example"

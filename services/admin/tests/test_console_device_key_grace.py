@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from tripline_common.models import AuditLogEntry, Device
+from tripline_common.data.models import AuditLogEntry, Device
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 

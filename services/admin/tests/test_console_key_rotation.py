@@ -15,8 +15,8 @@ from admin_helpers import PASSWORD, form_token
 from tripline_admin.console.security import cookie_name, csrf_token, sign
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
-from tripline_common.auth.service import open_session
-from tripline_common.models import SessionKind
+from tripline_common.data.models import SessionKind
+from tripline_common.security import open_session
 
 OLD_KEY = "old-console-key-" + "o" * 32
 NEW_KEY = "new-console-key-" + "n" * 32

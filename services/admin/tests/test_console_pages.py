@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from tripline_common.jobs import job_arq_id
-from tripline_common.models import (
+from tripline_common.data import job_arq_id
+from tripline_common.data.models import (
     Alert,
     AlertRule,
     AuditLogEntry,

@@ -16,10 +16,10 @@ from tripline_admin.console.app import CONSOLE_CSP
 from tripline_admin.console.rendering import STATIC_DIR, TEMPLATES_DIR, static_url
 from tripline_admin.console.security import cookie_name
 from tripline_admin.settings import AdminSettings
-from tripline_common.apikeys import issue_api_key
-from tripline_common.audit import AuditActor, AuditOrigin, record
-from tripline_common.jobs import job_arq_id
-from tripline_common.models import AuditLogEntry, AuthSession, Device, Job, JobStatus, User
+from tripline_common.data import AuditActor, AuditOrigin, job_arq_id
+from tripline_common.data.audit import record
+from tripline_common.data.models import AuditLogEntry, AuthSession, Device, Job, JobStatus, User
+from tripline_common.security import issue_api_key
 
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

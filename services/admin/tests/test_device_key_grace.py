@@ -14,8 +14,8 @@ from sqlalchemy import select, text
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.auth.service import open_session
-from tripline_common.models import AuditLogEntry, Device, User
+from tripline_common.data.models import AuditLogEntry, Device, User
+from tripline_common.security import open_session
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 

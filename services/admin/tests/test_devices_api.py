@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from tripline_common.apikeys import hash_api_key
-from tripline_common.models import AuditLogEntry, Device
+from tripline_common.data.models import AuditLogEntry, Device
+from tripline_common.security import hash_api_key
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 

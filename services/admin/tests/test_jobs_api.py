@@ -11,8 +11,8 @@ from arq.jobs import deserialize_job
 from arq.worker import Worker, func
 from sqlalchemy import select
 
-from tripline_common.jobs import job_arq_id, mark_job_running
-from tripline_common.models import (
+from tripline_common.data import job_arq_id, mark_job_running
+from tripline_common.data.models import (
     AuditLogEntry,
     BatchStatus,
     Device,
@@ -20,7 +20,7 @@ from tripline_common.models import (
     JobStatus,
     TelemetryBatch,
 )
-from tripline_common.queue import create_redis
+from tripline_common.messaging import create_redis
 
 
 async def boom(ctx, n: int, request_id: str | None = None) -> None:

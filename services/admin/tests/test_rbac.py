@@ -13,8 +13,8 @@ from enum import StrEnum
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from tripline_common.apikeys import issue_api_key
-from tripline_common.models import Device, UserRole
+from tripline_common.data.models import Device, UserRole
+from tripline_common.security import issue_api_key
 
 
 class Access(StrEnum):

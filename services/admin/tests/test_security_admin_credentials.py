@@ -17,8 +17,8 @@ from admin_helpers import PASSWORD, form_token
 from sqlalchemy import select
 
 from tripline_admin.console.security import cookie_name, sign
-from tripline_common.auth.tokens import ALGORITHM
-from tripline_common.models import AuthSession, UserRole
+from tripline_common.data.models import AuthSession, UserRole
+from tripline_common.security.auth.tokens import ALGORITHM
 
 
 def claims(token: str) -> dict[str, Any]:

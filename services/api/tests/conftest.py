@@ -12,11 +12,10 @@ import pytest
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.accounts import SEND_ACCOUNT_MAIL
-from tripline_common.auth.service import open_session
-from tripline_common.models import User, UserRole
-from tripline_common.passwords import hash_password
-from tripline_common.queue import create_redis
+from tripline_common.data import SEND_ACCOUNT_MAIL
+from tripline_common.data.models import User, UserRole
+from tripline_common.messaging import create_redis
+from tripline_common.security import hash_password, open_session
 
 PASSWORD = "correct horse battery"
 

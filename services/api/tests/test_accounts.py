@@ -16,10 +16,10 @@ from sqlalchemy import delete, select, update
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common import passwords
-from tripline_common.db import create_engine, create_session_factory
-from tripline_common.models import AccountToken, AuthSession, User
-from tripline_common.passwords import ACCOUNT_HASH_SLOTS, hash_password
+from tripline_common.data import create_engine, create_session_factory
+from tripline_common.data.models import AccountToken, AuthSession, User
+from tripline_common.security import hash_password, passwords
+from tripline_common.security.passwords import ACCOUNT_HASH_SLOTS
 from tripline_devstack import DevMailServer
 
 PASSWORD = "correct horse battery"  # The password `make_user` (conftest.py) gives users.

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from trip_factories import START, store_trips
 
-from tripline_common.models import Alert, AlertRule, AlertStatus, User
+from tripline_common.data.models import Alert, AlertRule, AlertStatus, User
 
 
 @pytest.fixture

@@ -30,11 +30,10 @@ from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManage
 from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.auth.service import open_session, revoke_session
-from tripline_common.auth.tokens import create_access_token
-from tripline_common.health import Lifecycle
-from tripline_common.models import Alert, AlertRule, User
-from tripline_common.pubsub import AlertData, AlertEvent, publish_alert
+from tripline_common.data.models import Alert, AlertRule, User
+from tripline_common.messaging import AlertData, AlertEvent, publish_alert
+from tripline_common.security import create_access_token, open_session, revoke_session
+from tripline_common.web import Lifecycle
 from tripline_devstack import free_port
 
 WAIT = 10.0

@@ -21,8 +21,8 @@ from websockets.asyncio.client import connect
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.auth.service import open_session
-from tripline_common.models import User
+from tripline_common.data.models import User
+from tripline_common.security import open_session
 
 WAIT = 10.0
 CONNECTIONS = "tripline_api_realtime_connections"

@@ -11,11 +11,10 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from tripline_api.settings import ApiSettings
-from tripline_common.app import create_app
-from tripline_common.auth import service
-from tripline_common.auth.deps import OperatorUser
-from tripline_common.auth.tokens import ALGORITHM
-from tripline_common.models import AuthSession, UserRole
+from tripline_common.data.models import AuthSession, UserRole
+from tripline_common.security.auth import service
+from tripline_common.security.auth.tokens import ALGORITHM
+from tripline_common.web import OperatorUser, create_app
 
 PASSWORD = "correct horse battery"  # The password `make_user` (conftest.py) gives users.
 

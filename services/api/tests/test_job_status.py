@@ -6,10 +6,9 @@ import uuid
 
 import pytest
 
-from tripline_common.db import unit_of_work
-from tripline_common.jobs import create_job
-from tripline_common.models import Job
-from tripline_common.queue import JobQueue, create_redis
+from tripline_common.data import create_job, unit_of_work
+from tripline_common.data.models import Job
+from tripline_common.messaging import JobQueue, create_redis
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.auth.service import open_session
-from tripline_common.auth.tokens import ALGORITHM
+from tripline_common.security import open_session
+from tripline_common.security.auth.tokens import ALGORITHM
 
 OLD_KEY = "old-secret-key-" + "o" * 32
 NEW_KEY = "new-secret-key-" + "n" * 32

@@ -17,10 +17,9 @@ from sqlalchemy import select
 from trip_factories import START, store_device, store_trips, trip_body, trip_body_v2
 
 from tripline_api.main import create_api_app
-from tripline_common.db import unit_of_work
-from tripline_common.jobs import create_job
-from tripline_common.models import Alert, AlertRule, AuthSession, User
-from tripline_common.queue import JobQueue, create_redis
+from tripline_common.data import create_job, unit_of_work
+from tripline_common.data.models import Alert, AlertRule, AuthSession, User
+from tripline_common.messaging import JobQueue, create_redis
 
 # The routes anyone may call: probes, the API's docs, registration, the two token exchanges and
 # the account routes that a mailed single-use token authorises (verification, password reset).

@@ -9,7 +9,7 @@ import re
 import pytest
 from pwdlib import PasswordHash
 
-from tripline_common import passwords
+from tripline_common.security import passwords
 
 
 @pytest.fixture

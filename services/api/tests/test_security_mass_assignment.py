@@ -12,7 +12,7 @@ from trip_factories import trip_body, trip_body_v2
 
 from tripline_admin.main import create_admin_app
 from tripline_api.main import create_api_app
-from tripline_common.models import Device, Trip, User, WebhookEndpoint
+from tripline_common.data.models import Device, Trip, User, WebhookEndpoint
 from tripline_ingest.main import create_ingest_app
 
 OTHER_ID = "0b8f5a4e-3c1d-4f7a-9e2b-6d5c4b3a2f10"

@@ -14,7 +14,7 @@ from trip_factories import missing_id, store_device, trip_body
 
 from tripline_api.slots import take_slot
 from tripline_api.trip_files import service
-from tripline_common.models import TelemetryBatch, TelemetryEvent
+from tripline_common.data.models import TelemetryBatch, TelemetryEvent
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from trip_factories import START, missing_id, store_device, trip_body, trip_body
 
 from tripline_api.trips import service
 from tripline_api.trips.drafts import TripDraft
-from tripline_common.models import Trip
+from tripline_common.data.models import Trip
 
 
 @pytest.fixture

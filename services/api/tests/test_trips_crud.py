@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from trip_factories import count_raw_queries, missing_id, store_device, trip_body
 
-from tripline_common.models import Trip, Waypoint
+from tripline_common.data.models import Trip, Waypoint
 
 
 @pytest.fixture

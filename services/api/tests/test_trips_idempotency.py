@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from trip_factories import missing_id, trip_body
 
-from tripline_common.idempotency import IDEMPOTENCY_TTL_SECONDS
-from tripline_common.models import AuthSession, Trip
+from tripline_common.data.models import AuthSession, Trip
+from tripline_common.web.idempotency import IDEMPOTENCY_TTL_SECONDS
 
 
 @pytest.fixture

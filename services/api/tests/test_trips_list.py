@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from trip_factories import START, count_queries, count_raw_queries, store_device, store_trips
 
-from tripline_common.pagination import Cursor, CursorCodec
+from tripline_common.web.pagination import Cursor, CursorCodec
 
 
 @pytest.fixture

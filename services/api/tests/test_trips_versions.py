@@ -11,7 +11,7 @@ import pytest
 from trip_factories import store_trips, trip_body, trip_body_v2
 
 from tripline_api.trips.deprecation import DEPRECATED_AT, SUNSET_AT
-from tripline_common.models import TripStatus
+from tripline_common.data.models import TripStatus
 
 
 @pytest.fixture

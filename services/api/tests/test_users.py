@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.models import User, UserRole
+from tripline_common.data.models import User, UserRole
 
 
 @pytest.fixture

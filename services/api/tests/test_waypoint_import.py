@@ -9,8 +9,8 @@ from sqlalchemy import select
 from trip_factories import missing_id, trip_body
 
 from tripline_api.settings import ApiSettings
-from tripline_common.models import Job, JobStatus, Waypoint
-from tripline_common.queue import JobQueue, create_redis
+from tripline_common.data.models import Job, JobStatus, Waypoint
+from tripline_common.messaging import JobQueue, create_redis
 from tripline_worker.jobs.waypoint_import import import_waypoints
 
 GOOD_CSV = b"lat,lon,name\n52.1,13.1,First stop\n52.2,13.2,\n52.3,13.3,Last stop\n"

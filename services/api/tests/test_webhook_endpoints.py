@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.auth.service import open_session
-from tripline_common.models import WebhookEndpoint
+from tripline_common.data.models import WebhookEndpoint
+from tripline_common.security import open_session
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tripline_common.models import Device, Trip, TripStatus, User, Waypoint
+from tripline_common.data.models import Device, Trip, TripStatus, User, Waypoint
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 

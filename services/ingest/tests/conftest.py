@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from tripline_common.apikeys import issue_api_key
-from tripline_common.models import Device, User
+from tripline_common.data.models import Device, User
+from tripline_common.security import issue_api_key
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import event, func, select
 
-from tripline_common.apikeys import issue_api_key
-from tripline_common.models import Device, TelemetryBatch, User
+from tripline_common.data.models import Device, TelemetryBatch, User
+from tripline_common.security import issue_api_key
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 
-from tripline_common.models import TelemetryBatch
+from tripline_common.data.models import TelemetryBatch
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 

@@ -12,8 +12,8 @@ import pytest
 from arq.jobs import deserialize_job
 from sqlalchemy import func, select
 
-from tripline_common.apikeys import issue_api_key
-from tripline_common.models import Device, TelemetryBatch, TelemetryEvent, User
+from tripline_common.data.models import Device, TelemetryBatch, TelemetryEvent, User
+from tripline_common.security import issue_api_key
 from tripline_devstack import free_port
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings

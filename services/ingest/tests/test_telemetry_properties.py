@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from tripline_common.models import TelemetryBatch, TelemetryEvent
+from tripline_common.data.models import TelemetryBatch, TelemetryEvent
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 

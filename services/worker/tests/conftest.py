@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from worker_factories import DESTINATION, ORIGIN, WANNSEE, Owner
 
-from tripline_common.models import (
+from tripline_common.data.models import (
     Device,
     TelemetryBatch,
     TelemetryEvent,
@@ -26,7 +26,7 @@ from tripline_common.models import (
     Waypoint,
     WebhookEndpoint,
 )
-from tripline_common.queue import JobQueue, create_redis
+from tripline_common.messaging import JobQueue, create_redis
 from tripline_worker.metrics import JobMetrics
 from tripline_worker.settings import WorkerServiceSettings
 from tripline_worker.webhooks.delivery import webhook_client

@@ -9,9 +9,9 @@ import pytest
 from arq import Retry
 from pydantic import ValidationError
 
-from tripline_common.accounts import AccountMail
-from tripline_common.auth.tokens import hash_token
-from tripline_common.models import AccountToken, AccountTokenPurpose, User
+from tripline_common.data import AccountMail
+from tripline_common.data.models import AccountToken, AccountTokenPurpose, User
+from tripline_common.security import hash_token
 from tripline_devstack import free_port
 from tripline_worker.jobs.account_mail import send_account_mail
 from tripline_worker.settings import WorkerServiceSettings

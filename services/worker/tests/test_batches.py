@@ -10,8 +10,7 @@ from arq.jobs import deserialize_job
 from sqlalchemy import func, select, update
 from worker_factories import DESTINATION, WANNSEE, along_route, job, window_aligned
 
-from tripline_common.geo import haversine_m
-from tripline_common.models import (
+from tripline_common.data.models import (
     Alert,
     AlertRule,
     BatchStatus,
@@ -21,7 +20,8 @@ from tripline_common.models import (
     TripStatus,
     WebhookDelivery,
 )
-from tripline_common.pubsub import listen_alerts
+from tripline_common.messaging import listen_alerts
+from tripline_worker.geo import haversine_m
 
 process = job("process_batch")
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from worker_factories import along_route, job
 
-from tripline_common.models import (
+from tripline_common.data.models import (
     Alert,
     AlertRule,
     AuthSession,

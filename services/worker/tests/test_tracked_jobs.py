@@ -9,9 +9,8 @@ from arq.jobs import deserialize_job
 from sqlalchemy import update
 from worker_factories import job
 
-from tripline_common.db import unit_of_work
-from tripline_common.jobs import create_job, get_job
-from tripline_common.models import Job, JobStatus
+from tripline_common.data import create_job, get_job, unit_of_work
+from tripline_common.data.models import Job, JobStatus
 from tripline_worker.jobs.tracking import report_progress, tracked_job
 
 

@@ -16,9 +16,9 @@ from worker_factories import along_route, job, window_aligned
 
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
-from tripline_common.auth.service import open_session
-from tripline_common.models import DeliveryStatus, User, WebhookDelivery, WebhookEndpoint
-from tripline_common.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from tripline_common.data.models import DeliveryStatus, User, WebhookDelivery, WebhookEndpoint
+from tripline_common.messaging import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from tripline_common.security import open_session
 
 OLD_SECRET = "whsec_the-secret-before-rotation"
 

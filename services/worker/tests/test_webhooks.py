@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from structlog.testing import capture_logs
 from worker_factories import along_route, job, window_aligned
 
-from tripline_common.egress import system_resolver
-from tripline_common.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from tripline_common.webhooks import verify_signature
+from tripline_common.data.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from tripline_common.messaging import verify_signature
+from tripline_common.security import system_resolver
 from tripline_worker.webhooks.delivery import webhook_client
 
 SECRET = "whsec_receiver-secret"

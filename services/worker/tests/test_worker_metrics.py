@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from worker_factories import along_route, job, window_aligned
 
-from tripline_common.models import WebhookDelivery
-from tripline_common.queue import create_redis
+from tripline_common.data.models import WebhookDelivery
+from tripline_common.messaging import create_redis
 from tripline_worker.main import create_worker_app
 from tripline_worker.metrics import JobMetrics, QueueMonitor, instrumented
 

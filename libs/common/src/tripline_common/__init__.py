@@ -1,0 +1,13 @@
+"""Tripline's shared library, in floors: each imports only the floors below it.
+
+- `platform`: settings, logging, request IDs, metrics, Sentry, the error shape;
+- `messaging`: the job queue, pub/sub, webhook signatures;
+- `data`: sessions and pools, tables (`data.models`), cache, audit, job rows;
+- `security`: tokens and sessions, API keys, passwords, rate limits, egress guard;
+- `web`: the app factory, dependencies, middleware, pagination, idempotency.
+
+Import public names from a floor's front door (`from tripline_common.data import
+unit_of_work`); a module path is for internals a test pokes at. `migrations/` stays beside the
+floors, not in one: it is a tool with its own console entry point (`tripline-migrate`), named
+by the images, the chart and the Tiltfile, and it may use every floor.
+"""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripline_common.auth.deps import AdminUser, OperatorUser
-from tripline_common.errors import ErrorResponse
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import AdminUser, OperatorUser
 
 # The same dependency object as in `OperatorUser`, so FastAPI resolves it once per request even
 # when a handler also asks for the operator.

@@ -15,8 +15,7 @@ from tripline_admin.overview.router import router as overview_router
 from tripline_admin.queues.router import router as queues_router
 from tripline_admin.settings import AdminSettings
 from tripline_admin.users.router import router as users_router
-from tripline_common.app import create_app
-from tripline_common.server import serve
+from tripline_common.web import create_app, serve
 
 TAGS = [
     {"name": "overview", "description": "Counts, queue health, open alerts, recent failures."},

@@ -6,7 +6,7 @@ from typing import Any, Self
 
 from pydantic import Field, model_validator
 
-from tripline_common.settings import CommonSettings, Environment
+from tripline_common.platform import CommonSettings, Environment
 
 _PRODUCTION_LIKE = {Environment.STAGING.value, Environment.PROD.value}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 from redis.asyncio import Redis
 
-from tripline_common.errors import RateLimitedError
-from tripline_common.ratelimit import enforce_rate_limit
+from tripline_common.platform import RateLimitedError
+from tripline_common.security import enforce_rate_limit
 
 
 async def enforce_limits(

@@ -21,8 +21,7 @@ from tripline_api.trips.router_v2 import router as trips_v2_router
 from tripline_api.trips.schemas_v2 import BREAKING_CHANGE as TRIPS_V2_CHANGE
 from tripline_api.users.router import router as users_router
 from tripline_api.webhooks.router import router as webhooks_router
-from tripline_common.app import create_app
-from tripline_common.server import serve
+from tripline_common.web import create_app, serve
 
 TAGS = [
     {"name": "auth", "description": "Log in, refresh, log out, and manage sessions."},

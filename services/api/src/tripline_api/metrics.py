@@ -10,7 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tripline_api.alerts_stream.manager import TRANSPORTS, ConnectionManager
-from tripline_common.app import Resources
+from tripline_common.web import Resources
 
 
 class ApiMetrics:

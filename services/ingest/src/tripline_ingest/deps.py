@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from tripline_common.deps import SessionDep, client_address
-from tripline_common.errors import RateLimitedError
+from tripline_common.platform import RateLimitedError
+from tripline_common.web import SessionDep, client_address
 from tripline_ingest.devices import AuthenticatedDevice, authenticate_device
 from tripline_ingest.state import IngestState
 from tripline_ingest.telemetry.body import RATE_LIMIT_SCOPE_KEY, parse_batch, read_body

@@ -15,10 +15,9 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.apikeys import hash_api_key
-from tripline_common.errors import UnauthorizedError
-from tripline_common.models import Device
-from tripline_common.ratelimit import count_hit, enforce_rate_limit, ensure_under_limit
+from tripline_common.data.models import Device
+from tripline_common.platform import UnauthorizedError
+from tripline_common.security import count_hit, enforce_rate_limit, ensure_under_limit, hash_api_key
 
 log = structlog.get_logger("tripline.ingest.devices")
 

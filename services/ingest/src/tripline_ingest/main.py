@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tripline_common.app import Resources, create_app
-from tripline_common.server import serve
+from tripline_common.web import Resources, create_app, serve
 from tripline_ingest.settings import IngestSettings
 from tripline_ingest.state import IngestState
 from tripline_ingest.telemetry.refusals import RefusalCounter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings
 
 
 class IngestSettings(CommonSettings):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 
-from tripline_common.app import Resources
+from tripline_common.web import Resources
 from tripline_ingest.devices import DeviceKeyCache, DeviceRateLimiter, FailedLookupLimiter
 from tripline_ingest.settings import IngestSettings
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tripline_common.app import Resources, create_app
-from tripline_common.server import serve
+from tripline_common.web import Resources, create_app, serve
 from tripline_worker.metrics import JobMetrics
 from tripline_worker.runner import ArqRunner
 from tripline_worker.settings import WorkerServiceSettings

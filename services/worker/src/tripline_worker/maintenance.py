@@ -9,8 +9,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select
 from sqlmodel import col
 
-from tripline_common.db import SessionFactory
-from tripline_common.models import AuthSession, BatchStatus, TelemetryBatch
+from tripline_common.data import SessionFactory
+from tripline_common.data.models import AuthSession, BatchStatus, TelemetryBatch
 
 
 async def purge_old_telemetry(

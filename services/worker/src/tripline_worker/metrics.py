@@ -15,8 +15,8 @@ from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
-from tripline_common.models import AlertRule
-from tripline_common.queue import queue_stats
+from tripline_common.data.models import AlertRule
+from tripline_common.messaging import queue_stats
 
 log = structlog.get_logger("tripline.worker.metrics")
 

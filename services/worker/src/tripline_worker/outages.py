@@ -11,7 +11,7 @@ from arq import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tripline_common.db import is_transient_db_error
+from tripline_common.data import is_transient_db_error
 
 log = structlog.get_logger("tripline.worker")
 

@@ -15,10 +15,10 @@ from arq import cron
 from arq.cron import CronJob
 from arq.worker import Function, Worker, func
 
-from tripline_common.accounts import SEND_ACCOUNT_MAIL
-from tripline_common.app import Resources
-from tripline_common.queue import DELIVER_WEBHOOK, PROCESS_BATCH, traced_job
-from tripline_common.sentry import report_job_failures
+from tripline_common.data import SEND_ACCOUNT_MAIL
+from tripline_common.messaging import DELIVER_WEBHOOK, PROCESS_BATCH, traced_job
+from tripline_common.platform import report_job_failures
+from tripline_common.web import Resources
 from tripline_worker.jobs.account_mail import send_account_mail
 from tripline_worker.jobs.batches import process_batch, requeue_stuck_batches
 from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry, requeue_stuck_jobs

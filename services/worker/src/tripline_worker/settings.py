@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from tripline_common.settings import CommonSettings
+from tripline_common.platform import CommonSettings
 
 
 def _default_worker_name() -> str:

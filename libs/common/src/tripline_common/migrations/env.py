@@ -10,12 +10,12 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
+from tripline_common.data.models import metadata
 from tripline_common.migrations.runner import (
     DATABASE_URL_ATTRIBUTE,
     create_migration_engine,
     database_url,
 )
-from tripline_common.models import metadata
 
 config = context.config
 target_metadata = metadata

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tripline_common.settings import CommonSettings
+from tripline_common.platform.settings import CommonSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 """Alembic's `script_location`: `env.py`, `script.py.mako` and `versions/` live here."""

@@ -1,5 +1,5 @@
 """`/v1/audit-log`: read the audit log. There is deliberately no route that writes, edits or
-deletes entries; they are written by the actions themselves (`tripline_common.audit`)."""
+deletes entries; they are written by the actions themselves (`tripline_common.data.audit`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from tripline_admin.access import INVALID_LIST_QUERY
 from tripline_admin.audit import service
 from tripline_admin.audit.schemas import AuditFilters, AuditPage
-from tripline_common.deps import SessionDep
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.web import PageParams, SessionDep, page_params
 
 router = APIRouter(prefix="/audit-log", tags=["audit"])
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from tripline_common.pagination import Page, selectable
+from tripline_common.web import Page, selectable
 
 _ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
 

@@ -1,4 +1,4 @@
-"""Reading the audit log (writing is `tripline_common.audit.record`; nothing edits it)."""
+"""Reading the audit log (writing is `tripline_common.data.audit.record`; nothing edits it)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from sqlmodel import col, select
 
 from tripline_admin.audit.schemas import AuditFilters
 from tripline_admin.search import as_uuid, like_pattern
-from tripline_common.models import AuditLogEntry
-from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
+from tripline_common.data.models import AuditLogEntry
+from tripline_common.web import PageParams, PageResult, SortSpec, fetch_page
 
 AUDIT_SORT = SortSpec(
     columns={"created_at": col(AuditLogEntry.created_at)},

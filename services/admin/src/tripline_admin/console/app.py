@@ -18,7 +18,7 @@ from starlette.types import Scope
 from tripline_admin.console.pages import audit, auth, devices, jobs, overview, users
 from tripline_admin.console.rendering import STATIC_DIR, STATIC_URL, render
 from tripline_admin.console.security import ConsoleLoginRequired, verify_csrf
-from tripline_common.errors import AppError, allowed_methods
+from tripline_common.platform import AppError, allowed_methods
 
 CONSOLE_PREFIX = "/console"
 

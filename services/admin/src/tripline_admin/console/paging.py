@@ -1,4 +1,4 @@
-"""Pagination of the console's tables, on the shared helper (`tripline_common.pagination`)."""
+"""Pagination of the console's tables, on the shared helper (`tripline_common.web.pagination`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from tripline_common.pagination import Page, PageParams, PageResult, SortSpec, page_params
+from tripline_common.web import Page, PageParams, PageResult, SortSpec, page_params
 
 PAGE_SIZE = 25
 

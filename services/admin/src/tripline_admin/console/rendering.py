@@ -24,8 +24,8 @@ from tripline_admin.console.security import (
     unsign,
 )
 from tripline_admin.settings import AdminSettings
-from tripline_common.auth.service import Principal
-from tripline_common.models import UserRole
+from tripline_common.data.models import UserRole
+from tripline_common.security import Principal
 
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"

@@ -15,11 +15,11 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.responses import Response
 
 from tripline_admin.settings import AdminSettings
-from tripline_common.auth.service import Principal, live_session_sql
-from tripline_common.deps import PgDep
-from tripline_common.errors import ForbiddenError
-from tripline_common.models import UserRole
-from tripline_common.pg import PgExecutor
+from tripline_common.data import PgExecutor
+from tripline_common.data.models import UserRole
+from tripline_common.platform import ForbiddenError
+from tripline_common.security import Principal, live_session_sql
+from tripline_common.web import PgDep
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STAFF = frozenset({UserRole.OPERATOR, UserRole.ADMIN})

@@ -19,12 +19,16 @@ from sqlmodel import col, select
 
 from tripline_admin.console.security import STAFF
 from tripline_admin.settings import AdminSettings
-from tripline_common import audit
-from tripline_common.audit import AuditActor, AuditOrigin
-from tripline_common.auth.service import Principal, authenticate, open_session, revoke_session
-from tripline_common.errors import ForbiddenError, UnauthorizedError
-from tripline_common.models import AuthSession, SessionKind, User
-from tripline_common.ratelimit import admit_login_attempt
+from tripline_common.data import AuditActor, AuditOrigin, audit
+from tripline_common.data.models import AuthSession, SessionKind, User
+from tripline_common.platform import ForbiddenError, UnauthorizedError
+from tripline_common.security import (
+    Principal,
+    admit_login_attempt,
+    authenticate,
+    open_session,
+    revoke_session,
+)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tripline_common.pagination import Page, selectable
-from tripline_common.secret_fields import SecretValue
+from tripline_common.security import SecretValue
+from tripline_common.web import Page, selectable
 
 
 class DeviceState(StrEnum):

@@ -1,10 +1,10 @@
 """Operators' work on devices: list, issue a device with a key, rotate its key, revoke it.
 
 A key is shown once, when it is issued: only its SHA-256 hash and a short prefix are stored
-(`tripline_common.apikeys`). Ingest looks keys up by hash, so a revoked key is refused as soon
-as ingest's short key cache (`DEVICE_KEY_CACHE_TTL_SECONDS`) forgets it. A rotation may keep
-the replaced key valid for a grace period (`grace_seconds`), so that a fleet can move to the
-new key without a failed upload; with no grace the old key goes like a revoked one. Every
+(`tripline_common.security.apikeys`). Ingest looks keys up by hash, so a revoked key is refused
+as soon as ingest's short key cache (`DEVICE_KEY_CACHE_TTL_SECONDS`) forgets it. A rotation may
+keep the replaced key valid for a grace period (`grace_seconds`), so that a fleet can move to
+the new key without a failed upload; with no grace the old key goes like a revoked one. Every
 change is audited (never with the key itself).
 """
 
@@ -21,13 +21,11 @@ from sqlmodel import col, select
 from tripline_admin.devices.schemas import DeviceFilters, DeviceState
 from tripline_admin.search import as_uuid, like_pattern
 from tripline_admin.users.service import get_user
-from tripline_common import audit
-from tripline_common.apikeys import issue_api_key
-from tripline_common.audit import AuditActor, AuditOrigin
-from tripline_common.auth.service import Principal
-from tripline_common.errors import ConflictError, NotFoundError
-from tripline_common.models import Device, User
-from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
+from tripline_common.data import AuditActor, AuditOrigin, audit
+from tripline_common.data.models import Device, User
+from tripline_common.platform import ConflictError, NotFoundError
+from tripline_common.security import Principal, issue_api_key
+from tripline_common.web import PageParams, PageResult, SortSpec, fetch_page
 
 DEVICE_SORT = SortSpec(
     columns={"created_at": col(Device.created_at), "name": col(Device.name)},

@@ -18,10 +18,16 @@ from tripline_admin.jobs.schemas import (
     JobPage,
     RetryAccepted,
 )
-from tripline_common.audit import AuditOriginDep
-from tripline_common.auth.deps import OperatorUser
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.data import AuditOriginDep
+from tripline_common.web import (
+    OperatorUser,
+    PageParams,
+    QueueDep,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    page_params,
+)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 failures_router = APIRouter(prefix="/failures", tags=["jobs"])

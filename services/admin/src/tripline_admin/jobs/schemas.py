@@ -8,8 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.models import JobStatus
-from tripline_common.pagination import Page, selectable
+from tripline_common.data.models import JobStatus
+from tripline_common.web import Page, selectable
 
 
 class JobFilters(BaseModel):

@@ -3,7 +3,7 @@
 What is recorded where, and so what an operator can honestly be shown:
 
 - **Tracked jobs** (`jobs` table: imports, exports) are durable. Their status is the authority:
-  the worker will not start a job that is no longer `queued` (`tripline_common.jobs.
+  the worker will not start a job that is no longer `queued` (`tripline_common.data.jobs.
   mark_job_running`), so cancelling is a row update (plus removing the job from the Redis queue
   so it is not even picked up), and retrying a failed one puts it back to `queued`.
 - **Telemetry batches** the worker gave up on (`telemetry_batches.status = failed`) are durable
@@ -37,15 +37,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from tripline_admin.jobs.schemas import Failure, FailureSource, JobFilters, RetryAccepted
-from tripline_common import audit
-from tripline_common.audit import AuditActor, AuditOrigin
-from tripline_common.auth.service import Principal
-from tripline_common.correlation import get_request_id
-from tripline_common.errors import ConflictError, NotFoundError
-from tripline_common.jobs import job_arq_id
-from tripline_common.models import BatchStatus, Job, JobStatus, TelemetryBatch
-from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
-from tripline_common.queue import PROCESS_BATCH, REQUEST_ID_KWARG, JobQueue, process_batch_job_id
+from tripline_common.data import AuditActor, AuditOrigin, audit, job_arq_id
+from tripline_common.data.models import BatchStatus, Job, JobStatus, TelemetryBatch
+from tripline_common.messaging import (
+    PROCESS_BATCH,
+    REQUEST_ID_KWARG,
+    JobQueue,
+    process_batch_job_id,
+)
+from tripline_common.platform import ConflictError, NotFoundError, get_request_id
+from tripline_common.security import Principal
+from tripline_common.web import PageParams, PageResult, SortSpec, fetch_page
 
 JOB_SORT = SortSpec(
     columns={"created_at": col(Job.created_at)}, tiebreaker=col(Job.id), default="-created_at"

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from tripline_admin.overview import service
 from tripline_admin.overview.schemas import Overview
-from tripline_common.deps import RedisDep, SessionDep, SettingsDep
+from tripline_common.web import RedisDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/overview", tags=["overview"])
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tripline_admin.jobs.schemas import Failure
 from tripline_admin.queues.schemas import QueueStats
-from tripline_common.models import AlertRule, AlertSeverity
+from tripline_common.data.models import AlertRule, AlertSeverity
 
 
 class Counts(BaseModel):

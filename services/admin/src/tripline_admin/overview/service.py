@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from tripline_admin.jobs.service import recent_failures
 from tripline_admin.overview.schemas import Counts, Overview, RecentAlert
 from tripline_admin.queues.schemas import QueueStats
-from tripline_common.models import (
+from tripline_common.data.models import (
     Alert,
     AlertStatus,
     AuthSession,
@@ -26,7 +26,7 @@ from tripline_common.models import (
     User,
     UserRole,
 )
-from tripline_common.queue import queue_stats
+from tripline_common.messaging import queue_stats
 
 
 def _count(model: Any, *conditions: Any) -> Any:

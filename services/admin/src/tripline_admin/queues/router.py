@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tripline_admin.queues.schemas import QueueStats
-from tripline_common.deps import RedisDep, SettingsDep
-from tripline_common.queue import queue_stats
+from tripline_common.messaging import queue_stats
+from tripline_common.web import RedisDep, SettingsDep
 
 router = APIRouter(prefix="/queues", tags=["queues"])
 

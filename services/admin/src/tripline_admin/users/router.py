@@ -19,10 +19,8 @@ from tripline_admin.users.schemas import (
     UserFilters,
     UserPage,
 )
-from tripline_common.audit import AuditOriginDep
-from tripline_common.auth.deps import OperatorUser
-from tripline_common.deps import SessionDep
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.data import AuditOriginDep
+from tripline_common.web import OperatorUser, PageParams, SessionDep, page_params
 
 router = APIRouter(prefix="/users", tags=["users"])
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.models import AuthSession, SessionKind, UserRole
-from tripline_common.pagination import Page, selectable
+from tripline_common.data.models import AuthSession, SessionKind, UserRole
+from tripline_common.web import Page, selectable
 
 
 class UserFilters(BaseModel):

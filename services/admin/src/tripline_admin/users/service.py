@@ -16,12 +16,11 @@ from sqlmodel import col, select
 
 from tripline_admin.search import as_uuid, like_pattern
 from tripline_admin.users.schemas import UserFilters
-from tripline_common import audit
-from tripline_common.audit import AuditActor, AuditOrigin
-from tripline_common.auth.service import Principal, list_sessions, revoke_session
-from tripline_common.errors import ForbiddenError, NotFoundError
-from tripline_common.models import AuthSession, User, UserRole
-from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
+from tripline_common.data import AuditActor, AuditOrigin, audit
+from tripline_common.data.models import AuthSession, User, UserRole
+from tripline_common.platform import ForbiddenError, NotFoundError
+from tripline_common.security import Principal, list_sessions, revoke_session
+from tripline_common.web import PageParams, PageResult, SortSpec, fetch_page
 
 USER_SORT = SortSpec(
     columns={"created_at": col(User.created_at), "email": col(User.email)},

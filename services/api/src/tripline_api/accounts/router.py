@@ -19,9 +19,16 @@ from tripline_api.accounts.schemas import (
 )
 from tripline_api.limits import enforce_limits
 from tripline_api.settings import ApiSettings
-from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
-from tripline_common.errors import ErrorResponse
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import (
+    CurrentUser,
+    QueueDep,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    TokenClaims,
+    client_address,
+)
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from tripline_common.password_policy import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from tripline_common.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 PASSWORD_RULES = (
     f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters, not blank, not a commonly "

@@ -16,13 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from tripline_api.settings import ApiSettings
-from tripline_common.accounts import AccountMail, enqueue_account_mail
-from tripline_common.auth.tokens import hash_token
-from tripline_common.errors import BadRequestError, ForbiddenError, GoneError
-from tripline_common.models import AccountToken, AccountTokenPurpose, AuthSession, User
-from tripline_common.password_policy import check_new_password
-from tripline_common.passwords import HashLane, hash_password, verify_password
-from tripline_common.queue import JobQueue
+from tripline_common.data import AccountMail, enqueue_account_mail
+from tripline_common.data.models import AccountToken, AccountTokenPurpose, AuthSession, User
+from tripline_common.messaging import JobQueue
+from tripline_common.platform import BadRequestError, ForbiddenError, GoneError
+from tripline_common.security import (
+    HashLane,
+    check_new_password,
+    hash_password,
+    hash_token,
+    verify_password,
+)
 
 log = structlog.get_logger("tripline.accounts")
 

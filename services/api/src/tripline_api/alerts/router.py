@@ -15,10 +15,8 @@ from tripline_api.alerts.schemas import (
     AlertPage,
     AlertPublic,
 )
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import SessionDep
-from tripline_common.errors import ErrorResponse
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import CurrentUser, PageParams, SessionDep, page_params
 
 Responses = dict[int | str, dict[str, Any]]
 

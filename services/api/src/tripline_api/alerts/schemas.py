@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from tripline_common.correlation import get_request_id
-from tripline_common.errors import ErrorResponse
-from tripline_common.models import AlertRule, AlertSeverity, AlertStatus
-from tripline_common.pagination import Page, selectable
+from tripline_common.data.models import AlertRule, AlertSeverity, AlertStatus
+from tripline_common.platform import ErrorResponse, get_request_id
+from tripline_common.web import Page, selectable
 
 if TYPE_CHECKING:
     from tripline_api.alerts.service import AlertOutcome

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from tripline_api.alerts.schemas import AlertFilters
-from tripline_common.errors import AppError, ConflictError, NotFoundError
-from tripline_common.models import Alert, AlertStatus
-from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
+from tripline_common.data.models import Alert, AlertStatus
+from tripline_common.platform import AppError, ConflictError, NotFoundError
+from tripline_common.web import PageParams, PageResult, SortSpec, fetch_page
 
 ALERT_SORT = SortSpec(
     columns={

@@ -9,9 +9,8 @@ from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from tripline_api.alerts_stream.service import authenticate_stream, refuse_credentials_in_url
-from tripline_common.app import Resources
-from tripline_common.auth.service import Principal
-from tripline_common.auth.tokens import AccessClaims
+from tripline_common.security import AccessClaims, Principal
+from tripline_common.web import Resources
 
 # The bearer header is optional here (a ticket may stand in for it); same scheme in OpenAPI.
 _optional_bearer = OAuth2PasswordBearer(

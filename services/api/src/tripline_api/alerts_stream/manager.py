@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import structlog
 from redis.asyncio import Redis
 
-from tripline_common.health import Lifecycle
-from tripline_common.pubsub import AlertEvent, listen_alerts
+from tripline_common.messaging import AlertEvent, listen_alerts
+from tripline_common.web import Lifecycle
 
 log = structlog.get_logger("tripline.alerts_stream")
 

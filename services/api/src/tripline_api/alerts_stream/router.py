@@ -14,9 +14,8 @@ from tripline_api.alerts_stream.service import open_sse_stream, serve_websocket
 from tripline_api.alerts_stream.tickets import issue_ticket
 from tripline_api.settings import ApiSettings
 from tripline_api.streaming import ClosingStreamingResponse
-from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import RedisDep, SettingsDep
-from tripline_common.errors import ErrorResponse
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import CurrentUser, RedisDep, SettingsDep, TokenClaims
 
 router = APIRouter(prefix="/alerts", tags=["alerts-stream"])
 

@@ -42,10 +42,8 @@ from tripline_api.alerts_stream.tickets import redeem_ticket
 from tripline_api.settings import ApiSettings
 from tripline_api.slots import HeldSlot, take_held_slot
 from tripline_api.streaming import GuardedBody
-from tripline_common.app import Resources
-from tripline_common.auth.service import Principal, resolve_principal
-from tripline_common.auth.tokens import AccessClaims, decode_access_token
-from tripline_common.errors import (
+from tripline_common.messaging import AlertEvent
+from tripline_common.platform import (
     AppError,
     BadRequestError,
     RateLimitedError,
@@ -53,7 +51,8 @@ from tripline_common.errors import (
     UnauthorizedError,
     error_response,
 )
-from tripline_common.pubsub import AlertEvent
+from tripline_common.security import AccessClaims, Principal, decode_access_token, resolve_principal
+from tripline_common.web import Resources
 
 log = structlog.get_logger("tripline.alerts_stream")
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 import orjson
 from redis.asyncio import Redis
 
-from tripline_common.auth.tokens import AccessClaims, hash_token, new_opaque_token
-from tripline_common.errors import UnauthorizedError
+from tripline_common.platform import UnauthorizedError
+from tripline_common.security import AccessClaims, hash_token, new_opaque_token
 
 _KEY_PREFIX = "tripline:stream-ticket:"
 

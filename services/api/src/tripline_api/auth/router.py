@@ -9,12 +9,18 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
-from tripline_common.audit import AuditOriginDep
-from tripline_common.auth import service
-from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import RedisDep, SessionDep, SettingsDep, client_address
-from tripline_common.errors import ErrorResponse, NotFoundError, RateLimitedError
-from tripline_common.ratelimit import admit_login_attempt
+from tripline_common.data import AuditOriginDep
+from tripline_common.platform import ErrorResponse, NotFoundError, RateLimitedError
+from tripline_common.security import admit_login_attempt
+from tripline_common.security.auth import service
+from tripline_common.web import (
+    CurrentUser,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    TokenClaims,
+    client_address,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.secret_fields import SecretValue
+from tripline_common.security import SecretValue
 
 
 class TokenPair(BaseModel):

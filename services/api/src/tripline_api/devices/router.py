@@ -9,10 +9,8 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from tripline_api.devices import service
 from tripline_api.devices.schemas import DeviceCreate, DevicePage, DevicePublic, DeviceWithKey
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import SessionDep
-from tripline_common.errors import ErrorResponse
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import CurrentUser, PageParams, SessionDep, page_params
 
 Responses = dict[int | str, dict[str, Any]]
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tripline_common.names import clean_name
-from tripline_common.pagination import Page, selectable
-from tripline_common.secret_fields import SecretValue
+from tripline_common.data import clean_name
+from tripline_common.security import SecretValue
+from tripline_common.web import Page, selectable
 
 DeviceName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(clean_name)]
 

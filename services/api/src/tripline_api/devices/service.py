@@ -1,7 +1,7 @@
 """Devices: register a user's telemetry sources, issue, rotate and revoke their ingest API
 keys. Nothing here knows about HTTP.
 
-Keys come from `tripline_common.apikeys`: only the SHA-256 hash and a display prefix are
+Keys come from `tripline_common.security.apikeys`: only the SHA-256 hash and a display prefix are
 stored, so the key is handed to the caller once and never again. Revoked devices are kept (their
 trips and alerts still refer to them) but disappear from the API: every query here skips them.
 The ingest app caches key lookups for `DEVICE_KEY_CACHE_TTL_SECONDS` (10 s by default), so a
@@ -18,10 +18,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.apikeys import issue_api_key
-from tripline_common.errors import NotFoundError
-from tripline_common.models import Device
-from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
+from tripline_common.data.models import Device
+from tripline_common.platform import NotFoundError
+from tripline_common.security import issue_api_key
+from tripline_common.web import PageParams, PageResult, SortSpec, fetch_page
 
 DEVICE_SORT = SortSpec(
     columns={"created_at": col(Device.created_at), "name": col(Device.name)},

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Path
 
 from tripline_api.jobs import service
 from tripline_api.jobs.schemas import JobPublic
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import SessionDep
-from tripline_common.errors import ErrorResponse
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import CurrentUser, SessionDep
 
 router = APIRouter(
     prefix="/jobs",

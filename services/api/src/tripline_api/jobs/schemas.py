@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.models import JobStatus
+from tripline_common.data.models import JobStatus
 
 
 class JobPublic(BaseModel):

@@ -1,4 +1,4 @@
-"""Reading the current user's jobs (the rows are `tripline_common.jobs`')."""
+"""Reading the current user's jobs (the rows are `tripline_common.data.jobs`')."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.errors import NotFoundError
-from tripline_common.jobs import get_job
-from tripline_common.models import Job
+from tripline_common.data import get_job
+from tripline_common.data.models import Job
+from tripline_common.platform import NotFoundError
 
 
 async def get_own_job(*, session: AsyncSession, owner_id: uuid.UUID, job_id: uuid.UUID) -> Job:

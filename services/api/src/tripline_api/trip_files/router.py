@@ -20,9 +20,8 @@ from tripline_api.trip_files import service
 from tripline_api.trips.deprecation import DEPRECATION_NOTE, DeprecatedV1Route
 from tripline_api.trips.parameters import TripId
 from tripline_api.trips.responses import NOT_FOUND, UNAUTHORIZED
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import PgDep, QueueDep, RedisDep, SessionDep, SettingsDep
-from tripline_common.errors import ErrorResponse
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import CurrentUser, PgDep, QueueDep, RedisDep, SessionDep, SettingsDep
 
 
 def trip_files_router(*, v1: bool) -> APIRouter:

@@ -33,11 +33,10 @@ from sqlmodel import col
 
 from tripline_api.slots import take_held_slot
 from tripline_api.streaming import GuardedBody
-from tripline_common.errors import AppError, NotFoundError, PayloadTooLargeError, RateLimitedError
-from tripline_common.jobs import create_job
-from tripline_common.models import Job, Trip
-from tripline_common.pg import PgExecutor
-from tripline_common.queue import JobQueue
+from tripline_common.data import PgExecutor, create_job
+from tripline_common.data.models import Job, Trip
+from tripline_common.messaging import JobQueue
+from tripline_common.platform import AppError, NotFoundError, PayloadTooLargeError, RateLimitedError
 
 IMPORT_WAYPOINTS = "import_waypoints"
 ImportFormat = Literal["csv", "gpx"]

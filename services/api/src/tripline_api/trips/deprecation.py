@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from fastapi import Request, Response
 
-from tripline_common.idempotency import IdempotentRoute
+from tripline_common.web import IdempotentRoute
 
 DEPRECATED_AT = datetime(2026, 12, 1, tzinfo=UTC)
 SUNSET_AT = datetime(2027, 6, 30, 23, 59, 59, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripline_common.errors import ErrorResponse
+from tripline_common.platform import ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 

@@ -27,11 +27,17 @@ from tripline_api.trips.schemas import (
     TripStats,
     TripUpdate,
 )
-from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import RedisDep, SessionDep, pg_pool
-from tripline_common.idempotency import UserIdempotencyKey
-from tripline_common.pagination import PageParams, page_params
-from tripline_common.responses import model_response
+from tripline_common.web import (
+    CurrentUser,
+    PageParams,
+    RedisDep,
+    SessionDep,
+    TokenClaims,
+    UserIdempotencyKey,
+    model_response,
+    page_params,
+    pg_pool,
+)
 
 router = APIRouter(
     prefix="/trips",

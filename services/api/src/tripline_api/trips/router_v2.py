@@ -26,11 +26,18 @@ from tripline_api.trips.schemas_v2 import (
     TripReplaceV2,
     TripUpdateV2,
 )
-from tripline_common.auth.deps import CurrentUser, TokenClaims
-from tripline_common.deps import RedisDep, SessionDep, pg_pool
-from tripline_common.idempotency import IdempotentRoute, UserIdempotencyKey
-from tripline_common.pagination import PageParams, page_params
-from tripline_common.responses import model_response
+from tripline_common.web import (
+    CurrentUser,
+    IdempotentRoute,
+    PageParams,
+    RedisDep,
+    SessionDep,
+    TokenClaims,
+    UserIdempotencyKey,
+    model_response,
+    page_params,
+    pg_pool,
+)
 
 router = APIRouter(
     prefix="/trips",

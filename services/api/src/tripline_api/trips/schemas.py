@@ -27,11 +27,10 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from tripline_api.trips.drafts import TripDraft, WaypointDraft
-from tripline_common.correlation import get_request_id
-from tripline_common.errors import AppError, ErrorResponse, UnprocessableError
-from tripline_common.models import TripStatus
-from tripline_common.names import WaypointName, clean_name
-from tripline_common.pagination import Page, selectable
+from tripline_common.data import WaypointName, clean_name
+from tripline_common.data.models import TripStatus
+from tripline_common.platform import AppError, ErrorResponse, UnprocessableError, get_request_id
+from tripline_common.web import Page, selectable
 
 if TYPE_CHECKING:
     from tripline_api.trips.service import BulkOutcome

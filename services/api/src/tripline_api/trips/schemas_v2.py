@@ -30,9 +30,9 @@ from tripline_api.trips.schemas import (
     bulk_items_schema,
     parse_items,
 )
-from tripline_common.errors import AppError
-from tripline_common.models import Trip, TripStatus
-from tripline_common.pagination import Page, selectable
+from tripline_common.data.models import Trip, TripStatus
+from tripline_common.platform import AppError
+from tripline_common.web import Page, selectable
 
 BREAKING_CHANGE = """\
 **The one breaking change from v1:** a position is a `{lat, lon}` object (`origin`,

@@ -23,19 +23,17 @@ from sqlmodel import col
 
 from tripline_api.trips.drafts import TripDraft, WaypointDraft
 from tripline_api.trips.schemas import TripFilters, TripStats, TripStatusCounts
-from tripline_common.auth.service import live_session_sql
-from tripline_common.auth.tokens import AccessClaims
-from tripline_common.cache import ReadCache
-from tripline_common.errors import (
+from tripline_common.data import PgExecutor, ReadCache
+from tripline_common.data.models import Device, Trip, TripStatus, Waypoint
+from tripline_common.platform import (
     AppError,
     ConflictError,
     NotFoundError,
     UnauthorizedError,
     UnprocessableError,
 )
-from tripline_common.models import Device, Trip, TripStatus, Waypoint
-from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
-from tripline_common.pg import PgExecutor
+from tripline_common.security import AccessClaims, live_session_sql
+from tripline_common.web import PageParams, PageResult, SortSpec, fetch_page
 
 TRIP_SORT = SortSpec(
     columns={
@@ -64,7 +62,7 @@ PLAN_FIELDS = tuple(
     field.name for field in dataclasses.fields(TripDraft) if field.name != "waypoints"
 )
 
-# The hot read (GET /trips/{id}) runs on the raw asyncpg pool (see `tripline_common.pg`): one
+# The hot read (GET /trips/{id}) runs on the raw asyncpg pool (see `tripline_common.data.pg`): one
 # parameterised statement, built once, with the waypoints aggregated into the same row; no ORM
 # identity map, no transaction, no pre-ping. One round trip per request. (The waypoints come
 # back as JSON text, whatever JSON codec a connection may have registered.)

@@ -9,9 +9,15 @@ from tripline_api.accounts.schemas import SIGN_UP_MESSAGE, SignUpAccepted
 from tripline_api.limits import enforce_limits
 from tripline_api.settings import ApiSettings
 from tripline_api.users.schemas import UserCreate, UserPublic
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep, client_address
-from tripline_common.errors import ErrorResponse
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import (
+    CurrentUser,
+    QueueDep,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    client_address,
+)
 
 router = APIRouter(prefix="/users", tags=["users"])
 

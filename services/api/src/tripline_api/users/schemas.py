@@ -8,8 +8,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from tripline_api.accounts.schemas import PASSWORD_RULES
-from tripline_common.models import UserRole
-from tripline_common.password_policy import PASSWORD_MAX_LENGTH
+from tripline_common.data.models import UserRole
+from tripline_common.security import PASSWORD_MAX_LENGTH
 
 
 class UserBase(BaseModel):

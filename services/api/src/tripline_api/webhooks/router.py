@@ -16,10 +16,8 @@ from tripline_api.webhooks.schemas import (
     WebhookSecretRotated,
     WebhookWithSecret,
 )
-from tripline_common.auth.deps import CurrentUser
-from tripline_common.deps import SessionDep, SettingsDep
-from tripline_common.errors import ErrorResponse
-from tripline_common.pagination import PageParams, page_params
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import CurrentUser, PageParams, SessionDep, SettingsDep, page_params
 
 Responses = dict[int | str, dict[str, Any]]
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tripline_common.pagination import Page, selectable
-from tripline_common.secret_fields import SecretValue
+from tripline_common.security import SecretValue
+from tripline_common.web import Page, selectable
 
 MAX_URL_LENGTH = 2048
 VERIFY_NOTE = (

@@ -3,10 +3,10 @@ secrets with an overlap. Nothing here knows about HTTP.
 
 SSRF guard: the worker POSTs to these URLs from inside the cluster, so unless
 WEBHOOK_ALLOW_PRIVATE_TARGETS allows it (dev and test only) a URL must be https and must not
-name `localhost`, an IP literal outside the public internet (`tripline_common.egress`: private,
-loopback, link-local, shared, reserved, multicast, special-purpose, or such an address inside
-NAT64, 6to4 or IPv4-mapped forms) or a numeric form such as `2130706433` that resolvers read
-as an address. A name can still resolve, or be re-pointed (DNS rebinding), to an internal
+name `localhost`, an IP literal outside the public internet (`tripline_common.security.egress`:
+private, loopback, link-local, shared, reserved, multicast, special-purpose, or such an address
+inside NAT64, 6to4 or IPv4-mapped forms) or a numeric form such as `2130706433` that resolvers
+read as an address. A name can still resolve, or be re-pointed (DNS rebinding), to an internal
 address: the worker checks the address it connects to at every delivery too.
 """
 
@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.egress import url_refusal
-from tripline_common.errors import NotFoundError, UnprocessableError
-from tripline_common.models import WebhookEndpoint
-from tripline_common.pagination import PageParams, PageResult, SortSpec, fetch_page
-from tripline_common.webhooks import new_webhook_secret
+from tripline_common.data.models import WebhookEndpoint
+from tripline_common.messaging import new_webhook_secret
+from tripline_common.platform import NotFoundError, UnprocessableError
+from tripline_common.security import url_refusal
+from tripline_common.web import PageParams, PageResult, SortSpec, fetch_page
 
 WEBHOOK_SORT = SortSpec(
     columns={"created_at": col(WebhookEndpoint.created_at), "url": col(WebhookEndpoint.url)},

@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from tripline_common.errors import AppError, BadRequestError, PayloadTooLargeError
+from tripline_common.platform import AppError, BadRequestError, PayloadTooLargeError
 from tripline_ingest.telemetry.schemas import TelemetryBatchIn
 
 _BATCH = TypeAdapter(TelemetryBatchIn)

@@ -6,8 +6,8 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from tripline_common.deps import QueueDep, SessionDep
-from tripline_common.errors import ErrorResponse
+from tripline_common.platform import ErrorResponse
+from tripline_common.web import QueueDep, SessionDep
 from tripline_ingest.deps import CurrentDevice, IngestStateDep, TelemetryBatchBody
 from tripline_ingest.telemetry import service
 from tripline_ingest.telemetry.body import request_body_doc

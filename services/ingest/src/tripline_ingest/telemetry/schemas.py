@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from tripline_common.models import BatchStatus
+from tripline_common.data.models import BatchStatus
 
 # No GPS fix of a Tripline device predates this. The floor keeps every stored time inside
 # what Postgres, asyncpg and Python represent after conversion to UTC (a year-1 time with an

@@ -12,10 +12,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.correlation import get_request_id
-from tripline_common.errors import NotFoundError, UnprocessableError
-from tripline_common.models import BatchStatus, Device, TelemetryBatch, TelemetryEvent
-from tripline_common.queue import PROCESS_BATCH, JobQueue, process_batch_job_id
+from tripline_common.data.models import BatchStatus, Device, TelemetryBatch, TelemetryEvent
+from tripline_common.messaging import PROCESS_BATCH, JobQueue, process_batch_job_id
+from tripline_common.platform import NotFoundError, UnprocessableError, get_request_id
 from tripline_ingest.devices import AuthenticatedDevice
 from tripline_ingest.settings import IngestSettings
 from tripline_ingest.state import IngestState

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import aiosmtplib
 
-from tripline_common.accounts import AccountMail
+from tripline_common.data import AccountMail
 from tripline_worker.settings import WorkerServiceSettings
 
 

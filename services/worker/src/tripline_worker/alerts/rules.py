@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tripline_common.geo import Route
-from tripline_common.models import AlertRule, AlertSeverity
+from tripline_common.data.models import AlertRule, AlertSeverity
+from tripline_worker.geo import Route
 from tripline_worker.trips.progress import ARRIVED_WITHIN_M, Fix
 
 # Speeding by this factor or more is critical rather than a warning.

@@ -21,13 +21,14 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.models import Alert
-from tripline_common.pubsub import AlertEvent, publish_alert
-from tripline_common.queue import (
+from tripline_common.data.models import Alert
+from tripline_common.messaging import (
     DELIVER_WEBHOOK,
     REQUEST_ID_KWARG,
+    AlertEvent,
     JobQueue,
     deliver_webhook_job_id,
+    publish_alert,
 )
 from tripline_worker.alerts.rules import AlertDraft
 

@@ -10,10 +10,9 @@ import structlog
 from arq import Retry
 from sqlalchemy import select
 
-from tripline_common.accounts import AccountMail
-from tripline_common.auth.tokens import hash_token, new_opaque_token
-from tripline_common.db import unit_of_work
-from tripline_common.models import AccountToken, User
+from tripline_common.data import AccountMail, unit_of_work
+from tripline_common.data.models import AccountToken, User
+from tripline_common.security import hash_token, new_opaque_token
 from tripline_worker.accounts.mail import compose, send
 
 log = structlog.get_logger("tripline.worker.accounts")

@@ -9,9 +9,9 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 
-from tripline_common.db import is_transient_db_error, retry_transient, unit_of_work
-from tripline_common.models import BatchStatus, TelemetryBatch
-from tripline_common.queue import PROCESS_BATCH, process_batch_job_id
+from tripline_common.data import is_transient_db_error, retry_transient, unit_of_work
+from tripline_common.data.models import BatchStatus, TelemetryBatch
+from tripline_common.messaging import PROCESS_BATCH, process_batch_job_id
 from tripline_worker.alerts.service import publish_alerts
 from tripline_worker.telemetry.processing import (
     BatchOutcome,

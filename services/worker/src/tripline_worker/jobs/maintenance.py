@@ -10,8 +10,7 @@ from typing import Any
 
 import structlog
 
-from tripline_common.db import retry_transient
-from tripline_common.jobs import requeue_stale_jobs
+from tripline_common.data import requeue_stale_jobs, retry_transient
 from tripline_worker.maintenance import purge_expired_sessions, purge_old_telemetry
 
 log = structlog.get_logger("tripline.worker.maintenance")
@@ -54,7 +53,7 @@ async def purge_sessions(ctx: dict[str, Any]) -> int:
 
 @retry_transient()
 async def requeue_stuck_jobs(ctx: dict[str, Any]) -> int:
-    """Cron: enqueue user-visible jobs still `queued` after a while (see tripline_common.jobs)."""
+    """Cron: enqueue user-visible jobs still `queued` after a while (see `data.jobs`)."""
     settings = ctx["settings"]
     requeued = await requeue_stale_jobs(
         session_factory=ctx["session_factory"],

@@ -21,11 +21,15 @@ from typing import Any
 import structlog
 from arq import Retry
 
-from tripline_common.correlation import get_request_id
-from tripline_common.db import retry_transient, unit_of_work
-from tripline_common.jobs import finish_job, mark_job_running, set_job_progress
-from tripline_common.models import Job
-from tripline_common.sentry import set_user_id
+from tripline_common.data import (
+    finish_job,
+    mark_job_running,
+    retry_transient,
+    set_job_progress,
+    unit_of_work,
+)
+from tripline_common.data.models import Job
+from tripline_common.platform import get_request_id, set_user_id
 
 log = structlog.get_logger("tripline.worker.jobs")
 

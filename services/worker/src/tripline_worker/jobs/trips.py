@@ -8,10 +8,10 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select
 
-from tripline_common.correlation import get_request_id
-from tripline_common.db import retry_transient, unit_of_work
-from tripline_common.models import Trip, TripStatus
-from tripline_common.pubsub import AlertEvent
+from tripline_common.data import retry_transient, unit_of_work
+from tripline_common.data.models import Trip, TripStatus
+from tripline_common.messaging import AlertEvent
+from tripline_common.platform import get_request_id
 from tripline_worker.alerts.rules import lost_signal_alert
 from tripline_worker.alerts.service import publish_alerts, raise_alerts
 

@@ -6,7 +6,7 @@ every row checked first; then the trip's waypoints are replaced and the job fini
 transaction, so a run is all or nothing, and running it again gives the same waypoints.
 
 A file with problems ends the job `failed` with one message per line, safe to show. Names
-follow the trips API's rules (`tripline_common.names`: no control characters, no spreadsheet
+follow the trips API's rules (`tripline_common.data.names`: no control characters, no spreadsheet
 formula prefix). GPX is parsed with `defusedxml`: no DTDs, no entities (no billion laughs), no
 external references.
 """
@@ -25,10 +25,8 @@ from defusedxml import DefusedXmlException
 from sqlalchemy import delete, update
 from sqlmodel import col
 
-from tripline_common.db import unit_of_work
-from tripline_common.jobs import finish_job
-from tripline_common.models import Job, Trip, Waypoint
-from tripline_common.names import clean_waypoint_name
+from tripline_common.data import clean_waypoint_name, finish_job, unit_of_work
+from tripline_common.data.models import Job, Trip, Waypoint
 from tripline_worker.jobs.tracking import report_progress, tracked_job
 
 MAX_WAYPOINTS = 50  # As many as a trip takes through the API.
@@ -74,7 +72,7 @@ def _point(
             continue
         values[field] = value
     # A blank name is no name (as in the API, where it is optional); any other name follows the
-    # API's rules (`tripline_common.names`), so a file cannot store what a request may not.
+    # API's rules (`tripline_common.data.names`), so a file cannot store what a request may not.
     clean_name: str | None = None
     if name and name.strip():
         try:

@@ -10,9 +10,9 @@ import structlog
 from arq import Retry
 from sqlalchemy import select, update
 
-from tripline_common.db import retry_transient, unit_of_work
-from tripline_common.models import DeliveryStatus, WebhookDelivery
-from tripline_common.queue import DELIVER_WEBHOOK, deliver_webhook_job_id
+from tripline_common.data import retry_transient, unit_of_work
+from tripline_common.data.models import DeliveryStatus, WebhookDelivery
+from tripline_common.messaging import DELIVER_WEBHOOK, deliver_webhook_job_id
 from tripline_worker.webhooks.delivery import (
     backoff_seconds,
     load_pending_delivery,

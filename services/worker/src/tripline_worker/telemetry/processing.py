@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.db import SessionFactory
-from tripline_common.geo import Route
-from tripline_common.models import (
+from tripline_common.data import SessionFactory
+from tripline_common.data.models import (
     BatchStatus,
     TelemetryBatch,
     TelemetryEvent,
@@ -29,8 +28,7 @@ from tripline_common.models import (
     TripStatus,
     Waypoint,
 )
-from tripline_common.pubsub import AlertEvent
-from tripline_common.queue import JobQueue
+from tripline_common.messaging import AlertEvent, JobQueue
 from tripline_worker.alerts.rules import (
     AlertDraft,
     corridor_alerts,
@@ -38,6 +36,7 @@ from tripline_worker.alerts.rules import (
     speeding_alerts,
 )
 from tripline_worker.alerts.service import raise_alerts
+from tripline_worker.geo import Route
 from tripline_worker.settings import WorkerServiceSettings
 from tripline_worker.trips.progress import Fix, TripProgress, advance_progress
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from tripline_common.geo import Route, haversine_m
+from tripline_worker.geo import Route, haversine_m
 
 # A fix less accurate than this does not move the odometer (GPS jumps would inflate it).
 MAX_ACCURACY_FOR_DISTANCE_M = 100.0

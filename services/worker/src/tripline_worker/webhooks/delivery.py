@@ -2,7 +2,7 @@
 
 No database connection is held during the POST: the delivery is read in one short
 transaction, posted, and the attempt recorded in another. Every connection goes through
-`tripline_common.egress`: the host is resolved once and the connection made to that checked
+`tripline_common.security.egress`: the host is resolved once and the connection made to that checked
 address, so a name that resolves (or is re-pointed) to an internal address is refused.
 """
 
@@ -18,15 +18,21 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.egress import Resolver, TargetRefusedError, guarded_transport, system_resolver
-from tripline_common.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from tripline_common.pubsub import ALERT_RAISED, AlertEvent
-from tripline_common.settings import CommonSettings
-from tripline_common.webhooks import (
+from tripline_common.data.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from tripline_common.messaging import (
+    ALERT_RAISED,
     DELIVERY_HEADER,
     EVENT_HEADER,
     REQUEST_ID_HEADER,
+    AlertEvent,
     signature_headers,
+)
+from tripline_common.platform import CommonSettings
+from tripline_common.security import (
+    Resolver,
+    TargetRefusedError,
+    guarded_transport,
+    system_resolver,
 )
 
 USER_AGENT = "Tripline-Webhooks/1"

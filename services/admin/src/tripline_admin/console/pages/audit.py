@@ -13,8 +13,7 @@ from tripline_admin.audit.schemas import AuditFilters, AuditPage
 from tripline_admin.console.paging import Pager, console_page_params
 from tripline_admin.console.rendering import render
 from tripline_admin.console.security import ConsoleUser
-from tripline_common.deps import SessionDep
-from tripline_common.pagination import PageParams
+from tripline_common.web import PageParams, SessionDep
 
 router = APIRouter(prefix="/audit")
 

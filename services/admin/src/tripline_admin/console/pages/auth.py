@@ -19,9 +19,9 @@ from tripline_admin.console.security import (
     verify_login_csrf,
 )
 from tripline_admin.console.sessions import sign_in, sign_out
-from tripline_common.audit import AuditOriginDep
-from tripline_common.deps import RedisDep, SessionDep
-from tripline_common.errors import RateLimitedError
+from tripline_common.data import AuditOriginDep
+from tripline_common.platform import RateLimitedError
+from tripline_common.web import RedisDep, SessionDep
 
 public_router = APIRouter()
 router = APIRouter()

@@ -14,10 +14,9 @@ from tripline_admin.console.security import ConsoleUser
 from tripline_admin.devices import service
 from tripline_admin.devices.schemas import DeviceFilters, DevicePage, DeviceState
 from tripline_admin.users.service import get_user_by_email
-from tripline_common.audit import AuditOriginDep
-from tripline_common.deps import SessionDep
-from tripline_common.errors import NotFoundError
-from tripline_common.pagination import PageParams
+from tripline_common.data import AuditOriginDep
+from tripline_common.platform import NotFoundError
+from tripline_common.web import PageParams, SessionDep
 
 router = APIRouter(prefix="/devices")
 

@@ -14,11 +14,10 @@ from tripline_admin.console.security import ConsoleUser
 from tripline_admin.jobs import service
 from tripline_admin.jobs.schemas import FailureSource, JobFilters, JobPage
 from tripline_admin.queues.schemas import QueueStats
-from tripline_common.audit import AuditOriginDep
-from tripline_common.deps import QueueDep, RedisDep, SessionDep, SettingsDep
-from tripline_common.models import JobStatus
-from tripline_common.pagination import PageParams
-from tripline_common.queue import queue_stats
+from tripline_common.data import AuditOriginDep
+from tripline_common.data.models import JobStatus
+from tripline_common.messaging import queue_stats
+from tripline_common.web import PageParams, QueueDep, RedisDep, SessionDep, SettingsDep
 
 router = APIRouter()
 

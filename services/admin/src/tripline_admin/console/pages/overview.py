@@ -8,7 +8,7 @@ from starlette.responses import Response
 from tripline_admin.console.rendering import render
 from tripline_admin.console.security import ConsoleUser
 from tripline_admin.overview import service
-from tripline_common.deps import RedisDep, SessionDep, SettingsDep
+from tripline_common.web import RedisDep, SessionDep, SettingsDep
 
 router = APIRouter()
 

@@ -16,10 +16,9 @@ from tripline_admin.console.security import ConsoleAdmin, ConsoleUser
 from tripline_admin.devices.service import devices_of
 from tripline_admin.users import service
 from tripline_admin.users.schemas import SessionAdmin, UserFilters, UserPage
-from tripline_common.audit import AuditOriginDep
-from tripline_common.deps import SessionDep
-from tripline_common.models import UserRole
-from tripline_common.pagination import PageParams
+from tripline_common.data import AuditOriginDep
+from tripline_common.data.models import UserRole
+from tripline_common.web import PageParams, SessionDep
 
 router = APIRouter(prefix="/users")
 

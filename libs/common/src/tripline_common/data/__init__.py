@@ -1,0 +1,59 @@
+"""Data floor: Postgres and what lives in it (sessions, hot-read pool, tables, records).
+
+`unit_of_work` (commit, then enqueue), the raw asyncpg pool of the hot reads, the tables
+(`tripline_common.data.models`, their own front door), the read cache, the audit trail
+(`from tripline_common.data import audit`; `audit.record(...)`), job rows, account mail
+and the shared name rule. Imports only the floors below (platform, messaging).
+"""
+
+from tripline_common.data.accounts import SEND_ACCOUNT_MAIL, AccountMail, enqueue_account_mail
+from tripline_common.data.audit import AuditActor, AuditOrigin, AuditOriginDep
+from tripline_common.data.cache import ReadCache
+from tripline_common.data.db import (
+    SessionFactory,
+    create_engine,
+    create_session_factory,
+    is_transient_db_error,
+    retry_transient,
+    unit_of_work,
+)
+from tripline_common.data.jobs import (
+    create_job,
+    finish_job,
+    get_job,
+    job_arq_id,
+    mark_job_running,
+    requeue_stale_jobs,
+    set_job_progress,
+)
+from tripline_common.data.names import WaypointName, clean_name, clean_waypoint_name
+from tripline_common.data.pg import PgExecutor, asyncpg_dsn, create_pg_pool
+
+__all__ = [
+    "SEND_ACCOUNT_MAIL",
+    "AccountMail",
+    "AuditActor",
+    "AuditOrigin",
+    "AuditOriginDep",
+    "PgExecutor",
+    "ReadCache",
+    "SessionFactory",
+    "WaypointName",
+    "asyncpg_dsn",
+    "clean_name",
+    "clean_waypoint_name",
+    "create_engine",
+    "create_job",
+    "create_pg_pool",
+    "create_session_factory",
+    "enqueue_account_mail",
+    "finish_job",
+    "get_job",
+    "is_transient_db_error",
+    "job_arq_id",
+    "mark_job_running",
+    "requeue_stale_jobs",
+    "retry_transient",
+    "set_job_progress",
+    "unit_of_work",
+]

@@ -1,0 +1,166 @@
+"""The async database layer: engine and pool from settings, unit-of-work sessions, retries."""
+
+from __future__ import annotations
+
+import functools
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import asyncpg
+import orjson
+import structlog
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from tripline_common.platform.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from tripline_common.messaging.queue import JobQueue
+
+log = structlog.get_logger("tripline.db")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_engine(settings: CommonSettings) -> AsyncEngine:
+    """The process's one engine, with the pool sized and guarded from settings."""
+    if not settings.database_url:
+        raise ValueError("DATABASE_URL is not set")
+    server_settings = {"application_name": settings.service_name}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    if settings.db_idle_in_transaction_timeout_ms:
+        # A connection stuck in an open transaction (a handler awaiting something slow between
+        # statements) holds locks and a pool slot: Postgres ends it instead.
+        server_settings["idle_in_transaction_session_timeout"] = str(
+            settings.db_idle_in_transaction_timeout_ms
+        )
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        echo=settings.db_echo,
+        # Error messages and logs name the statement but not its values: request data, emails
+        # and hashes stay out of tracebacks, log lines and Sentry (db_echo still shows them).
+        hide_parameters=not settings.db_echo,
+        json_serializer=_json_dumps,
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "command_timeout": max(settings.db_statement_timeout_ms / 1000 * 2, 30),
+            "server_settings": server_settings,
+        },
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions that keep loaded objects usable after commit (no surprise lazy loads)."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def unit_of_work(
+    factory: SessionFactory, queue: JobQueue | None = None
+) -> AsyncIterator[AsyncSession]:
+    """A session whose work commits together, then releases the jobs it queued.
+
+    On success: commit, then enqueue the jobs deferred with `queue.enqueue_after_commit` (so a
+    worker never sees a job for a row that is not committed). On error: roll back and drop the
+    deferred jobs. The connection returns to the pool before this exits.
+    """
+    async with factory() as session:
+        if queue is not None:
+            queue.bind(session)
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            if queue is not None:
+                queue.discard(session)
+            raise
+    if queue is not None:
+        await queue.flush(session)
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """True for failures worth retrying: the connection broke or the server is restarting."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.DBAPIError | sa_exc.InterfaceError):
+        exc = exc.orig or exc
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(
+            cause,
+            ConnectionError
+            | TimeoutError
+            | socket.gaierror
+            | asyncpg.exceptions.ConnectionDoesNotExistError
+            | asyncpg.exceptions.CannotConnectNowError
+            | asyncpg.exceptions.TooManyConnectionsError
+            | asyncpg.exceptions.AdminShutdownError
+            | asyncpg.exceptions.InterfaceError,
+        ):
+            return True
+        if isinstance(cause, asyncpg.exceptions.SerializationError | asyncpg.DeadlockDetectedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def retry_transient(
+    attempts: int = 3, max_wait: float = 2.0
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Retry an async database operation on transient connection failures (tenacity).
+
+    Only wrap operations that are safe to repeat: a whole unit of work, or a read.
+    """
+
+    def decorator(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(func)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(is_transient_db_error),
+                stop=stop_after_attempt(attempts),
+                wait=wait_exponential_jitter(multiplier=0.1, max=max_wait, jitter=0.1),
+                before_sleep=before_sleep_log(log, 30),
+                reraise=True,
+            ):
+                with attempt:
+                    return await func(*args, **kwargs)
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return wrapper
+
+    return decorator
+
+
+async def ping_database(engine: AsyncEngine) -> None:
+    """Run `SELECT 1`; raises when the database does not answer."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

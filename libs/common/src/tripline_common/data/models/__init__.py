@@ -1,0 +1,50 @@
+"""Tripline's database models (SQLModel tables) by domain; the API models live in the services."""
+
+from tripline_common.data.models.alerts import Alert, AlertRule, AlertSeverity, AlertStatus
+from tripline_common.data.models.audit import AuditLogEntry
+from tripline_common.data.models.base import NAMING_CONVENTION, TriplineModel, metadata, utcnow
+from tripline_common.data.models.devices import Device
+from tripline_common.data.models.identity import (
+    AccountToken,
+    AccountTokenPurpose,
+    AuthSession,
+    SessionKind,
+    UsedRefreshToken,
+    User,
+    UserRole,
+)
+from tripline_common.data.models.jobs import Job, JobStatus
+from tripline_common.data.models.telemetry import BatchStatus, TelemetryBatch, TelemetryEvent
+from tripline_common.data.models.trips import Trip, TripStatus, Waypoint
+from tripline_common.data.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "AccountToken",
+    "AccountTokenPurpose",
+    "Alert",
+    "AlertRule",
+    "AlertSeverity",
+    "AlertStatus",
+    "AuditLogEntry",
+    "AuthSession",
+    "BatchStatus",
+    "DeliveryStatus",
+    "Device",
+    "Job",
+    "JobStatus",
+    "SessionKind",
+    "TelemetryBatch",
+    "TelemetryEvent",
+    "Trip",
+    "TripStatus",
+    "TriplineModel",
+    "UsedRefreshToken",
+    "User",
+    "UserRole",
+    "Waypoint",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "metadata",
+    "utcnow",
+]

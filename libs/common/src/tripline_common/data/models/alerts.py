@@ -1,0 +1,93 @@
+"""Alert tables: rule violations the worker raises on trips, and their handling by the user."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Index, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field
+
+from tripline_common.data.models.base import (
+    TriplineModel,
+    created_at_field,
+    enum_check,
+    enum_field,
+    timestamp_field,
+    uuid_pk_field,
+)
+
+
+class AlertRule(StrEnum):
+    """The trip rule that was broken."""
+
+    SPEEDING = "speeding"
+    CORRIDOR = "corridor"
+    LATE = "late"
+    LOST_SIGNAL = "lost_signal"
+
+
+class AlertSeverity(StrEnum):
+    """How urgent an alert is."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertStatus(StrEnum):
+    """Handling state: open → acknowledged (someone is on it) → resolved."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Alert(TriplineModel, table=True):
+    """A rule violation on a trip, fanned out over REST, WebSocket, SSE and webhooks."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        enum_check("rule", AlertRule),
+        enum_check("severity", AlertSeverity),
+        enum_check("status", AlertStatus),
+        Index("ix_alerts_owner_id_raised_at", "owner_id", "raised_at"),
+        Index("ix_alerts_trip_id_raised_at", "trip_id", "raised_at"),
+        Index("ix_alerts_device_id", "device_id"),
+        {"comment": "Alerts raised by the worker on trips."},
+    )
+
+    id: uuid.UUID = uuid_pk_field()
+    owner_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    trip_id: uuid.UUID = Field(foreign_key="trips.id", ondelete="CASCADE")
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id", ondelete="SET NULL")
+    rule: AlertRule = enum_field(AlertRule)
+    severity: AlertSeverity = enum_field(AlertSeverity, AlertSeverity.WARNING)
+    status: AlertStatus = enum_field(AlertStatus, AlertStatus.OPEN)
+    message: str = Field(sa_type=Text, sa_column_kwargs={"comment": "Human-readable summary."})
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_type=JSONB,
+        sa_column_kwargs={
+            "server_default": text("'{}'::jsonb"),
+            "comment": "Rule-specific facts (measured speed, limit, distance, ...).",
+        },
+    )
+    dedupe_key: str = Field(
+        unique=True,
+        sa_type=String(200),
+        # Built from the violation (e.g. rule, trip and triggering batch). The worker inserts with
+        # ON CONFLICT (dedupe_key) DO NOTHING: processing a batch twice raises nothing twice.
+        sa_column_kwargs={
+            "comment": "Deterministic identity of the violation; makes raising idempotent."
+        },
+    )
+    request_id: str | None = Field(
+        default=None,
+        sa_type=String(64),
+        sa_column_kwargs={"comment": "Correlation id of the request that led to the alert."},
+    )
+    raised_at: datetime = created_at_field()
+    acknowledged_at: datetime | None = timestamp_field()
+    resolved_at: datetime | None = timestamp_field()

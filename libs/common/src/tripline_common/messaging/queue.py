@@ -1,0 +1,238 @@
+"""Redis and ARQ: the process's pool, enqueue-after-commit, and correlation IDs inside jobs."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import sentry_sdk
+import structlog
+from arq import Retry
+from arq.connections import ArqRedis, RedisSettings
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tripline_common.platform.correlation import bind_request_id, get_request_id, new_request_id
+from tripline_common.platform.settings import CommonSettings
+
+log = structlog.get_logger("tripline.queue")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Job names shared by the producers (ingest, sweeper) and the worker, with their deterministic
+# IDs: if the two sides disagreed, de-duplication of jobs would silently stop working.
+PROCESS_BATCH = "process_batch"
+
+
+def process_batch_job_id(batch_id: object) -> str:
+    """The job ID of a telemetry batch: enqueueing the same batch twice runs it once."""
+    return f"{PROCESS_BATCH}:{batch_id}"
+
+
+DELIVER_WEBHOOK = "deliver_webhook"
+
+
+def deliver_webhook_job_id(delivery_id: object) -> str:
+    """The job ID of a webhook delivery (one alert to one endpoint): queued once at a time."""
+    return f"{DELIVER_WEBHOOK}:{delivery_id}"
+
+
+# The keyword argument that carries the correlation ID into every job.
+REQUEST_ID_KWARG = "request_id"
+_PENDING_KEY = "tripline.pending_jobs"
+
+
+def redis_settings(settings: CommonSettings) -> RedisSettings:
+    """ARQ's connection settings from our Redis URL, with bounded timeouts and retries."""
+    rs = RedisSettings.from_dsn(settings.redis_url)
+    rs.conn_timeout = int(max(1, settings.redis_timeout))
+    rs.conn_retries = 5
+    rs.conn_retry_delay = 1
+    rs.retry_on_timeout = True
+    return rs
+
+
+def create_redis(settings: CommonSettings) -> ArqRedis:
+    """The process's one Redis client (an ARQ pool: plain Redis commands work on it too).
+
+    It connects lazily, so a process starts while Redis is down and `/readyz` says so.
+    """
+    pool = ConnectionPool.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        socket_keepalive=True,
+        health_check_interval=30,
+        # Reconnect through a blip (a failover, a restart): a command whose connection broke
+        # is retried on a fresh one, 3 times over ~0.35 s, before the error reaches the caller.
+        # Timeouts are not retried: a hung server would multiply the wait of every caller.
+        retry=RedisRetry(ExponentialBackoff(cap=0.2, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError],
+        max_connections=64,
+    )
+    return ArqRedis(pool, default_queue_name=settings.arq_queue_name)
+
+
+class JobQueue:
+    """Enqueues ARQ jobs; inside a unit of work, only after the transaction commits.
+
+    Every job carries the current correlation ID, and a deterministic job ID chosen by the
+    caller (e.g. `process_batch:<batch id>`), so enqueueing the same work twice runs it once.
+    """
+
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+
+    def bind(self, session: AsyncSession) -> None:
+        """Attach a pending-jobs list to a session (called by `db.unit_of_work`)."""
+        session.info[_PENDING_KEY] = []
+
+    def discard(self, session: AsyncSession) -> None:
+        """Forget the jobs deferred in a session whose transaction rolled back."""
+        dropped = session.info.pop(_PENDING_KEY, [])
+        if dropped:
+            log.info("jobs_discarded_after_rollback", count=len(dropped))
+
+    def enqueue_after_commit(
+        self, session: AsyncSession, function: str, *args: Any, job_id: str, **kwargs: Any
+    ) -> None:
+        """Defer a job until `session` commits; it is dropped if the session rolls back."""
+        if _PENDING_KEY not in session.info:
+            raise RuntimeError("enqueue_after_commit needs a session from db.unit_of_work")
+        kwargs.setdefault(REQUEST_ID_KWARG, get_request_id())
+        session.info[_PENDING_KEY].append((function, args, job_id, kwargs))
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Enqueue what the committed session deferred.
+
+        A Redis failure here is logged, not raised: the rows are committed, and the sweeper
+        re-enqueues committed work that never reached a worker (nothing is lost).
+        """
+        for function, args, job_id, kwargs in session.info.pop(_PENDING_KEY, []):
+            try:
+                await self.enqueue(function, *args, job_id=job_id, **kwargs)
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "enqueue_failed_after_commit", job=function, job_id=job_id, error=str(exc)
+                )
+
+    async def enqueue(self, function: str, *args: Any, job_id: str, **kwargs: Any) -> bool:
+        """Enqueue now; returns False when a job with this ID is already queued or kept."""
+        kwargs.setdefault(REQUEST_ID_KWARG, get_request_id())
+        job = await self.redis.enqueue_job(
+            function, *args, _job_id=job_id, _queue_name=self.queue_name, **kwargs
+        )
+        log.info("job_enqueued" if job else "job_already_enqueued", job=function, job_id=job_id)
+        return job is not None
+
+    async def requeue(self, function: str, *args: Any, job_id: str, **kwargs: Any) -> bool:
+        """Enqueue again work that Postgres says is still pending (the sweepers' call).
+
+        Like `enqueue`, except for a job ID held only by a kept *result*, with no job queued
+        or running: that run ended without doing the work. (When Redis restarts empty between
+        a worker marking a job in progress and reading it, ARQ records the job as "expired", a
+        failure kept for the worker's `keep_result`; our jobs keep no result of their own.)
+        The stale result is dropped and the job enqueued now, not once it expires.
+        """
+        if await self.enqueue(function, *args, job_id=job_id, **kwargs):
+            return True
+        if await self.redis.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id):
+            return False  # Queued or running: the work is on its way.
+        if not await self.redis.delete(result_key_prefix + job_id):
+            return False
+        log.warning("stale_job_result_dropped", job=function, job_id=job_id)
+        return await self.enqueue(function, *args, job_id=job_id, **kwargs)
+
+
+JobFunc = Callable[..., Awaitable[T]]
+
+
+def traced_job(func: JobFunc[T]) -> JobFunc[T]:
+    """Wrap an ARQ job so its log lines and Sentry events carry the enqueuing request's ID.
+
+    The wrapped function receives the usual `ctx` and its own arguments; the `request_id`
+    keyword argument that `JobQueue` adds is consumed here.
+    """
+
+    @functools.wraps(func)
+    async def wrapper(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> T:
+        request_id = kwargs.pop(REQUEST_ID_KWARG, None)
+        # Jobs run concurrently in one event loop: each gets its own Sentry scope and log context.
+        with sentry_sdk.isolation_scope() as scope:
+            structlog.contextvars.clear_contextvars()
+            # A job without one (a cron run) gets its own, so its log lines and what it
+            # raises (lost-signal alerts) can still be followed.
+            bind_request_id(request_id or new_request_id())
+            structlog.contextvars.bind_contextvars(
+                job=func.__name__, job_id=ctx.get("job_id"), job_try=ctx.get("job_try")
+            )
+            scope.set_tag("job", func.__name__)
+            started = time.perf_counter()
+            log.info("job_started")
+            try:
+                result = await func(ctx, *args, **kwargs)
+            except Retry as retry:
+                log.info(
+                    "job_retry_scheduled",
+                    retry_in=round((retry.defer_score or 0) / 1000, 3),
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+                raise
+            except Exception as exc:
+                log.warning(
+                    "job_failed",
+                    error_type=type(exc).__name__,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+                raise
+            else:
+                log.info(
+                    "job_succeeded", duration_ms=round((time.perf_counter() - started) * 1000, 2)
+                )
+                return result
+            finally:
+                structlog.contextvars.clear_contextvars()
+                bind_request_id(None)
+
+    return wrapper
+
+
+async def queue_stats(redis: ArqRedis, queue_name: str, scan_limit: int = 10_000) -> dict[str, Any]:
+    """Depth of an ARQ queue, the age of its oldest due job, and its jobs in progress.
+
+    ARQ keeps a queue as a sorted set scored by due time (ms); a job stays in it while a worker
+    runs it, marked by an `arq:in-progress:<job id>` key. Only due jobs can be running, so the
+    first `scan_limit` due jobs of *this* queue are checked for that key (one round trip);
+    running jobs are counted as in progress, not as waiting.
+    """
+    now_ms = time.time() * 1000
+    queued = await redis.zcard(queue_name)
+    due = await redis.zcount(queue_name, "-inf", now_ms)
+    head = await redis.zrangebyscore(
+        queue_name, "-inf", now_ms, start=0, num=scan_limit, withscores=True
+    )
+    running: list[int] = []
+    if head:
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id, _ in head:
+                pipe.exists(in_progress_key_prefix + job_id.decode())
+            running = await pipe.execute()
+    in_progress = sum(1 for flag in running if flag)
+    waiting = [score for (_, score), flag in zip(head, running, strict=True) if not flag]
+    oldest_age = max(0.0, (now_ms - waiting[0]) / 1000) if waiting else 0.0
+    return {
+        "queue": queue_name,
+        "queued": queued - in_progress,
+        "due": due - in_progress,
+        "oldest_due_age_seconds": round(oldest_age, 3),
+        "in_progress": in_progress,
+    }

@@ -1,0 +1,50 @@
+"""Platform floor: what every process stands on (settings, logs, metrics, errors).
+
+Settings, structured logging and its schema (`log_schema.json`), the request ID that
+ties lines together, Prometheus metrics, Sentry, and the one error shape (`AppError`
+and its subclasses, `ErrorResponse`). Imports nothing else of `tripline_common`.
+"""
+
+from tripline_common.platform.correlation import get_request_id
+from tripline_common.platform.errors import (
+    AppError,
+    BadRequestError,
+    ConflictError,
+    ErrorResponse,
+    ForbiddenError,
+    GoneError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+    UnprocessableError,
+    allowed_methods,
+    error_response,
+)
+from tripline_common.platform.logging import configure_logging
+from tripline_common.platform.sentry import report_job_failures, set_user_id
+from tripline_common.platform.settings import CommonSettings, Environment
+
+__all__ = [
+    "AppError",
+    "BadRequestError",
+    "CommonSettings",
+    "ConflictError",
+    "Environment",
+    "ErrorResponse",
+    "ForbiddenError",
+    "GoneError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RateLimitedError",
+    "ServiceUnavailableError",
+    "UnauthorizedError",
+    "UnprocessableError",
+    "allowed_methods",
+    "configure_logging",
+    "error_response",
+    "get_request_id",
+    "report_job_failures",
+    "set_user_id",
+]

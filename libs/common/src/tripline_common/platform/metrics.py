@@ -1,0 +1,225 @@
+"""Prometheus metrics every app shares: a registry per app, RED metrics, build info, readiness
+and connection pools, served at /metrics.
+
+Names follow `tripline_<component>_<subject>_<unit>` (docs/operations.md, "Metrics"): the
+component is the process (`api`, `ingest`, `admin`, `worker`), labels are bounded enums or route
+templates, never IDs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as http_metrics
+
+from tripline_common.platform.settings import CommonSettings
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+POOL_STATES = ("in_use", "idle", "max")
+
+
+def metric_prefix(settings: CommonSettings) -> str:
+    """`tripline_<component>`: the component is the service name (`api`, `worker`, ...)."""
+    return f"tripline_{settings.service_name.replace('-', '_')}"
+
+
+def create_registry() -> CollectorRegistry:
+    """A registry holding the process, platform and GC collectors.
+
+    One per app instead of the global default, so several apps (or tests) in one process never
+    collide on metric names.
+    """
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
+class HttpMetrics:
+    """RED metrics of an app, from the instrumentator: requests by route template, method and
+    status, and their latency (no request or response size histograms: they cost on every
+    request and nobody graphs them).
+
+    Fed by `EdgeMiddleware`, which already knows the matched route, the status and the
+    duration, instead of the instrumentator's own middleware, which matched every route a
+    second time and built request and response objects on each request (docs/performance.md).
+    """
+
+    def __init__(self, settings: CommonSettings, registry: CollectorRegistry) -> None:
+        naming: dict[str, Any] = {
+            "metric_namespace": "tripline",
+            "metric_subsystem": settings.service_name.replace("-", "_"),
+            "registry": registry,
+        }
+        self._instrumentations = [
+            http_metrics.requests(
+                metric_doc="HTTP requests by route template, method and status.", **naming
+            ),
+            http_metrics.latency(
+                metric_doc="HTTP request duration by route template and method.",
+                should_include_status=False,
+                buckets=LATENCY_BUCKETS,
+                **naming,
+            ),
+        ]
+
+    def record(self, handler: str, method: str, status: int, duration: float) -> None:
+        """Count one request answered by the route `handler` (a template, or `none` for paths
+        no route matched: scanners and typos, never the raw path)."""
+        info = http_metrics.Info(
+            request=None,  # type: ignore[arg-type]  # Unused by these two instrumentations.
+            response=None,
+            method=method,
+            modified_handler=handler,
+            modified_status=str(status),
+            modified_duration=duration,
+        )
+        for instrumentation in self._instrumentations:
+            if instrumentation is not None:
+                instrumentation(info)
+
+
+def instrument_app(
+    app: FastAPI, settings: CommonSettings, registry: CollectorRegistry
+) -> HttpMetrics:
+    """Register the shared series on `registry`, serve them at `/metrics`, and return the RED
+    recorder for `EdgeMiddleware` to feed.
+
+    - requests and their latency by route template (`HttpMetrics`);
+    - `build_info`, the readiness gauge and its flips (see `record_readiness`);
+    - the DB and Redis pools, read at scrape time (see `PoolCollector`).
+    """
+    recorder = HttpMetrics(settings, registry)
+    Instrumentator(registry=registry, should_respect_env_var=False).expose(
+        app, endpoint="/metrics", include_in_schema=False, tags=["health"]
+    )
+
+    prefix = metric_prefix(settings)
+    Gauge(
+        f"{prefix}_build_info",
+        "Always 1; the labels say which build runs where.",
+        ["version", "environment"],
+        registry=registry,
+    ).labels(settings.version, settings.environment.value).set(1)
+    app.state.readiness_metrics = ReadinessMetrics(prefix, registry)
+    registry.register(PoolCollector(app, settings, prefix))
+    return recorder
+
+
+class ReadinessMetrics:
+    """`<prefix>_ready` (1/0, the last /readyz answer) and `<prefix>_readiness_changes_total`."""
+
+    def __init__(self, prefix: str, registry: CollectorRegistry) -> None:
+        self.ready = Gauge(
+            f"{prefix}_ready",
+            "1 if the last /readyz evaluation was ready, else 0.",
+            registry=registry,
+        )
+        self.changes = Counter(
+            f"{prefix}_readiness_changes",
+            "Times the /readyz answer flipped between ready and not ready.",
+            registry=registry,
+        )
+        self._last: bool | None = None
+
+    def record(self, ready: bool) -> None:
+        """Note one /readyz answer; a flip from the previous answer is counted."""
+        if self._last is not None and ready != self._last:
+            self.changes.inc()
+        self._last = ready
+        self.ready.set(1 if ready else 0)
+
+
+def record_readiness(app: FastAPI, ready: bool) -> None:
+    """Called by `/readyz` with each answer it gives."""
+    metrics: ReadinessMetrics | None = getattr(app.state, "readiness_metrics", None)
+    if metrics is not None:
+        metrics.record(ready)
+
+
+class PoolCollector(Collector):
+    """Connections of the process's pools, read when Prometheus scrapes (no per-request cost).
+
+    `<prefix>_db_pool_connections{pool,state}`: `orm` is SQLAlchemy's pool, `raw` the asyncpg
+    fast pool (when the process has one); `<prefix>_redis_pool_connections{state}`.
+    States: `in_use`, `idle`, `max`.
+    """
+
+    def __init__(self, app: FastAPI, settings: CommonSettings, prefix: str) -> None:
+        self.app = app
+        self.settings = settings
+        self.prefix = prefix
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                f"{self.prefix}_db_pool_connections",
+                "Database connections by pool (orm, raw) and state (in_use, idle, max).",
+                labels=["pool", "state"],
+            ),
+            GaugeMetricFamily(
+                f"{self.prefix}_redis_pool_connections",
+                "Redis connections by state (in_use, idle, max).",
+                labels=["state"],
+            ),
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Names only: the resources do not exist yet when the collector is registered.
+        yield from self._families()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        db, redis = self._families()
+        resources = getattr(self.app.state, "resources", None)
+        if resources is not None:
+            for pool, counts in (
+                ("orm", self._orm(resources.engine)),
+                ("raw", self._raw(getattr(resources, "pg", None))),
+            ):
+                if counts is not None:
+                    for state, value in zip(POOL_STATES, counts, strict=True):
+                        db.add_metric([pool, state], value)
+            counts = self._redis(resources.redis)
+            if counts is not None:
+                for state, value in zip(POOL_STATES, counts, strict=True):
+                    redis.add_metric([state], value)
+        yield db
+        yield redis
+
+    def _orm(self, engine: Any) -> tuple[int, int, int] | None:
+        pool = engine.pool
+        if not hasattr(pool, "checkedout"):
+            return None  # A pool without counters (e.g. NullPool).
+        limit = self.settings.db_pool_size + self.settings.db_max_overflow
+        return pool.checkedout(), pool.checkedin(), limit
+
+    @staticmethod
+    def _raw(pg: Any) -> tuple[int, int, int] | None:
+        if not isinstance(pg, asyncpg.Pool):
+            return None  # No fast pool in this process (or a single connection, in tests).
+        idle = pg.get_idle_size()
+        return pg.get_size() - idle, idle, pg.get_max_size()
+
+    @staticmethod
+    def _redis(client: Any) -> tuple[int, int, int] | None:
+        pool = getattr(client, "connection_pool", None)
+        # redis-py keeps these counts in attributes without a public accessor.
+        in_use = getattr(pool, "_in_use_connections", None)
+        idle = getattr(pool, "_available_connections", None)
+        if in_use is None or idle is None:
+            return None
+        return len(in_use), len(idle), pool.max_connections  # type: ignore[union-attr]

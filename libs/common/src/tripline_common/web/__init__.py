@@ -1,0 +1,61 @@
+"""Web floor: the one app factory and what a handler declares (dependencies, pages, errors).
+
+`create_app` and its resources, probes and server, middleware, error handlers, the typed
+dependency aliases (`SessionDep`, `CurrentUser`, ...), keyset pagination, idempotent
+routes and the hot-read response. The top floor: may import every floor below.
+"""
+
+from tripline_common.web.app import Resources, create_app
+from tripline_common.web.auth_deps import AdminUser, CurrentUser, OperatorUser, TokenClaims
+from tripline_common.web.deps import (
+    PgDep,
+    QueueDep,
+    RedisDep,
+    ResourcesDep,
+    SessionDep,
+    SettingsDep,
+    client_address,
+    pg_pool,
+)
+from tripline_common.web.health import Lifecycle
+from tripline_common.web.idempotency import IdempotentRoute, UserIdempotencyKey
+from tripline_common.web.pagination import (
+    Page,
+    PageParams,
+    PageResult,
+    SortSpec,
+    fetch_page,
+    page_params,
+    selectable,
+)
+from tripline_common.web.responses import model_response
+from tripline_common.web.server import serve
+
+__all__ = [
+    "AdminUser",
+    "CurrentUser",
+    "IdempotentRoute",
+    "Lifecycle",
+    "OperatorUser",
+    "Page",
+    "PageParams",
+    "PageResult",
+    "PgDep",
+    "QueueDep",
+    "RedisDep",
+    "Resources",
+    "ResourcesDep",
+    "SessionDep",
+    "SettingsDep",
+    "SortSpec",
+    "TokenClaims",
+    "UserIdempotencyKey",
+    "client_address",
+    "create_app",
+    "fetch_page",
+    "model_response",
+    "page_params",
+    "pg_pool",
+    "selectable",
+    "serve",
+]
