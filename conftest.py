@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import (
 
 from tripline_common.migrations.runner import upgrade
 from tripline_common.platform import CommonSettings
+from tripline_common.web import ServiceState
 from tripline_devstack import (
     DevMailServer,
     EmbeddedPostgres,
@@ -190,9 +191,9 @@ async def running_app(
     """
     async with LifespanManager(app) as manager:
         if session_factory is not None:
-            app.state.resources.session_factory = session_factory
+            ServiceState.of(app).resources.session_factory = session_factory
         if pg is not None:
-            app.state.resources.pg = pg
+            ServiceState.of(app).resources.pg = pg
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from tripline_common.platform import NotFoundError
-from tripline_common.web import QueueDep, SessionDep, create_app
+from tripline_common.web import QueueDep, ServiceState, SessionDep, create_app
 
 
 class Item(BaseModel):
@@ -62,7 +62,10 @@ def build_app(make_settings: Callable[..., Any]) -> Callable[..., FastAPI]:
     def build(**overrides: Any) -> FastAPI:
         settings = make_settings(service_name="testapp", **overrides)
         return create_app(
-            settings=settings, title="Test app", description="For tests.", routers=[build_router()]
+            state=ServiceState(settings),
+            title="Test app",
+            description="For tests.",
+            routers=[build_router()],
         )
 
     return build

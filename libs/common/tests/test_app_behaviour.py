@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from tripline_common.platform.correlation import MAX_REQUEST_ID_LENGTH
+from tripline_common.web import ServiceState
 
 
 def json_lines(captured: str) -> list[dict]:
@@ -110,7 +111,7 @@ async def test_livez_and_readyz_and_startupz(build_app, app_client) -> None:
 async def test_readyz_fails_once_shutdown_begins(build_app, app_client) -> None:
     app = build_app()
     async with app_client(app) as client:
-        app.state.lifecycle.shutting_down = True
+        ServiceState.of(app).lifecycle.shutting_down = True
         response = await client.get("/readyz")
         live = await client.get("/livez")
     assert response.status_code == 503
@@ -160,11 +161,11 @@ async def test_jobs_are_enqueued_after_commit_with_the_request_id(
     async with app_client(app) as client:
         response = await client.post("/v1/items/jobs/ok", headers={"X-Request-ID": "rid-ok"})
         assert response.status_code == 202
-        job = await app.state.resources.redis.enqueue_job("noop", _job_id="noop:ok")
+        job = await ServiceState.of(app).resources.redis.enqueue_job("noop", _job_id="noop:ok")
     assert job is None  # Already queued under its deterministic ID: nothing is doubled.
     redis = Redis.from_url(redis_url)
     try:
-        queue = app.state.settings.arq_queue_name
+        queue = ServiceState.of(app).settings.arq_queue_name
         assert await redis.zrange(queue, 0, -1) == [b"noop:ok"]
         from arq.jobs import deserialize_job
 
@@ -185,7 +186,7 @@ async def test_jobs_deferred_in_a_failed_request_are_dropped(
     assert response.status_code == 500
     redis = Redis.from_url(redis_url)
     try:
-        assert await redis.zcard(app.state.settings.arq_queue_name) == 0
+        assert await redis.zcard(ServiceState.of(app).settings.arq_queue_name) == 0
     finally:
         await redis.aclose()
 

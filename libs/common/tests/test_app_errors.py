@@ -8,6 +8,8 @@ import pytest
 from fastapi import WebSocket
 from sqlalchemy import text
 
+from tripline_common.web import ServiceState
+
 REQUIRED_KEYS = {"code", "message", "details", "request_id"}
 
 
@@ -204,7 +206,7 @@ async def test_an_exhausted_connection_pool_is_a_503_in_the_shared_shape(build_a
     app = build_app(db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
     async with LifespanManager(app) as manager:
         # Every connection of the pool is taken (here: the only one) and stays taken.
-        engine = app.state.resources.engine
+        engine = ServiceState.of(app).resources.engine
         transport = ASGITransport(app=manager.app)
         async with (
             engine.connect() as held,

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from tripline_common.platform import ConflictError
-from tripline_common.web import IdempotentRoute, create_app
+from tripline_common.web import IdempotentRoute, ServiceState, create_app
 from tripline_common.web.idempotency import REPLAYED_HEADER, idempotency, request_fingerprint
 
 
@@ -79,7 +79,9 @@ def shop() -> Shop:
 async def client(shop, make_settings, app_client):
     # JSON logs: the console renderer spends seconds drawing the stack of a crash.
     settings = make_settings(service_name="idempotency-test", log_format="json")
-    app = create_app(settings=settings, title="t", description="t", routers=[shop.router()])
+    app = create_app(
+        state=ServiceState(settings), title="t", description="t", routers=[shop.router()]
+    )
     async with app_client(app) as client:
         yield client
 
@@ -211,7 +213,9 @@ async def test_redis_unavailable_refuses_keyed_requests_with_a_503(
         redis_url=f"redis://127.0.0.1:{_closed_port()}/0",
         redis_timeout=0.5,
     )
-    app = create_app(settings=settings, title="t", description="t", routers=[shop.router()])
+    app = create_app(
+        state=ServiceState(settings), title="t", description="t", routers=[shop.router()]
+    )
     async with app_client(app) as client:
         keyed = await client.post("/v1/orders", json={"item": "tea"}, headers=KEY)
         unkeyed = await client.post("/v1/orders", json={"item": "tea"})
@@ -232,7 +236,7 @@ async def test_a_keyed_route_without_the_route_class_fails_loudly(
         return {}
 
     settings = make_settings(log_format="json")
-    app = create_app(settings=settings, title="t", description="t", routers=[router])
+    app = create_app(state=ServiceState(settings), title="t", description="t", routers=[router])
     async with app_client(app) as client:
         response = await client.post("/v1/misconfigured", headers=KEY)
 

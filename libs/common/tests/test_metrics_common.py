@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from tripline_common.messaging import create_redis, queue_stats
+from tripline_common.web import ServiceState
 
 
 @asynccontextmanager
@@ -95,14 +96,14 @@ async def test_ready_follows_each_readyz_answer_and_flips_are_counted(
         assert value(samples, "tripline_testapp_ready") == 1
         assert value(samples, "tripline_testapp_readiness_changes_total") == 0
 
-        app.state.resources.lifecycle.extra_checks["broken"] = broken
+        ServiceState.of(app).lifecycle.extra_checks["broken"] = broken
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/readyz")).status_code == 503
         samples = await scrape(client)
         assert value(samples, "tripline_testapp_ready") == 0
         assert value(samples, "tripline_testapp_readiness_changes_total") == 1
 
-        del app.state.resources.lifecycle.extra_checks["broken"]
+        del ServiceState.of(app).lifecycle.extra_checks["broken"]
         assert (await client.get("/readyz")).status_code == 200
         samples = await scrape(client)
         assert value(samples, "tripline_testapp_ready") == 1
@@ -114,7 +115,7 @@ async def test_pool_gauges_show_connections_in_use_idle_and_the_limit(build_app)
     db = "tripline_testapp_db_pool_connections"
     rds = "tripline_testapp_redis_pool_connections"
     async with serving(app) as client:
-        resources = app.state.resources
+        resources = ServiceState.of(app).resources
         async with resources.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
             async with resources.pg.acquire() as raw:

@@ -17,6 +17,7 @@ from tripline_common.web import (
     Page,
     PageParams,
     PageResult,
+    ServiceState,
     SortSpec,
     create_app,
     page_params,
@@ -222,7 +223,7 @@ def build_app(make_settings: Any) -> Any:
         return page.respond(result)
 
     settings = make_settings(secret_key=SECRET, service_name="pagination-test")
-    return create_app(settings=settings, title="t", description="t", routers=[router])
+    return create_app(state=ServiceState(settings), title="t", description="t", routers=[router])
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tripline_common.web import serve
+from tripline_common.web import ServiceState, serve
 from tripline_common.web.server import DrainingServer
 from tripline_devstack import free_port
 
@@ -54,6 +54,6 @@ def test_served_apps_do_not_name_their_server(build_app, monkeypatch) -> None:
     # `serve` binds both sockets before running: free ports, so nothing else listening matters.
     app = build_app(port=free_port(), ops_port=free_port())
 
-    serve(app, app.state.settings)
+    serve(app, ServiceState.of(app).settings)
 
     assert served["c"].server_header is False

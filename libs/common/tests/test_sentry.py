@@ -17,6 +17,8 @@ import pytest
 import sentry_sdk
 from fastapi import FastAPI
 
+from tripline_common.web import ServiceState
+
 FLUSH_TIMEOUT = 5.0
 BOOM_SECRET = "secret-token-xyz"
 COOKIE_SECRET = "cookie-secret-abc"
@@ -73,7 +75,7 @@ async def test_an_unhandled_error_sends_exactly_one_tagged_event(
     assert event["tags"]["request_id"] == "sentry-rid-1"
     assert event["tags"]["service"] == "testapp"
     assert event["environment"] == "test"
-    assert event["release"] == f"testapp@{app.state.settings.version}"
+    assert event["release"] == f"testapp@{ServiceState.of(app).settings.version}"
     assert [value["type"] for value in event["exception"]["values"]] == ["RuntimeError"]
     assert event["level"] == "error"
     # No request body, no cookies; the credential header is masked in the request section.

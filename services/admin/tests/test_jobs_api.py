@@ -11,6 +11,7 @@ from arq.jobs import deserialize_job
 from arq.worker import Worker, func
 from sqlalchemy import select
 
+from tripline_admin.state import AdminState
 from tripline_common.data import job_arq_id, mark_job_running
 from tripline_common.data.models import (
     AuditLogEntry,
@@ -126,7 +127,7 @@ async def test_retrying_a_failed_job_requeues_it_under_its_own_correlation_id(
     client, admin_app, operator_headers, add_job, session_factory
 ) -> None:
     job = await add_job(JobStatus.FAILED, error="boom", finished_at=datetime.now(UTC))
-    redis = admin_app.state.resources.redis
+    redis = AdminState.of(admin_app).resources.redis
     await redis.set(f"arq:result:{job.arq_job_id}", b"stale")  # ARQ would refuse the job ID
 
     response = await client.post(
@@ -139,7 +140,7 @@ async def test_retrying_a_failed_job_requeues_it_under_its_own_correlation_id(
     queued = deserialize_job(await redis.get(f"arq:job:{job.arq_job_id}"))
     assert (queued.function, queued.args) == ("export_trips", (str(job.id),))
     assert queued.kwargs == {"request_id": "export-request"}
-    assert await redis.zscore(admin_app.state.settings.arq_queue_name, job.arq_job_id)
+    assert await redis.zscore(AdminState.of(admin_app).settings.arq_queue_name, job.arq_job_id)
     async with session_factory() as session:
         row = await session.get(Job, job.id)
         [entry] = await session.scalars(select(AuditLogEntry))
@@ -156,7 +157,7 @@ async def test_retrying_an_arq_failure_enqueues_the_same_call_again(
     client, admin_app, admin_settings, operator_headers
 ) -> None:
     await run_failing_arq_job(admin_settings, job_id="boom:2")
-    redis = admin_app.state.resources.redis
+    redis = AdminState.of(admin_app).resources.redis
 
     response = await client.post("/v1/failures/arq/boom:2/retry", headers=operator_headers)
 
@@ -183,7 +184,7 @@ async def test_retrying_a_given_up_batch_makes_it_pending_with_a_fresh_budget(
 
     assert response.status_code == 202, response.text
     assert response.json()["arq_job_id"] == f"process_batch:{failed_batch.id}"
-    redis = admin_app.state.resources.redis
+    redis = AdminState.of(admin_app).resources.redis
     queued = deserialize_job(await redis.get(f"arq:job:process_batch:{failed_batch.id}"))
     assert queued.args == (str(failed_batch.id),)
     assert queued.kwargs == {"request_id": "ingest-request"}
@@ -202,14 +203,16 @@ async def test_cancelling_a_queued_job_takes_it_off_the_queue_for_good(
     client, admin_app, operator_headers, add_job, session_factory
 ) -> None:
     job = await add_job(JobStatus.QUEUED)
-    redis = admin_app.state.resources.redis
+    redis = AdminState.of(admin_app).resources.redis
     await redis.enqueue_job(job.kind, str(job.id), _job_id=job.arq_job_id)
 
     response = await client.post(f"/v1/jobs/{job.id}/cancel", headers=operator_headers)
 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "cancelled"
-    assert await redis.zscore(admin_app.state.settings.arq_queue_name, job.arq_job_id) is None
+    assert (
+        await redis.zscore(AdminState.of(admin_app).settings.arq_queue_name, job.arq_job_id) is None
+    )
     assert await redis.get(f"arq:job:{job.arq_job_id}") is None
     async with session_factory() as session:
         # A worker that had already dequeued it would find it finished and not run it.

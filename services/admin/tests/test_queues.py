@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from tripline_admin.state import AdminState
+
 
 async def test_queue_stats_count_queued_jobs(admin_app, client, operator_headers) -> None:
-    redis = admin_app.state.resources.redis
+    redis = AdminState.of(admin_app).resources.redis
     for n in range(3):
         await redis.enqueue_job("noop", n, _job_id=f"noop:{n}")
     await redis.enqueue_job("noop", "later", _job_id="noop:later", _defer_by=3600)
@@ -13,7 +15,7 @@ async def test_queue_stats_count_queued_jobs(admin_app, client, operator_headers
 
     assert response.status_code == 200
     [stats] = response.json()
-    assert stats["queue"] == admin_app.state.settings.arq_queue_name
+    assert stats["queue"] == AdminState.of(admin_app).settings.arq_queue_name
     assert stats["queued"] == 4
     assert stats["due"] == 3
     assert stats["in_progress"] == 0

@@ -30,6 +30,7 @@ from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManage
 from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiState
 from tripline_common.data.models import Alert, AlertRule, User
 from tripline_common.messaging import AlertData, AlertEvent, publish_alert
 from tripline_common.security import create_access_token, open_session, revoke_session
@@ -298,7 +299,7 @@ async def test_websocket_closed_1001_on_shutdown(make_settings, make_account, re
     ):
         await publish_until_received(redis, ws, user.id)
         # What the SIGTERM handler does first: the drain begins, and streams are closed.
-        app.state.lifecycle.shutting_down = True
+        ApiState.of(app).lifecycle.shutting_down = True
         with pytest.raises(ConnectionClosed) as closed:
             await next_message(ws, WAIT)
         assert closed.value.rcvd is not None

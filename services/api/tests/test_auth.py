@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiState
 from tripline_common.data.models import AuthSession, UserRole
 from tripline_common.security.auth import service
 from tripline_common.security.auth.tokens import ALGORITHM
@@ -296,7 +297,7 @@ async def test_require_role_allows_only_the_listed_roles(
         return {"role": user.role.value}
 
     app = create_app(
-        settings=make_settings(ApiSettings), title="t", description="t", routers=[router]
+        state=ApiState(make_settings(ApiSettings)), title="t", description="t", routers=[router]
     )
     user = await make_user(role=role)
     async with app_client(app) as client:

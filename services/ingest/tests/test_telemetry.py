@@ -17,6 +17,7 @@ from tripline_common.security import issue_api_key
 from tripline_devstack import free_port
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
+from tripline_ingest.state import IngestState
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ async def test_accepted_batch_is_stored_then_enqueued(
         )
         assert response.status_code == 202, response.text
         body = response.json()
-        redis = ingest_app.state.resources.redis
+        redis = IngestState.of(ingest_app).resources.redis
         job = deserialize_job(await redis.get(f"arq:job:process_batch:{body['batch_id']}"))
     assert body["status"] == "pending" and body["event_count"] == 3 and not body["duplicate"]
     assert job.function == "process_batch"

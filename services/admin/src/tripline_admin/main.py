@@ -14,6 +14,7 @@ from tripline_admin.jobs.router import router as jobs_router
 from tripline_admin.overview.router import router as overview_router
 from tripline_admin.queues.router import router as queues_router
 from tripline_admin.settings import AdminSettings
+from tripline_admin.state import AdminState
 from tripline_admin.users.router import router as users_router
 from tripline_common.web import create_app, serve
 
@@ -49,7 +50,7 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
     ):
         operators.include_router(router)
     app = create_app(
-        settings=settings,
+        state=AdminState(settings),
         title="Tripline admin",
         description=DESCRIPTION,
         routers=[operators],

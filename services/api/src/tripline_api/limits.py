@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from redis.asyncio import Redis
 
+from tripline_api.state import ApiState
 from tripline_common.platform import RateLimitedError
 from tripline_common.security import enforce_rate_limit
 
@@ -18,5 +19,5 @@ async def enforce_limits(
         for key in keys:
             await enforce_rate_limit(redis, key, limit=limit, window_seconds=window)
     except RateLimitedError:
-        request.app.state.api_metrics.rate_limit_rejections.labels(label).inc()
+        ApiState.of(request.app).metrics.rate_limit_rejections.labels(label).inc()
         raise

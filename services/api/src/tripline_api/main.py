@@ -11,8 +11,8 @@ from tripline_api.alerts_stream.service import start_alerts_stream, stop_alerts_
 from tripline_api.auth.router import router as auth_router
 from tripline_api.devices.router import router as devices_router
 from tripline_api.jobs.router import router as jobs_router
-from tripline_api.metrics import create_api_metrics
 from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiState
 from tripline_api.trip_files.router import router as trip_files_router
 from tripline_api.trip_files.router import router_v2 as trip_files_v2_router
 from tripline_api.trips.deprecation import DEPRECATION_NOTE
@@ -46,7 +46,7 @@ TAGS = [
 def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
     """Build the public API (`/v1`, and `/v2` for the resources that have a second version)."""
     app = create_app(
-        settings=settings or ApiSettings(),
+        state=ApiState(settings or ApiSettings()),
         title="Tripline API",
         description="Public API of Tripline: users, trips, alerts and real-time streams.",
         # FastAPI tries included routers in order, every route's pattern in turn: the hot trips
@@ -65,7 +65,7 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
             webhooks_router,
         ],
         tags_metadata=TAGS,
-        on_startup=[create_api_metrics, start_alerts_stream],
+        on_startup=[start_alerts_stream],
         on_shutdown=[stop_alerts_stream],
     )
     app.include_router(trips_v2_router, prefix="/v2")

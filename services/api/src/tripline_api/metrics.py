@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tripline_api.alerts_stream.manager import TRANSPORTS, ConnectionManager
-from tripline_common.web import Resources
 
 
 class ApiMetrics:
-    """Created once per process by the lifespan; reached as `app.state.api_metrics`."""
+    """Created with the app's state; reached as `ApiState.metrics`."""
 
-    def __init__(self, app: FastAPI, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, manager: Callable[[], ConnectionManager | None]
+    ) -> None:
         self.rate_limit_rejections = Counter(
             "tripline_api_rate_limit_rejections",
             "Requests refused with 429 by a rate limit (login, signup, password_reset, "
@@ -26,15 +26,15 @@ class ApiMetrics:
         )
         for limit in ("login", "signup", "password_reset", "password_change"):
             self.rate_limit_rejections.labels(limit)  # Exported from the start, at 0.
-        registry.register(RealtimeConnections(app))
+        registry.register(RealtimeConnections(manager))
 
 
 class RealtimeConnections(Collector):
     """`tripline_api_realtime_connections{transport}`, counted from the connection manager when
     Prometheus scrapes: nothing to keep in step as sockets open and close."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
+    def __init__(self, manager: Callable[[], ConnectionManager | None]) -> None:
+        self.manager = manager
 
     def _family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(
@@ -48,13 +48,8 @@ class RealtimeConnections(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = self._family()
-        manager: ConnectionManager | None = getattr(self.app.state, "alerts_manager", None)
+        manager = self.manager()
         counts = manager.connections_by_transport() if manager else dict.fromkeys(TRANSPORTS, 0)
         for transport, count in counts.items():
             family.add_metric([transport], count)
         yield family
-
-
-async def create_api_metrics(app: FastAPI, resources: Resources) -> None:
-    """Lifespan hook: register the API's series on the app's registry."""
-    app.state.api_metrics = ApiMetrics(app, resources.registry)

@@ -16,8 +16,8 @@ from tripline_ingest.telemetry.service import validate_batch
 
 
 async def get_ingest_state(request: Request) -> IngestState:
-    """The process's ingest state, created by the lifespan."""
-    state: IngestState = request.app.state.ingest
+    """The ingest app's state (read without `IngestState.of`'s check: this runs per upload)."""
+    state: IngestState = request.app.state.service
     return state
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tripline_common.web import Resources, create_app, serve
+from tripline_common.web import create_app, serve
 from tripline_ingest.settings import IngestSettings
 from tripline_ingest.state import IngestState
 from tripline_ingest.telemetry.refusals import RefusalCounter
@@ -15,18 +15,13 @@ TAGS = [{"name": "telemetry", "description": "Device telemetry intake."}]
 
 def create_ingest_app(settings: IngestSettings | None = None) -> FastAPI:
     """Build the ingest service (`/v1`)."""
-    settings = settings or IngestSettings()
-
-    async def create_state(app: FastAPI, resources: Resources) -> None:
-        app.state.ingest = IngestState.create(settings, resources)
-
     app = create_app(
-        settings=settings,
+        state=IngestState(settings or IngestSettings()),
         title="Tripline ingest",
         description="High-rate telemetry intake for devices authenticated by API keys.",
         routers=[telemetry_router],
         tags_metadata=TAGS,
-        on_startup=[create_state],
+        on_startup=[IngestState.start_limiters],
     )
     app.add_middleware(RefusalCounter)
     return app

@@ -1,12 +1,10 @@
-"""What the ingest process keeps between requests: the key cache, the rate limiter, metrics."""
+"""The ingest app's typed state: the shared parts, the key cache, the rate limiters, metrics."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prometheus_client import CollectorRegistry, Counter
 
-from tripline_common.web import Resources
+from tripline_common.web import ServiceState
 from tripline_ingest.devices import DeviceKeyCache, DeviceRateLimiter, FailedLookupLimiter
 from tripline_ingest.settings import IngestSettings
 
@@ -62,37 +60,34 @@ class IngestMetrics:
             self.rate_limit_rejections.labels(limit).inc()
 
 
-@dataclass
-class IngestState:
-    """Created once per process by the lifespan; reached through `deps.IngestStateDep`."""
+class IngestState(ServiceState[IngestSettings]):
+    """Created with the app (`create_ingest_app`); reached through `deps.IngestStateDep`."""
 
-    settings: IngestSettings
-    device_keys: DeviceKeyCache
     rate_limiter: DeviceRateLimiter
-    metrics: IngestMetrics
     failed_lookups: FailedLookupLimiter
+    """Both from start-up on (`start_limiters`): they count in the lifespan's Redis."""
 
-    @classmethod
-    def create(cls, settings: IngestSettings, resources: Resources) -> IngestState:
-        """Build the state from settings and the process's shared resources."""
-        return cls(
-            settings=settings,
-            device_keys=DeviceKeyCache(
-                settings.device_key_cache_ttl_seconds,
-                settings.device_key_cache_size,
-                negative_ttl=settings.device_key_negative_ttl_seconds,
-            ),
-            rate_limiter=DeviceRateLimiter(
-                resources.redis,
-                limit=settings.device_rate_limit,
-                window_seconds=settings.device_rate_window_seconds,
-                timeout=settings.rate_limit_timeout_seconds,
-            ),
-            metrics=IngestMetrics(resources.registry),
-            failed_lookups=FailedLookupLimiter(
-                resources.redis,
-                limit=settings.failed_key_lookup_limit,
-                window_seconds=settings.failed_key_lookup_window_seconds,
-                timeout=settings.rate_limit_timeout_seconds,
-            ),
+    def __init__(self, settings: IngestSettings) -> None:
+        super().__init__(settings)
+        self.device_keys = DeviceKeyCache(
+            settings.device_key_cache_ttl_seconds,
+            settings.device_key_cache_size,
+            negative_ttl=settings.device_key_negative_ttl_seconds,
+        )
+        self.metrics = IngestMetrics(self.registry)
+
+    async def start_limiters(self) -> None:
+        """Lifespan hook: the rate limiters, on the process's Redis."""
+        settings, redis = self.settings, self.resources.redis
+        self.rate_limiter = DeviceRateLimiter(
+            redis,
+            limit=settings.device_rate_limit,
+            window_seconds=settings.device_rate_window_seconds,
+            timeout=settings.rate_limit_timeout_seconds,
+        )
+        self.failed_lookups = FailedLookupLimiter(
+            redis,
+            limit=settings.failed_key_lookup_limit,
+            window_seconds=settings.failed_key_lookup_window_seconds,
+            timeout=settings.rate_limit_timeout_seconds,
         )

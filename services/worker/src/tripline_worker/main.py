@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tripline_common.web import Resources, create_app, serve
+from tripline_common.web import create_app, serve
 from tripline_worker.metrics import JobMetrics
 from tripline_worker.runner import ArqRunner
 from tripline_worker.settings import WorkerServiceSettings
+from tripline_worker.state import WorkerState
 
 
 def create_worker_app(settings: WorkerServiceSettings | None = None) -> FastAPI:
     """The worker's HTTP app; its lifespan starts and drains the ARQ worker."""
-    settings = settings or WorkerServiceSettings()
 
-    async def start_worker(app: FastAPI, resources: Resources) -> None:
-        runner = ArqRunner(resources, JobMetrics(resources.registry))
-        app.state.runner = runner
-        resources.lifecycle.extra_checks["worker"] = runner.check
+    async def start_worker(state: WorkerState) -> None:
+        runner = ArqRunner(state.resources, state.settings, JobMetrics(state.registry))
+        state.runner = runner
+        state.lifecycle.extra_checks["worker"] = runner.check
         runner.start()
 
-    async def stop_worker(app: FastAPI, _: Resources) -> None:
-        runner: ArqRunner | None = getattr(app.state, "runner", None)
-        if runner is not None:
-            await runner.stop()
+    async def stop_worker(state: WorkerState) -> None:
+        if state.runner is not None:
+            await state.runner.stop()
 
     return create_app(
-        settings=settings,
+        state=WorkerState(settings or WorkerServiceSettings()),
         title="Tripline worker",
         description="ARQ worker: telemetry batches, webhooks and cron. HTTP serves probes only.",
         routers=[],

@@ -7,7 +7,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import structlog
@@ -110,10 +110,12 @@ class ArqRunner:
     and cancels the rest (ARQ runs a cancelled job again later: jobs are idempotent).
     """
 
-    def __init__(self, resources: Resources, metrics: JobMetrics) -> None:
+    def __init__(
+        self, resources: Resources, settings: WorkerServiceSettings, metrics: JobMetrics
+    ) -> None:
         self.resources = resources
         self.metrics = metrics
-        self.settings = cast(WorkerServiceSettings, resources.settings)
+        self.settings = settings
         self.worker: Worker | None = None
         self.http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None

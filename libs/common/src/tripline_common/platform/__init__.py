@@ -19,7 +19,7 @@ from tripline_common.platform.errors import (
     ServiceUnavailableError,
     UnauthorizedError,
     UnprocessableError,
-    allowed_methods,
+    app_error_response,
     error_response,
 )
 from tripline_common.platform.logging import configure_logging
@@ -41,7 +41,7 @@ __all__ = [
     "ServiceUnavailableError",
     "UnauthorizedError",
     "UnprocessableError",
-    "allowed_methods",
+    "app_error_response",
     "configure_logging",
     "error_response",
     "get_request_id",

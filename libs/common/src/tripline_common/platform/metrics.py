@@ -8,8 +8,9 @@ templates, never IDs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import asyncpg
 from fastapi import FastAPI
@@ -25,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tripline_common.platform.settings import CommonSettings
 
@@ -93,15 +95,40 @@ class HttpMetrics:
                 instrumentation(info)
 
 
+class ProcessPools(Protocol):
+    """The pools `PoolCollector` reads: the app's lifespan resources."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def pg(self) -> Any: ...
+
+    @property
+    def redis(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class AppMetrics:
+    """What `instrument_app` registered that the app feeds: RED per request, each /readyz."""
+
+    http: HttpMetrics
+    readiness: ReadinessMetrics
+
+
 def instrument_app(
-    app: FastAPI, settings: CommonSettings, registry: CollectorRegistry
-) -> HttpMetrics:
-    """Register the shared series on `registry`, serve them at `/metrics`, and return the RED
-    recorder for `EdgeMiddleware` to feed.
+    app: FastAPI,
+    settings: CommonSettings,
+    registry: CollectorRegistry,
+    pools: Callable[[], ProcessPools | None],
+) -> AppMetrics:
+    """Register the shared series on `registry`, serve them at `/metrics`, and return the
+    recorders the app feeds (`EdgeMiddleware` the RED one, `/readyz` the readiness one).
 
     - requests and their latency by route template (`HttpMetrics`);
-    - `build_info`, the readiness gauge and its flips (see `record_readiness`);
-    - the DB and Redis pools, read at scrape time (see `PoolCollector`).
+    - `build_info`, the readiness gauge and its flips (`ReadinessMetrics`);
+    - the DB and Redis pools, read at scrape time (`PoolCollector`; `pools` gives None until
+      the lifespan has created them).
     """
     recorder = HttpMetrics(settings, registry)
     Instrumentator(registry=registry, should_respect_env_var=False).expose(
@@ -115,9 +142,9 @@ def instrument_app(
         ["version", "environment"],
         registry=registry,
     ).labels(settings.version, settings.environment.value).set(1)
-    app.state.readiness_metrics = ReadinessMetrics(prefix, registry)
-    registry.register(PoolCollector(app, settings, prefix))
-    return recorder
+    readiness = ReadinessMetrics(prefix, registry)
+    registry.register(PoolCollector(settings, prefix, pools))
+    return AppMetrics(http=recorder, readiness=readiness)
 
 
 class ReadinessMetrics:
@@ -144,13 +171,6 @@ class ReadinessMetrics:
         self.ready.set(1 if ready else 0)
 
 
-def record_readiness(app: FastAPI, ready: bool) -> None:
-    """Called by `/readyz` with each answer it gives."""
-    metrics: ReadinessMetrics | None = getattr(app.state, "readiness_metrics", None)
-    if metrics is not None:
-        metrics.record(ready)
-
-
 class PoolCollector(Collector):
     """Connections of the process's pools, read when Prometheus scrapes (no per-request cost).
 
@@ -159,10 +179,12 @@ class PoolCollector(Collector):
     States: `in_use`, `idle`, `max`.
     """
 
-    def __init__(self, app: FastAPI, settings: CommonSettings, prefix: str) -> None:
-        self.app = app
+    def __init__(
+        self, settings: CommonSettings, prefix: str, pools: Callable[[], ProcessPools | None]
+    ) -> None:
         self.settings = settings
         self.prefix = prefix
+        self.pools = pools
 
     def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         return (
@@ -184,11 +206,11 @@ class PoolCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         db, redis = self._families()
-        resources = getattr(self.app.state, "resources", None)
+        resources = self.pools()
         if resources is not None:
             for pool, counts in (
                 ("orm", self._orm(resources.engine)),
-                ("raw", self._raw(getattr(resources, "pg", None))),
+                ("raw", self._raw(resources.pg)),
             ):
                 if counts is not None:
                     for state, value in zip(POOL_STATES, counts, strict=True):

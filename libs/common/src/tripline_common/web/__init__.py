@@ -5,19 +5,18 @@ dependency aliases (`SessionDep`, `CurrentUser`, ...), keyset pagination, idempo
 routes and the hot-read response. The top floor: may import every floor below.
 """
 
-from tripline_common.web.app import Resources, create_app
+from tripline_common.web.app import create_app
 from tripline_common.web.auth_deps import AdminUser, CurrentUser, OperatorUser, TokenClaims
 from tripline_common.web.deps import (
     PgDep,
     QueueDep,
     RedisDep,
-    ResourcesDep,
     SessionDep,
     SettingsDep,
     client_address,
     pg_pool,
 )
-from tripline_common.web.health import Lifecycle
+from tripline_common.web.error_handlers import allowed_methods
 from tripline_common.web.idempotency import IdempotentRoute, UserIdempotencyKey
 from tripline_common.web.pagination import (
     Page,
@@ -30,6 +29,7 @@ from tripline_common.web.pagination import (
 )
 from tripline_common.web.responses import model_response
 from tripline_common.web.server import serve
+from tripline_common.web.state import Lifecycle, Resources, ServiceState
 
 __all__ = [
     "AdminUser",
@@ -44,12 +44,13 @@ __all__ = [
     "QueueDep",
     "RedisDep",
     "Resources",
-    "ResourcesDep",
+    "ServiceState",
     "SessionDep",
     "SettingsDep",
     "SortSpec",
     "TokenClaims",
     "UserIdempotencyKey",
+    "allowed_methods",
     "client_address",
     "create_app",
     "fetch_page",

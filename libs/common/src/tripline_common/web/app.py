@@ -4,27 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-import asyncpg
 import structlog
-from arq.connections import ArqRedis
 from fastapi import APIRouter, FastAPI
-from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tripline_common.data.db import SessionFactory, create_engine, create_session_factory
+from tripline_common.data.db import create_engine, create_session_factory
 from tripline_common.data.pg import create_pg_pool
 from tripline_common.messaging.queue import JobQueue, create_redis
-from tripline_common.platform.errors import ErrorResponse, install_error_handlers
+from tripline_common.platform.errors import ErrorResponse
 from tripline_common.platform.logging import configure_logging
-from tripline_common.platform.metrics import create_registry, instrument_app
+from tripline_common.platform.metrics import instrument_app
 from tripline_common.platform.sentry import init_sentry
-from tripline_common.platform.settings import CommonSettings
 from tripline_common.web.docs import OPENAPI_URL, install_docs
-from tripline_common.web.health import Lifecycle, check_dependencies, create_health_router
+from tripline_common.web.error_handlers import install_error_handlers
+from tripline_common.web.health import check_dependencies, create_health_router
 from tripline_common.web.middleware import install_middleware
+from tripline_common.web.state import Resources, ServiceState
 
 log = structlog.get_logger("tripline.app")
 
@@ -35,75 +31,57 @@ COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": ErrorResponse, "description": "Unexpected error; quote `request_id`."},
 }
 
-
-@dataclass
-class Resources:
-    """What the lifespan creates once per process and dependencies hand to handlers."""
-
-    settings: CommonSettings
-    engine: AsyncEngine
-    session_factory: SessionFactory
-    redis: ArqRedis
-    queue: JobQueue
-    pg: asyncpg.Pool
-    registry: CollectorRegistry
-    lifecycle: Lifecycle
-
-
-Hook = Callable[[FastAPI, Resources], Awaitable[None]]
+StateT = TypeVar("StateT", bound=ServiceState[Any])
 
 
 def create_app(
     *,
-    settings: CommonSettings,
+    state: StateT,
     title: str,
     description: str,
     routers: Sequence[APIRouter] = (),
     api_prefix: str = "/v1",
     tags_metadata: Sequence[Mapping[str, Any]] = (),
-    on_startup: Sequence[Hook] = (),
-    on_shutdown: Sequence[Hook] = (),
+    on_startup: Sequence[Callable[[StateT], Awaitable[None]]] = (),
+    on_shutdown: Sequence[Callable[[StateT], Awaitable[None]]] = (),
     csp_by_prefix: Mapping[str, str] | None = None,
 ) -> FastAPI:
-    """Build a FastAPI app with Tripline's shared behaviour.
+    """Build a FastAPI app with Tripline's shared behaviour around the service's typed `state`.
 
     - lifespan: one DB engine and one Redis/ARQ pool per process, start-up checks, and
       `shutting_down` flipped first on shutdown so `/readyz` fails while traffic drains;
     - the middleware stack, the error shape for every error, `/livez`, `/readyz`, `/startupz`,
       Prometheus metrics at `/metrics`, Sentry when `SENTRY_DSN` is set;
-    - `routers` mounted under `api_prefix` (URL versioning).
+    - `routers` mounted under `api_prefix` (URL versioning);
+    - `on_startup` hooks once the resources exist, `on_shutdown` hooks before they close.
     """
+    settings = state.settings
     configure_logging(settings)
     init_sentry(settings)
-    registry = create_registry()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         redis = create_redis(settings)
         pg = await create_pg_pool(settings)
-        resources = Resources(
-            settings=settings,
+        state.resources = Resources(
             engine=engine,
             session_factory=create_session_factory(engine),
             redis=redis,
             queue=JobQueue(redis, settings.arq_queue_name),
             pg=pg,
-            registry=registry,
-            lifecycle=app.state.lifecycle,
         )
-        app.state.resources = resources
         try:
             for hook in on_startup:
-                await hook(app, resources)
-            await _startup_check(resources)
-            resources.lifecycle.started = True
+                await hook(state)
+            await _startup_check(state)
+            state.lifecycle.started = True
             log.info("started", port=settings.port, ops_port=settings.ops_port)
             yield
         finally:
-            resources.lifecycle.shutting_down = True
+            state.lifecycle.shutting_down = True
             for hook in on_shutdown:
-                await hook(app, resources)
+                await hook(state)
             await redis.aclose(close_connection_pool=True)
             await pg.close()
             await engine.dispose()
@@ -121,9 +99,7 @@ def create_app(
         openapi_url=OPENAPI_URL if docs else None,
         responses=COMMON_ERROR_RESPONSES,
     )
-    # Exists before the lifespan runs, so the server's signal handler can flip it at any time.
-    app.state.lifecycle = Lifecycle()
-    app.state.settings = settings
+    app.state.service = state
     install_error_handlers(app)
     # The API's routes first: the router tries routes in order, and clients call them far
     # more often than the probes, /metrics or the docs (docs/performance.md).
@@ -131,20 +107,25 @@ def create_app(
         app.include_router(router, prefix=api_prefix)
     app.include_router(create_health_router())
     docs_csp = install_docs(app) if docs else {}
+    # The pools exist once the lifespan has run; until then the collector reports none.
+    metrics = instrument_app(
+        app, settings, state.registry, lambda: getattr(state, "resources", None)
+    )
+    state.readiness_metrics = metrics.readiness
     install_middleware(
         app,
         settings,
-        metrics=instrument_app(app, settings, registry),
+        metrics=metrics.http,
         csp_by_prefix={**docs_csp, **(csp_by_prefix or {})},
     )
     return app
 
 
-async def _startup_check(resources: Resources) -> None:
+async def _startup_check(state: ServiceState[Any]) -> None:
     """Log, at start, whether the dependencies answer. Not fatal: `/readyz` holds traffic back
     until they do, and a crash loop would only add noise to an outage."""
     checks = await check_dependencies(
-        resources.engine, resources.redis, resources.settings.readiness_timeout
+        state.resources.engine, state.resources.redis, state.settings.readiness_timeout
     )
     if all(result == "ok" for result in checks.values()):
         log.info("startup_check_passed", checks=checks)

@@ -12,9 +12,11 @@ from fastapi.security import OAuth2PasswordBearer
 from tripline_common.data.models import UserRole
 from tripline_common.platform.errors import ForbiddenError, UnauthorizedError
 from tripline_common.platform.sentry import set_user_id
+from tripline_common.platform.settings import CommonSettings
 from tripline_common.security.auth.service import Principal, resolve_principal
 from tripline_common.security.auth.tokens import AccessClaims, decode_access_token
 from tripline_common.web.deps import PgDep
+from tripline_common.web.state import ServiceState
 
 
 class BearerTokenClaims(OAuth2PasswordBearer):
@@ -35,7 +37,8 @@ class BearerTokenClaims(OAuth2PasswordBearer):
         token = await super().__call__(request)
         if not token:
             raise UnauthorizedError("Send an access token: `Authorization: Bearer <token>`.")
-        return decode_access_token(request.app.state.settings, token)
+        state: ServiceState[CommonSettings] = request.app.state.service
+        return decode_access_token(state.settings, token)
 
 
 get_token_claims = BearerTokenClaims()

@@ -2,8 +2,10 @@
 
 The trivial ones are `async def` on purpose: FastAPI runs plain `def` dependencies in its
 thread pool, a thread hop per request for a dictionary lookup. And each takes the `Request`
-itself rather than `ResourcesDep`: FastAPI resolves every node of the dependency graph on
-every request, so a graph one level deep is measurably cheaper on hot reads than a chain.
+itself and reads the app's `ServiceState` rather than depending on a state dependency: FastAPI
+resolves every node of the dependency graph on every request, so a graph one level deep is
+measurably cheaper on hot reads than a chain. A service's own settings type comes from its own
+alias (`ApiSettingsDep`, ...), built the same way.
 """
 
 from __future__ import annotations
@@ -19,22 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tripline_common.data.db import unit_of_work
 from tripline_common.messaging.queue import JobQueue
 from tripline_common.platform.settings import CommonSettings
-from tripline_common.web.app import Resources
+from tripline_common.web.state import ServiceState
 
-
-async def get_resources(request: Request) -> Resources:
-    """The process's resources, created by the lifespan."""
-    resources: Resources = request.app.state.resources
-    return resources
-
-
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+# `request.app.state.service` is read directly below, without `ServiceState.of`'s type check:
+# the app factory put it there, and these run on every request.
 
 
 async def get_settings(request: Request) -> CommonSettings:
     """The app's settings object (injected, so tests can build apps with their own)."""
-    settings: CommonSettings = request.app.state.settings
-    return settings
+    state: ServiceState[CommonSettings] = request.app.state.service
+    return state.settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -45,35 +41,36 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     response instead of a lost write, and the connection is back in the pool before the client
     can send its next request (see docs/performance.md).
     """
-    resources: Resources = request.app.state.resources
+    state: ServiceState[CommonSettings] = request.app.state.service
+    resources = state.resources
     async with unit_of_work(resources.session_factory, resources.queue) as session:
         yield session
 
 
 async def get_queue(request: Request) -> JobQueue:
     """The job queue (use `enqueue_after_commit` with the request's session)."""
-    queue: JobQueue = request.app.state.resources.queue
-    return queue
+    state: ServiceState[CommonSettings] = request.app.state.service
+    return state.resources.queue
 
 
 async def get_redis(request: Request) -> ArqRedis:
     """The process's Redis client."""
-    redis: ArqRedis = request.app.state.resources.redis
-    return redis
+    state: ServiceState[CommonSettings] = request.app.state.service
+    return state.resources.redis
 
 
 async def get_pg(request: Request) -> asyncpg.Pool:
     """The raw asyncpg pool, for hot read paths only (see `tripline_common.data.pg`)."""
-    pool: asyncpg.Pool = request.app.state.resources.pg
-    return pool
+    state: ServiceState[CommonSettings] = request.app.state.service
+    return state.resources.pg
 
 
 def pg_pool(request: Request) -> asyncpg.Pool:
     """The raw pool, read off the app: for the hottest reads, where even one node of FastAPI's
     per-request dependency resolution shows in the benchmark (docs/performance.md). Everything
     else takes `PgDep`."""
-    pool: asyncpg.Pool = request.app.state.resources.pg
-    return pool
+    state: ServiceState[CommonSettings] = request.app.state.service
+    return state.resources.pg
 
 
 SettingsDep = Annotated[CommonSettings, Depends(get_settings)]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from arq.connections import ArqRedis
 from fastapi import APIRouter, Request
@@ -15,20 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tripline_common.data.db import ping_database
 from tripline_common.platform.errors import error_response
-from tripline_common.platform.metrics import record_readiness
-
-if TYPE_CHECKING:
-    from tripline_common.web.app import Resources
-
-
-@dataclass
-class Lifecycle:
-    """Where the process is in its life; flipped by the lifespan and the server's signal handler."""
-
-    started: bool = False
-    shutting_down: bool = False
-    extra_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
-
+from tripline_common.web.state import ServiceState
 
 # Checks abandoned after their timeout, kept referenced until their cancellation completes.
 _abandoned: set[asyncio.Future[None]] = set()
@@ -84,16 +70,15 @@ async def check_dependencies(
     return dict(zip(checks, results, strict=True))
 
 
-async def readiness(resources: Resources) -> HealthStatus | JSONResponse:
+async def readiness(state: ServiceState[Any]) -> HealthStatus | JSONResponse:
     """The `/readyz` answer: 503 once shutdown begins or while a dependency fails."""
-    lifecycle: Lifecycle = resources.lifecycle
-    if lifecycle.shutting_down:
+    if state.lifecycle.shutting_down:
         return error_response(503, "shutting_down", "The process is shutting down.", {"checks": {}})
     checks = await check_dependencies(
-        resources.engine,
-        resources.redis,
-        resources.settings.readiness_timeout,
-        lifecycle.extra_checks,
+        state.resources.engine,
+        state.resources.redis,
+        state.settings.readiness_timeout,
+        state.lifecycle.extra_checks,
     )
     if all(result == "ok" for result in checks.values()):
         return HealthStatus(status="ready", checks=checks)
@@ -101,7 +86,7 @@ async def readiness(resources: Resources) -> HealthStatus | JSONResponse:
 
 
 def create_health_router() -> APIRouter:
-    """`/livez`, `/readyz` and `/startupz`, reading the app's resources from `app.state`.
+    """`/livez`, `/readyz` and `/startupz`, reading the app's `ServiceState`.
 
     Left out of the OpenAPI document, like `/metrics`: they answer on `OPS_PORT` only, and the
     document describes the port clients reach (docs/operations.md lists them)."""
@@ -126,8 +111,9 @@ def create_health_router() -> APIRouter:
         responses={503: {"description": "Not ready; `details` lists each check."}},
     )
     async def readyz(request: Request) -> HealthStatus | JSONResponse:
-        answer = await readiness(request.app.state.resources)
-        record_readiness(request.app, ready=isinstance(answer, HealthStatus))
+        state: ServiceState[Any] = ServiceState.of(request.app)
+        answer = await readiness(state)
+        state.readiness_metrics.record(ready=isinstance(answer, HealthStatus))
         return answer
 
     @router.get(
@@ -139,7 +125,7 @@ def create_health_router() -> APIRouter:
         responses={503: {"description": "Still starting."}},
     )
     async def startupz(request: Request) -> HealthStatus | JSONResponse:
-        if request.app.state.resources.lifecycle.started:
+        if ServiceState.of(request.app).lifecycle.started:
             return HealthStatus(status="started")
         return error_response(503, "starting", "The process is still starting.")
 

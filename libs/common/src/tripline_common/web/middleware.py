@@ -33,6 +33,7 @@ from tripline_common.platform.errors import ErrorResponse, code_for_status, erro
 from tripline_common.platform.metrics import HttpMetrics
 from tripline_common.platform.settings import CommonSettings
 from tripline_common.security.secret_fields import holds_secret
+from tripline_common.web.state import ServiceState
 
 access_log = structlog.get_logger("tripline.access")
 error_log = structlog.get_logger("tripline.errors")
@@ -319,12 +320,12 @@ class EdgeMiddleware:
 def _error_page(scope: Scope) -> Response | None:
     """The app's own answer to an unexpected error, where it has one.
 
-    An app may set `app.state.server_error_page(request) -> Response | None` (the admin
-    console renders a page for its paths); everything else, or a page that fails itself, gets
-    the shared JSON 500.
+    An app may set its `ServiceState.server_error_page` (the admin console renders a page for
+    its paths); everything else, or a page that fails itself, gets the shared JSON 500.
     """
     app = scope.get("app")
-    page = getattr(getattr(app, "state", None), "server_error_page", None)
+    state = getattr(getattr(app, "state", None), "service", None)
+    page = state.server_error_page if isinstance(state, ServiceState) else None
     if page is None:
         return None
     try:

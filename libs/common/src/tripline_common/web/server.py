@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tripline_common.platform.settings import CommonSettings
-from tripline_common.web.health import Lifecycle
+from tripline_common.web.state import Lifecycle, ServiceState
 
 log = structlog.get_logger("tripline.server")
 
@@ -103,5 +103,5 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
         date_header=True,
     )
     sockets = [listen(settings.host, settings.port), listen(settings.host, settings.ops_port)]
-    server = DrainingServer(config, app.state.lifecycle, settings.shutdown_drain_seconds)
+    server = DrainingServer(config, ServiceState.of(app).lifecycle, settings.shutdown_drain_seconds)
     server.run(sockets=sockets)

@@ -18,7 +18,9 @@ from starlette.types import Scope
 from tripline_admin.console.pages import audit, auth, devices, jobs, overview, users
 from tripline_admin.console.rendering import STATIC_DIR, STATIC_URL, render
 from tripline_admin.console.security import ConsoleLoginRequired, verify_csrf
-from tripline_common.platform import AppError, allowed_methods
+from tripline_admin.state import AdminState
+from tripline_common.platform import AppError
+from tripline_common.web import allowed_methods
 
 CONSOLE_PREFIX = "/console"
 
@@ -84,7 +86,7 @@ def install_error_pages(app: FastAPI) -> None:
     for exc_class in (AppError, StarletteHTTPException, RequestValidationError):
         app.add_exception_handler(exc_class, _html_on_console(app.exception_handlers[exc_class]))
     app.add_exception_handler(ConsoleLoginRequired, _redirect_to_login)
-    app.state.server_error_page = _server_error_page
+    AdminState.of(app).server_error_page = _server_error_page
 
 
 def _server_error_page(request: Request) -> Response | None:

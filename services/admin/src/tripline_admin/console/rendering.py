@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 
 from tripline_admin.console.security import (
     CSRF_FIELD,
+    console_user,
     cookie_name,
     csrf_token,
     delete_cookie,
@@ -24,6 +25,7 @@ from tripline_admin.console.security import (
     unsign,
 )
 from tripline_admin.settings import AdminSettings
+from tripline_admin.state import AdminState
 from tripline_common.data.models import UserRole
 from tripline_common.security import Principal
 
@@ -118,8 +120,8 @@ def render(
 ) -> HTMLResponse:
     """A console page. Pages are never cached (they show account data and CSRF tokens), and a
     flash message is shown once: its cookie is cleared by the page that displays it."""
-    settings: AdminSettings = request.app.state.settings
-    user = user or getattr(request.state, "console_user", None)
+    settings = AdminState.of(request.app).settings
+    user = user or console_user(request)
     flashes = _read_flashes(request, settings)
     html = (
         environment()
@@ -145,7 +147,7 @@ def redirect(request: Request, url: str, *flashes: tuple[Level, str]) -> Redirec
     """303 See Other to `url` (after a form post), carrying flash messages for the next page."""
     response = RedirectResponse(url, status_code=303)
     if flashes:
-        settings: AdminSettings = request.app.state.settings
+        settings = AdminState.of(request.app).settings
         payload = [[level, text[:300]] for level, text in flashes]
         set_cookie(response, settings, "flash", sign(settings, "flash", payload), FLASH_MAX_AGE)
     return response

@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.responses import Response
 
 from tripline_admin.settings import AdminSettings
+from tripline_admin.state import AdminSettingsDep
 from tripline_common.data import PgExecutor
 from tripline_common.data.models import UserRole
 from tripline_common.platform import ForbiddenError
@@ -50,16 +51,7 @@ class CrossSiteRejectedError(ForbiddenError):
     message = "Console actions can only be sent from the console's own pages."
 
 
-# --- Settings and cookies -------------------------------------------------------------------
-
-
-async def get_admin_settings(request: Request) -> AdminSettings:
-    """The admin app's settings (with the console's fields)."""
-    settings: AdminSettings = request.app.state.settings
-    return settings
-
-
-AdminSettingsDep = Annotated[AdminSettings, Depends(get_admin_settings)]
+# --- Cookies --------------------------------------------------------------------------------
 
 
 def cookie_name(settings: AdminSettings, purpose: str) -> str:
@@ -227,11 +219,17 @@ async def current_console_user(
         raise ConsoleLoginRequired("Your session has ended; please sign in again.")
     if principal.role not in STAFF:
         raise ForbiddenError("The console is for operators and admins.", code="insufficient_role")
-    request.state.console_user = principal
+    request.state.console_user = principal  # For `console_user`: pages render who signed in.
     return principal
 
 
 ConsoleUser = Annotated[Principal, Depends(current_console_user)]
+
+
+def console_user(request: Request) -> Principal | None:
+    """The console user `current_console_user` resolved for this request, if it ran."""
+    user: Principal | None = getattr(request.state, "console_user", None)
+    return user
 
 
 async def require_console_admin(user: ConsoleUser) -> Principal:

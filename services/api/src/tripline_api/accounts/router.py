@@ -18,7 +18,7 @@ from tripline_api.accounts.schemas import (
     TokenIn,
 )
 from tripline_api.limits import enforce_limits
-from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiSettingsDep
 from tripline_common.platform import ErrorResponse
 from tripline_common.web import (
     CurrentUser,
@@ -81,10 +81,9 @@ async def request_password_reset(
     request: Request,
     session: SessionDep,
     queue: QueueDep,
-    settings: SettingsDep,
+    settings: ApiSettingsDep,
     redis: RedisDep,
 ) -> ResetRequested:
-    assert isinstance(settings, ApiSettings)
     await enforce_limits(
         request,
         redis,

@@ -9,8 +9,8 @@ from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from tripline_api.alerts_stream.service import authenticate_stream, refuse_credentials_in_url
+from tripline_api.state import ApiState
 from tripline_common.security import AccessClaims, Principal
-from tripline_common.web import Resources
 
 # The bearer header is optional here (a ticket may stand in for it); same scheme in OpenAPI.
 _optional_bearer = OAuth2PasswordBearer(
@@ -39,8 +39,9 @@ async def get_stream_caller(
     ] = None,
 ) -> StreamCaller:
     refuse_credentials_in_url(request.query_params)
-    resources: Resources = request.app.state.resources
-    principal, claims = await authenticate_stream(resources, ticket=ticket, bearer=bearer)
+    principal, claims = await authenticate_stream(
+        ApiState.of(request.app), ticket=ticket, bearer=bearer
+    )
     return StreamCaller(principal, claims)
 
 

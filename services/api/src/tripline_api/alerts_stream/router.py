@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, WebSocket, status
 from fastapi.responses import StreamingResponse
@@ -12,10 +12,10 @@ from tripline_api.alerts_stream.deps import StreamCallerDep
 from tripline_api.alerts_stream.schemas import StreamTicket
 from tripline_api.alerts_stream.service import open_sse_stream, serve_websocket
 from tripline_api.alerts_stream.tickets import issue_ticket
-from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiSettingsDep, ApiState
 from tripline_api.streaming import ClosingStreamingResponse
 from tripline_common.platform import ErrorResponse
-from tripline_common.web import CurrentUser, RedisDep, SettingsDep, TokenClaims
+from tripline_common.web import CurrentUser, RedisDep, TokenClaims
 
 router = APIRouter(prefix="/alerts", tags=["alerts-stream"])
 
@@ -56,9 +56,9 @@ it opens is bound to your session and ends when the access token used here expir
     responses={401: {"model": ErrorResponse, "description": "Missing, invalid or revoked token."}},
 )
 async def create_stream_ticket(
-    _: CurrentUser, claims: TokenClaims, redis: RedisDep, settings: SettingsDep
+    _: CurrentUser, claims: TokenClaims, redis: RedisDep, settings: ApiSettingsDep
 ) -> StreamTicket:
-    ttl = cast(ApiSettings, settings).stream_ticket_ttl_seconds
+    ttl = settings.stream_ticket_ttl_seconds
     return StreamTicket(ticket=await issue_ticket(redis, claims, ttl_seconds=ttl), expires_in=ttl)
 
 
@@ -104,7 +104,9 @@ async def stream_alerts(
         ),
     ] = None,
 ) -> StreamingResponse:
-    body = await open_sse_stream(request.app, caller.principal, caller.claims, last_event_id)
+    body = await open_sse_stream(
+        ApiState.of(request.app), caller.principal, caller.claims, last_event_id
+    )
     return ClosingStreamingResponse(
         body,
         media_type="text/event-stream",

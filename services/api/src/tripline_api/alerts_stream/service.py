@@ -25,10 +25,10 @@ import json
 import uuid
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from fastapi import FastAPI, WebSocket
+from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from tripline_api.alerts_stream.manager import (
@@ -41,6 +41,7 @@ from tripline_api.alerts_stream.manager import (
 from tripline_api.alerts_stream.tickets import redeem_ticket
 from tripline_api.settings import ApiSettings
 from tripline_api.slots import HeldSlot, take_held_slot
+from tripline_api.state import ApiState
 from tripline_api.streaming import GuardedBody
 from tripline_common.messaging import AlertEvent
 from tripline_common.platform import (
@@ -49,7 +50,7 @@ from tripline_common.platform import (
     RateLimitedError,
     ServiceUnavailableError,
     UnauthorizedError,
-    error_response,
+    app_error_response,
 )
 from tripline_common.security import AccessClaims, Principal, decode_access_token, resolve_principal
 from tripline_common.web import Resources
@@ -61,29 +62,29 @@ REPLAY_LIMIT = 1000
 # Lifespan hooks -------------------------------------------------------------------------
 
 
-async def start_alerts_stream(app: FastAPI, resources: Resources) -> None:
+async def start_alerts_stream(state: ApiState) -> None:
     """Start this process's one Redis subscription and its connection manager."""
-    settings = cast(ApiSettings, resources.settings)
     manager = ConnectionManager(
-        resources.redis,
-        resources.lifecycle,
-        settings.alerts_stream_queue_size,
-        max_streams=settings.alerts_stream_max_per_process,
+        state.resources.redis,
+        state.lifecycle,
+        state.settings.alerts_stream_queue_size,
+        max_streams=state.settings.alerts_stream_max_per_process,
     )
-    app.state.alerts_manager = manager
+    state.alerts_manager = manager
     manager.start()
 
 
-async def stop_alerts_stream(app: FastAPI, _: Resources) -> None:
+async def stop_alerts_stream(state: ApiState) -> None:
     """Close every stream (WebSocket: 1001) and stop listening."""
-    manager: ConnectionManager | None = getattr(app.state, "alerts_manager", None)
-    if manager is not None:
-        await manager.stop()
+    if state.alerts_manager is not None:
+        await state.alerts_manager.stop()
 
 
-def get_manager(app: Any) -> ConnectionManager:
-    manager: ConnectionManager = app.state.alerts_manager
-    return manager
+def get_manager(state: ApiState) -> ConnectionManager:
+    """The connection manager, which `start_alerts_stream` created at start-up."""
+    if state.alerts_manager is None:
+        raise RuntimeError("The alert streams start with the app's lifespan.")
+    return state.alerts_manager
 
 
 # Admission: caps per user (across replicas) and per process --------------------------------
@@ -113,22 +114,20 @@ class Admission:
             await self.slot.release()
 
 
-async def admit_stream(
-    resources: Resources, manager: ConnectionManager, user_id: uuid.UUID
-) -> Admission:
+async def admit_stream(state: ApiState, user_id: uuid.UUID) -> Admission:
     """Admit one more stream of `user_id`, or refuse: 503 `streams_unavailable` when this
     process holds `alerts_stream_max_per_process` streams, 429 `too_many_streams` when the user
     holds `alerts_stream_max_per_user` on all replicas together."""
-    settings = cast(ApiSettings, resources.settings)
+    manager = get_manager(state)
     if not manager.take_place():
         raise ServiceUnavailableError(
             "This server holds as many alert streams as it can; reconnect later.",
             code="streams_unavailable",
             headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
         )
-    limit = settings.alerts_stream_max_per_user
+    limit = state.settings.alerts_stream_max_per_user
     try:
-        slot = await take_held_slot(resources.redis, stream_slots_key(user_id), limit=limit)
+        slot = await take_held_slot(state.resources.redis, stream_slots_key(user_id), limit=limit)
     except BaseException:
         manager.give_place()
         raise
@@ -168,27 +167,25 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def authenticate_stream(
-    resources: Resources, *, ticket: str | None, bearer: str | None
+    state: ApiState, *, ticket: str | None, bearer: str | None
 ) -> tuple[Principal, AccessClaims]:
     """The user and claims behind a stream's ticket or bearer token, or an `AppError` (401).
 
     A ticket sent together with a bearer token must belong to the same session: a ticket
     that leaked to another user cannot be combined with that user's own token."""
     if ticket:
-        claims = await redeem_ticket(resources.redis, ticket)
-        if bearer and decode_access_token(resources.settings, bearer).session_id != (
-            claims.session_id
-        ):
+        claims = await redeem_ticket(state.resources.redis, ticket)
+        if bearer and decode_access_token(state.settings, bearer).session_id != (claims.session_id):
             raise UnauthorizedError(
                 "The ticket was issued to another session.", code="ticket_mismatch"
             )
     elif bearer:
-        claims = decode_access_token(resources.settings, bearer)
+        claims = decode_access_token(state.settings, bearer)
     else:
         raise UnauthorizedError(
             "Send a stream ticket (`?ticket=`) or an `Authorization: Bearer` header."
         )
-    principal = await resolve_principal(pg=resources.pg, claims=claims)
+    principal = await resolve_principal(pg=state.resources.pg, claims=claims)
     return principal, claims
 
 
@@ -220,10 +217,9 @@ async def watch_session(
 
 
 async def authenticate_websocket(websocket: WebSocket) -> tuple[Principal, AccessClaims] | None:
-    resources: Resources = websocket.app.state.resources
     try:
         return await authenticate_stream(
-            resources,
+            ApiState.of(websocket.app),
             ticket=websocket.query_params.get("ticket"),
             bearer=bearer_token(websocket.headers.get("authorization")),
         )
@@ -233,16 +229,13 @@ async def authenticate_websocket(websocket: WebSocket) -> tuple[Principal, Acces
 
 async def serve_websocket(websocket: WebSocket) -> None:
     """One client's socket: alerts out, `{"type":"ping"}` heartbeats, session re-checks."""
-    resources: Resources = websocket.app.state.resources
-    settings = cast(ApiSettings, resources.settings)
-    manager = get_manager(websocket.app)
+    state = ApiState.of(websocket.app)
+    manager = get_manager(state)
     try:
         refuse_credentials_in_url(websocket.query_params)
     except AppError as error:
         # Before accept, as an HTTP answer in the shared error shape (ASGI denial response).
-        await websocket.send_denial_response(
-            error_response(error.status_code, error.code, error.message)
-        )
+        await websocket.send_denial_response(app_error_response(error))
         return
     authenticated = await authenticate_websocket(websocket)
     if authenticated is None:
@@ -254,7 +247,7 @@ async def serve_websocket(websocket: WebSocket) -> None:
         await websocket.close(code=1001, reason="server shutting down")
         return
     try:
-        admission = await admit_stream(resources, manager, principal.id)
+        admission = await admit_stream(state, principal.id)
     except AppError as error:
         # Accepted, then closed at once: a browser sees the close code and reason (a refused
         # handshake is only "1006, failed"). 1013 Try Again Later when this process is full,
@@ -270,7 +263,7 @@ async def serve_websocket(websocket: WebSocket) -> None:
         await websocket.accept()
         subscriber = manager.subscribe(principal.id, transport="websocket")
         log.info("alerts_ws_connected", user_id=str(principal.id))
-        session = _WebSocketSession(websocket, subscriber, resources, settings, claims)
+        session = _WebSocketSession(websocket, subscriber, state.resources, state.settings, claims)
         try:
             await session.run()
         finally:
@@ -405,24 +398,22 @@ def _decoded(row: Any) -> dict[str, Any]:
 
 
 async def open_sse_stream(
-    app: Any, principal: Principal, claims: AccessClaims, last_event_id: str | None
+    state: ApiState, principal: Principal, claims: AccessClaims, last_event_id: str | None
 ) -> GuardedBody:
     """Admit the stream (`admit_stream`: 429/503 beyond the caps), then its body, which holds
     the admission until it ends."""
-    resources: Resources = app.state.resources
-    admission = await admit_stream(resources, get_manager(app), principal.id)
-    body = sse_body(app, principal, claims, last_event_id)
+    admission = await admit_stream(state, principal.id)
+    body = sse_body(state, principal, claims, last_event_id)
     return GuardedBody(body, admission.release, on_start=admission.start)
 
 
 async def sse_body(
-    app: Any, principal: Principal, claims: AccessClaims, last_event_id: str | None
+    state: ApiState, principal: Principal, claims: AccessClaims, last_event_id: str | None
 ) -> AsyncGenerator[bytes]:
     """The event stream: replay after `Last-Event-ID`, then live alerts; `: ping` comments.
     Ends when the session stops being live or the token expires (`watch_session`)."""
-    resources: Resources = app.state.resources
-    settings = cast(ApiSettings, resources.settings)
-    manager = get_manager(app)
+    resources, settings = state.resources, state.settings
+    manager = get_manager(state)
     # Subscribe before reading Postgres, so nothing raised in between is missed; events both
     # replayed and received live are sent once.
     subscriber = manager.subscribe(principal.id, transport="sse")

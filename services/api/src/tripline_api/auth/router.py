@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
+from tripline_api.state import ApiState
 from tripline_common.data import AuditOriginDep
 from tripline_common.platform import ErrorResponse, NotFoundError, RateLimitedError
 from tripline_common.security import admit_login_attempt
@@ -52,7 +53,7 @@ async def login(
     try:
         attempt = await admit_login_attempt(redis, settings, client=client, email=form.username)
     except RateLimitedError:
-        request.app.state.api_metrics.rate_limit_rejections.labels("login").inc()
+        ApiState.of(request.app).metrics.rate_limit_rejections.labels("login").inc()
         raise
     user = await service.authenticate(session=session, email=form.username, password=form.password)
     await attempt.succeeded()

@@ -7,21 +7,21 @@ that changed): under `/v1` they are deprecated like the rest of `/v1/trips`."""
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
 from tripline_api.jobs.schemas import JobPublic
-from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiSettingsDep
 from tripline_api.streaming import ClosingStreamingResponse
 from tripline_api.trip_files import service
 from tripline_api.trips.deprecation import DEPRECATION_NOTE, DeprecatedV1Route
 from tripline_api.trips.parameters import TripId
 from tripline_api.trips.responses import NOT_FOUND, UNAUTHORIZED
 from tripline_common.platform import ErrorResponse
-from tripline_common.web import CurrentUser, PgDep, QueueDep, RedisDep, SessionDep, SettingsDep
+from tripline_common.web import CurrentUser, PgDep, QueueDep, RedisDep, SessionDep
 
 
 def trip_files_router(*, v1: bool) -> APIRouter:
@@ -61,7 +61,7 @@ def trip_files_router(*, v1: bool) -> APIRouter:
         user: CurrentUser,
         session: SessionDep,
         queue: QueueDep,
-        settings: SettingsDep,
+        settings: ApiSettingsDep,
         request: Request,
         response: Response,
     ) -> JobPublic:
@@ -71,7 +71,7 @@ def trip_files_router(*, v1: bool) -> APIRouter:
             owner_id=user.id,
             trip_id=trip_id,
             upload=file,
-            max_bytes=cast(ApiSettings, settings).waypoint_import_max_bytes,
+            max_bytes=settings.waypoint_import_max_bytes,
         )
         response.headers["Location"] = request.app.url_path_for("get_job", job_id=str(job.id))
         return JobPublic.model_validate(job)
@@ -102,7 +102,7 @@ def trip_files_router(*, v1: bool) -> APIRouter:
         user: CurrentUser,
         pg: PgDep,
         redis: RedisDep,
-        settings: SettingsDep,
+        settings: ApiSettingsDep,
         response: Response,
     ) -> StreamingResponse:
         body = await service.start_telemetry_export(
@@ -110,7 +110,7 @@ def trip_files_router(*, v1: bool) -> APIRouter:
             redis=redis,
             owner_id=user.id,
             trip_id=trip_id,
-            max_per_user=cast(ApiSettings, settings).telemetry_export_max_per_user,
+            max_per_user=settings.telemetry_export_max_per_user,
         )
         streamed = ClosingStreamingResponse(
             body,

@@ -7,17 +7,10 @@ from fastapi import APIRouter, Request, status
 from tripline_api.accounts import service as accounts_service
 from tripline_api.accounts.schemas import SIGN_UP_MESSAGE, SignUpAccepted
 from tripline_api.limits import enforce_limits
-from tripline_api.settings import ApiSettings
+from tripline_api.state import ApiSettingsDep
 from tripline_api.users.schemas import UserCreate, UserPublic
 from tripline_common.platform import ErrorResponse
-from tripline_common.web import (
-    CurrentUser,
-    QueueDep,
-    RedisDep,
-    SessionDep,
-    SettingsDep,
-    client_address,
-)
+from tripline_common.web import CurrentUser, QueueDep, RedisDep, SessionDep, client_address
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -44,10 +37,9 @@ async def register(
     request: Request,
     session: SessionDep,
     queue: QueueDep,
-    settings: SettingsDep,
+    settings: ApiSettingsDep,
     redis: RedisDep,
 ) -> SignUpAccepted:
-    assert isinstance(settings, ApiSettings)
     await enforce_limits(
         request,
         redis,

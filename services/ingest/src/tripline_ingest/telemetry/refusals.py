@@ -52,9 +52,7 @@ class RefusalCounter:
 
 def count_refusal(scope: Scope, reason: str) -> None:
     """Count one refused upload and its events (see the module docstring)."""
-    state: IngestState | None = getattr(scope["app"].state, "ingest", None)
-    if state is None:  # Refused before the lifespan created the state.
-        return
+    state = IngestState.of(scope["app"])
     events = event_count(scope.get(BODY_SCOPE_KEY))
     if reason == "invalid" and events > state.settings.max_batch_events:
         reason = "too_large"  # The 422 `batch_too_large`: too many events in one batch.

@@ -9,7 +9,6 @@ from starlette.responses import Response
 
 from tripline_admin.console.rendering import redirect, render
 from tripline_admin.console.security import (
-    AdminSettingsDep,
     ConsoleUser,
     delete_cookie,
     login_csrf_token,
@@ -19,6 +18,7 @@ from tripline_admin.console.security import (
     verify_login_csrf,
 )
 from tripline_admin.console.sessions import sign_in, sign_out
+from tripline_admin.state import AdminSettingsDep
 from tripline_common.data import AuditOriginDep
 from tripline_common.platform import RateLimitedError
 from tripline_common.web import RedisDep, SessionDep
