@@ -7,7 +7,12 @@
 - `web`: the app factory, dependencies, middleware, pagination, idempotency.
 
 Import public names from a floor's front door (`from tripline_common.data import
-unit_of_work`); a module path is for internals a test pokes at. `migrations/` stays beside the
-floors, not in one: it is a tool with its own console entry point (`tripline-migrate`), named
-by the images, the chart and the Tiltfile, and it may use every floor.
+unit_of_work`); a module path is for internals a test pokes at, and for the library's own
+modules, which import each other by path (a front door imports its floor's modules, so a module
+importing its own floor's door would be a cycle). `tests/test_import_graph.py` holds these
+rules.
+
+`migrations/` stays beside the floors, not in one: it is a tool with its own console entry
+point (`tripline-migrate`), named by the images, the chart and the Tiltfile, and it may use
+every floor.
 """
