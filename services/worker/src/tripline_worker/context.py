@@ -9,17 +9,15 @@ read once, by `tripline_common.messaging.queue.correlated_job`, which binds it t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
 
 from tripline_common.data import SessionFactory
 from tripline_common.messaging import JobQueue
+from tripline_worker.metrics import JobMetrics
 from tripline_worker.settings import WorkerServiceSettings
-
-if TYPE_CHECKING:  # `metrics` wraps jobs, so it reads this module.
-    from tripline_worker.metrics import JobMetrics
 
 ArqContext = dict[str, Any]
 """The dict ARQ passes every job as its first argument."""

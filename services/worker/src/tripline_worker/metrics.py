@@ -4,20 +4,15 @@ the queue's depth and oldest due job, refreshed from Redis by a background task.
 from __future__ import annotations
 
 import asyncio
-import functools
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
-from arq import Retry
 from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
 from tripline_common.data.models import AlertRule
 from tripline_common.messaging import queue_stats
-from tripline_worker.context import ArqContext, context
 
 log = structlog.get_logger("tripline.worker.metrics")
 
@@ -87,31 +82,6 @@ class JobMetrics:
             ["queue"],
             registry=registry,
         )
-
-
-def instrumented(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Record a job's metrics through the worker context's `JobMetrics`."""
-    name = func.__name__
-
-    @functools.wraps(func)
-    async def wrapper(ctx: ArqContext, *args: Any, **kwargs: Any) -> T:
-        metrics = context(ctx).metrics
-        metrics.started.labels(name).inc()
-        started = time.perf_counter()
-        outcome = "failed"
-        try:
-            with metrics.in_progress.labels(name).track_inprogress():
-                result = await func(ctx, *args, **kwargs)
-            outcome = "succeeded"
-            return result
-        except Retry:
-            outcome = "retried"
-            raise
-        finally:
-            metrics.finished.labels(name, outcome).inc()
-            metrics.duration.labels(name).observe(time.perf_counter() - started)
-
-    return wrapper
 
 
 class QueueMonitor:

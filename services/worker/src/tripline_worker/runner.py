@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
-from arq import cron
+from arq import Retry, cron
 from arq.cron import CronJob
 from arq.worker import Function, Worker, func
 
@@ -31,7 +32,7 @@ from tripline_common.messaging import (
 )
 from tripline_common.platform import report_job_failures
 from tripline_common.web import Resources
-from tripline_worker.context import WorkerContext
+from tripline_worker.context import ArqContext, WorkerContext, context
 from tripline_worker.jobs.account_mail import send_account_mail
 from tripline_worker.jobs.batches import process_batch
 from tripline_worker.jobs.maintenance import purge_sessions, purge_telemetry
@@ -43,7 +44,7 @@ from tripline_worker.jobs.sweepers import (
 from tripline_worker.jobs.trips import check_lost_signal
 from tripline_worker.jobs.waypoint_import import import_waypoints
 from tripline_worker.jobs.webhooks import deliver_webhook
-from tripline_worker.metrics import JobMetrics, QueueMonitor, instrumented
+from tripline_worker.metrics import JobMetrics, QueueMonitor
 from tripline_worker.outages import retry_when_unavailable
 from tripline_worker.probe import health_check_key
 from tripline_worker.settings import WorkerServiceSettings
@@ -68,6 +69,34 @@ JOB_FUNCTIONS: Mapping[JobSpec, Callable[..., Awaitable[Any]]] = {
     PURGE_SESSIONS: purge_sessions,
 }
 """The ARQ job (in `tripline_worker.jobs`) behind each entry of the job registry."""
+
+
+T = TypeVar("T")
+
+
+def instrumented(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Record a job's metrics through the worker context's `JobMetrics`."""
+    name = func.__name__
+
+    @functools.wraps(func)
+    async def wrapper(ctx: ArqContext, *args: Any, **kwargs: Any) -> T:
+        metrics = context(ctx).metrics
+        metrics.started.labels(name).inc()
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            with metrics.in_progress.labels(name).track_inprogress():
+                result = await func(ctx, *args, **kwargs)
+            outcome = "succeeded"
+            return result
+        except Retry:
+            outcome = "retried"
+            raise
+        finally:
+            metrics.finished.labels(name, outcome).inc()
+            metrics.duration.labels(name).observe(time.perf_counter() - started)
+
+    return wrapper
 
 
 def _wrapped(spec: JobSpec) -> Callable[..., Awaitable[Any]]:

@@ -66,9 +66,7 @@ async def get_pg(request: Request) -> asyncpg.Pool:
 
 
 def pg_pool(request: Request) -> asyncpg.Pool:
-    """The raw pool, read off the app: for the hottest reads, where even one node of FastAPI's
-    per-request dependency resolution shows in the benchmark (docs/performance.md). Everything
-    else takes `PgDep`."""
+    """`PgDep` minus its dependency node, for the hot reads only (docs/performance.md)."""
     state: ServiceState[CommonSettings] = request.app.state.service
     return state.resources.pg
 

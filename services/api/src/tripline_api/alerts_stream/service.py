@@ -43,7 +43,7 @@ from tripline_api.settings import ApiSettings
 from tripline_api.slots import HeldSlot, take_held_slot
 from tripline_api.state import ApiState
 from tripline_api.streaming import GuardedBody
-from tripline_common.data.models.alerts import ALERT_EVENT_COLUMNS
+from tripline_common.data.models import ALERT_EVENT_COLUMNS
 from tripline_common.messaging import AlertEvent
 from tripline_common.platform import (
     AppError,

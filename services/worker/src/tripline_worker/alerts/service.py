@@ -21,8 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.data.models import Alert
-from tripline_common.data.models.alerts import ALERT_EVENT_COLUMNS
+from tripline_common.data.models import ALERT_EVENT_COLUMNS, Alert
 from tripline_common.messaging import (
     DELIVER_WEBHOOK,
     REQUEST_ID_KWARG,

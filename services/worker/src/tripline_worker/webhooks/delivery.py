@@ -19,8 +19,13 @@ from sqlalchemy import Row, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.data.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from tripline_common.data.models.alerts import ALERT_EVENT_COLUMNS
+from tripline_common.data.models import (
+    ALERT_EVENT_COLUMNS,
+    Alert,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tripline_common.messaging import (
     ALERT_RAISED,
     DELIVERY_HEADER,

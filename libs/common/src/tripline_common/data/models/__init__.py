@@ -1,6 +1,12 @@
 """Tripline's database models (SQLModel tables) by domain; the API models live in the services."""
 
-from tripline_common.data.models.alerts import Alert, AlertRule, AlertSeverity, AlertStatus
+from tripline_common.data.models.alerts import (
+    ALERT_EVENT_COLUMNS,
+    Alert,
+    AlertRule,
+    AlertSeverity,
+    AlertStatus,
+)
 from tripline_common.data.models.audit import AuditLogEntry
 from tripline_common.data.models.base import NAMING_CONVENTION, TriplineModel, metadata, utcnow
 from tripline_common.data.models.devices import Device
@@ -19,6 +25,7 @@ from tripline_common.data.models.trips import Trip, TripStatus, Waypoint
 from tripline_common.data.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "ALERT_EVENT_COLUMNS",
     "NAMING_CONVENTION",
     "AccountToken",
     "AccountTokenPurpose",
