@@ -68,6 +68,7 @@ def test_the_deliberate_differences_from_the_standard_are_explained() -> None:
 @pytest.mark.parametrize(
     "document",
     [
+        "docs/architecture.md",
         "docs/operations.md",
         "docs/performance.md",
         "docs/deploying.md",

@@ -20,7 +20,8 @@ from tripline_common.data.models import WebhookDelivery
 from tripline_common.messaging import create_redis
 from tripline_worker.context import context
 from tripline_worker.main import create_worker_app
-from tripline_worker.metrics import JobMetrics, QueueMonitor, instrumented
+from tripline_worker.metrics import JobMetrics, QueueMonitor
+from tripline_worker.runner import instrumented
 
 WAIT = 10.0
 

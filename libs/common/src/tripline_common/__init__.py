@@ -1,8 +1,8 @@
 """Tripline's shared library, in floors: each imports only the floors below it.
 
 - `platform`: settings, logging, request IDs, metrics, Sentry, the error shape;
-- `messaging`: the job queue, pub/sub, webhook signatures;
-- `data`: sessions and pools, tables (`data.models`), cache, audit, job rows;
+- `messaging`: the job queue and its registry, pub/sub, webhook signatures;
+- `data`: sessions and pools, tables (`data.models`), cache, audit, tracked job rows;
 - `security`: tokens and sessions, API keys, passwords, rate limits, egress guard;
 - `web`: the app factory, dependencies, middleware, pagination, idempotency.
 
