@@ -74,10 +74,10 @@ def path_references(text: str) -> list[PathReference]:
 
 @cache
 def _files_named(name: str) -> tuple[Path, ...]:
+    # Ignored folders hold what runs leave behind (`.local/` has tools with files of every name).
+    skipped = _SKIPPED_DIRS | {folder.strip("/") for folder in _ignored_folders()}
     return tuple(
-        path
-        for path in ROOT.rglob(name)
-        if not _SKIPPED_DIRS.intersection(path.relative_to(ROOT).parts)
+        path for path in ROOT.rglob(name) if not skipped.intersection(path.relative_to(ROOT).parts)
     )
 
 
