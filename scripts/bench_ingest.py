@@ -50,16 +50,7 @@ from benchlib import (
     wrk_command,
 )
 
-COLUMNS = (
-    "batch_id",
-    "device_id",
-    "recorded_at",
-    "lat",
-    "lon",
-    "speed_kmh",
-    "heading_deg",
-    "accuracy_m",
-)
+from tripline_ingest.telemetry.service import EVENT_COLUMNS  # the baseline COPYs as ingest does
 
 LUA = r"""
 -- Cycles through pre-built requests: one body and device key per line of the data file.
@@ -171,7 +162,9 @@ async def baseline(
         i = 0
         while time.perf_counter() - started < duration:
             batch = records[i % len(records)]
-            await conn.copy_records_to_table("telemetry_events", records=batch, columns=COLUMNS)
+            await conn.copy_records_to_table(
+                "telemetry_events", records=batch, columns=EVENT_COLUMNS
+            )
             rows += len(batch)
             i += 1
         return Result(events_per_s=rows / (time.perf_counter() - started))

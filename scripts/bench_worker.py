@@ -180,6 +180,15 @@ async def baseline(dsn: str) -> tuple[float, int]:
         await conn.close()
 
 
+async def wait_until_processed(conn: asyncpg.Connection, timeout: float, failure: str) -> None:
+    """Poll until no batch is pending; exit with `failure` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while await conn.fetchval("SELECT count(*) FROM telemetry_batches WHERE status = 'pending'"):
+        if time.monotonic() > deadline:
+            raise SystemExit(failure)
+        await asyncio.sleep(0.2)
+
+
 async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[float, int, int]:
     """Events/s of the real worker: enqueue every batch at once, stop at the last one done."""
     worker, _ = start_service("tripline-worker", env, workdir)
@@ -196,13 +205,7 @@ async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[fl
                 _job_id=PROCESS_BATCH.job_id(batch_id),
                 _queue_name=env["ARQ_QUEUE_NAME"],
             )
-        deadline = time.monotonic() + 600
-        while await conn.fetchval(
-            "SELECT count(*) FROM telemetry_batches WHERE status = 'pending'"
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit("the worker did not finish within 10 minutes")
-            await asyncio.sleep(0.2)
+        await wait_until_processed(conn, 600, "the worker did not finish within 10 minutes")
         finished = await conn.fetchval("SELECT max(processed_at) FROM telemetry_batches")
         events = await conn.fetchval(
             "SELECT count(*) FROM telemetry_events WHERE trip_id IS NOT NULL"
@@ -262,13 +265,7 @@ async def latency_run(
         refused = [a.status_code for a in answers if a.status_code != 202]
         if refused:
             raise SystemExit(f"ingest refused {len(refused)} batches: {refused[:5]}")
-        deadline = time.monotonic() + 120
-        while await conn.fetchval(
-            "SELECT count(*) FROM telemetry_batches WHERE status = 'pending'"
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit("batches still pending 2 minutes after the load")
-            await asyncio.sleep(0.2)
+        await wait_until_processed(conn, 120, "batches still pending 2 minutes after the load")
         rows = await conn.fetch(
             "SELECT extract(epoch FROM processed_at - received_at) AS latency"
             " FROM telemetry_batches"
@@ -300,6 +297,7 @@ def main() -> int:
         ARQ_QUEUE_NAME=f"tripline:bench:{uuid.uuid4().hex[:8]}",
         DEVICE_RATE_LIMIT="100000000",
         LOST_SIGNAL_AFTER_SECONDS="86400",  # The bench's trips are silent between runs.
+        SMTP_HOST="127.0.0.1",  # Required outside development; the bench sends no mail.
     )
     try:
         print(
