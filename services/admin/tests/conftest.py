@@ -94,14 +94,23 @@ def sign_in(session_factory, admin_settings) -> Callable[..., Awaitable[ConsoleS
 
 
 @pytest.fixture
-async def device_with_key(session_factory, make_user) -> tuple[Device, str]:
+def make_device(session_factory) -> Callable[..., Awaitable[tuple[Device, str]]]:
+    """`await make_device(owner, name="van")` -> a stored device of `owner` and its current key."""
+
+    async def make(owner: User, name: str = "van") -> tuple[Device, str]:
+        key = issue_api_key()
+        async with session_factory() as session:
+            device = Device(
+                owner_id=owner.id, name=name, api_key_prefix=key.prefix, api_key_hash=key.key_hash
+            )
+            session.add(device)
+            await session.commit()
+            return device, key.key
+
+    return make
+
+
+@pytest.fixture
+async def device_with_key(make_user, make_device) -> tuple[Device, str]:
     """A plain user's device (the console's target) and its current key."""
-    owner = await make_user(email="owner@example.com")
-    key = issue_api_key()
-    async with session_factory() as session:
-        row = Device(
-            owner_id=owner.id, name="Blue van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-        )
-        session.add(row)
-        await session.commit()
-        return row, key.key
+    return await make_device(await make_user(email="owner@example.com"), name="Blue van")
