@@ -50,6 +50,9 @@ from tripline_devstack import (
     redis_answers,
 )
 
+# Users and their bearer tokens, for every app's tests (each names its `service_settings`).
+pytest_plugins = ["tests.support.users"]
+
 ROOT = Path(__file__).resolve().parent
 S = TypeVar("S", bound=CommonSettings)
 

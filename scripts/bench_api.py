@@ -23,59 +23,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-from benchlib import BIN, ROOT, ScratchDatabase, have_wrk
+from benchlib import (
+    BIN,
+    ROOT,
+    SECRET,
+    ScratchDatabase,
+    WrkStats,
+    have_wrk,
+    insert_bench_user,
+    parse_wrk,
+    verdict,
+    wrk_command,
+)
 
 from tripline_common.platform import CommonSettings
 from tripline_common.security import create_access_token
 from tripline_devstack import free_port
 
-SECRET = "bench-secret-key-" + "x" * 40
 
-
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-
-def parse_wrk(output: str) -> Result:
-    """Requests/s, p50, p99 and errors from `wrk --latency` output."""
-
-    def ms(label: str) -> float:
-        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        if not match:
-            raise ValueError(f"no {label} latency in wrk output:\n{output}")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    errors = 0
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if non2xx:
-        errors += int(non2xx.group(1))
-    socket = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    if socket:
-        errors += sum(int(n) for n in socket.groups())
-    return Result(rps=rps, p50_ms=ms("50%"), p99_ms=ms("99%"), errors=errors)
-
-
-def wrk(url: str, connections: int, duration: int, token: str | None) -> Result:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+def wrk(url: str, connections: int, duration: int, token: str | None) -> WrkStats:
+    command = wrk_command(connections, duration)
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
     done = subprocess.run([*command, url], capture_output=True, text=True, check=True)  # noqa: S603
@@ -87,10 +62,7 @@ async def prepare(database_url: str) -> tuple[str, str]:
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     conn = await asyncpg.connect(dsn)
     try:
-        user_id = await conn.fetchval(
-            "INSERT INTO users (email, password_hash, display_name) "
-            "VALUES ('bench@example.com', 'x', 'Bench') RETURNING id"
-        )
+        user_id = await insert_bench_user(conn)
         session_id = await conn.fetchval(
             "INSERT INTO auth_sessions (user_id, expires_at) "
             "VALUES ($1, now() + interval '1 day') RETURNING id",
@@ -148,15 +120,7 @@ def main() -> int:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         trip_id, token = asyncio.run(prepare(database.url))
-        env = {
-            **os.environ,
-            "DATABASE_URL": database.url,
-            "REDIS_URL": database.redis_url,
-            "ENVIRONMENT": "staging",
-            "SECRET_KEY": SECRET,
-            "LOG_FORMAT": "json",
-            "TRUSTED_HOSTS": "127.0.0.1,localhost",
-        }
+        env = database.service_env()
         base_port, api_port = free_port(), free_port()
         uvicorn = [str(BIN / "uvicorn"), "--no-access-log", "--log-level", "warning"]
         processes.append(
@@ -184,7 +148,7 @@ def main() -> int:
         for url, auth in targets.values():  # Warm both up.
             wrk(url, 32, 2, auth)
 
-        results: dict[tuple[str, int], list[Result]] = {}
+        results: dict[tuple[str, int], list[WrkStats]] = {}
         for round_number in range(1, args.rounds + 1):
             for connections in args.connections:
                 for name, (url, auth) in targets.items():
@@ -205,7 +169,7 @@ def main() -> int:
         database.drop()
 
 
-def report(results: dict[tuple[str, int], list[Result]], connections: list[int]) -> int:
+def report(results: dict[tuple[str, int], list[WrkStats]], connections: list[int]) -> int:
     def median(name: str, c: int, field: str) -> float:
         return statistics.median(getattr(r, field) for r in results[(name, c)])
 
@@ -229,9 +193,7 @@ def report(results: dict[tuple[str, int], list[Result]], connections: list[int])
         (f"errors: {errors} (target 0)", errors == 0),
     ]
     print()
-    for text, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
-    return 0 if all(ok for _, ok in checks) else 1
+    return verdict(checks)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -38,25 +36,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import httpx
 import orjson
 import redis
-from benchlib import BIN, ScratchDatabase, have_wrk
-
-from tripline_common.security import issue_api_key
-from tripline_devstack import free_port
-
-SECRET = "bench-secret-key-" + "x" * 40
-COLUMNS = (
-    "batch_id",
-    "device_id",
-    "recorded_at",
-    "lat",
-    "lon",
-    "speed_kmh",
-    "heading_deg",
-    "accuracy_m",
+from benchlib import (
+    ScratchDatabase,
+    have_wrk,
+    insert_bench_devices,
+    insert_bench_user,
+    parse_wrk,
+    start_service,
+    stop,
+    verdict,
+    wrk_command,
 )
+
+from tripline_ingest.telemetry.service import EVENT_COLUMNS  # the baseline COPYs as ingest does
 
 LUA = r"""
 -- Cycles through pre-built requests: one body and device key per line of the data file.
@@ -109,23 +103,7 @@ async def prepare(dsn: str, devices: int) -> list[tuple[uuid.UUID, str]]:
     """A user and `devices` devices; returns (device id, key) pairs."""
     conn = await asyncpg.connect(dsn)
     try:
-        user_id = await conn.fetchval(
-            "INSERT INTO users (email, password_hash, display_name) "
-            "VALUES ('bench@example.com', 'x', 'Bench') RETURNING id"
-        )
-        made = []
-        for n in range(devices):
-            key = issue_api_key()
-            device_id = await conn.fetchval(
-                "INSERT INTO devices (owner_id, name, api_key_prefix, api_key_hash) "
-                "VALUES ($1, $2, $3, $4) RETURNING id",
-                user_id,
-                f"bench-{n}",
-                key.prefix,
-                key.key_hash,
-            )
-            made.append((device_id, key.key))
-        return made
+        return await insert_bench_devices(conn, await insert_bench_user(conn), devices)
     finally:
         await conn.close()
 
@@ -184,7 +162,9 @@ async def baseline(
         i = 0
         while time.perf_counter() - started < duration:
             batch = records[i % len(records)]
-            await conn.copy_records_to_table("telemetry_events", records=batch, columns=COLUMNS)
+            await conn.copy_records_to_table(
+                "telemetry_events", records=batch, columns=EVENT_COLUMNS
+            )
             rows += len(batch)
             i += 1
         return Result(events_per_s=rows / (time.perf_counter() - started))
@@ -194,49 +174,22 @@ async def baseline(
 
 def run_wrk(url: str, script: Path, data: Path, connections: int, duration: int, gz: bool) -> str:
     command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
+        *wrk_command(connections, duration),
         "-s", str(script), url, "--", str(data), "gzip" if gz else "plain",
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
 
 
-def parse_wrk(output: str, batch_size: int) -> Result:
-    def ms(label: str) -> float:
-        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        if not match:
-            raise ValueError(f"no {label} latency in wrk output:\n{output}")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    errors = 0
-    if non2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
-        errors += int(non2xx.group(1))
-    if sock := re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    ):
-        errors += sum(int(n) for n in sock.groups())
+def tripline_result(output: str, batch_size: int) -> Result:
+    """wrk's figures, with events/s counted from requests/s at `batch_size` events each."""
+    stats = parse_wrk(output)
     return Result(
-        events_per_s=rps * batch_size,
-        requests_per_s=rps,
-        p50_ms=ms("50%"),
-        p99_ms=ms("99%"),
-        errors=errors,
+        events_per_s=stats.rps * batch_size,
+        requests_per_s=stats.rps,
+        p50_ms=stats.p50_ms,
+        p99_ms=stats.p99_ms,
+        errors=stats.errors,
     )
-
-
-def wait_ready(ops_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"ingest exited with {process.returncode}")
-        try:
-            if httpx.get(f"{ops_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("ingest did not become ready")
 
 
 async def stored_events(dsn: str) -> tuple[int, int]:
@@ -282,29 +235,11 @@ def main() -> int:
         script.write_text(LUA)
         body_size = (workdir / "body-0.json").stat().st_size
 
-        port, ops_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database.url,
-            "REDIS_URL": database.redis_url,
-            "ARQ_QUEUE_NAME": queue,  # Nobody consumes it: ingest alone is measured.
-            "ENVIRONMENT": "staging",
-            "SECRET_KEY": SECRET,
-            "LOG_FORMAT": "json",
-            "TRUSTED_HOSTS": "127.0.0.1,localhost",
-            "DEVICE_RATE_LIMIT": "100000000",
-            "PORT": str(port),
-            "OPS_PORT": str(ops_port),
-        }
-        ingest = subprocess.Popen(  # noqa: S603 - our own console script
-            [str(BIN / "tripline-ingest")],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=workdir,
+        env = database.service_env(
+            ARQ_QUEUE_NAME=queue,  # Nobody consumes it: ingest alone is measured.
+            DEVICE_RATE_LIMIT="100000000",
         )
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(f"http://127.0.0.1:{ops_port}", ingest)
+        ingest, url = start_service("tripline-ingest", env, workdir)
         print(
             f"{args.devices} devices, batches of {args.batch_size} events "
             f"({body_size} bytes{' gzip' if args.gzip else ''}), wrk -c{args.connections}, "
@@ -323,7 +258,7 @@ def main() -> int:
 
             asyncio.run(empty_tables(dsn))
             output = run_wrk(url, script, data, args.connections, args.duration, args.gzip)
-            result = parse_wrk(output, args.batch_size)
+            result = tripline_result(output, args.batch_size)
             time.sleep(1)  # Requests wrk abandoned at the end may still commit.
             stored_batches, stored = asyncio.run(stored_events(dsn))
             if stored != stored_batches * args.batch_size:
@@ -341,8 +276,7 @@ def main() -> int:
         return report(results, errors)
     finally:
         if ingest is not None:
-            ingest.terminate()
-            ingest.wait(20)
+            stop(ingest)
         with redis.Redis.from_url(database.redis_url) as client:
             client.delete(queue)
             for key in client.scan_iter("arq:job:process_batch:*", count=1000):
@@ -362,9 +296,7 @@ def report(results: dict[str, list[Result]], errors: int) -> int:
         (f"ingest: {ratio:.0%} of the bare COPY loop (target >= 50%)", ratio >= 0.5),
         (f"errors: {errors} (target 0)", errors == 0),
     ]
-    for text, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
-    return 0 if all(ok for _, ok in checks) else 1
+    return verdict(checks)
 
 
 if __name__ == "__main__":

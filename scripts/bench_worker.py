@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,14 +39,18 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orjson
-from benchlib import BIN, ScratchDatabase
+from benchlib import (
+    ScratchDatabase,
+    insert_bench_devices,
+    insert_bench_user,
+    start_service,
+    stop,
+    verdict,
+)
 
 from tripline_common.messaging import PROCESS_BATCH, create_redis
 from tripline_common.platform import CommonSettings
-from tripline_common.security import issue_api_key
-from tripline_devstack import free_port
 
-SECRET = "bench-secret-key-" + "x" * 40
 ORIGIN, WANNSEE, DESTINATION = (52.5200, 13.4050), (52.4560, 13.2900), (52.3906, 13.0645)
 COLUMNS = ("batch_id", "device_id", "recorded_at", "lat", "lon", "speed_kmh", "accuracy_m")
 
@@ -72,22 +74,10 @@ async def prepare(dsn: str, devices: int, batches: int, size: int) -> list[tuple
     """Devices with active trips and `batches` pending batches; returns (device id, key)."""
     conn = await asyncpg.connect(dsn)
     try:
-        user_id = await conn.fetchval(
-            "INSERT INTO users (email, password_hash, display_name) "
-            "VALUES ('bench@example.com', 'x', 'Bench') RETURNING id"
-        )
+        user_id = await insert_bench_user(conn)
         made = []
         start = datetime.now(UTC) - timedelta(hours=6)
-        for n in range(devices):
-            key = issue_api_key()
-            device_id = await conn.fetchval(
-                "INSERT INTO devices (owner_id, name, api_key_prefix, api_key_hash) "
-                "VALUES ($1, $2, $3, $4) RETURNING id",
-                user_id,
-                f"bench-{n}",
-                key.prefix,
-                key.key_hash,
-            )
+        for device_id, key in await insert_bench_devices(conn, user_id, devices):
             trip_id = await conn.fetchval(
                 "INSERT INTO trips (owner_id, device_id, name, status, origin_lat, origin_lon,"
                 " destination_lat, destination_lon, planned_start, planned_arrival,"
@@ -106,7 +96,7 @@ async def prepare(dsn: str, devices: int, batches: int, size: int) -> list[tuple
                 trip_id,
                 *WANNSEE,
             )
-            made.append((str(device_id), key.key))
+            made.append((str(device_id), key))
         for b in range(batches):
             device_id = uuid.UUID(made[b % devices][0])
             batch_id = await conn.fetchval(
@@ -190,40 +180,18 @@ async def baseline(dsn: str) -> tuple[float, int]:
         await conn.close()
 
 
-def start_process(
-    command: str, env: dict[str, str], workdir: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port, ops_port = free_port(), free_port()
-    log = (workdir / f"{command}.log").open("ab")
-    ports = {"PORT": str(port), "OPS_PORT": str(ops_port)}
-    process = subprocess.Popen(  # noqa: S603 - our own console scripts
-        [str(BIN / command)], env={**env, **ports}, stdout=log, stderr=log, cwd=workdir
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{command} exited with {process.returncode}; see {log.name}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{command} did not become ready")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+async def wait_until_processed(conn: asyncpg.Connection, timeout: float, failure: str) -> None:
+    """Poll until no batch is pending; exit with `failure` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while await conn.fetchval("SELECT count(*) FROM telemetry_batches WHERE status = 'pending'"):
+        if time.monotonic() > deadline:
+            raise SystemExit(failure)
+        await asyncio.sleep(0.2)
 
 
 async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[float, int, int]:
     """Events/s of the real worker: enqueue every batch at once, stop at the last one done."""
-    worker, _ = start_process("tripline-worker", env, workdir)
+    worker, _ = start_service("tripline-worker", env, workdir)
     settings = CommonSettings(_env_file=None, redis_url=env["REDIS_URL"])  # type: ignore[call-arg]
     redis = create_redis(settings)
     conn = await asyncpg.connect(dsn)
@@ -237,13 +205,7 @@ async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[fl
                 _job_id=PROCESS_BATCH.job_id(batch_id),
                 _queue_name=env["ARQ_QUEUE_NAME"],
             )
-        deadline = time.monotonic() + 600
-        while await conn.fetchval(
-            "SELECT count(*) FROM telemetry_batches WHERE status = 'pending'"
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit("the worker did not finish within 10 minutes")
-            await asyncio.sleep(0.2)
+        await wait_until_processed(conn, 600, "the worker did not finish within 10 minutes")
         finished = await conn.fetchval("SELECT max(processed_at) FROM telemetry_batches")
         events = await conn.fetchval(
             "SELECT count(*) FROM telemetry_events WHERE trip_id IS NOT NULL"
@@ -268,8 +230,8 @@ async def latency_run(
     """Post batches at a fixed rate through real ingest to the real worker; return latencies."""
     conn = await asyncpg.connect(dsn)
     await conn.execute("TRUNCATE telemetry_batches CASCADE")
-    ingest, ingest_url = start_process("tripline-ingest", env, workdir)
-    worker, _ = start_process("tripline-worker", env, workdir)
+    ingest, ingest_url = start_service("tripline-ingest", env, workdir)
+    worker, _ = start_service("tripline-worker", env, workdir)
     start = datetime.now(UTC) - timedelta(hours=12)
     bodies = [
         orjson.dumps(
@@ -303,13 +265,7 @@ async def latency_run(
         refused = [a.status_code for a in answers if a.status_code != 202]
         if refused:
             raise SystemExit(f"ingest refused {len(refused)} batches: {refused[:5]}")
-        deadline = time.monotonic() + 120
-        while await conn.fetchval(
-            "SELECT count(*) FROM telemetry_batches WHERE status = 'pending'"
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit("batches still pending 2 minutes after the load")
-            await asyncio.sleep(0.2)
+        await wait_until_processed(conn, 120, "batches still pending 2 minutes after the load")
         rows = await conn.fetch(
             "SELECT extract(epoch FROM processed_at - received_at) AS latency"
             " FROM telemetry_batches"
@@ -337,18 +293,12 @@ def main() -> int:
     database = ScratchDatabase.create("worker")
     dsn = database.dsn
     workdir = Path(tempfile.mkdtemp(prefix="bench-worker-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": database.url,
-        "REDIS_URL": database.redis_url,
-        "ARQ_QUEUE_NAME": f"tripline:bench:{uuid.uuid4().hex[:8]}",
-        "ENVIRONMENT": "staging",
-        "SECRET_KEY": SECRET,
-        "LOG_FORMAT": "json",
-        "TRUSTED_HOSTS": "127.0.0.1,localhost",
-        "DEVICE_RATE_LIMIT": "100000000",
-        "LOST_SIGNAL_AFTER_SECONDS": "86400",  # The bench's trips are silent between runs.
-    }
+    env = database.service_env(
+        ARQ_QUEUE_NAME=f"tripline:bench:{uuid.uuid4().hex[:8]}",
+        DEVICE_RATE_LIMIT="100000000",
+        LOST_SIGNAL_AFTER_SECONDS="86400",  # The bench's trips are silent between runs.
+        SMTP_HOST="127.0.0.1",  # Required outside development; the bench sends no mail.
+    )
     try:
         print(
             f"{args.devices} devices on active trips, {args.batches} batches of "
@@ -395,9 +345,7 @@ def main() -> int:
             (f"queue latency p99 at half the maximum rate: {p99 * 1000:.0f} ms (target < 1000)",
              p99 < 1.0),
         ]  # fmt: skip
-        for text, ok in checks:
-            print(f"{'PASS' if ok else 'FAIL'}  {text}")
-        return 0 if all(ok for _, ok in checks) else 1
+        return verdict(checks)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         database.drop()

@@ -1,21 +1,31 @@
 """What the benchmark scripts share: a scratch database on the Postgres and Redis that `make dev`
-would use (found, or started embedded), and the check for `wrk`."""
+would use (found, or started embedded), the bench user and devices, starting and stopping our own
+processes, running `wrk` and reading its numbers, and the PASS/FAIL verdict."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+import httpx
+
 from tripline_common.data import asyncpg_dsn
 from tripline_common.migrations.runner import upgrade
-from tripline_devstack import drop_database, ensure_database, ensure_stack
+from tripline_common.security import issue_api_key
+from tripline_devstack import drop_database, ensure_database, ensure_stack, free_port
 from tripline_devstack.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+SECRET = "bench-secret-key-" + "x" * 40
 
 
 @dataclass
@@ -52,9 +62,127 @@ class ScratchDatabase:
             raise
         return database
 
+    def service_env(self, **extra: str) -> dict[str, str]:
+        """The environment our processes run with against this database, plus `extra`."""
+        return {
+            **os.environ,
+            "DATABASE_URL": self.url,
+            "REDIS_URL": self.redis_url,
+            "ENVIRONMENT": "staging",
+            "SECRET_KEY": SECRET,
+            "LOG_FORMAT": "json",
+            "TRUSTED_HOSTS": "127.0.0.1,localhost",
+            **extra,
+        }
+
     def drop(self) -> None:
         drop_database(self.server_url, self.name)
         self.stack.stop()
+
+
+async def insert_bench_user(conn: asyncpg.Connection) -> uuid.UUID:
+    """The one user every benchmark's data belongs to."""
+    user_id: uuid.UUID = await conn.fetchval(
+        "INSERT INTO users (email, password_hash, display_name) "
+        "VALUES ('bench@example.com', 'x', 'Bench') RETURNING id"
+    )
+    return user_id
+
+
+async def insert_bench_devices(
+    conn: asyncpg.Connection, user_id: uuid.UUID, devices: int
+) -> list[tuple[uuid.UUID, str]]:
+    """`devices` devices of `user_id`, each with a fresh API key; returns (device id, key)."""
+    made = []
+    for n in range(devices):
+        key = issue_api_key()
+        device_id = await conn.fetchval(
+            "INSERT INTO devices (owner_id, name, api_key_prefix, api_key_hash) "
+            "VALUES ($1, $2, $3, $4) RETURNING id",
+            user_id,
+            f"bench-{n}",
+            key.prefix,
+            key.key_hash,
+        )
+        made.append((device_id, key.key))
+    return made
+
+
+def start_service(
+    command: str, env: dict[str, str], workdir: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start one of our console scripts on free ports, logging to `workdir`; wait until its
+    `/readyz` answers and return it with its base URL."""
+    port, ops_port = free_port(), free_port()
+    log = (workdir / f"{command}.log").open("ab")
+    ports = {"PORT": str(port), "OPS_PORT": str(ops_port)}
+    process = subprocess.Popen(  # noqa: S603 - our own console scripts
+        [str(BIN / command)], env={**env, **ports}, stdout=log, stderr=log, cwd=workdir
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{command} exited with {process.returncode}; see {log.name}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=1).status_code == 200:
+                return process, f"http://127.0.0.1:{port}"
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{command} did not become ready")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate `process`, killing it if it has not exited within 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@dataclass
+class WrkStats:
+    """What one `wrk --latency` run measured."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def wrk_command(connections: int, duration: int) -> list[str]:
+    """`wrk` with one thread, `connections` connections, for `duration` seconds, with latency."""
+    return ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+
+
+def parse_wrk(output: str) -> WrkStats:
+    """Requests/s, p50, p99 and errors (non-2xx/3xx answers plus socket errors) from `wrk
+    --latency` output."""
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if not match:
+            raise ValueError(f"no {label} latency in wrk output:\n{output}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if non2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(non2xx.group(1))
+    if sock := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        errors += sum(int(n) for n in sock.groups())
+    return WrkStats(rps=rps, p50_ms=ms("50%"), p99_ms=ms("99%"), errors=errors)
+
+
+def verdict(checks: list[tuple[str, bool]]) -> int:
+    """Print PASS or FAIL before each target; 0 when all of them are met, else 1."""
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return 0 if all(ok for _, ok in checks) else 1
 
 
 def have_wrk() -> bool:

@@ -22,6 +22,8 @@ import httpx
 import pytest
 
 from tests.conftest import BIN, ROOT, Process
+from tests.support.database import fetch
+from tripline_common.data import asyncpg_dsn
 from tripline_common.messaging import verify_signature
 
 SECRET = "whsec_pipeline-test-secret"
@@ -40,10 +42,6 @@ FAST_WORKER = {
 }
 
 
-def dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 def seed(env: dict[str, str]) -> None:
     """The demo data: users, a device with a known key, a planned trip with waypoints."""
     subprocess.run(
@@ -54,7 +52,7 @@ def seed(env: dict[str, str]) -> None:
 async def start_demo_trip(database_url: str, webhook_url: str | None = None) -> dict[str, Any]:
     """Make the demo trip active (started 10 minutes ago); optionally give its owner a webhook
     endpoint. Returns the trip's ids."""
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         trip = await conn.fetchrow(
             "UPDATE trips SET status = 'active', started_at = now() - interval '10 minutes'"
@@ -105,14 +103,6 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout}s")
         await asyncio.sleep(0.1)
-
-
-async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn(database_url))
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
 
 
 def json_lines(process: Process) -> list[dict]:

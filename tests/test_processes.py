@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
+from tripline_common.data import asyncpg_dsn
 
 # After a graceful shutdown uvicorn re-raises the signal it caught, as Unix convention asks,
 # so the exit status says "ended by SIGTERM" (143 in a shell, -15 from Popen).
@@ -29,10 +30,6 @@ SERVICES = [
     ("ingest", "tripline-ingest"),
     ("worker", "tripline-worker"),
 ]
-
-
-def dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def seed(env: dict[str, str]) -> None:
@@ -52,7 +49,7 @@ def json_lines(process) -> list[dict]:
 
 
 async def batch_status(database_url: str, batch_id: str) -> str | None:
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return await conn.fetchval(
             "SELECT status FROM telemetry_batches WHERE id = $1", uuid.UUID(batch_id)
@@ -181,7 +178,7 @@ async def test_worker_cron_requeues_a_batch_that_never_reached_the_queue(
     """A batch committed while Redis was unreachable is found by the sweeper and processed."""
     seed(process_env)
     database_url = process_env["DATABASE_URL"]
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         device_id = await conn.fetchval("SELECT id FROM devices LIMIT 1")
         batch_id = await conn.fetchval(
@@ -236,7 +233,7 @@ async def test_worker_finishes_a_running_job_before_it_stops(processes, process_
     """SIGTERM while a job runs: the worker takes no new work, lets the job finish, then exits."""
     seed(process_env)
     database_url = process_env["DATABASE_URL"]
-    holder = await asyncpg.connect(dsn(database_url))
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         device_id = await holder.fetchval("SELECT id FROM devices LIMIT 1")
         batch_id = await holder.fetchval(

@@ -14,22 +14,12 @@ import httpx
 import jwt
 import pytest
 
+from tests.support.database import fetch
+from tripline_common.data import asyncpg_dsn
 from tripline_common.security import hash_password
 
 PASSWORD = "correct horse battery"
 VICTIM = "victim@example.com"
-
-
-def dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn(database_url))
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
 
 
 async def make_user(database_url: str, email: str) -> uuid.UUID:
@@ -172,7 +162,7 @@ async def test_two_refreshes_racing_with_one_token_end_the_session(
 
     # Hold the session row so that both refreshes are certainly in flight at once: each has
     # found the row by the token and waits for its lock when the holder lets go.
-    holder = await asyncpg.connect(dsn(database_url))
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         held = holder.transaction()
         await held.start()

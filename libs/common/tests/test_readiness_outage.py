@@ -11,8 +11,8 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -117,14 +117,28 @@ def postgres_server(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
         yield server
 
 
+@pytest.fixture
+def ready_client(
+    build_app: Callable[..., Any], app_client: Callable[..., Any]
+) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """`async with ready_client(redis_url=...) as client:` a client of an app on the given
+    dependency URLs with the short readiness timeout, checked ready before the test goes on."""
+
+    @asynccontextmanager
+    async def open_client(**urls: str) -> AsyncIterator[httpx.AsyncClient]:
+        app = build_app(readiness_timeout=READINESS_TIMEOUT, **urls)
+        async with app_client(app) as client:
+            assert_ready(await client.get("/readyz"))
+            yield client
+
+    return open_client
+
+
 @pytest.mark.slow
 async def test_readyz_follows_redis_going_away_and_coming_back(
-    build_app: Callable[..., Any], app_client: Callable[..., Any], redis_server: EmbeddedRedis
+    ready_client: Callable[..., Any], redis_server: EmbeddedRedis
 ) -> None:
-    app = build_app(redis_url=redis_server.url(), readiness_timeout=READINESS_TIMEOUT)
-    async with app_client(app) as client:
-        assert_ready(await client.get("/readyz"))
-
+    async with ready_client(redis_url=redis_server.url()) as client:
         redis_server.stop()
         for _ in range(2):  # the broken pooled connection, then a refused reconnect
             response, elapsed = await timed_get(client, "/readyz")
@@ -139,11 +153,9 @@ async def test_readyz_follows_redis_going_away_and_coming_back(
 
 @pytest.mark.slow
 async def test_readyz_is_bounded_when_redis_hangs(
-    build_app: Callable[..., Any], app_client: Callable[..., Any], redis_server: EmbeddedRedis
+    ready_client: Callable[..., Any], redis_server: EmbeddedRedis
 ) -> None:
-    app = build_app(redis_url=redis_server.url(), readiness_timeout=READINESS_TIMEOUT)
-    async with app_client(app) as client:
-        assert_ready(await client.get("/readyz"))
+    async with ready_client(redis_url=redis_server.url()) as client:
         with frozen(redis_server):
             for _ in range(2):  # the pooled connection hangs, then so does a new one
                 response, elapsed = await timed_get(client, "/readyz")
@@ -156,16 +168,9 @@ async def test_readyz_is_bounded_when_redis_hangs(
 
 @pytest.mark.slow
 async def test_readyz_follows_postgres_going_away_and_coming_back(
-    build_app: Callable[..., Any],
-    app_client: Callable[..., Any],
-    postgres_server: EmbeddedPostgres,
+    ready_client: Callable[..., Any], postgres_server: EmbeddedPostgres
 ) -> None:
-    app = build_app(
-        database_url=postgres_server.url("readiness"), readiness_timeout=READINESS_TIMEOUT
-    )
-    async with app_client(app) as client:
-        assert_ready(await client.get("/readyz"))
-
+    async with ready_client(database_url=postgres_server.url("readiness")) as client:
         postgres_server.stop()
         for _ in range(2):  # the pooled connection is dead, then reconnecting is refused
             response, elapsed = await timed_get(client, "/readyz")
@@ -180,15 +185,9 @@ async def test_readyz_follows_postgres_going_away_and_coming_back(
 
 @pytest.mark.slow
 async def test_readyz_is_bounded_when_postgres_hangs(
-    build_app: Callable[..., Any],
-    app_client: Callable[..., Any],
-    postgres_server: EmbeddedPostgres,
+    ready_client: Callable[..., Any], postgres_server: EmbeddedPostgres
 ) -> None:
-    app = build_app(
-        database_url=postgres_server.url("readiness"), readiness_timeout=READINESS_TIMEOUT
-    )
-    async with app_client(app) as client:
-        assert_ready(await client.get("/readyz"))
+    async with ready_client(database_url=postgres_server.url("readiness")) as client:
         with frozen(postgres_server):
             # The pooled connection hangs mid-query.
             response, first_elapsed = await timed_get(client, "/readyz")

@@ -1,11 +1,16 @@
-"""Helpers for the devstack tests: seeing that processes are gone, waiting for conditions."""
+"""Helpers for the devstack tests: seeing that processes are gone, a server run that must leave
+nothing behind, waiting for conditions."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from tripline_devstack import port_is_free
+from tripline_devstack.embedded import EmbeddedServer
 
 
 def process_group_is_gone(pgid: int) -> bool:
@@ -25,6 +30,26 @@ def process_is_gone(pid: int) -> bool:
         return True
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@contextlib.contextmanager
+def run_leaving_nothing_behind(
+    server: EmbeddedServer, answers: Callable[..., bool]
+) -> Iterator[None]:
+    """Start `server` for the block, stop it after; then assert that stopping left no process,
+    nothing answering on its URL (`answers`, e.g. `postgres_answers`) and a closed port."""
+    server.start()
+    try:
+        pid = server.pid
+        assert pid is not None
+        yield
+    finally:
+        server.stop()
+
+    assert not server.running
+    assert process_group_is_gone(pid)
+    assert not answers(server.url(), timeout=1)
+    assert port_is_free(server.port)
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from devstack_helpers import process_group_is_gone
+from devstack_helpers import run_leaving_nothing_behind
 
 from tripline_devstack import EmbeddedPostgres, EmbeddedServerError, port_is_free, postgres_answers
 
@@ -22,8 +22,7 @@ async def test_serves_sql_over_tcp_and_stop_leaves_no_process_and_a_closed_port(
     data_dir: Path,
 ) -> None:
     server = EmbeddedPostgres(data_dir / "pg")
-    server.start()
-    try:
+    with run_leaving_nothing_behind(server, postgres_answers):
         assert server.url().startswith(f"postgresql+asyncpg://postgres@127.0.0.1:{server.port}/")
         connection = await asyncpg.connect(plain_url(server))
         try:
@@ -31,15 +30,6 @@ async def test_serves_sql_over_tcp_and_stop_leaves_no_process_and_a_closed_port(
             assert await connection.fetchval("SHOW listen_addresses") == "127.0.0.1"
         finally:
             await connection.close()
-        pid = server.pid
-        assert pid is not None
-    finally:
-        server.stop()
-
-    assert not server.running
-    assert process_group_is_gone(pid)
-    assert not postgres_answers(server.url(), timeout=1)
-    assert port_is_free(server.port)
 
 
 async def test_restart_on_the_same_data_dir_keeps_data_without_a_new_initdb(

@@ -5,30 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import redis
-from devstack_helpers import process_group_is_gone
+from devstack_helpers import run_leaving_nothing_behind
 
-from tripline_devstack import EmbeddedRedis, port_is_free, redis_answers
+from tripline_devstack import EmbeddedRedis, redis_answers
 
 
 def test_serves_commands_over_tcp_and_stop_leaves_no_process_and_a_closed_port(
     data_dir: Path,
 ) -> None:
     server = EmbeddedRedis(data_dir / "redis")
-    server.start()
-    try:
+    with run_leaving_nothing_behind(server, redis_answers):
         assert server.url(3) == f"redis://127.0.0.1:{server.port}/3"
         with redis.Redis.from_url(server.url(3)) as client:
             client.set("greeting", "hello")
             assert client.get("greeting") == b"hello"
-        pid = server.pid
-        assert pid is not None
-    finally:
-        server.stop()
-
-    assert not server.running
-    assert process_group_is_gone(pid)
-    assert not redis_answers(server.url(), timeout=1)
-    assert port_is_free(server.port)
 
 
 def test_persistent_server_keeps_data_across_a_restart(data_dir: Path) -> None:

@@ -6,8 +6,6 @@ import re
 import uuid
 from dataclasses import dataclass
 
-PASSWORD = "correct horse battery"
-
 
 @dataclass
 class ConsoleSession:

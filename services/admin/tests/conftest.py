@@ -3,26 +3,30 @@ console client (HTTPS, so the browser-like cookie jar honours the `Secure` flag)
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from admin_helpers import PASSWORD, ConsoleSession
+from admin_helpers import ConsoleSession
 from fastapi import FastAPI
 
 from tripline_admin.console.security import cookie_name, csrf_token, sign
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
 from tripline_common.data.models import Device, SessionKind, User, UserRole
-from tripline_common.security import hash_password, issue_api_key, open_session
+from tripline_common.security import issue_api_key, open_session
 
 
 @pytest.fixture
 def admin_settings(make_settings: Callable[..., Any]) -> AdminSettings:
     return make_settings(AdminSettings)
+
+
+@pytest.fixture
+def service_settings(admin_settings: AdminSettings) -> AdminSettings:
+    """The settings `auth_headers` signs tokens with."""
+    return admin_settings
 
 
 @pytest.fixture
@@ -45,52 +49,6 @@ async def browser(
     transport = httpx.ASGITransport(app=admin_app)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as console:
         yield console
-
-
-@pytest.fixture(scope="session")
-async def password_hash() -> str:
-    """The Argon2 hash of `PASSWORD`, computed once: hashing is slow on purpose."""
-    return await hash_password(PASSWORD)
-
-
-@pytest.fixture
-def make_user(session_factory, password_hash: str) -> Callable[..., Awaitable[User]]:
-    """`await make_user(role=UserRole.USER, email=None, active=True, name="Test User")` -> a
-    stored user whose password is `PASSWORD`."""
-
-    async def make(
-        role: UserRole = UserRole.USER,
-        email: str | None = None,
-        active: bool = True,
-        name: str = "Test User",
-    ) -> User:
-        async with session_factory() as session:
-            user = User(
-                email=email or f"{role.value}-{uuid.uuid4().hex[:10]}@example.com",
-                display_name=name,
-                role=role,
-                is_active=active,
-                password_hash=password_hash,
-                email_verified_at=datetime.now(UTC),
-            )
-            session.add(user)
-            await session.commit()
-            return user
-
-    return make
-
-
-@pytest.fixture
-def auth_headers(session_factory, admin_settings) -> Callable[[User], Awaitable[dict[str, str]]]:
-    """`await auth_headers(user)` -> an Authorization header with a token for a new session."""
-
-    async def make(user: User) -> dict[str, str]:
-        async with session_factory() as session:
-            issued = await open_session(session=session, settings=admin_settings, user=user)
-            await session.commit()
-        return {"Authorization": f"Bearer {issued.access_token}"}
-
-    return make
 
 
 @pytest.fixture
@@ -136,14 +94,23 @@ def sign_in(session_factory, admin_settings) -> Callable[..., Awaitable[ConsoleS
 
 
 @pytest.fixture
-async def device_with_key(session_factory, make_user) -> tuple[Device, str]:
+def make_device(session_factory) -> Callable[..., Awaitable[tuple[Device, str]]]:
+    """`await make_device(owner, name="van")` -> a stored device of `owner` and its current key."""
+
+    async def make(owner: User, name: str = "van") -> tuple[Device, str]:
+        key = issue_api_key()
+        async with session_factory() as session:
+            device = Device(
+                owner_id=owner.id, name=name, api_key_prefix=key.prefix, api_key_hash=key.key_hash
+            )
+            session.add(device)
+            await session.commit()
+            return device, key.key
+
+    return make
+
+
+@pytest.fixture
+async def device_with_key(make_user, make_device) -> tuple[Device, str]:
     """A plain user's device (the console's target) and its current key."""
-    owner = await make_user(email="owner@example.com")
-    key = issue_api_key()
-    async with session_factory() as session:
-        row = Device(
-            owner_id=owner.id, name="Blue van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-        )
-        session.add(row)
-        await session.commit()
-        return row, key.key
+    return await make_device(await make_user(email="owner@example.com"), name="Blue van")

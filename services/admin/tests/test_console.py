@@ -8,9 +8,10 @@ from contextlib import AsyncExitStack
 
 import httpx
 import pytest
-from admin_helpers import PASSWORD, form_token
+from admin_helpers import form_token
 from sqlalchemy import select
 
+from tests.support.users import PASSWORD
 from tripline_admin.console.security import cookie_name
 from tripline_common.data.models import AuditLogEntry, AuthSession, SessionKind, UserRole
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from admin_helpers import PASSWORD, form_token
+from admin_helpers import form_token
 from fastapi import FastAPI
 
+from tests.support.users import PASSWORD
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
 from tripline_common.data.models import Device

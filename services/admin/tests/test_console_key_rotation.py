@@ -10,8 +10,9 @@ import uuid
 
 import httpx
 import pytest
-from admin_helpers import PASSWORD, form_token
+from admin_helpers import form_token
 
+from tests.support.users import PASSWORD
 from tripline_admin.console.security import cookie_name, csrf_token, sign
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings

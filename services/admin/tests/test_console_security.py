@@ -19,7 +19,6 @@ from tripline_admin.settings import AdminSettings
 from tripline_common.data import AuditActor, AuditOrigin, job_arq_id
 from tripline_common.data.audit import record
 from tripline_common.data.models import AuditLogEntry, AuthSession, Device, Job, JobStatus, User
-from tripline_common.security import issue_api_key
 
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -37,15 +36,11 @@ def console_posts(app) -> list[str]:
 
 
 @pytest.fixture
-async def targets(make_user, session_factory) -> dict[str, str]:
+async def targets(make_user, make_device, session_factory) -> dict[str, str]:
     """Real objects for every path parameter, so a request with the right token would act."""
     user = await make_user(email="target@example.com")
-    key = issue_api_key()
+    device, _ = await make_device(user)
     async with session_factory() as session:
-        device = Device(
-            owner_id=user.id, name="van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-        )
-        session.add(device)
         job_id = uuid.uuid4()
         session.add(
             Job(

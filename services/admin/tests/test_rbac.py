@@ -13,8 +13,7 @@ from enum import StrEnum
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from tripline_common.data.models import Device, UserRole
-from tripline_common.security import issue_api_key
+from tripline_common.data.models import UserRole
 
 
 class Access(StrEnum):
@@ -112,16 +111,10 @@ def test_every_route_has_a_declared_access(admin_app) -> None:
 
 
 async def test_the_rbac_matrix(
-    client, browser, admin_app, make_user, auth_headers, sign_in, session_factory
+    client, browser, admin_app, make_user, make_device, auth_headers, sign_in, session_factory
 ) -> None:
     target = await make_user(email="target@example.com")
-    key = issue_api_key()
-    async with session_factory() as session:
-        device = Device(
-            owner_id=target.id, name="van", api_key_prefix=key.prefix, api_key_hash=key.key_hash
-        )
-        session.add(device)
-        await session.commit()
+    device, _ = await make_device(target)
     params = {
         "user_id": target.id,
         "session_id": uuid.uuid4(),

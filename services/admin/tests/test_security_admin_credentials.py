@@ -13,9 +13,10 @@ from typing import Any
 
 import jwt
 import pytest
-from admin_helpers import PASSWORD, form_token
+from admin_helpers import form_token
 from sqlalchemy import select
 
+from tests.support.users import PASSWORD
 from tripline_admin.console.security import cookie_name, sign
 from tripline_common.data.models import AuthSession, UserRole
 from tripline_common.security.auth.tokens import ALGORITHM

@@ -14,6 +14,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import delete, select, update
 
+from tests.support.users import PASSWORD  # the password `make_user` gives users
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
 from tripline_common.data import create_engine, create_session_factory
@@ -22,7 +23,6 @@ from tripline_common.security import hash_password, passwords
 from tripline_common.security.passwords import ACCOUNT_HASH_SLOTS
 from tripline_devstack import DevMailServer
 
-PASSWORD = "correct horse battery"  # The password `make_user` (conftest.py) gives users.
 NEW_PASSWORD = "violet tractor 42"
 
 

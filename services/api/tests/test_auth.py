@@ -10,14 +10,13 @@ import pytest
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from tests.support.users import PASSWORD  # the password `make_user` gives users
 from tripline_api.settings import ApiSettings
 from tripline_api.state import ApiState
 from tripline_common.data.models import AuthSession, UserRole
 from tripline_common.security.auth import service
 from tripline_common.security.auth.tokens import ALGORITHM
 from tripline_common.web import OperatorUser, create_app
-
-PASSWORD = "correct horse battery"  # The password `make_user` (conftest.py) gives users.
 
 
 async def login(client, email: str, password: str = PASSWORD, **headers: str):

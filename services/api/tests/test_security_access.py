@@ -16,6 +16,7 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 from trip_factories import START, store_device, store_trips, trip_body, trip_body_v2
 
+from tests.support.routes import EVERY_APP_PUBLIC
 from tripline_api.main import create_api_app
 from tripline_common.data import create_job, unit_of_work
 from tripline_common.data.models import Alert, AlertRule, AuthSession, User
@@ -23,15 +24,7 @@ from tripline_common.messaging import IMPORT_WAYPOINTS, JobQueue, create_redis
 
 # The routes anyone may call: probes, the API's docs, registration, the two token exchanges and
 # the account routes that a mailed single-use token authorises (verification, password reset).
-PUBLIC = {
-    ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
-    ("GET", "/redoc"),
-    ("GET", "/openapi.json"),
-    ("GET", "/livez"),
-    ("GET", "/readyz"),
-    ("GET", "/startupz"),
-    ("GET", "/metrics"),
+PUBLIC = EVERY_APP_PUBLIC | {
     ("POST", "/v1/auth/token"),
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/users"),

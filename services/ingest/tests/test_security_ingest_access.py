@@ -10,20 +10,12 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 
+from tests.support.routes import EVERY_APP_PUBLIC
 from tripline_common.data.models import TelemetryBatch
 from tripline_ingest.main import create_ingest_app
 from tripline_ingest.settings import IngestSettings
 
-PUBLIC = {
-    ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
-    ("GET", "/redoc"),
-    ("GET", "/openapi.json"),
-    ("GET", "/livez"),
-    ("GET", "/readyz"),
-    ("GET", "/startupz"),
-    ("GET", "/metrics"),
-}
+PUBLIC = EVERY_APP_PUBLIC
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 
 

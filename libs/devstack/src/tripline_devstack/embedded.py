@@ -37,14 +37,14 @@ import tempfile
 import threading
 import time
 import uuid
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import IO, ClassVar, Self
 
 from tripline_devstack.os_user import OsUser, permission_hint, server_account
 from tripline_devstack.probes import free_port, port_is_free
+from tripline_devstack.stoppable import Stoppable
 
 logger = logging.getLogger("tripline_devstack")
 
@@ -55,7 +55,7 @@ class EmbeddedServerError(RuntimeError):
     """An embedded server could not be started; the message ends with its log tail."""
 
 
-class EmbeddedServer(ABC):
+class EmbeddedServer(Stoppable):
     """Base of `EmbeddedPostgres` and `EmbeddedRedis`: start, wait until ready, stop, clean up."""
 
     name: ClassVar[str]
@@ -170,16 +170,9 @@ class EmbeddedServer(ABC):
                 shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
+        """`with server:` starts it, and stops it when the block ends."""
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"running, pid {self.pid}" if self.running else "stopped"

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from tripline_devstack.embedded_postgres import EmbeddedPostgres
 from tripline_devstack.embedded_redis import EmbeddedRedis
@@ -18,6 +16,7 @@ from tripline_devstack.probes import (
     redact_url,
     redis_problem,
 )
+from tripline_devstack.stoppable import Stoppable
 
 DEFAULT_POSTGRES_PORT = 5432
 DEFAULT_REDIS_PORT = 6379
@@ -25,7 +24,7 @@ PROBE_TIMEOUT = 2.0
 
 
 @dataclass
-class Stack:
+class Stack(Stoppable):
     """The Postgres and Redis in use, and the embedded servers started for them (None if not)."""
 
     postgres_url: str
@@ -41,17 +40,6 @@ class Stack:
         finally:
             if self.postgres is not None:
                 self.postgres.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def ensure_stack(
