@@ -2,7 +2,8 @@
 
 `create_app` and its resources, probes and server, middleware, error handlers, the typed
 dependency aliases (`SessionDep`, `CurrentUser`, ...), request field types (`IsoDateTime`),
-keyset pagination, idempotent routes and the hot-read response. The top floor: may import every floor below.
+keyset pagination, idempotent routes and the hot-read response. The top floor: may import
+every floor below.
 """
 
 from tripline_common.web.app import create_app
