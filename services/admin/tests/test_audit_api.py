@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.routing import iter_route_contexts
 
 from tripline_common.data import AuditActor, AuditOrigin
@@ -90,6 +91,19 @@ def test_no_route_can_write_the_audit_log(admin_app) -> None:
     assert audit_routes == [(["GET"], "/v1/audit-log"), (["GET"], "/console/audit")]
 
 
-async def test_times_must_be_iso_8601_not_numbers(client, operator_headers) -> None:
-    response = await client.get("/v1/audit-log?until=0.5", headers=operator_headers)
-    assert response.status_code == 422
+@pytest.mark.parametrize("name", ["since", "until"])
+@pytest.mark.parametrize("text", ["0.5", "1796112000", "nan", "2026-12-01T08:00:00", "soon"])
+async def test_times_must_be_iso_8601_with_an_offset_not_numbers(
+    client, operator_headers, name: str, text: str
+) -> None:
+    response = await client.get("/v1/audit-log", params={name: text}, headers=operator_headers)
+
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["details"]] == [["query", name]]
+
+
+@pytest.mark.parametrize("text", ["2026-12-01T08:00:00Z", "2026-12-01T09:00:00+01:00"])
+async def test_times_take_iso_8601_text_with_an_offset(client, operator_headers, text: str) -> None:
+    response = await client.get("/v1/audit-log", params={"since": text}, headers=operator_headers)
+
+    assert response.status_code == 200, response.text

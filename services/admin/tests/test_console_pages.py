@@ -230,6 +230,23 @@ async def test_issuing_for_an_unknown_email_flashes_an_error(browser, console) -
     assert "No user has the email" in page.text
 
 
+@pytest.mark.parametrize("name", ["Red\x07bike", "Red\nbike", "Red\x00bike"])
+async def test_a_device_name_with_a_control_character_is_refused(
+    browser, console, device, session_factory, name: str
+) -> None:
+    response = await browser.post(
+        "/console/devices",
+        data={"csrf_token": console, "owner_email": "owner@example.com", "name": name},
+    )
+
+    assert response.status_code == 303
+    page = await browser.get("/console/devices")
+    assert "The device name must not contain control characters." in page.text
+    async with session_factory() as session:
+        names = (await session.scalars(select(Device.name))).all()
+    assert names == [device.name]
+
+
 async def test_a_device_is_revoked_from_the_devices_page(
     browser, console, device, session_factory
 ) -> None:

@@ -1,5 +1,5 @@
-"""`tripline_api.fields`: the time filters of trips and alerts take ISO 8601 text with an offset,
-and refuse numbers (seconds since 1970), even as query text."""
+"""`tripline_common.web.IsoDateTime` in the API: the time filters of trips and alerts take
+ISO 8601 text with an offset, and refuse numbers (seconds since 1970), even as query text."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Web floor: the one app factory and what a handler declares (dependencies, pages, errors).
 
 `create_app` and its resources, probes and server, middleware, error handlers, the typed
-dependency aliases (`SessionDep`, `CurrentUser`, ...), keyset pagination, idempotent
-routes and the hot-read response. The top floor: may import every floor below.
+dependency aliases (`SessionDep`, `CurrentUser`, ...), request field types (`IsoDateTime`),
+keyset pagination, idempotent routes and the hot-read response. The top floor: may import
+every floor below.
 """
 
 from tripline_common.web.app import create_app
@@ -17,6 +18,7 @@ from tripline_common.web.deps import (
     pg_pool,
 )
 from tripline_common.web.error_handlers import allowed_methods
+from tripline_common.web.fields import IsoDateTime
 from tripline_common.web.idempotency import IdempotentRoute, UserIdempotencyKey
 from tripline_common.web.pagination import (
     Page,
@@ -41,6 +43,7 @@ __all__ = [
     "AdminUser",
     "CurrentUser",
     "IdempotentRoute",
+    "IsoDateTime",
     "Lifecycle",
     "OperatorUser",
     "Page",

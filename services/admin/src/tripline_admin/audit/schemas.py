@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Any, Self
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tripline_common.web import Page, selectable
-
-_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
-
-
-def _iso_text_only(value: object) -> object:
-    # Lax parsing would read `0.5` as seconds since 1970: a client bug, not a time.
-    if isinstance(value, str) and not _ISO_DATE_TIME.match(value):
-        raise ValueError("must be an ISO 8601 date-time with an offset, e.g. 2026-11-28T09:00:00Z")
-    return value
-
-
-QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_text_only)]
+from tripline_common.web import IsoDateTime, Page, selectable
 
 
 class AuditFilters(BaseModel):
@@ -48,10 +35,10 @@ class AuditFilters(BaseModel):
     request_id: str | None = Field(
         default=None, max_length=64, description="The correlation ID of the request."
     )
-    since: QueryTime | None = Field(
+    since: IsoDateTime | None = Field(
         default=None, description="Entries at or after this time (inclusive)."
     )
-    until: QueryTime | None = Field(
+    until: IsoDateTime | None = Field(
         default=None, description="Entries before this time (exclusive)."
     )
 

@@ -26,6 +26,9 @@ class UserFilters(BaseModel):
     )
 
 
+# Declared apart from the public API's `UserPublic` on purpose, though five fields read alike:
+# two published contracts for two audiences, each free to change on its own (the OpenAPI
+# snapshots guard both). A shared base would tie the admin document to the public one.
 class UserAdmin(BaseModel):
     """A user account as operators see it (never the password hash)."""
 

@@ -10,10 +10,9 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tripline_api.fields import IsoDateTime
 from tripline_common.data.models import AlertRule, AlertSeverity, AlertStatus
 from tripline_common.platform import ErrorResponse
-from tripline_common.web import Page, selectable
+from tripline_common.web import IsoDateTime, Page, selectable
 
 MAX_BULK_ALERTS = 100
 

@@ -12,8 +12,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from tripline_api.fields import IsoDateTime
 from tripline_common.data import clean_name
+from tripline_common.web import IsoDateTime
 
 MAX_WAYPOINTS = 50
 MAX_BULK_ITEMS = 100

@@ -14,7 +14,7 @@ from tripline_admin.console.security import ConsoleUser
 from tripline_admin.devices import service
 from tripline_admin.devices.schemas import DeviceFilters, DevicePage, DeviceState
 from tripline_admin.users.service import get_user_by_email
-from tripline_common.data import AuditOriginDep
+from tripline_common.data import AuditOriginDep, clean_name
 from tripline_common.platform import NotFoundError
 from tripline_common.web import PageParams, SessionDep
 
@@ -77,11 +77,16 @@ async def issue_device(
             request, "/console/devices", ("error", "Give the owner's email and a device name.")
         )
     try:
+        # The API's name rule (`DeviceName`), so both doors refuse the same names.
+        device_name = clean_name(name)
+    except ValueError as exc:
+        return redirect(request, "/console/devices", ("error", f"The device name {exc}."))
+    try:
         owner = await get_user_by_email(session=session, email=owner_email)
     except NotFoundError as exc:
         return redirect(request, "/console/devices", ("error", exc.message))
     device, key = await service.issue_device(
-        session=session, actor=user, owner_id=owner.id, name=name.strip(), origin=origin
+        session=session, actor=user, owner_id=owner.id, name=device_name, origin=origin
     )
     return _key_page(request, device, key, issued=True)
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from tripline_admin.audit.service import entries_about
@@ -16,8 +17,9 @@ from tripline_admin.console.security import ConsoleAdmin, ConsoleUser
 from tripline_admin.devices.service import devices_of
 from tripline_admin.users import service
 from tripline_admin.users.schemas import SessionAdmin, UserFilters, UserPage
-from tripline_common.data import AuditOriginDep
+from tripline_common.data import AuditOrigin, AuditOriginDep
 from tripline_common.data.models import UserRole
+from tripline_common.security import Principal
 from tripline_common.web import PageParams, SessionDep
 
 router = APIRouter(prefix="/users")
@@ -92,13 +94,8 @@ async def disable_user(
     session: SessionDep,
     origin: AuditOriginDep,
 ) -> Response:
-    account = await service.set_active(
-        session=session, actor=user, user_id=user_id, active=False, origin=origin
-    )
-    return redirect(
-        request,
-        f"/console/users/{user_id}",
-        ("success", f"{account.email} is disabled; their sessions have ended."),
+    return await _set_active(
+        request, user_id, actor=user, session=session, origin=origin, active=False
     )
 
 
@@ -110,12 +107,26 @@ async def enable_user(
     session: SessionDep,
     origin: AuditOriginDep,
 ) -> Response:
+    return await _set_active(
+        request, user_id, actor=user, session=session, origin=origin, active=True
+    )
+
+
+async def _set_active(
+    request: Request,
+    user_id: uuid.UUID,
+    *,
+    actor: Principal,
+    session: AsyncSession,
+    origin: AuditOrigin,
+    active: bool,
+) -> Response:
+    # The one body of the enable and disable buttons: the change, then the page saying so.
     account = await service.set_active(
-        session=session, actor=user, user_id=user_id, active=True, origin=origin
+        session=session, actor=actor, user_id=user_id, active=active, origin=origin
     )
-    return redirect(
-        request, f"/console/users/{user_id}", ("success", f"{account.email} can sign in again.")
-    )
+    done = "can sign in again." if active else "is disabled; their sessions have ended."
+    return redirect(request, f"/console/users/{user_id}", ("success", f"{account.email} {done}"))
 
 
 @router.post("/{user_id}/role")

@@ -1,4 +1,4 @@
-"""Field types that more than one API resource validates its input with."""
+"""Field types of request input that more than one app validates: ISO 8601 date-times."""
 
 from __future__ import annotations
 
