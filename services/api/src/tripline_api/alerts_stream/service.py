@@ -59,6 +59,7 @@ from tripline_common.web import Resources
 log = structlog.get_logger("tripline.alerts_stream")
 
 REPLAY_LIMIT = 1000
+SEND_GRACE_SECONDS = 1.0  # How long closing waits for a send in flight to finish.
 
 # Lifespan hooks -------------------------------------------------------------------------
 
@@ -311,17 +312,29 @@ class _WebSocketSession:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if self.subscriber.closed.is_set():
-            await self._close(self.subscriber.close_code, self.subscriber.close_reason)
+            # Stop the tasks between frames: a send cancelled halfway can leave the socket
+            # unable to send the close frame, and the client waits out its own timeout. A send
+            # stuck on a client that does not read is cancelled after a short grace anyway.
+            try:
+                await asyncio.wait_for(self.send_lock.acquire(), SEND_GRACE_SECONDS)
+                locked = True
+            except TimeoutError:
+                locked = False
+            try:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if self.subscriber.closed.is_set():
+                    await self._close(self.subscriber.close_code, self.subscriber.close_reason)
+            finally:
+                if locked:
+                    self.send_lock.release()
 
     async def _close(self, code: int, reason: str) -> None:
-        async with self.send_lock:
-            if self.websocket.application_state == WebSocketState.CONNECTED:
-                with contextlib.suppress(Exception):
-                    await self.websocket.close(code=code, reason=reason)
+        """Send the close frame (no send is in flight: see `run`)."""
+        if self.websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=code, reason=reason)
 
     async def _send(self, text: str) -> None:
         async with self.send_lock:
