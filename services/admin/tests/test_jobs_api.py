@@ -193,7 +193,7 @@ async def test_retrying_a_given_up_batch_makes_it_pending_with_a_fresh_budget(
     assert (batch.status, batch.attempts, batch.error) == (BatchStatus.PENDING, 0, None)
 
 
-@pytest.mark.parametrize("failure_id", ["not-a-uuid", str(uuid.uuid4())])
+@pytest.mark.parametrize("failure_id", ["not-a-uuid", "5b0c6a44-0d0e-4d5a-9a53-0c1d1e6a7f00"])
 async def test_retrying_an_unknown_failure_is_a_404(client, operator_headers, failure_id) -> None:
     response = await client.post(f"/v1/failures/job/{failure_id}/retry", headers=operator_headers)
     assert response.status_code == 404
