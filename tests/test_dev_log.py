@@ -13,8 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import BIN
-from tests.test_processes import batch_status, dsn, json_lines, seed, wait_for
+from tests.test_processes import batch_status, json_lines, seed, wait_for
 from tests.test_sentry_processes import enqueue
+from tripline_common.data import asyncpg_dsn
 from tripline_common.messaging import JOBS, PROCESS_BATCH
 
 PERIODIC = {spec.name for spec in JOBS.values() if spec.periodic}
@@ -24,7 +25,7 @@ FAST_CRONS = {"SWEEP_INTERVAL_SECONDS": "1", "LOST_SIGNAL_CHECK_SECONDS": "1"}
 
 async def add_batch(database_url: str) -> str:
     """A fresh batch (no events) of the demo device: nothing for a sweeper to find."""
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         device_id = await conn.fetchval("SELECT id FROM devices LIMIT 1")
         batch_id = await conn.fetchval(

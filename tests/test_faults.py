@@ -26,7 +26,6 @@ from tests.conftest import ProcessRunner
 from tests.test_pipeline import (
     FAST_WORKER,
     SECRET,
-    dsn,
     fetch,
     fixes,
     json_lines,
@@ -36,6 +35,7 @@ from tests.test_pipeline import (
     wait_for,
     window_aligned,
 )
+from tripline_common.data import asyncpg_dsn
 from tripline_common.messaging import verify_signature
 from tripline_common.migrations.runner import upgrade
 from tripline_devstack import EmbeddedPostgres, EmbeddedRedis, ensure_database, free_port
@@ -196,7 +196,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
 
     # Hold the alert's dedupe key in an open transaction: the worker's INSERT ... ON CONFLICT
     # waits for it, inside its own transaction, after it has attached the events.
-    holder = await asyncpg.connect(dsn(database_url))
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
     transaction = holder.transaction()
     await transaction.start()
     try:

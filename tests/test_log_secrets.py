@@ -28,12 +28,12 @@ from tests.test_pipeline import (
     FAST_WORKER,
     ORIGIN,
     WANNSEE,
-    dsn,
     fixes,
     seed,
     wait_for,
     window_aligned,
 )
+from tripline_common.data import asyncpg_dsn
 
 WAIT = 20.0
 
@@ -152,7 +152,7 @@ async def test_no_process_logs_a_token_key_secret_or_password(
                 },
             )
         ).raise_for_status()
-        conn = await asyncpg.connect(dsn(database_url))
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
         try:  # Under way since before the fixes below (as tests/test_pipeline.py's demo trip).
             await conn.execute(
                 "UPDATE trips SET status = 'active', started_at = now() - interval '10 minutes'"

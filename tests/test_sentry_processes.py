@@ -25,7 +25,8 @@ import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from tests.test_pipeline import FAST_WORKER, fixes, start_demo_trip, window_aligned
-from tests.test_processes import GRACEFUL_EXIT, dsn, json_lines, seed, wait_for
+from tests.test_processes import GRACEFUL_EXIT, json_lines, seed, wait_for
+from tripline_common.data import asyncpg_dsn
 from tripline_common.messaging import IMPORT_WAYPOINTS, PROCESS_BATCH
 
 COOKIE_SECRET = "cookie-secret-must-not-leave"
@@ -51,7 +52,7 @@ def login(api_url: str, email: str) -> tuple[str, str]:
 
 async def rename_table(database_url: str, table: str) -> None:
     """Schema drift under a running process: the next query of `table` fails, unhandled."""
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_gone"')
     finally:
@@ -177,7 +178,7 @@ async def enqueue(
 async def add_tracked_job(database_url: str, owner_id: uuid.UUID, params: dict) -> str:
     """A `jobs` row as `tracked_jobs.create_job` writes it; returns its ID."""
     job_id = uuid.uuid4()
-    conn = await asyncpg.connect(dsn(database_url))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await conn.execute(
             "INSERT INTO jobs (id, owner_id, kind, arq_job_id, params, request_id)"
