@@ -20,7 +20,8 @@ from tripline_common.security import issue_api_key, open_session
 
 @pytest.fixture
 def admin_settings(make_settings: Callable[..., Any]) -> AdminSettings:
-    return make_settings(AdminSettings)
+    # An hour-long login window: a fixed 60 s window can roll over between a test's attempts.
+    return make_settings(AdminSettings, login_rate_window_seconds=3600)
 
 
 @pytest.fixture
