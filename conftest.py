@@ -178,6 +178,9 @@ def session_factory(db_connection: AsyncConnection) -> async_sessionmaker[AsyncS
     )
 
 
+LIFESPAN_DEADLINE_SECONDS = 60
+
+
 @asynccontextmanager
 async def running_app(
     app: FastAPI,
@@ -189,7 +192,11 @@ async def running_app(
     With `session_factory` and `pg`, the app's database resources are swapped for ones bound to
     the test's rolled-back transaction (its ORM sessions and its raw hot-path queries alike).
     """
-    async with LifespanManager(app) as manager:
+    # asgi-lifespan's default 5 s deadlines fail a passing test when a loaded CI machine is
+    # slow to close the pools (seen in CI); these are deadlines for a hung app, not timings.
+    async with LifespanManager(
+        app, startup_timeout=LIFESPAN_DEADLINE_SECONDS, shutdown_timeout=LIFESPAN_DEADLINE_SECONDS
+    ) as manager:
         if session_factory is not None:
             ServiceState.of(app).resources.session_factory = session_factory
         if pg is not None:

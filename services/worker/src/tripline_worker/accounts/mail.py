@@ -9,7 +9,8 @@ from typing import Literal
 from urllib.parse import urlencode
 
 import aiosmtplib
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlmodel import col
 
 from tripline_common.data import AccountMail, SessionFactory, unit_of_work
 from tripline_common.data.models import AccountToken, User
@@ -30,9 +31,11 @@ async def mail_token(
 ) -> Literal["sent", "skipped"]:
     """Mail the token of row `token_id` in message `mail`.
 
-    The token is drawn here and its hash stored in the same transaction that sends: if the
-    message cannot be sent (`MailNotSentError`), nothing is stored. A row already mailed, used
-    or expired is skipped, so a repeated call mails nothing.
+    The token is drawn here and its hash committed before the message goes out, so a link
+    works the moment its mail arrives. If the message cannot be sent (`MailNotSentError`), the
+    hash is taken back and a retry draws a new token. A row already mailed, used or expired is
+    skipped, so a repeated call mails nothing. The price of that order: a worker killed between
+    the commit and the send leaves the row mailed-but-unsent; the user asks for another mail.
     """
     async with unit_of_work(session_factory) as session:
         row = await session.scalar(
@@ -52,11 +55,20 @@ async def mail_token(
         token = new_opaque_token()
         row.token_hash = hash_token(token)
         message = compose(settings, mail=mail, to=user.email, name=user.display_name, token=token)
-        try:
-            await send(settings, message)
-        except Exception as exc:
-            raise MailNotSentError(str(exc)) from exc
-        await session.flush()
+    try:
+        await send(settings, message)
+    except Exception as exc:
+        async with unit_of_work(session_factory) as session:
+            await session.execute(
+                update(AccountToken)
+                .where(
+                    col(AccountToken.id) == token_id,
+                    col(AccountToken.token_hash) == hash_token(token),
+                    col(AccountToken.used_at).is_(None),
+                )
+                .values(token_hash=None)
+            )
+        raise MailNotSentError(str(exc)) from exc
     return "sent"
 
 
