@@ -3,8 +3,8 @@ allowlist, `?fields=` selection, `Link` headers and the page envelope.
 
 A list endpoint declares what it allows once, and gets the rest:
 
-    TRIP_SORT = SortSpec({"created_at": Trip.created_at, "name": Trip.name},
-                         tiebreaker=Trip.id, default="-created_at")
+    TRIP_SORT = SortSpec({"created_at": col(Trip.created_at), "name": col(Trip.name)},
+                         tiebreaker=col(Trip.id), default="-created_at")
 
     class TripPage(Page[TripListItem]): ...           # TripListItem = selectable(TripPublic)
 
@@ -46,8 +46,9 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, create_model, model_serializer
 from sqlalchemy import Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.orm import Mapped
 
+from tripline_common.data.models import mapped_attribute
 from tripline_common.platform.errors import BadRequestError
 from tripline_common.web.deps import SettingsDep
 
@@ -70,8 +71,8 @@ class SortSpec:
     """What a list may be sorted on: public names mapped to NOT NULL columns, and a unique
     tiebreaker column (the primary key) that makes the order total, as keyset paging needs."""
 
-    columns: Mapping[str, QueryableAttribute[Any]]
-    tiebreaker: QueryableAttribute[Any]
+    columns: Mapping[str, Mapped[Any]]  # `col(Model.field)`
+    tiebreaker: Mapped[Any]
     default: str
 
     def __post_init__(self) -> None:
@@ -504,8 +505,8 @@ async def fetch_page(
     Ordered by (sort key, tiebreaker); one extra row is fetched to learn whether another page
     follows. A `prev` cursor walks the index backwards and the rows are reversed afterwards.
     """
-    key_column = spec.columns[params.sort.field]
-    id_column = spec.tiebreaker
+    key_column = mapped_attribute(spec.columns[params.sort.field])
+    id_column = mapped_attribute(spec.tiebreaker)
     cursor = params.cursor
     backwards = cursor is not None and cursor.direction == "prev"
     descending = params.sort.descending != backwards

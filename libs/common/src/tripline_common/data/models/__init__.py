@@ -8,7 +8,13 @@ from tripline_common.data.models.alerts import (
     AlertStatus,
 )
 from tripline_common.data.models.audit import AuditLogEntry
-from tripline_common.data.models.base import NAMING_CONVENTION, TriplineModel, metadata, utcnow
+from tripline_common.data.models.base import (
+    NAMING_CONVENTION,
+    TriplineModel,
+    mapped_attribute,
+    metadata,
+    utcnow,
+)
 from tripline_common.data.models.devices import Device
 from tripline_common.data.models.identity import (
     AccountToken,
@@ -52,6 +58,7 @@ __all__ = [
     "Waypoint",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "mapped_attribute",
     "metadata",
     "utcnow",
 ]

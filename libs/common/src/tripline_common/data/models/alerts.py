@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import QueryableAttribute
 from sqlmodel import Field, col
 
 from tripline_common.data.models.base import (
@@ -15,6 +15,7 @@ from tripline_common.data.models.base import (
     created_at_field,
     enum_check,
     enum_field,
+    mapped_attribute,
     timestamp_field,
     uuid_pk_field,
 )
@@ -94,18 +95,21 @@ class Alert(TriplineModel, table=True):
     resolved_at: datetime | None = timestamp_field()
 
 
-ALERT_EVENT_COLUMNS: tuple[Mapped[Any], ...] = (
-    col(Alert.id),
-    col(Alert.owner_id),
-    col(Alert.trip_id),
-    col(Alert.device_id),
-    col(Alert.rule),
-    col(Alert.severity),
-    col(Alert.status),
-    col(Alert.message),
-    col(Alert.details),
-    col(Alert.raised_at),
-    col(Alert.request_id),
+ALERT_EVENT_COLUMNS: tuple[QueryableAttribute[Any], ...] = tuple(
+    mapped_attribute(column)
+    for column in (
+        col(Alert.id),
+        col(Alert.owner_id),
+        col(Alert.trip_id),
+        col(Alert.device_id),
+        col(Alert.rule),
+        col(Alert.severity),
+        col(Alert.status),
+        col(Alert.message),
+        col(Alert.details),
+        col(Alert.raised_at),
+        col(Alert.request_id),
+    )
 )
 """The columns an alert event carries (`tripline_common.messaging.pubsub.AlertData`): what the
 worker returns when it raises alerts, and what webhook deliveries and the SSE replay read."""

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import CheckConstraint, DateTime, Dialect, MetaData, String, func, text
-from sqlalchemy.orm import registry
+from sqlalchemy.orm import Mapped, QueryableAttribute, registry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -32,6 +32,17 @@ class TriplineModel(SQLModel, registry=registry(metadata=metadata)):
     A registry of our own (rather than SQLModel's global one) keeps our naming convention off
     any other SQLModel tables in the process and keeps class-name lookups unambiguous.
     """
+
+
+T = TypeVar("T")
+
+
+def mapped_attribute(column: Mapped[T]) -> QueryableAttribute[T]:
+    """`col(Model.field)` as what it is on a table model: an instrumented attribute, with the
+    `.key` and SQL `.type` that SQLModel's `Mapped` return type does not declare."""
+    if not isinstance(column, QueryableAttribute):
+        raise TypeError(f"not a table model's attribute: {column!r}")
+    return column
 
 
 def utcnow() -> datetime:
