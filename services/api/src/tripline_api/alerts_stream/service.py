@@ -437,9 +437,9 @@ async def sse_body(
         yield b"retry: 3000\n\n"
         sent: set[uuid.UUID] = set()
         if last_event_id:
-            for event in await replay_after(resources.pg, principal.id, last_event_id):
-                sent.add(event.alert.id)
-                yield sse_event(event)
+            for missed in await replay_after(resources.pg, principal.id, last_event_id):
+                sent.add(missed.alert.id)
+                yield sse_event(missed)
         while not subscriber.closed.is_set():
             try:
                 event = await asyncio.wait_for(

@@ -43,7 +43,7 @@ def device_not_found() -> NotFoundError:
     return NotFoundError("Device not found.", code="device_not_found")
 
 
-def _live_devices_of(owner_id: uuid.UUID) -> Select[tuple[Device]]:
+def _live_devices_of(owner_id: uuid.UUID) -> Select[Device]:
     return select(Device).where(col(Device.owner_id) == owner_id, col(Device.revoked_at).is_(None))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -67,7 +67,7 @@ PLAN_FIELDS = tuple(
 # identity map, no transaction, no pre-ping. One round trip per request. (The waypoints come
 # back as JSON text, whatever JSON codec a connection may have registered.)
 _TRIP_OF_OWNER_SQL = f"""
-SELECT {", ".join(f"t.{column.name}" for column in Trip.__table__.columns)},
+SELECT {", ".join(f"t.{column.name}" for column in inspect(Trip).local_table.columns)},
        COALESCE(
            (SELECT json_agg(json_build_object('seq', w.seq, 'lat', w.lat, 'lon', w.lon,
                                               'name', w.name) ORDER BY w.seq)
@@ -317,7 +317,7 @@ async def delete_trip(
 def _new_trip(owner_id: uuid.UUID, draft: TripDraft) -> Trip:
     trip = Trip(owner_id=owner_id, **{name: getattr(draft, name) for name in PLAN_FIELDS})
     trip.waypoints = [
-        Waypoint(seq=seq, lat=point.lat, lon=point.lon, name=point.name)
+        Waypoint(trip_id=trip.id, seq=seq, lat=point.lat, lon=point.lon, name=point.name)
         for seq, point in enumerate(draft.waypoints)
     ]
     return trip
@@ -333,7 +333,9 @@ def _set_waypoints(trip: Trip, points: Sequence[WaypointDraft]) -> None:
             stored = current[seq]
             stored.lat, stored.lon, stored.name = point.lat, point.lon, point.name
         else:
-            current.append(Waypoint(seq=seq, lat=point.lat, lon=point.lon, name=point.name))
+            current.append(
+                Waypoint(trip_id=trip.id, seq=seq, lat=point.lat, lon=point.lon, name=point.name)
+            )
     del current[len(points) :]
 
 
