@@ -117,7 +117,7 @@ async def authenticate_device(
         await failed_lookups.check(client)
     row = (
         await session.execute(
-            select(Device.id, Device.owner_id).where(
+            select(col(Device.id), col(Device.owner_id)).where(
                 or_(
                     col(Device.api_key_hash) == key_hash,
                     and_(

@@ -111,13 +111,13 @@ async def store_batch(
             request_id=get_request_id(),
         )
         .on_conflict_do_nothing(index_elements=["device_id", "client_batch_id"])
-        .returning(TelemetryBatch.id)
+        .returning(col(TelemetryBatch.id))
     )
     if inserted is None:
         existing = await session.scalar(
             select(TelemetryBatch).where(
-                TelemetryBatch.device_id == device.id,
-                TelemetryBatch.client_batch_id == batch.client_batch_id,
+                col(TelemetryBatch.device_id) == device.id,
+                col(TelemetryBatch.client_batch_id) == batch.client_batch_id,
             )
         )
         assert existing is not None  # The conflict that stopped the insert is committed.
@@ -151,7 +151,7 @@ async def store_batch(
         await session.execute(
             update(Device)
             .where(
-                Device.id == device.id,
+                col(Device.id) == device.id,
                 or_(col(Device.last_seen_at).is_(None), col(Device.last_seen_at) < now),
             )
             .values(last_seen_at=now)
@@ -174,7 +174,7 @@ async def get_batch(
     """The device's own batch, or 404 (another device's batch does not exist for it)."""
     row = await session.scalar(
         select(TelemetryBatch).where(
-            TelemetryBatch.id == batch_id, TelemetryBatch.device_id == device.id
+            col(TelemetryBatch.id) == batch_id, col(TelemetryBatch.device_id) == device.id
         )
     )
     if row is None:
