@@ -7,12 +7,14 @@ remember it; admin-only routes add `AdminUser`. The RBAC test walks the app's ro
 
 from __future__ import annotations
 
+from typing import get_args
+
 from tripline_common.web import AdminUser, OperatorUser, Responses, documented_error
 
 # The same dependency object as in `OperatorUser`, so FastAPI resolves it once per request even
 # when a handler also asks for the operator.
-OPERATOR_ONLY = OperatorUser.__metadata__[0]
-ADMIN_ONLY = AdminUser.__metadata__[0]
+OPERATOR_ONLY = get_args(OperatorUser)[1]
+ADMIN_ONLY = get_args(AdminUser)[1]
 
 AUTH_RESPONSES: Responses = {
     **documented_error(401, "Missing, invalid or revoked token."),

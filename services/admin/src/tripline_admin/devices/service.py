@@ -11,7 +11,7 @@ change is audited (never with the key itself).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_
@@ -107,7 +107,14 @@ async def search_devices(
     result = await fetch_page(session, statement, page, DEVICE_SORT)
     emails = await _owner_emails(session, {device.owner_id for device in result.rows})
     views = [DeviceView.of(device, emails.get(device.owner_id, "")) for device in result.rows]
-    return replace(result, rows=views)  # type: ignore[arg-type]
+    return PageResult(
+        rows=views,
+        next_cursor=result.next_cursor,
+        prev_cursor=result.prev_cursor,
+        has_next=result.has_next,
+        has_prev=result.has_prev,
+        total=result.total,
+    )
 
 
 async def _owner_emails(session: AsyncSession, owner_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from arq.connections import ArqRedis
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from tripline_admin.jobs.service import recent_failures
 from tripline_admin.overview.schemas import Counts, Overview, RecentAlert
@@ -22,6 +20,7 @@ from tripline_common.data.models import (
     JobStatus,
     TelemetryBatch,
     Trip,
+    TriplineModel,
     TripStatus,
     User,
     UserRole,
@@ -29,7 +28,7 @@ from tripline_common.data.models import (
 from tripline_common.messaging import queue_stats
 
 
-def _count(model: Any, *conditions: Any) -> Any:
+def _count(model: type[TriplineModel], *conditions: ColumnElement[bool]) -> ScalarSelect[int]:
     return select(func.count()).select_from(model).where(*conditions).scalar_subquery()
 
 
