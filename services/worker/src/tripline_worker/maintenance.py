@@ -29,10 +29,10 @@ async def purge_old_telemetry(
     while time.monotonic() < deadline:
         async with session_factory() as session, session.begin():
             oldest = (
-                select(TelemetryBatch.id)
+                select(col(TelemetryBatch.id))
                 .where(
                     col(TelemetryBatch.status).in_([BatchStatus.PROCESSED, BatchStatus.FAILED]),
-                    TelemetryBatch.received_at < cutoff,
+                    col(TelemetryBatch.received_at) < cutoff,
                 )
                 .limit(chunk)
             )
@@ -59,7 +59,9 @@ async def purge_expired_sessions(
     deleted = 0
     while time.monotonic() < deadline:
         async with session_factory() as session, session.begin():
-            expired = select(AuthSession.id).where(AuthSession.expires_at < cutoff).limit(chunk)
+            expired = (
+                select(col(AuthSession.id)).where(col(AuthSession.expires_at) < cutoff).limit(chunk)
+            )
             result = await session.execute(
                 delete(AuthSession).where(col(AuthSession.id).in_(expired))
             )

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -99,7 +99,7 @@ def instrumented(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
     return wrapper
 
 
-def _wrapped(spec: JobSpec) -> Callable[..., Awaitable[Any]]:
+def _wrapped(spec: JobSpec) -> Callable[..., Coroutine[Any, Any, Any]]:
     """How every job runs: correlation ID and log context, one Sentry event when it fails,
     metrics, outages turned into retries."""
     function = JOB_FUNCTIONS[spec]

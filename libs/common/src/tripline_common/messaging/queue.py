@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import sentry_sdk
@@ -138,7 +138,7 @@ class JobQueue:
 JobFunc = Callable[..., Awaitable[T]]
 
 
-def correlated_job(func: JobFunc[T]) -> JobFunc[T]:
+def correlated_job(func: JobFunc[T]) -> Callable[..., Coroutine[Any, Any, T]]:
     """Wrap an ARQ job so its log lines and Sentry events carry the enqueuing request's ID.
 
     The wrapped function receives the usual `ctx` and its own arguments; the `request_id`

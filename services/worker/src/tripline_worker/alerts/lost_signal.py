@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from tripline_common.data.models import Trip, TripStatus
 from tripline_common.messaging import AlertEvent, JobQueue
@@ -23,11 +24,13 @@ async def raise_lost_signal_alerts(
 
     One alert per silence: the dedupe key holds the time of the last fix.
     """
-    last_fix = func.coalesce(Trip.last_seen_at, Trip.started_at)
+    last_fix = func.coalesce(col(Trip.last_seen_at), col(Trip.started_at))
     silent = (
         await session.execute(
-            select(Trip.id, Trip.owner_id, Trip.device_id, last_fix.label("last_fix"))
-            .where(Trip.status == TripStatus.ACTIVE, last_fix < now - silent_for)
+            select(
+                col(Trip.id), col(Trip.owner_id), col(Trip.device_id), last_fix.label("last_fix")
+            )
+            .where(col(Trip.status) == TripStatus.ACTIVE, last_fix < now - silent_for)
             .order_by(last_fix)
             .limit(limit)
         )

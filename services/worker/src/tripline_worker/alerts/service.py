@@ -89,7 +89,7 @@ async def raise_alerts(
             ],
         )
     ).all()
-    events = [AlertEvent.from_row(row._mapping) for row in rows]
+    events = [AlertEvent.from_row(row._asdict()) for row in rows]
     if not events:
         return []
     deliveries = (

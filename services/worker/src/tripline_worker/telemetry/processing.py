@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from tripline_common.data import SessionFactory
 from tripline_common.data.models import (
@@ -68,19 +69,22 @@ async def claim_batch(
     async with session_factory() as session, session.begin():
         attempts = await session.scalar(
             update(TelemetryBatch)
-            .where(TelemetryBatch.id == batch_id, TelemetryBatch.status == BatchStatus.PENDING)
-            .values(attempts=TelemetryBatch.attempts + 1)
-            .returning(TelemetryBatch.attempts)
+            .where(
+                col(TelemetryBatch.id) == batch_id,
+                col(TelemetryBatch.status) == BatchStatus.PENDING,
+            )
+            .values(attempts=col(TelemetryBatch.attempts) + 1)
+            .returning(col(TelemetryBatch.attempts))
         )
         if attempts is None:
             exists = await session.scalar(
-                select(TelemetryBatch.id).where(TelemetryBatch.id == batch_id)
+                select(col(TelemetryBatch.id)).where(col(TelemetryBatch.id) == batch_id)
             )
             return BatchOutcome("already_processed" if exists else "missing")
         if attempts > max_attempts:
             await session.execute(
                 update(TelemetryBatch)
-                .where(TelemetryBatch.id == batch_id)
+                .where(col(TelemetryBatch.id) == batch_id)
                 .values(
                     status=BatchStatus.FAILED,
                     processed_at=datetime.now(UTC),
@@ -98,7 +102,10 @@ async def record_batch_error(
     async with session_factory() as session, session.begin():
         await session.execute(
             update(TelemetryBatch)
-            .where(TelemetryBatch.id == batch_id, TelemetryBatch.status == BatchStatus.PENDING)
+            .where(
+                col(TelemetryBatch.id) == batch_id,
+                col(TelemetryBatch.status) == BatchStatus.PENDING,
+            )
             .values(error=f"{type(error).__name__}: {error}"[:_ERROR_MAX_LENGTH])
         )
 
@@ -115,13 +122,13 @@ async def process_claimed_batch(
     batch = (
         await session.execute(
             select(
-                TelemetryBatch.device_id,
-                TelemetryBatch.status,
-                TelemetryBatch.event_count,
-                TelemetryBatch.request_id,
-                TelemetryBatch.received_at,
+                col(TelemetryBatch.device_id),
+                col(TelemetryBatch.status),
+                col(TelemetryBatch.event_count),
+                col(TelemetryBatch.request_id),
+                col(TelemetryBatch.received_at),
             )
-            .where(TelemetryBatch.id == batch_id)
+            .where(col(TelemetryBatch.id) == batch_id)
             # NO KEY UPDATE: does not block the FK checks of rows that reference this one.
             .with_for_update(key_share=True)
         )
@@ -136,7 +143,7 @@ async def process_claimed_batch(
     # locked: batches of one device are applied one at a time, so distance adds up.
     trip = await session.scalar(
         select(Trip)
-        .where(Trip.device_id == batch.device_id, Trip.status == TripStatus.ACTIVE)
+        .where(col(Trip.device_id) == batch.device_id, col(Trip.status) == TripStatus.ACTIVE)
         .with_for_update(key_share=True)
     )
     attached = 0
@@ -158,7 +165,7 @@ async def process_claimed_batch(
             )
     await session.execute(
         update(TelemetryBatch)
-        .where(TelemetryBatch.id == batch_id)
+        .where(col(TelemetryBatch.id) == batch_id)
         .values(status=BatchStatus.PROCESSED, processed_at=now, error=None)
     )
     return BatchOutcome(
@@ -172,19 +179,19 @@ async def process_claimed_batch(
 
 async def _attach_events(session: AsyncSession, batch_id: uuid.UUID, trip: Trip) -> list[Fix]:
     """Set the trip on the batch's events recorded since the trip started; return them, sorted."""
-    conditions = [TelemetryEvent.batch_id == batch_id]
+    conditions = [col(TelemetryEvent.batch_id) == batch_id]
     if trip.started_at is not None:
-        conditions.append(TelemetryEvent.recorded_at >= trip.started_at)
+        conditions.append(col(TelemetryEvent.recorded_at) >= trip.started_at)
     rows = await session.execute(
         update(TelemetryEvent)
         .where(*conditions)
         .values(trip_id=trip.id)
         .returning(
-            TelemetryEvent.recorded_at,
-            TelemetryEvent.lat,
-            TelemetryEvent.lon,
-            TelemetryEvent.speed_kmh,
-            TelemetryEvent.accuracy_m,
+            col(TelemetryEvent.recorded_at),
+            col(TelemetryEvent.lat),
+            col(TelemetryEvent.lon),
+            col(TelemetryEvent.speed_kmh),
+            col(TelemetryEvent.accuracy_m),
         )
         .execution_options(synchronize_session=False)
     )
@@ -199,9 +206,9 @@ async def _advance_trip(
     """Move the trip's progress on by `fixes`; return the alerts they call for."""
     waypoints = (
         await session.execute(
-            select(Waypoint.lat, Waypoint.lon)
-            .where(Waypoint.trip_id == trip.id)
-            .order_by(Waypoint.seq)
+            select(col(Waypoint.lat), col(Waypoint.lon))
+            .where(col(Waypoint.trip_id) == trip.id)
+            .order_by(col(Waypoint.seq))
         )
     ).all()
     route = Route(
@@ -252,10 +259,10 @@ async def stuck_batches(
     down when ingest enqueued, Redis lost its queue, or a worker died), oldest first:
     `(id, request_id)` rows for the sweeper to enqueue again."""
     rows = await session.execute(
-        select(TelemetryBatch.id, TelemetryBatch.request_id)
-        .where(TelemetryBatch.status == BatchStatus.PENDING)
-        .where(TelemetryBatch.received_at < datetime.now(UTC) - pending_for)
-        .order_by(TelemetryBatch.received_at)
+        select(col(TelemetryBatch.id), col(TelemetryBatch.request_id))
+        .where(col(TelemetryBatch.status) == BatchStatus.PENDING)
+        .where(col(TelemetryBatch.received_at) < datetime.now(UTC) - pending_for)
+        .order_by(col(TelemetryBatch.received_at))
         .limit(limit)
     )
     return rows.all()

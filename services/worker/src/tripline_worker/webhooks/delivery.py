@@ -100,10 +100,10 @@ async def load_pending_delivery(
     row = (
         await session.execute(
             select(
-                WebhookDelivery.attempts,
+                col(WebhookDelivery.attempts),
                 col(WebhookDelivery.request_id).label("delivery_request_id"),
-                WebhookEndpoint.url,
-                WebhookEndpoint.secret,
+                col(WebhookEndpoint.url),
+                col(WebhookEndpoint.secret),
                 # The replaced secret, only while its overlap runs (judged by the database clock).
                 case(
                     (
@@ -112,14 +112,14 @@ async def load_pending_delivery(
                     ),
                     else_=None,
                 ).label("previous_secret"),
-                WebhookEndpoint.is_active,
+                col(WebhookEndpoint.is_active),
                 *ALERT_EVENT_COLUMNS,
             )
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .join(Alert, Alert.id == WebhookDelivery.alert_id)
+            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+            .join(Alert, col(Alert.id) == col(WebhookDelivery.alert_id))
             .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == DeliveryStatus.PENDING,
+                col(WebhookDelivery.id) == delivery_id,
+                col(WebhookDelivery.status) == DeliveryStatus.PENDING,
             )
         )
     ).first()
@@ -175,7 +175,7 @@ async def record_attempt(
 ) -> None:
     """Count the attempt; `delivered`, or `failed` when it was the last one allowed."""
     values: dict[str, object] = {
-        "attempts": WebhookDelivery.attempts + 1,
+        "attempts": col(WebhookDelivery.attempts) + 1,
         "last_status_code": result.status_code,
         "last_error": result.error[:_ERROR_MAX_LENGTH] if result.error else None,
     }
@@ -185,7 +185,10 @@ async def record_attempt(
         values.update(status=DeliveryStatus.FAILED)
     await session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
+        .where(
+            col(WebhookDelivery.id) == delivery_id,
+            col(WebhookDelivery.status) == DeliveryStatus.PENDING,
+        )
         .values(**values)
     )
 
@@ -194,7 +197,10 @@ async def fail_for_disabled_endpoint(*, session: AsyncSession, delivery_id: uuid
     """End a pending delivery whose endpoint was disabled meanwhile: `failed`, with the reason."""
     await session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.PENDING)
+        .where(
+            col(WebhookDelivery.id) == delivery_id,
+            col(WebhookDelivery.status) == DeliveryStatus.PENDING,
+        )
         .values(status=DeliveryStatus.FAILED, last_error="The endpoint was disabled.")
     )
 
@@ -207,12 +213,12 @@ async def lost_deliveries(
     retry), and enqueueing them again is refused; the others lost theirs (Redis was down after
     the alert committed, or lost its memory)."""
     rows = await session.execute(
-        select(WebhookDelivery.id, WebhookDelivery.request_id)
+        select(col(WebhookDelivery.id), col(WebhookDelivery.request_id))
         .where(
-            WebhookDelivery.status == DeliveryStatus.PENDING,
-            WebhookDelivery.created_at < datetime.now(UTC) - pending_for,
+            col(WebhookDelivery.status) == DeliveryStatus.PENDING,
+            col(WebhookDelivery.created_at) < datetime.now(UTC) - pending_for,
         )
-        .order_by(WebhookDelivery.created_at)
+        .order_by(col(WebhookDelivery.created_at))
         .limit(limit)
     )
     return rows.all()
