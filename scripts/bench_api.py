@@ -84,7 +84,7 @@ async def prepare(database_url: str) -> tuple[str, str]:
     finally:
         await conn.close()
     settings = CommonSettings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         secret_key=SECRET,
         access_token_ttl_seconds=86_400,
     )
@@ -171,7 +171,8 @@ def main() -> int:
 
 def report(results: dict[tuple[str, int], list[WrkStats]], connections: list[int]) -> int:
     def median(name: str, c: int, field: str) -> float:
-        return statistics.median(getattr(r, field) for r in results[(name, c)])
+        values: list[float] = [getattr(r, field) for r in results[(name, c)]]
+        return statistics.median(values)
 
     print("\nmedians            req/s      p50 ms     p99 ms   errors")
     for c in connections:

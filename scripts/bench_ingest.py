@@ -34,6 +34,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -127,7 +128,10 @@ async def empty_tables(dsn: str) -> None:
 
 
 async def baseline(
-    dsn: str, devices: list[tuple[uuid.UUID, str]], batches: list[list[dict]], duration: float
+    dsn: str,
+    devices: list[tuple[uuid.UUID, str]],
+    batches: list[list[dict[str, Any]]],
+    duration: float,
 ) -> Result:
     """Rows/s of a bare `copy_records_to_table` loop: one connection, 500 rows per call."""
     conn = await asyncpg.connect(dsn)
@@ -146,7 +150,7 @@ async def baseline(
                 (
                     batch_ids[n],
                     devices[n][0],
-                    datetime.fromisoformat(e["recorded_at"]),  # type: ignore[arg-type]
+                    datetime.fromisoformat(e["recorded_at"]),
                     e["lat"],
                     e["lon"],
                     e["speed_kmh"],

@@ -149,6 +149,7 @@ async def baseline(dsn: str) -> tuple[float, int]:
                     "SELECT device_id FROM telemetry_batches WHERE id = $1 FOR NO KEY UPDATE",
                     batch_id,
                 )
+                assert batch is not None, f"batch {batch_id} vanished"
                 trip_id = await conn.fetchval(
                     "SELECT id FROM trips WHERE device_id = $1 AND status = 'active'"
                     " FOR NO KEY UPDATE",
@@ -192,7 +193,7 @@ async def wait_until_processed(conn: asyncpg.Connection, timeout: float, failure
 async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[float, int, int]:
     """Events/s of the real worker: enqueue every batch at once, stop at the last one done."""
     worker, _ = start_service("tripline-worker", env, workdir)
-    settings = CommonSettings(_env_file=None, redis_url=env["REDIS_URL"])  # type: ignore[call-arg]
+    settings = CommonSettings(_env_file=None, redis_url=env["REDIS_URL"])
     redis = create_redis(settings)
     conn = await asyncpg.connect(dsn)
     try:

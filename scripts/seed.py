@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from tripline_common.data import create_engine, create_session_factory, unit_of_work
 from tripline_common.data.models import Device, Trip, User, UserRole, Waypoint
@@ -49,7 +50,7 @@ async def seed(settings: CommonSettings) -> None:
 
             owner = users["demo@tripline.dev"]
             device = await session.scalar(
-                select(Device).where(Device.api_key_hash == hash_api_key(DEMO_DEVICE_KEY))
+                select(Device).where(col(Device.api_key_hash) == hash_api_key(DEMO_DEVICE_KEY))
             )
             if device is None:
                 device = Device(
@@ -61,7 +62,9 @@ async def seed(settings: CommonSettings) -> None:
                 session.add(device)
                 await session.flush()
 
-            has_trip = await session.scalar(select(Trip.id).where(Trip.owner_id == owner.id))
+            has_trip = await session.scalar(
+                select(col(Trip.id)).where(col(Trip.owner_id) == owner.id)
+            )
             if has_trip is None:
                 start = datetime.now(UTC) + timedelta(hours=1)
                 trip = Trip(

@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -163,7 +164,7 @@ def main() -> int:
         "redisUrl": f"{REDIS}/13",
         "secretKey": "images-" + "k" * 40,
     }
-    values: dict = {
+    values: dict[str, Any] = {
         "components": {
             name: {
                 "port": free_port(),
