@@ -22,10 +22,10 @@ dev: install ## Run the whole system: Postgres, Redis (embedded if none answer),
 test: install ## Run the whole test suite against real Postgres and Redis
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-lint: install ## Lint and check formatting (ruff) and types (mypy)
+lint: install ## Lint, check formatting (ruff) and types (mypy strict, every package and scripts/)
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
-	@$(UV) run --frozen mypy libs/common/src
+	@$(UV) run --frozen mypy
 
 format: install ## Format and auto-fix (ruff)
 	@$(UV) run --frozen ruff format .
