@@ -90,6 +90,10 @@ class Alert(TriplineModel, table=True):
         sa_column_kwargs={"comment": "Correlation id of the request that led to the alert."},
     )
     raised_at: datetime = created_at_field()
+    observed_at: datetime | None = timestamp_field(
+        comment="Device time of the first fix of a speeding or corridor alert: the start of the "
+        "ALERT_WINDOW_SECONDS in which the trip raises no other alert of its rule."
+    )
     acknowledged_at: datetime | None = timestamp_field()
     resolved_at: datetime | None = timestamp_field()
 
