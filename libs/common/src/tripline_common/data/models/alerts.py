@@ -78,8 +78,9 @@ class Alert(TriplineModel, table=True):
     dedupe_key: str = Field(
         unique=True,
         sa_type=String(200),
-        # Built from the violation (e.g. rule, trip and triggering batch). The worker inserts with
-        # ON CONFLICT (dedupe_key) DO NOTHING: processing a batch twice raises nothing twice.
+        # Built from the violation (rule, trip and the device time of its first fix; see
+        # tripline_worker.alerts.rules). The worker inserts with ON CONFLICT (dedupe_key) DO
+        # NOTHING: processing a batch twice raises nothing twice.
         sa_column_kwargs={
             "comment": "Deterministic identity of the violation; makes raising idempotent."
         },
