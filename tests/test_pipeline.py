@@ -71,8 +71,8 @@ async def start_demo_trip(database_url: str, webhook_url: str | None = None) -> 
 
 
 def window_aligned(window_seconds: int = 300) -> datetime:
-    """Just after the start of the previous alert window (5 to 10 minutes ago, within the demo
-    trip): a few minutes of fixes from there fall into one window, so raise one alert per rule."""
+    """A moment 5 to 10 minutes ago, within the demo trip: fixes from there, for less than the
+    alert window (300 s), raise one alert per rule."""
     now = int(datetime.now(UTC).timestamp())
     return datetime.fromtimestamp(now - now % window_seconds - window_seconds + 1, UTC)
 

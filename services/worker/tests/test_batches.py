@@ -115,7 +115,7 @@ async def test_an_older_batch_arriving_late_does_not_rewind_the_trip(
     assert await count(session_factory, TelemetryEvent, TelemetryEvent.trip_id == trip_id) == 20
 
 
-async def test_speeding_raises_one_alert_per_window(
+async def test_speeding_raises_one_alert_per_window_from_its_first_fix(
     ctx, session_factory, make_owner, make_trip, make_batch
 ) -> None:
     owner = await make_owner()
@@ -144,6 +144,54 @@ async def test_speeding_raises_one_alert_per_window(
     assert first_alert.details["speed_kmh"] == 95 and first_alert.details["limit_kmh"] == 80
     assert first_alert.details["fixes_over_limit"] == 5
     assert first_alert.device_id == owner.device_id and first_alert.owner_id == owner.user_id
+
+
+async def test_a_speeding_burst_crossing_a_multiple_of_the_window_raises_one_alert(
+    ctx, session_factory, make_owner, make_trip, make_batch
+) -> None:
+    """Two batches of one burst, 100 s before and 50 s after a clock boundary: one alert (a
+    window fixed to the clock raised two)."""
+    owner = await make_owner()
+    trip_id = await make_trip(owner, speed_limit_kmh=80)
+    window = context(ctx).settings.alert_window_seconds
+    boundary = int(datetime.now(UTC).timestamp()) // window * window - 2 * window
+    start = datetime.fromtimestamp(boundary - 100, UTC)
+    before = await make_batch(owner, along_route(5, start=start, speed_kmh=95))
+    after = await make_batch(
+        owner, along_route(5, start=start + timedelta(seconds=150), speed_kmh=120)
+    )
+    for batch_id in (before, after):
+        assert await process(ctx, str(batch_id)) == "processed"
+
+    [alert] = await alerts(session_factory, trip_id)
+    assert alert.dedupe_key == f"speeding:{trip_id}:{boundary - 100}"
+    assert alert.observed_at == start
+    assert alert.details["speed_kmh"] == 95  # The second batch's fixes belong to this alert.
+
+
+async def test_a_new_speeding_episode_a_window_after_the_first_raises_a_second_alert(
+    ctx, session_factory, make_owner, make_trip, make_batch
+) -> None:
+    owner = await make_owner()
+    trip_id = await make_trip(owner, speed_limit_kmh=80)
+    window = context(ctx).settings.alert_window_seconds
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=3 * window)
+    first = await make_batch(owner, along_route(2, start=start, speed_kmh=95))
+    # A hair inside the window of the first alert, then a second episode exactly a window on.
+    inside = await make_batch(
+        owner, [along_route(1, start=start + timedelta(seconds=window - 0.001), speed_kmh=99)[0]]
+    )
+    second = await make_batch(
+        owner, along_route(2, start=start + timedelta(seconds=window), speed_kmh=99)
+    )
+    for batch_id in (first, inside, second):
+        assert await process(ctx, str(batch_id)) == "processed"
+
+    raised = await alerts(session_factory, trip_id)
+    assert [alert.observed_at for alert in raised] == [
+        start,
+        start + timedelta(seconds=window),
+    ]
 
 
 async def test_processing_a_batch_again_changes_nothing(

@@ -16,29 +16,19 @@ from tripline_worker.alerts.rules import (
     late_alert,
     lost_signal_alert,
     speeding_alerts,
-    window_start,
 )
 from tripline_worker.geo import Route
 from tripline_worker.trips.progress import ARRIVED_WITHIN_M, Fix
 
 TRIP = "trip-1"
 WINDOW = 300
-# A window boundary (a multiple of WINDOW in Unix time), so offsets below stay in one window.
+# A multiple of WINDOW in Unix time: where a window fixed to the clock would start.
 T0 = datetime.fromtimestamp(1_800_000_000 - 1_800_000_000 % WINDOW, UTC)
 ROUTE = Route([(0.0, 0.0), (0.0, 0.1)])  # ~11 km along the equator.
 
 
 def at(seconds: float, *, speed: float | None = None, lat: float = 0.0, lon: float = 0.05) -> Fix:
     return Fix(T0 + timedelta(seconds=seconds), lat, lon, speed)
-
-
-# --- windows ------------------------------------------------------------------------------------
-
-
-def test_a_moment_exactly_on_a_window_boundary_opens_the_new_window() -> None:
-    assert window_start(T0, WINDOW) == int(T0.timestamp())
-    assert window_start(T0 - timedelta(microseconds=1), WINDOW) == int(T0.timestamp()) - WINDOW
-    assert window_start(T0 + timedelta(seconds=WINDOW - 1), WINDOW) == int(T0.timestamp())
 
 
 # --- speeding -----------------------------------------------------------------------------------
@@ -74,26 +64,59 @@ def test_speeding_in_one_window_is_one_alert_about_the_fastest_fix() -> None:
     assert draft.details["lon"] == 0.02
 
 
-def test_speeding_in_two_windows_is_two_alerts_with_their_own_identities() -> None:
+def test_a_burst_crossing_a_multiple_of_the_window_is_one_alert() -> None:
+    # 250 s of speeding from 100 s before a clock boundary to 150 s after it.
+    burst = [at(second, speed=120.0) for second in range(-100, 151, 10)]
+
+    (draft,) = speeding_alerts(TRIP, 100.0, burst, WINDOW)
+
+    assert draft.dedupe_key == f"speeding:{TRIP}:{int(T0.timestamp()) - 100}"
+    assert draft.observed_at == burst[0].recorded_at
+    assert draft.details["fixes_over_limit"] == len(burst)
+
+
+def test_speeding_a_window_after_an_alerts_first_fix_is_a_new_alert() -> None:
     drafts = speeding_alerts(
-        TRIP, 100.0, [at(WINDOW, speed=120.0), at(WINDOW - 1, speed=120.0)], WINDOW
+        TRIP,
+        100.0,
+        [at(0, speed=120.0), at(WINDOW - 1, speed=150.0), at(WINDOW, speed=120.0)],
+        WINDOW,
     )
 
-    keys = [draft.dedupe_key for draft in drafts]
-    start = int(T0.timestamp())
-    assert keys == [f"speeding:{TRIP}:{start}", f"speeding:{TRIP}:{start + WINDOW}"]
+    assert [draft.dedupe_key for draft in drafts] == [
+        f"speeding:{TRIP}:{int(T0.timestamp())}",
+        f"speeding:{TRIP}:{int(T0.timestamp()) + WINDOW}",
+    ]
+    assert [draft.details["fixes_over_limit"] for draft in drafts] == [2, 1]
 
 
-def test_a_window_split_over_two_batches_gets_the_same_identity_as_in_one_batch() -> None:
-    first, second = at(10, speed=120.0), at(200, speed=140.0)
+def test_a_continuous_episode_is_one_alert_per_window_of_it() -> None:
+    ten_minutes = [at(second, speed=120.0) for second in range(0, 600, 5)]
 
-    together = speeding_alerts(TRIP, 100.0, [first, second], WINDOW)
-    apart = speeding_alerts(TRIP, 100.0, [first], WINDOW) + speeding_alerts(
-        TRIP, 100.0, [second], WINDOW
+    drafts = speeding_alerts(TRIP, 100.0, ten_minutes, WINDOW)
+
+    assert [draft.observed_at for draft in drafts] == [T0, T0 + timedelta(seconds=WINDOW)]
+
+
+def test_speeding_near_an_alert_already_raised_before_or_after_raises_nothing() -> None:
+    raised = [T0]
+
+    assert speeding_alerts(TRIP, 100.0, [at(WINDOW - 1, speed=120.0)], WINDOW, raised) == []
+    # A device's backlog arriving late, just before the stored alert's first fix.
+    assert speeding_alerts(TRIP, 100.0, [at(-(WINDOW - 1), speed=120.0)], WINDOW, raised) == []
+    (later,) = speeding_alerts(TRIP, 100.0, [at(WINDOW, speed=120.0)], WINDOW, raised)
+    (earlier,) = speeding_alerts(TRIP, 100.0, [at(-WINDOW, speed=120.0)], WINDOW, raised)
+    assert later.observed_at == T0 + timedelta(seconds=WINDOW)
+    assert earlier.observed_at == T0 - timedelta(seconds=WINDOW)
+
+
+def test_the_same_fixes_judged_twice_build_the_same_identity() -> None:
+    fixes = [at(10, speed=120.0), at(200, speed=140.0)]
+
+    # The insert's ON CONFLICT (dedupe_key) then keeps one alert, however often they are judged.
+    assert speeding_alerts(TRIP, 100.0, fixes, WINDOW) == speeding_alerts(
+        TRIP, 100.0, list(reversed(fixes)), WINDOW
     )
-
-    # The insert's ON CONFLICT (dedupe_key) then keeps one alert, whichever batch came first.
-    assert {draft.dedupe_key for draft in apart} == {together[0].dedupe_key}
 
 
 # --- corridor -----------------------------------------------------------------------------------
@@ -112,6 +135,17 @@ def test_a_fix_exactly_on_the_corridor_edge_is_inside_and_a_hair_beyond_is_outsi
     (outside,) = corridor_alerts(TRIP, edge - 0.01, ROUTE, [fix], WINDOW)
     assert outside.rule is AlertRule.CORRIDOR
     assert outside.dedupe_key == f"corridor:{TRIP}:{int(T0.timestamp())}"
+
+
+def test_leaving_the_corridor_follows_the_same_sliding_window_as_speeding() -> None:
+    corridor = 100.0
+    burst = [off_route(500)._replace(recorded_at=T0 + timedelta(seconds=s)) for s in (-60, 60)]
+
+    (draft,) = corridor_alerts(TRIP, corridor, ROUTE, burst, WINDOW)
+    assert draft.observed_at == T0 - timedelta(seconds=60)
+    assert (
+        corridor_alerts(TRIP, corridor, ROUTE, burst, WINDOW, [T0 + timedelta(seconds=200)]) == []
+    )
 
 
 def test_a_fix_whose_accuracy_circle_reaches_the_corridor_gets_the_benefit_of_the_doubt() -> None:

@@ -40,8 +40,9 @@ class Owner:
 
 
 def window_aligned(window_seconds: int = 300) -> datetime:
-    """A moment just after the start of the previous alert window: fixes from there on, for a
-    few minutes, fall into one window (so a test raises exactly the alerts it means to)."""
+    """A moment 5 to 10 minutes ago, within the test trips: fixes from there on, for less than
+    `window_seconds`, raise at most one alert per rule (so a test raises exactly the alerts it
+    means to)."""
     now = int(datetime.now(UTC).timestamp())
     return datetime.fromtimestamp(now - now % window_seconds - window_seconds + 1, UTC)
 

@@ -82,8 +82,9 @@ class WorkerServiceSettings(CommonSettings):
     alert_window_seconds: int = Field(
         300,
         ge=1,
-        description="Speeding and corridor alerts are raised at most once per trip and rule "
-        "in each window of this many seconds (of device time).",
+        description="A trip raises at most one speeding and one corridor alert per this many "
+        "seconds of device time: a violation less than this long before or after the first fix "
+        "of an alert of its rule is part of that alert.",
     )
     late_grace_seconds: int = Field(
         300, ge=0, description="A trip is late once its ETA passes planned arrival plus this."

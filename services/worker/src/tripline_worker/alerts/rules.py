@@ -3,22 +3,27 @@
 Each draft carries a deterministic `dedupe_key`, the alert's identity, built from the trip and
 the device time of the violation, never from when or how often the worker ran:
 
-- speeding: `speeding:<trip>:<window start>`, at most one alert per trip per window
-  (`ALERT_WINDOW_SECONDS` of device time);
-- corridor: `corridor:<trip>:<window start>`, the same for leaving the corridor;
+- speeding: `speeding:<trip>:<time of its first fix>`, at most one alert per trip per
+  `ALERT_WINDOW_SECONDS` of device time: a fix over the limit raises one unless the trip
+  already has a speeding alert whose first fix is less than that far from it, before or after
+  (the window slides with the alerts, it is not fixed to the clock, so a burst that crosses
+  a multiple of 300 s is still one alert);
+- corridor: `corridor:<trip>:<time of its first fix>`, the same for leaving the corridor;
 - late: `late:<trip>`, once per trip;
 - lost signal: `lost_signal:<trip>:<time of the last fix>`, once per silence (a new silence,
   after the device came back, is a new alert).
 
-Alerts are inserted with `ON CONFLICT (dedupe_key) DO NOTHING`: processing a batch twice, or two
-batches of one window, raises each alert once.
+The windowed rules are told the first-fix times of the trip's alerts already stored
+(`raised`). The caller holds the trip's row lock, so batches of one trip are judged one after
+another against every alert committed before; and processing the same fixes again builds the
+same drafts, which the insert's `ON CONFLICT (dedupe_key) DO NOTHING` drops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tripline_common.data.models import AlertRule, AlertSeverity
@@ -40,31 +45,46 @@ class AlertDraft:
     dedupe_key: str
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    observed_at: datetime | None = None
+    """Device time of the first fix of a windowed alert (speeding, corridor): its window's
+    anchor."""
 
 
-def window_start(moment: datetime, window_seconds: int) -> int:
-    """The Unix time at which the window holding `moment` starts."""
-    epoch = int(moment.timestamp())
-    return epoch - epoch % window_seconds
+def episodes(
+    hits: Iterable[tuple[Fix, float]], raised: Iterable[datetime], window_seconds: int
+) -> list[list[tuple[Fix, float]]]:
+    """Group violating fixes into new alerts, at most one per `window_seconds` of device time.
 
-
-def _by_window(
-    fixes: Iterable[tuple[Fix, float]], window_seconds: int
-) -> dict[int, list[tuple[Fix, float]]]:
-    windows: dict[int, list[tuple[Fix, float]]] = {}
-    for fix, value in fixes:
-        windows.setdefault(window_start(fix.recorded_at, window_seconds), []).append((fix, value))
-    return windows
+    A fix opens a new alert unless an alert already raised (`raised`: their first fixes'
+    times) or opened by an earlier fix here began less than `window_seconds` from it; the fixes
+    that follow an opener within its window belong to it.
+    """
+    window = timedelta(seconds=window_seconds)
+    stored = list(raised)
+    groups: list[list[tuple[Fix, float]]] = []
+    for hit in sorted(hits, key=lambda hit: hit[0].recorded_at):
+        at = hit[0].recorded_at
+        if groups and at - groups[-1][0][0].recorded_at < window:
+            groups[-1].append(hit)
+        elif all(abs(at - anchor) >= window for anchor in stored):
+            groups.append([hit])
+    return groups
 
 
 def speeding_alerts(
-    trip_id: object, limit_kmh: float, fixes: Sequence[Fix], window_seconds: int
+    trip_id: object,
+    limit_kmh: float,
+    fixes: Sequence[Fix],
+    window_seconds: int,
+    raised: Iterable[datetime] = (),
 ) -> list[AlertDraft]:
-    """One alert per window in which a fix was faster than `limit_kmh`."""
+    """At most one alert per `window_seconds` in which fixes were faster than `limit_kmh`,
+    none within `window_seconds` of the trip's speeding alerts already `raised`."""
     over = [(fix, fix.speed_kmh) for fix in fixes if fix.speed_kmh is not None]
     over = [(fix, speed) for fix, speed in over if speed > limit_kmh]
     drafts = []
-    for start, hits in sorted(_by_window(over, window_seconds).items()):
+    for hits in episodes(over, raised, window_seconds):
+        first = hits[0][0].recorded_at
         worst, top = max(hits, key=lambda hit: hit[1])
         drafts.append(
             AlertDraft(
@@ -72,17 +92,18 @@ def speeding_alerts(
                 severity=AlertSeverity.CRITICAL
                 if top >= limit_kmh * CRITICAL_SPEEDING_FACTOR
                 else AlertSeverity.WARNING,
-                dedupe_key=f"speeding:{trip_id}:{start}",
+                dedupe_key=f"speeding:{trip_id}:{int(first.timestamp())}",
                 message=f"{top:.0f} km/h, over the {limit_kmh:.0f} km/h limit.",
                 details={
                     "speed_kmh": top,
                     "limit_kmh": limit_kmh,
                     "fixes_over_limit": len(hits),
-                    "first_at": hits[0][0].recorded_at.isoformat(),
+                    "first_at": first.isoformat(),
                     "at": worst.recorded_at.isoformat(),
                     "lat": worst.lat,
                     "lon": worst.lon,
                 },
+                observed_at=first,
             )
         )
     return drafts
@@ -94,8 +115,10 @@ def corridor_alerts(
     route: Route,
     fixes: Sequence[Fix],
     window_seconds: int,
+    raised: Iterable[datetime] = (),
 ) -> list[AlertDraft]:
-    """One alert per window in which a fix lay outside the corridor around the route.
+    """At most one alert per `window_seconds` in which fixes lay outside the corridor around
+    the route, none within `window_seconds` of the trip's corridor alerts already `raised`.
 
     A fix's accuracy radius is given the benefit of the doubt: it is outside only if even the
     nearest point of its error circle is.
@@ -106,7 +129,8 @@ def corridor_alerts(
         if off > corridor_m:
             outside.append((fix, off))
     drafts = []
-    for start, hits in sorted(_by_window(outside, window_seconds).items()):
+    for hits in episodes(outside, raised, window_seconds):
+        first = hits[0][0].recorded_at
         worst, farthest = max(hits, key=lambda hit: hit[1])
         drafts.append(
             AlertDraft(
@@ -114,17 +138,18 @@ def corridor_alerts(
                 severity=AlertSeverity.CRITICAL
                 if farthest >= corridor_m * CRITICAL_CORRIDOR_FACTOR
                 else AlertSeverity.WARNING,
-                dedupe_key=f"corridor:{trip_id}:{start}",
+                dedupe_key=f"corridor:{trip_id}:{int(first.timestamp())}",
                 message=f"{farthest:.0f} m off the planned route (corridor {corridor_m:.0f} m).",
                 details={
                     "off_route_m": round(farthest, 1),
                     "corridor_m": corridor_m,
                     "fixes_outside": len(hits),
-                    "first_at": hits[0][0].recorded_at.isoformat(),
+                    "first_at": first.isoformat(),
                     "at": worst.recorded_at.isoformat(),
                     "lat": worst.lat,
                     "lon": worst.lon,
                 },
+                observed_at=first,
             )
         )
     return drafts

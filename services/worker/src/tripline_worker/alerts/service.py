@@ -84,6 +84,7 @@ async def raise_alerts(
                     "dedupe_key": draft.dedupe_key,
                     "request_id": request_id,
                     "raised_at": now,
+                    "observed_at": draft.observed_at,
                 }
                 for draft in drafts
             ],

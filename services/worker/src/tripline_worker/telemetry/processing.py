@@ -23,6 +23,8 @@ from sqlmodel import col
 
 from tripline_common.data import SessionFactory
 from tripline_common.data.models import (
+    Alert,
+    AlertRule,
     BatchStatus,
     TelemetryBatch,
     TelemetryEvent,
@@ -233,11 +235,16 @@ async def _advance_trip(
         trip.eta = after.eta
 
     window = settings.alert_window_seconds
+    raised = await _windows_raised(session, trip.id, fixes, window)
     drafts: list[AlertDraft] = []
     if trip.speed_limit_kmh is not None:
-        drafts += speeding_alerts(trip.id, trip.speed_limit_kmh, fixes, window)
+        drafts += speeding_alerts(
+            trip.id, trip.speed_limit_kmh, fixes, window, raised[AlertRule.SPEEDING]
+        )
     if trip.corridor_m is not None:
-        drafts += corridor_alerts(trip.id, trip.corridor_m, route, fixes, window)
+        drafts += corridor_alerts(
+            trip.id, trip.corridor_m, route, fixes, window, raised[AlertRule.CORRIDOR]
+        )
     if after is not before and after.last_seen_at is not None:
         late = late_alert(
             trip.id,
@@ -250,6 +257,29 @@ async def _advance_trip(
         if late is not None:
             drafts.append(late)
     return drafts
+
+
+async def _windows_raised(
+    session: AsyncSession, trip_id: uuid.UUID, fixes: list[Fix], window_seconds: int
+) -> dict[AlertRule, list[datetime]]:
+    """The first-fix times of the trip's speeding and corridor alerts near `fixes` (sorted).
+
+    Read under the trip's row lock, so it includes every alert a batch of this trip committed
+    before: two batches of one trip are never judged against the same, stale, set of alerts.
+    """
+    window = timedelta(seconds=window_seconds)
+    rows = await session.execute(
+        select(Alert.rule, Alert.observed_at).where(
+            Alert.trip_id == trip_id,
+            col(Alert.rule).in_([AlertRule.SPEEDING, AlertRule.CORRIDOR]),
+            col(Alert.observed_at) > fixes[0].recorded_at - window,
+            col(Alert.observed_at) < fixes[-1].recorded_at + window,
+        )
+    )
+    raised: dict[AlertRule, list[datetime]] = {AlertRule.SPEEDING: [], AlertRule.CORRIDOR: []}
+    for rule, observed_at in rows:
+        raised[rule].append(observed_at)
+    return raised
 
 
 async def stuck_batches(

@@ -79,8 +79,9 @@ class Alert(TriplineModel, table=True):
     dedupe_key: str = Field(
         unique=True,
         sa_type=String(200),
-        # Built from the violation (e.g. rule, trip and triggering batch). The worker inserts with
-        # ON CONFLICT (dedupe_key) DO NOTHING: processing a batch twice raises nothing twice.
+        # Built from the violation (rule, trip and the device time of its first fix; see
+        # tripline_worker.alerts.rules). The worker inserts with ON CONFLICT (dedupe_key) DO
+        # NOTHING: processing a batch twice raises nothing twice.
         sa_column_kwargs={
             "comment": "Deterministic identity of the violation; makes raising idempotent."
         },
@@ -91,6 +92,10 @@ class Alert(TriplineModel, table=True):
         sa_column_kwargs={"comment": "Correlation id of the request that led to the alert."},
     )
     raised_at: datetime = created_at_field()
+    observed_at: datetime | None = timestamp_field(
+        comment="Device time of the first fix of a speeding or corridor alert: the start of the "
+        "ALERT_WINDOW_SECONDS in which the trip raises no other alert of its rule."
+    )
     acknowledged_at: datetime | None = timestamp_field()
     resolved_at: datetime | None = timestamp_field()
 
