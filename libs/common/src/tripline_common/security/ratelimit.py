@@ -78,14 +78,17 @@ def stop_reporting_quotas(token: Token[dict[str, Quota] | None]) -> None:
     _quotas.reset(token)
 
 
-def _report(policy: str, limit: int, window: int, count: int, reset: int) -> None:
+def _report(
+    policy: str, limit: int, window: int, count: int, reset: int, *, recount: bool = False
+) -> None:
     collected = _quotas.get()
     if collected is None:
         return
     quota = Quota(policy, limit, window, max(0, limit - count), min(reset, window))
     known = collected.get(policy)
     # A policy applied to two keys (a client and an email): the tighter one is what binds.
-    if known is None or quota.remaining <= known.remaining:
+    # `recount`: the same key counted again (an attempt given back), which replaces it.
+    if known is None or recount or quota.remaining <= known.remaining:
         collected[policy] = quota
 
 
@@ -133,7 +136,7 @@ class LoginAttempt:
             results = await pipe.execute()
         reset = _retry_after(self.window_seconds)
         for (_, policy, limit), count in zip(self.failure_counters, results[::2], strict=True):
-            _report(policy.name, limit, self.window_seconds, int(count), reset)
+            _report(policy.name, limit, self.window_seconds, int(count), reset, recount=True)
 
 
 async def admit_login_attempt(
