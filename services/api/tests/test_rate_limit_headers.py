@@ -98,7 +98,8 @@ async def test_cors_exposes_the_ratelimit_fields_to_browser_clients(
         answer = await client.post(
             "/v1/users", json=sign_up(0), headers={"Origin": "https://app.example.com"}
         )
-    exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+    listed = answer.headers["access-control-expose-headers"].split(",")
+    exposed = {header.strip().lower() for header in listed}
     assert {"ratelimit-policy", "ratelimit", "retry-after"} <= exposed
 
 

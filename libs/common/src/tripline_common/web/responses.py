@@ -106,7 +106,7 @@ def operations(routes: Sequence[BaseRoute]) -> Iterator[Operation]:
             continue
         for method in sorted(context.methods or ()):
             yield Operation(
-                path=context.path_format,
+                path=str(context.path_format),
                 method=method,
                 status_code=context.status_code or 200,
                 dependant=context.dependant,
