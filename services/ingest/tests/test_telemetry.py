@@ -290,13 +290,19 @@ async def test_a_device_over_its_rate_limit_gets_a_429_with_retry_after(
         make_settings(IngestSettings, device_rate_limit=2, device_rate_window_seconds=3600)
     )
     async with app_client(app) as client:
-        statuses = []
+        statuses, quotas = [], []
         for _ in range(3):
             response = await client.post(
                 "/v1/telemetry", json={"events": events(1)}, headers={"X-Device-Key": device_key}
             )
             statuses.append(response.status_code)
+            # A key not yet cached is looked up, under the failed-lookup policy too.
+            assert '"device";q=2;w=3600' in response.headers["ratelimit-policy"].split(", ")
+            device = [q for q in response.headers["ratelimit"].split(", ") if '"device"' in q]
+            quotas.append(device[0].split(";t=")[0])
     assert statuses == [202, 202, 429]
+    # The RateLimit field counts down on the accepted uploads and is on the 429 too.
+    assert quotas == ['"device";r=1', '"device";r=0', '"device";r=0']
     assert response.json()["code"] == "rate_limited"
     assert 1 <= int(response.headers["retry-after"]) <= 3601
     assert await stored_batches(session_factory) == 2

@@ -56,6 +56,7 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
         routers=[operators],
         tags_metadata=TAGS,
         csp_by_prefix={CONSOLE_PREFIX: CONSOLE_CSP},
+        token_url=settings.auth_token_url,
     )
     install_console(app)
     return app

@@ -39,6 +39,18 @@ class AdminSettings(CommonSettings):
     console_page_size: int = Field(
         25, ge=5, le=100, description="Rows per page of the console's tables."
     )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        pattern=r"^https?://[^/]+",
+        description="Base URL of the public API as clients reach it (the worker's setting of the "
+        "same name). The admin docs' Authorize button logs in at its `/v1/auth/token`, since "
+        "the admin app issues no tokens; the API's CORS_ORIGINS must allow the admin origin.",
+    )
+
+    @property
+    def auth_token_url(self) -> str:
+        """Where the admin docs get an access token: the public API's token endpoint."""
+        return f"{self.public_base_url.rstrip('/')}/v1/auth/token"
 
     @model_validator(mode="after")
     def _no_cors(self) -> Self:

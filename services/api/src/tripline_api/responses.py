@@ -9,7 +9,6 @@ from tripline_common.web import INVALID_LIST_QUERY, Responses, documented_error
 __all__ = [
     "IDEMPOTENCY_CONFLICT",
     "INVALID_LIST_QUERY",
-    "TOO_MANY_ATTEMPTS",
     "UNAUTHORIZED",
     "Responses",
     "documented_error",
@@ -17,7 +16,6 @@ __all__ = [
 ]
 
 UNAUTHORIZED = documented_error(401, "Missing, invalid or revoked token.")
-TOO_MANY_ATTEMPTS = documented_error(429, "Too many attempts; see `Retry-After`.")
 IDEMPOTENCY_CONFLICT: Responses = {
     **documented_error(
         409,

@@ -32,15 +32,6 @@ class IngestState(ServiceState[IngestSettings]):
     async def start_limiters(self) -> None:
         """Lifespan hook: the rate limiters, on the process's Redis."""
         settings, redis = self.settings, self.resources.redis
-        self.rate_limiter = DeviceRateLimiter(
-            redis,
-            limit=settings.device_rate_limit,
-            window_seconds=settings.device_rate_window_seconds,
-            timeout=settings.rate_limit_timeout_seconds,
-        )
-        self.failed_lookups = FailedLookupLimiter(
-            redis,
-            limit=settings.failed_key_lookup_limit,
-            window_seconds=settings.failed_key_lookup_window_seconds,
-            timeout=settings.rate_limit_timeout_seconds,
-        )
+        timeout = settings.rate_limit_timeout_seconds
+        self.rate_limiter = DeviceRateLimiter(redis, settings, timeout=timeout)
+        self.failed_lookups = FailedLookupLimiter(redis, settings, timeout=timeout)

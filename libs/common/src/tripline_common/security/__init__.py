@@ -36,20 +36,30 @@ from tripline_common.security.password_policy import (
 )
 from tripline_common.security.passwords import HashLane, hash_password, verify_password
 from tripline_common.security.ratelimit import (
+    LOGIN_POLICIES,
+    LoginAttempt,
+    Quota,
+    RatePolicy,
     admit_login_attempt,
     count_hit,
     enforce_rate_limit,
     ensure_under_limit,
+    report_quotas,
+    stop_reporting_quotas,
 )
 from tripline_common.security.secret_fields import SecretValue
 
 __all__ = [
     "KEY_PREFIX",
+    "LOGIN_POLICIES",
     "PASSWORD_MAX_LENGTH",
     "PASSWORD_MIN_LENGTH",
     "AccessClaims",
     "HashLane",
+    "LoginAttempt",
     "Principal",
+    "Quota",
+    "RatePolicy",
     "Resolver",
     "SecretValue",
     "TargetRefusedError",
@@ -70,8 +80,10 @@ __all__ = [
     "live_session_sql",
     "new_opaque_token",
     "open_session",
+    "report_quotas",
     "resolve_principal",
     "revoke_session",
+    "stop_reporting_quotas",
     "system_resolver",
     "url_refusal",
     "verify_password",

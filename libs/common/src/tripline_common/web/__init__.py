@@ -31,9 +31,12 @@ from tripline_common.web.pagination import (
 )
 from tripline_common.web.responses import (
     INVALID_LIST_QUERY,
+    RaiseSite,
     Responses,
     documented_error,
     model_response,
+    raises,
+    rate_limited,
 )
 from tripline_common.web.server import serve
 from tripline_common.web.state import Lifecycle, Resources, ServiceState
@@ -51,6 +54,7 @@ __all__ = [
     "PageResult",
     "PgDep",
     "QueueDep",
+    "RaiseSite",
     "RedisDep",
     "Resources",
     "Responses",
@@ -68,6 +72,8 @@ __all__ = [
     "model_response",
     "page_params",
     "pg_pool",
+    "raises",
+    "rate_limited",
     "selectable",
     "serve",
 ]

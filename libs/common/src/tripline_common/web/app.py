@@ -12,24 +12,21 @@ from fastapi import APIRouter, FastAPI
 from tripline_common.data.db import create_engine, create_session_factory
 from tripline_common.data.pg import create_pg_pool
 from tripline_common.messaging.queue import JobQueue, create_redis
-from tripline_common.platform.errors import ErrorResponse
 from tripline_common.platform.logging import configure_logging
 from tripline_common.platform.metrics import instrument_app
 from tripline_common.platform.sentry import init_sentry
 from tripline_common.web.docs import OPENAPI_URL, install_docs
-from tripline_common.web.error_handlers import install_error_handlers
+from tripline_common.web.error_handlers import VALIDATION_RAISE_SITE, install_error_handlers
 from tripline_common.web.health import check_dependencies, create_health_router
-from tripline_common.web.middleware import install_middleware
+from tripline_common.web.middleware import EDGE_RAISE_SITES, install_middleware
+from tripline_common.web.responses import RaiseSite, document_operations
 from tripline_common.web.state import Resources, ServiceState
 
 log = structlog.get_logger("tripline.app")
 
-# Every route documents the shared error shape for the statuses any request can meet.
-COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "The request could not be parsed."},
-    422: {"model": ErrorResponse, "description": "Validation failed; `details` lists each field."},
-    500: {"model": ErrorResponse, "description": "Unexpected error; quote `request_id`."},
-}
+APP_RAISE_SITES: tuple[RaiseSite, ...] = (*EDGE_RAISE_SITES, VALIDATION_RAISE_SITE)
+"""What the shared middleware and error handlers answer; each operation they apply to documents
+it, beside what its dependencies answer (`responses.document_operations`)."""
 
 StateT = TypeVar("StateT", bound=ServiceState[Any])
 
@@ -45,6 +42,7 @@ def create_app(
     on_startup: Sequence[Callable[[StateT], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[StateT], Awaitable[None]]] = (),
     csp_by_prefix: Mapping[str, str] | None = None,
+    token_url: str | None = None,
 ) -> FastAPI:
     """Build a FastAPI app with Tripline's shared behaviour around the service's typed `state`.
 
@@ -53,7 +51,10 @@ def create_app(
     - the middleware stack, the error shape for every error, `/livez`, `/readyz`, `/startupz`,
       Prometheus metrics at `/metrics`, Sentry when `SENTRY_DSN` is set;
     - `routers` mounted under `api_prefix` (URL versioning);
-    - `on_startup` hooks once the resources exist, `on_shutdown` hooks before they close.
+    - `on_startup` hooks once the resources exist, `on_shutdown` hooks before they close;
+    - an OpenAPI document in which every operation lists what the middleware, the error
+      handlers and its dependencies can answer, and whose OAuth2 `tokenUrl` is `token_url`
+      (default: the app's own `/v1/auth/token`).
     """
     settings = state.settings
     configure_logging(settings)
@@ -97,7 +98,8 @@ def create_app(
         docs_url=None,  # Served by install_docs from self-hosted assets instead.
         redoc_url=None,
         openapi_url=OPENAPI_URL if docs else None,
-        responses=COMMON_ERROR_RESPONSES,
+        # Also given to FastAPI, which would otherwise document a 422 of its own shape.
+        responses=VALIDATION_RAISE_SITE.responses,
     )
     app.state.service = state
     install_error_handlers(app)
@@ -106,7 +108,8 @@ def create_app(
     for router in routers:
         app.include_router(router, prefix=api_prefix)
     app.include_router(create_health_router())
-    docs_csp = install_docs(app) if docs else {}
+    docs_csp = install_docs(app, token_url=token_url) if docs else {}
+    _document_raise_sites(app, token_url)
     # The pools exist once the lifespan has run; until then the collector reports none.
     metrics = instrument_app(
         app, settings, state.registry, lambda: getattr(state, "resources", None)
@@ -119,6 +122,26 @@ def create_app(
         csp_by_prefix={**docs_csp, **(csp_by_prefix or {})},
     )
     return app
+
+
+def _document_raise_sites(app: FastAPI, token_url: str | None) -> None:
+    """Build the OpenAPI document from the routes as they are when it is first asked for
+    (services include routers after `create_app`), with every raise site merged in."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            document_operations(schema, app.routes, APP_RAISE_SITES)
+            if token_url is not None:
+                for scheme in schema.get("components", {}).get("securitySchemes", {}).values():
+                    flow = scheme.get("flows", {}).get("password")
+                    if flow is not None:
+                        flow["tokenUrl"] = token_url
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _startup_check(state: ServiceState[Any]) -> None:

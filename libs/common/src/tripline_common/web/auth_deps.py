@@ -16,6 +16,7 @@ from tripline_common.platform.settings import CommonSettings
 from tripline_common.security.auth.service import Principal, resolve_principal
 from tripline_common.security.auth.tokens import AccessClaims, decode_access_token
 from tripline_common.web.deps import PgDep
+from tripline_common.web.responses import RaiseSite, documented_error, raises
 from tripline_common.web.state import ServiceState
 
 
@@ -41,7 +42,10 @@ class BearerTokenClaims(OAuth2PasswordBearer):
         return decode_access_token(state.settings, token)
 
 
-get_token_claims = BearerTokenClaims()
+UNAUTHORIZED_SITE = RaiseSite(documented_error(401, "Missing, invalid or revoked token."))
+"""What authenticating a bearer token answers."""
+
+get_token_claims = raises(UNAUTHORIZED_SITE, BearerTokenClaims())
 """The verified claims of the request's bearer token (signature, expiry, audience)."""
 
 TokenClaims = Annotated[AccessClaims, Depends(get_token_claims)]
@@ -55,12 +59,14 @@ async def get_current_user(claims: TokenClaims, pg: PgDep) -> Principal:
     return user
 
 
+raises(UNAUTHORIZED_SITE, get_current_user)
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
 def require_role(*roles: UserRole) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency allowing only users with one of `roles` (403 for others)."""
     allowed = frozenset(roles)
+    names = ", ".join(f"`{role.value}`" for role in sorted(allowed))
 
     async def check_role(user: CurrentUser) -> Principal:
         if user.role not in allowed:
@@ -71,7 +77,10 @@ def require_role(*roles: UserRole) -> Callable[[Principal], Awaitable[Principal]
             )
         return user
 
-    return check_role
+    return raises(
+        RaiseSite(documented_error(403, f"`insufficient_role`: only {names} may do this.")),
+        check_role,
+    )
 
 
 OperatorUser = Annotated[Principal, Depends(require_role(UserRole.OPERATOR, UserRole.ADMIN))]

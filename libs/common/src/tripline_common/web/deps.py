@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tripline_common.data.db import unit_of_work
 from tripline_common.messaging.queue import JobQueue
 from tripline_common.platform.settings import CommonSettings
+from tripline_common.web.error_handlers import DATABASE_RAISE_SITE
+from tripline_common.web.responses import raises
 from tripline_common.web.state import ServiceState
 
 # `request.app.state.service` is read directly below, without `ServiceState.of`'s type check:
@@ -70,6 +72,9 @@ def pg_pool(request: Request) -> asyncpg.Pool:
     state: ServiceState[CommonSettings] = request.app.state.service
     return state.resources.pg
 
+
+raises(DATABASE_RAISE_SITE, get_session)
+raises(DATABASE_RAISE_SITE, get_pg)
 
 SettingsDep = Annotated[CommonSettings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -14,6 +14,7 @@ import os
 import re
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import (
@@ -57,8 +58,17 @@ def _script_hashes(*pages: HTMLResponse) -> list[str]:
     return sorted(hashes)
 
 
-def install_docs(app: FastAPI) -> dict[str, str]:
-    """Serve /docs, /redoc and their assets from the app; return the CSP for those paths."""
+def _origin(url: str) -> str:
+    """The origin (`scheme://host[:port]`) of an absolute URL; `'self'` for a relative one."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "'self'"
+
+
+def install_docs(app: FastAPI, *, token_url: str | None = None) -> dict[str, str]:
+    """Serve /docs, /redoc and their assets from the app; return the CSP for those paths.
+
+    A `token_url` on another origin (the admin docs log in at the public API) is added to the
+    pages' `connect-src`, so Swagger UI's Authorize button may post to it."""
     app.mount(STATIC_URL, CachedStaticFiles(directory=STATIC_DIR), name="docs-static")
 
     def swagger_page() -> HTMLResponse:
@@ -95,10 +105,12 @@ def install_docs(app: FastAPI) -> dict[str, str]:
     scripts = " ".join(
         ["'self'", *_script_hashes(swagger_page(), get_swagger_ui_oauth2_redirect_html())]
     )
+    login_origin = _origin(token_url) if token_url else "'self'"
+    connect = "'self'" if login_origin == "'self'" else f"'self' {login_origin}"
     # Swagger UI and ReDoc set inline styles and ReDoc runs a blob: worker; nothing else is needed.
     policy = (
         f"default-src 'none'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
+        f"img-src 'self' data:; font-src 'self'; connect-src {connect}; worker-src 'self' blob:; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
     return {DOCS_URL: policy, REDOC_URL: policy}

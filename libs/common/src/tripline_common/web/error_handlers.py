@@ -18,12 +18,38 @@ from starlette.routing import Match
 from tripline_common.data.db import is_transient_db_error
 from tripline_common.platform.errors import (
     AppError,
+    ErrorResponse,
     app_error_response,
     code_for_status,
     error_response,
 )
+from tripline_common.web.responses import RETRY_AFTER_HEADER, RaiseSite
 
 log = structlog.get_logger("tripline.errors")
+
+VALIDATION_RAISE_SITE = RaiseSite(
+    {
+        422: {
+            "model": ErrorResponse,
+            "description": "Validation failed; `details` lists each field (`validation_error`, "
+            "`malformed_json`), or the database cannot store a value (`invalid_value`).",
+        }
+    }
+)
+"""What the validation handlers answer, on every operation."""
+
+DATABASE_RAISE_SITE = RaiseSite(
+    {
+        503: {
+            "model": ErrorResponse,
+            "description": "The database is unavailable (`database_unavailable`) or every "
+            "connection is busy (`database_busy`); retry after `Retry-After` seconds.",
+            "headers": RETRY_AFTER_HEADER,
+        }
+    }
+)
+"""What the database error handlers answer, on the operations that use the database (the
+dependencies that hand out a session or the pool carry it)."""
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:

@@ -52,6 +52,7 @@ from starlette.types import Receive, Scope, Send
 from tripline_common.platform.errors import ConflictError, ServiceUnavailableError
 from tripline_common.web.auth_deps import CurrentUser
 from tripline_common.web.deps import RedisDep
+from tripline_common.web.responses import RaiseSite, documented_error, raises
 
 log = structlog.get_logger("tripline.idempotency")
 
@@ -190,6 +191,21 @@ async def reserve(
     )
 
 
+IDEMPOTENCY_RAISE_SITE = RaiseSite(
+    {
+        **documented_error(
+            409,
+            "The Idempotency-Key was used with another body (`idempotency_key_reused`) or its "
+            "first request is still running (`idempotency_key_in_use`, with `Retry-After`).",
+        ),
+        **documented_error(
+            503, "Idempotency keys cannot be checked now (`idempotency_unavailable`)."
+        ),
+    }
+)
+"""What an `Idempotency-Key` route can answer because of the key."""
+
+
 def idempotency(
     scope: Callable[..., Awaitable[str]],
     *,
@@ -238,7 +254,7 @@ def idempotency(
             await reservation.release()
 
     _DEPENDENCIES.add(idempotency_key)
-    return idempotency_key
+    return raises(IDEMPOTENCY_RAISE_SITE, idempotency_key)
 
 
 async def user_scope(user: CurrentUser) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 
 import orjson
@@ -32,7 +32,9 @@ from tripline_common.platform.correlation import (
 from tripline_common.platform.errors import ErrorResponse, code_for_status, error_response
 from tripline_common.platform.metrics import HttpMetrics
 from tripline_common.platform.settings import CommonSettings
+from tripline_common.security.ratelimit import Quota, report_quotas, stop_reporting_quotas
 from tripline_common.security.secret_fields import holds_secret
+from tripline_common.web.responses import RaiseSite, takes_body
 from tripline_common.web.state import ServiceState
 
 access_log = structlog.get_logger("tripline.access")
@@ -47,6 +49,29 @@ QUIET_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 _Headers = tuple[tuple[bytes, bytes], ...]
+
+EDGE_RAISE_SITES = (
+    RaiseSite(
+        {
+            400: {
+                "model": ErrorResponse,
+                "description": "The request could not be parsed (a Host header not in "
+                "`TRUSTED_HOSTS`, a malformed `Content-Length`).",
+            },
+            500: {"model": ErrorResponse, "description": "Unexpected error; quote `request_id`."},
+        }
+    ),
+    RaiseSite(
+        {
+            413: {
+                "model": ErrorResponse,
+                "description": "`payload_too_large`: the body is larger than `MAX_BODY_BYTES`.",
+            }
+        },
+        applies=takes_body,
+    ),
+)
+"""What `EdgeMiddleware` answers itself, documented on the operations it applies to."""
 
 
 def _security_headers(csp: str, *, hsts: bool) -> _Headers:
@@ -204,6 +229,7 @@ class EdgeMiddleware:
         quiet = quiet and not wrong_port
         request_id, host, length = self._correlate(scope)
         extra_headers = ((b"x-request-id", request_id.encode("latin-1")), *self._headers_for(path))
+        quotas, quotas_token = report_quotas()
 
         status = 500  # What the client sees if the app fails before answering.
         started = False
@@ -225,6 +251,8 @@ class EdgeMiddleware:
                     headers.append((b"cache-control", b"no-store"))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in extra_headers if h[0] not in present)
+                if quotas:
+                    headers.extend(_rate_limit_headers(quotas.values()))
                 message["headers"] = headers
                 if status >= 400 and _is_plain_text(headers):
                     rewrite = message
@@ -302,6 +330,7 @@ class EdgeMiddleware:
                         duration_ms=round(duration * 1000, 2),
                         client=client[0] if client else None,
                     )
+            stop_reporting_quotas(quotas_token)
             unbind_request_id()
 
     async def _too_large(
@@ -315,6 +344,15 @@ class EdgeMiddleware:
         )
         response.raw_headers.extend(extra)
         await response(scope, receive, send)
+
+
+def _rate_limit_headers(quotas: Iterable[Quota]) -> _Headers:
+    """The IETF `RateLimit-Policy` and `RateLimit` fields of the limits a request met."""
+    listed = list(quotas)
+    return (
+        (b"ratelimit-policy", ", ".join(q.policy_item() for q in listed).encode("latin-1")),
+        (b"ratelimit", ", ".join(q.limit_item() for q in listed).encode("latin-1")),
+    )
 
 
 def _error_page(scope: Scope) -> Response | None:
@@ -413,7 +451,15 @@ def install_middleware(
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Link", "Retry-After", "Deprecation", "Sunset"],
+            expose_headers=[
+                "X-Request-ID",
+                "Link",
+                "Retry-After",
+                "Deprecation",
+                "Sunset",
+                "RateLimit-Policy",
+                "RateLimit",
+            ],
             max_age=600,
         )
     app.add_middleware(

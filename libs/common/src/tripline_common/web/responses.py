@@ -1,14 +1,20 @@
-"""Route responses: the documented error answers every app builds its `responses=` from, and
-the direct JSON response of the hot reads."""
+"""Route responses: the documented answers of routes and of the places that raise (middleware,
+dependencies), merged into each operation; and the direct JSON response of the hot reads."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from fastapi import Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
+from starlette.routing import BaseRoute
 
 from tripline_common.platform.errors import ErrorResponse
+from tripline_common.security.ratelimit import RatePolicy
 
 Responses = dict[int | str, dict[str, Any]]
 """What a route's or a router's `responses=` takes: the documented answers by status code."""
@@ -27,6 +33,165 @@ INVALID_LIST_QUERY = documented_error(
     "`cursor_sort_mismatch`), or `offset` with `cursor`.",
 )
 """The 400 of every list route that takes `pagination.page_params`."""
+
+
+Headers = dict[str, dict[str, Any]]
+"""OpenAPI header objects by header name."""
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+"""The methods whose operations take a request body."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of an app's OpenAPI document, as a raise site sees it."""
+
+    path: str
+    method: str
+    status_code: int
+    dependant: Dependant
+
+
+@dataclass(frozen=True)
+class RaiseSite:
+    """What a place that answers for a route (a middleware, an error handler, a dependency)
+    can answer: error `responses` (`documented_error` entries), and `success_headers` it puts on
+    the operation's success answer. `applies` picks the operations of an app-wide site (a
+    dependency's site applies wherever the dependency is used)."""
+
+    responses: Responses
+    success_headers: Headers = field(default_factory=dict)
+    applies: Callable[[Operation], bool] = lambda _operation: True
+
+
+def takes_body(operation: Operation) -> bool:
+    """An operation a client may send a body to (POST, PUT, PATCH)."""
+    return operation.method in BODY_METHODS
+
+
+_SITE_ATTR = "__tripline_raise_site__"
+CallT = TypeVar("CallT")
+
+
+def raises(site: RaiseSite, call: CallT) -> CallT:
+    """Mark a dependency callable with what it can answer; every operation whose dependency
+    graph holds it documents that (`document_operations`). Returns `call`."""
+    setattr(call, _SITE_ATTR, site)
+    return call
+
+
+def raise_site_of(call: object) -> RaiseSite | None:
+    """The `RaiseSite` a dependency callable was marked with, if any."""
+    site = getattr(call, _SITE_ATTR, None)
+    return site if isinstance(site, RaiseSite) else None
+
+
+def dependency_sites(operation: Operation) -> list[RaiseSite]:
+    """The raise sites in the operation's dependency graph, each once."""
+    found: dict[int, RaiseSite] = {}
+    stack = list(operation.dependant.dependencies)
+    while stack:
+        dependant = stack.pop()
+        site = raise_site_of(dependant.call)
+        if site is not None:
+            found.setdefault(id(site), site)
+        stack.extend(dependant.dependencies)
+    return list(found.values())
+
+
+def operations(routes: Sequence[BaseRoute]) -> Iterator[Operation]:
+    """Every operation the OpenAPI document of an app with `routes` describes."""
+    for context in iter_route_contexts(routes):
+        if not isinstance(context.original_route, APIRoute) or not context.include_in_schema:
+            continue
+        for method in sorted(context.methods or ()):
+            yield Operation(
+                path=str(context.path_format),
+                method=method,
+                status_code=context.status_code or 200,
+                dependant=context.dependant,
+            )
+
+
+def document_operations(
+    schema: dict[str, Any], routes: Sequence[BaseRoute], app_sites: Sequence[RaiseSite]
+) -> None:
+    """Merge into each operation of `schema` what every raise site that applies to it can
+    answer: the app-wide ones (middleware, error handlers) and those of its dependencies.
+
+    What the route declares itself wins (it is the more specific description); headers are
+    merged, so a route's own 429 still lists the RateLimit headers of its limits.
+    """
+    for operation in operations(routes):
+        answers = schema["paths"][operation.path][operation.method.lower()]["responses"]
+        sites = [site for site in app_sites if site.applies(operation)]
+        for site in [*sites, *dependency_sites(operation)]:
+            for status, answer in site.responses.items():
+                _merge(answers.setdefault(str(status), {}), _openapi_answer(answer))
+            if site.success_headers:
+                _merge(answers[str(operation.status_code)], {"headers": site.success_headers})
+
+
+def _openapi_answer(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A `documented_error` entry as an OpenAPI response object."""
+    converted = {key: value for key, value in answer.items() if key != "model"}
+    if answer.get("model") is ErrorResponse:
+        ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        converted["content"] = {"application/json": {"schema": ref}}
+    return converted
+
+
+def _merge(current: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Fill `current` (an OpenAPI response) from `extra`, keeping what it says already."""
+    headers = {**extra.get("headers", {}), **current.get("headers", {})}
+    for key, value in extra.items():
+        current.setdefault(key, value)
+    if headers:
+        current["headers"] = headers
+
+
+RETRY_AFTER_HEADER: Headers = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def rate_limit_headers(policies: Sequence[RatePolicy]) -> Headers:
+    """The IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers) of `policies`."""
+    names = ", ".join(f"`{p.name}`" for p in policies)
+    return {
+        "RateLimit-Policy": {
+            "description": f"The quota policies of this operation ({names}), as a structured "
+            'field list: `"<policy>";q=<requests>;w=<window seconds>`.',
+            "schema": {"type": "string"},
+        },
+        "RateLimit": {
+            "description": "What is left of each policy checked for this request: "
+            '`"<policy>";r=<remaining>;t=<seconds until the window resets>`.',
+            "schema": {"type": "string"},
+        },
+    }
+
+
+def rate_limited(*policies: RatePolicy, what: str = "requests") -> RaiseSite:
+    """The raise site of a dependency that applies rate limits: 429 with `Retry-After`, and the
+    RateLimit headers on the success answer and on the 429."""
+    rules = "; ".join(
+        f"`{p.name}`: {p.limit_setting.upper()} per {p.window_setting.upper()}" for p in policies
+    )
+    headers = rate_limit_headers(policies)
+    return RaiseSite(
+        responses={
+            429: {
+                "model": ErrorResponse,
+                "description": f"Too many {what} ({rules}); wait `Retry-After` seconds.",
+                "headers": {**RETRY_AFTER_HEADER, **headers},
+            }
+        },
+        success_headers=headers,
+    )
 
 
 def model_response(model: BaseModel, status_code: int = 200) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tripline_api.accounts import service
 from tripline_api.accounts.schemas import (
@@ -17,15 +17,19 @@ from tripline_api.accounts.schemas import (
     ResetRequested,
     TokenIn,
 )
-from tripline_api.limits import enforce_limits
-from tripline_api.responses import TOO_MANY_ATTEMPTS, UNAUTHORIZED, documented_error
+from tripline_api.limits import (
+    PASSWORD_CHANGE,
+    PASSWORD_CHANGE_LIMITS,
+    PASSWORD_RESET,
+    PASSWORD_RESET_LIMITS,
+    Limiter,
+)
+from tripline_api.responses import UNAUTHORIZED, documented_error
 from tripline_api.state import ApiSettingsDep
 from tripline_common.web import (
     CurrentUser,
     QueueDep,
-    RedisDep,
     SessionDep,
-    SettingsDep,
     TokenClaims,
     client_address,
 )
@@ -73,7 +77,6 @@ async def verify_email_link(
     summary="Ask for a password-reset link",
     description="Mails a single-use reset link if an active account uses this address. The "
     "answer is the same either way. Rate-limited per client address and per email address.",
-    responses=TOO_MANY_ATTEMPTS,
 )
 async def request_password_reset(
     body: PasswordResetRequest,
@@ -81,16 +84,10 @@ async def request_password_reset(
     session: SessionDep,
     queue: QueueDep,
     settings: ApiSettingsDep,
-    redis: RedisDep,
+    limiter: Annotated[Limiter, Depends(PASSWORD_RESET_LIMITS)],
 ) -> ResetRequested:
-    await enforce_limits(
-        request,
-        redis,
-        [f"reset:ip:{client_address(request)}", f"reset:email:{body.email.lower()}"],
-        settings.password_reset_rate_limit,
-        settings.password_reset_rate_window_seconds,
-        "password_reset",
-    )
+    await limiter.hit(PASSWORD_RESET, f"reset:ip:{client_address(request)}")
+    await limiter.hit(PASSWORD_RESET, f"reset:email:{body.email.lower()}")
     await service.request_password_reset(
         session=session, queue=queue, settings=settings, email=body.email
     )
@@ -120,26 +117,16 @@ async def reset_password(body: PasswordReset, session: SessionDep) -> Response:
         **UNAUTHORIZED,
         **documented_error(403, "`wrong_password`: the current one."),
         **WEAK,
-        **TOO_MANY_ATTEMPTS,
     },
 )
 async def change_password(
     body: PasswordChange,
     user: CurrentUser,
     claims: TokenClaims,
-    request: Request,
     session: SessionDep,
-    settings: SettingsDep,
-    redis: RedisDep,
+    limiter: Annotated[Limiter, Depends(PASSWORD_CHANGE_LIMITS)],
 ) -> Response:
-    await enforce_limits(
-        request,
-        redis,
-        [f"password-change:user:{user.id}"],
-        settings.login_rate_limit,
-        settings.login_rate_window_seconds,
-        "password_change",
-    )
+    await limiter.hit(PASSWORD_CHANGE, f"password-change:user:{user.id}")
     await service.change_password(
         session=session,
         user_id=user.id,

@@ -9,15 +9,13 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from tripline_api.auth.schemas import RefreshRequest, SessionPublic, TokenPair
-from tripline_api.responses import TOO_MANY_ATTEMPTS, UNAUTHORIZED, documented_error
-from tripline_api.state import ApiState
+from tripline_api.limits import LOGIN_LIMITS, Limiter
+from tripline_api.responses import UNAUTHORIZED, documented_error
 from tripline_common.data import AuditOriginDep
-from tripline_common.platform import NotFoundError, RateLimitedError
-from tripline_common.security import admit_login_attempt
+from tripline_common.platform import NotFoundError
 from tripline_common.security.auth import service
 from tripline_common.web import (
     CurrentUser,
-    RedisDep,
     SessionDep,
     SettingsDep,
     TokenClaims,
@@ -36,24 +34,17 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "address (`LOGIN_CLIENT_RATE_LIMIT`), and failures per account from one client address "
     "(`LOGIN_RATE_LIMIT`) and per account from all addresses (`LOGIN_ACCOUNT_RATE_LIMIT`), so "
     "one client's failures do not lock the owner out elsewhere.",
-    responses={
-        **documented_error(401, "Wrong credentials or disabled account."),
-        **TOO_MANY_ATTEMPTS,
-    },
+    responses=documented_error(401, "Wrong credentials or disabled account."),
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    redis: RedisDep,
+    limiter: Annotated[Limiter, Depends(LOGIN_LIMITS)],
 ) -> TokenPair:
     client = client_address(request)
-    try:
-        attempt = await admit_login_attempt(redis, settings, client=client, email=form.username)
-    except RateLimitedError:
-        ApiState.of(request.app).metrics.rate_limit_rejections.labels("login").inc()
-        raise
+    attempt = await limiter.admit_login(form.username)
     user = await service.authenticate(session=session, email=form.username, password=form.password)
     await attempt.succeeded()
     issued = await service.open_session(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
 
 from tripline_api.accounts import service as accounts_service
 from tripline_api.accounts.schemas import SIGN_UP_MESSAGE, SignUpAccepted
-from tripline_api.limits import enforce_limits
+from tripline_api.limits import SIGNUP, SIGNUP_ALL, SIGNUP_LIMITS, Limiter
 from tripline_api.responses import UNAUTHORIZED, documented_error
 from tripline_api.state import ApiSettingsDep
 from tripline_api.users.schemas import UserCreate, UserPublic
-from tripline_common.web import CurrentUser, QueueDep, RedisDep, SessionDep, client_address
+from tripline_common.web import CurrentUser, QueueDep, SessionDep, client_address
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -27,10 +29,7 @@ router = APIRouter(prefix="/users", tags=["users"])
     "still waiting for confirmation mails a new link. The password is checked against the "
     "rules (`weak_password`, 422) and stored as an Argon2 hash. Rate-limited per client "
     "address and for all clients together (429).",
-    responses={
-        **documented_error(422, "Invalid input or `weak_password`."),
-        **documented_error(429, "Too many sign-ups; see `Retry-After`."),
-    },
+    responses=documented_error(422, "Invalid input or `weak_password`."),
 )
 async def register(
     data: UserCreate,
@@ -38,24 +37,10 @@ async def register(
     session: SessionDep,
     queue: QueueDep,
     settings: ApiSettingsDep,
-    redis: RedisDep,
+    limiter: Annotated[Limiter, Depends(SIGNUP_LIMITS)],
 ) -> SignUpAccepted:
-    await enforce_limits(
-        request,
-        redis,
-        [f"signup:ip:{client_address(request)}"],
-        settings.signup_rate_limit,
-        settings.signup_rate_window_seconds,
-        "signup",
-    )
-    await enforce_limits(
-        request,
-        redis,
-        ["signup:all"],
-        settings.signup_global_rate_limit,
-        settings.signup_global_rate_window_seconds,
-        "signup",
-    )
+    await limiter.hit(SIGNUP, f"signup:ip:{client_address(request)}")
+    await limiter.hit(SIGNUP_ALL, "signup:all")
     await accounts_service.sign_up(
         session=session,
         queue=queue,

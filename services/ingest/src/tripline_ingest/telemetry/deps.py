@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from tripline_common.platform import RateLimitedError
-from tripline_common.web import SessionDep, client_address
+from tripline_common.platform import ErrorResponse, RateLimitedError
+from tripline_common.web import RaiseSite, SessionDep, client_address, raises, rate_limited
 from tripline_ingest.state import IngestState
 from tripline_ingest.telemetry.body import RATE_LIMIT_SCOPE_KEY, parse_batch, read_body
 from tripline_ingest.telemetry.devices import AuthenticatedDevice, authenticate_device
-from tripline_ingest.telemetry.limits import LimitCheck
+from tripline_ingest.telemetry.limits import DEVICE_UPLOADS, FAILED_KEY_LOOKUPS, LimitCheck
 from tripline_ingest.telemetry.schemas import TelemetryBatchIn
 from tripline_ingest.telemetry.service import validate_batch
 
@@ -51,6 +51,20 @@ async def current_device(
     return device
 
 
+_limits = rate_limited(DEVICE_UPLOADS, FAILED_KEY_LOOKUPS, what="uploads or unknown keys")
+raises(
+    RaiseSite(
+        {
+            401: {
+                "model": ErrorResponse,
+                "description": "Missing, unknown or revoked device key.",
+            },
+            **_limits.responses,
+        },
+        success_headers=_limits.success_headers,
+    ),
+    current_device,
+)
 CurrentDevice = Annotated[AuthenticatedDevice, Depends(current_device)]
 
 

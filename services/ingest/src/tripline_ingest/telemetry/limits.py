@@ -14,9 +14,14 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tripline_common.security import count_hit, enforce_rate_limit, ensure_under_limit
+from tripline_common.security import RatePolicy, count_hit, enforce_rate_limit, ensure_under_limit
 
 log = structlog.get_logger("tripline.ingest.limits")
+
+DEVICE_UPLOADS = RatePolicy("device", "device_rate_limit", "device_rate_window_seconds")
+FAILED_KEY_LOOKUPS = RatePolicy(
+    "failed-key-lookups", "failed_key_lookup_limit", "failed_key_lookup_window_seconds"
+)
 
 
 class LimitCheck(StrEnum):
@@ -36,11 +41,12 @@ class _FailOpenLimit:
     """
 
     warning: ClassVar[str]
+    policy: ClassVar[RatePolicy]
 
-    def __init__(self, redis: Redis, *, limit: int, window_seconds: int, timeout: float) -> None:
+    def __init__(self, redis: Redis, settings: object, *, timeout: float) -> None:
         self.redis = redis
-        self.limit = limit
-        self.window_seconds = window_seconds
+        self.limit = self.policy.limit(settings)
+        self.window_seconds = self.policy.window(settings)
         self.timeout = timeout
         self.unchecked = 0
         self._last_warning = 0.0
@@ -67,6 +73,7 @@ class DeviceRateLimiter(_FailOpenLimit):
     """
 
     warning = "rate_limit_unchecked"
+    policy = DEVICE_UPLOADS
 
     async def check(self, device_id: uuid.UUID) -> LimitCheck:
         """Count one upload of `device_id`; raise 429 past the limit."""
@@ -74,6 +81,7 @@ class DeviceRateLimiter(_FailOpenLimit):
             enforce_rate_limit(
                 self.redis,
                 f"device:{device_id}",
+                policy=self.policy.name,
                 limit=self.limit,
                 window_seconds=self.window_seconds,
             )
@@ -89,6 +97,7 @@ class FailedLookupLimiter(_FailOpenLimit):
     """
 
     warning = "failed_lookup_limit_unchecked"
+    policy = FAILED_KEY_LOOKUPS
 
     async def check(self, client: str) -> LimitCheck:
         """Raise 429 when `client` used up its failed lookups in this window (counts nothing:
@@ -97,6 +106,7 @@ class FailedLookupLimiter(_FailOpenLimit):
             ensure_under_limit(
                 self.redis,
                 f"device-key-failures:{client}",
+                policy=self.policy.name,
                 limit=self.limit,
                 window_seconds=self.window_seconds,
                 message="Too many unknown device keys from this client; try again later.",
@@ -108,6 +118,10 @@ class FailedLookupLimiter(_FailOpenLimit):
         answer)."""
         await self._ask(
             count_hit(
-                self.redis, f"device-key-failures:{client}", window_seconds=self.window_seconds
+                self.redis,
+                f"device-key-failures:{client}",
+                policy=self.policy.name,
+                limit=self.limit,
+                window_seconds=self.window_seconds,
             )
         )

@@ -15,20 +15,6 @@ from tripline_ingest.telemetry.schemas import BatchAccepted, BatchStatusOut, Tel
 
 router = APIRouter(tags=["telemetry"])
 
-_DEVICE_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorResponse, "description": "Missing, unknown or revoked device key."},
-    429: {
-        "model": ErrorResponse,
-        "description": "Too many requests from this device, or too many unknown device keys "
-        "from this client address (FAILED_KEY_LOOKUP_LIMIT per window); wait `Retry-After` "
-        "seconds.",
-    },
-    503: {
-        "model": ErrorResponse,
-        "description": "The database is unavailable; retry after `Retry-After` seconds.",
-    },
-}
-
 
 @router.post(
     "/telemetry",
@@ -46,7 +32,6 @@ _DEVICE_ERRORS: dict[int | str, dict[str, object]] = {
         )
     },
     responses={
-        **_DEVICE_ERRORS,
         400: {"model": ErrorResponse, "description": "The gzip encoding is broken."},
         413: {
             "model": ErrorResponse,
@@ -81,10 +66,7 @@ async def upload_batch(
     summary="Follow an uploaded batch",
     description="Where one of the calling device's batches is in the pipeline. Another "
     "device's batch is a 404, as if it did not exist.",
-    responses={
-        **_DEVICE_ERRORS,
-        404: {"model": ErrorResponse, "description": "No such batch for this device."},
-    },
+    responses={404: {"model": ErrorResponse, "description": "No such batch for this device."}},
 )
 async def get_batch(
     batch_id: uuid.UUID, device: CurrentDevice, session: SessionDep
