@@ -27,7 +27,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.alerts import alert_event
-from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManager
+from tripline_api.alerts_stream.closes import CLOSE_TRY_AGAIN
+from tripline_api.alerts_stream.manager import ConnectionManager
 from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
