@@ -38,8 +38,7 @@ AUTHENTICATION_REQUIRED = StreamClose(
 SERVER_SHUTTING_DOWN = StreamClose(
     CLOSE_GOING_AWAY,
     "server shutting down",
-    "This API process is draining: reconnect (another replica answers) and catch up from "
-    "`GET /v1/alerts`.",
+    "This API process is shutting down: reconnect, and catch up from `GET /v1/alerts`.",
 )
 SESSION_REVOKED = StreamClose(
     CLOSE_POLICY_VIOLATION,
