@@ -127,6 +127,7 @@ async def alerts_websocket(websocket: WebSocket) -> None:
     heartbeat interval) and when the access token expires; 1001 when the server shuts down.
     Beyond the caps the socket is accepted and closed at once: 1008 `too many streams` (the user
     holds `ALERTS_STREAM_MAX_PER_USER`), 1013 `server at capacity` (this process is full).
+    Every close code and message shape: the AsyncAPI document, `/asyncapi.json`.
     """
     await serve_websocket(websocket)
 
