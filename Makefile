@@ -58,5 +58,5 @@ charts-docs: install ## Regenerate the values table of helm/tripline/README.md
 # --- API contract: the OpenAPI snapshots (docs/api-contract.md) ------------------------------------
 .PHONY: openapi-snapshot
 
-openapi-snapshot: install ## Rewrite docs/openapi/*.json after a deliberate API change (breaking: ALLOW_BREAKING="why")
+openapi-snapshot: install ## Rewrite docs/openapi/*.json and docs/asyncapi/api.json after a deliberate API change (breaking: ALLOW_BREAKING="why")
 	@$(UV) run --frozen python -m scripts.openapi_snapshot

@@ -1,10 +1,13 @@
-"""Write each app's OpenAPI document to docs/openapi/<app>.json, refusing a breaking change.
+"""Write each app's OpenAPI document to docs/openapi/<app>.json, refusing a breaking change, and
+the API's AsyncAPI document (its alert streams) to docs/asyncapi/api.json.
 
     make openapi-snapshot                             # after a deliberate, compatible change
     ALLOW_BREAKING="<why>" make openapi-snapshot      # after a deliberate breaking one
 
 `tests/test_openapi_snapshot.py` fails while a snapshot differs from what its app serves, and
-while the app breaks a client of the snapshot (`scripts/openapi_diff.py` says what breaks).
+while the app breaks a client of the snapshot (`scripts/openapi_diff.py` says what breaks). The
+AsyncAPI snapshot is compared the same way; no rule set guards it against breaking changes yet,
+so review its diff.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from fastapi import FastAPI
 from scripts.openapi_diff import breaking_changes
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
+from tripline_api.alerts_stream.asyncapi import asyncapi_document
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
 from tripline_common.platform import CommonSettings
@@ -29,6 +33,7 @@ from tripline_ingest.settings import IngestSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT_DIR = ROOT / "docs" / "openapi"
+ASYNCAPI_SNAPSHOT = ROOT / "docs" / "asyncapi" / "api.json"
 
 # The settings a snapshot is built with: the tests' environment, docs on, and the version a
 # build without VERSION serves, pinned: a release sets VERSION to its image tag, which names a
@@ -60,6 +65,11 @@ def build_document(name: str) -> dict[str, Any]:
     app = APPS[name]
     settings = app.settings(_env_file=None, **SNAPSHOT_SETTINGS)
     return app.create(settings).openapi()
+
+
+def build_asyncapi_document() -> dict[str, Any]:
+    """The AsyncAPI document the API serves at /asyncapi.json (no `.env` read)."""
+    return asyncapi_document(ApiSettings(_env_file=None, **SNAPSHOT_SETTINGS))  # type: ignore[call-arg]
 
 
 def render(document: dict[str, Any]) -> str:
@@ -95,8 +105,9 @@ def main() -> int:
         )
         return 1
     SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    for name, document in documents.items():
-        path = snapshot_path(name)
+    ASYNCAPI_SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+    snapshots = [(snapshot_path(name), document) for name, document in documents.items()]
+    for path, document in [*snapshots, (ASYNCAPI_SNAPSHOT, build_asyncapi_document())]:
         text = render(document)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)

@@ -1,4 +1,5 @@
-"""Each app's published API is the committed snapshot in docs/openapi/, and never breaks a client.
+"""Each app's published API is the committed snapshot in docs/openapi/ (the API's alert streams:
+docs/asyncapi/api.json), and never breaks a client.
 
 A deliberate change rewrites the snapshots with `make openapi-snapshot` in the same commit
 (docs/api-contract.md); any other difference fails here with its diff.
@@ -14,24 +15,31 @@ import pytest
 from scripts.openapi_diff import breaking_changes
 from scripts.openapi_snapshot import (
     APPS,
+    ASYNCAPI_SNAPSHOT,
+    ROOT,
     SNAPSHOT_SETTINGS,
     build_document,
     render,
     snapshot_path,
 )
+from tripline_api.main import create_api_app
+from tripline_api.settings import ApiSettings
 from tripline_worker.main import create_worker_app
 from tripline_worker.settings import WorkerServiceSettings
 
 DIFF_LINES = 150  # Enough to see what changed; `make openapi-snapshot && git diff` shows all.
 
 
-def readable_diff(snapshot: str, live: str, name: str) -> str:
+def readable_diff(
+    snapshot: str, live: str, name: str, path: str = "", served: str = "/openapi.json"
+) -> str:
+    path = path or f"docs/openapi/{name}.json"
     lines = list(
         difflib.unified_diff(
             snapshot.splitlines(),
             live.splitlines(),
-            f"docs/openapi/{name}.json (committed)",
-            f"{name} /openapi.json (served)",
+            f"{path} (committed)",
+            f"{name} {served} (served)",
             lineterm="",
         )
     )
@@ -39,8 +47,8 @@ def readable_diff(snapshot: str, live: str, name: str) -> str:
     if len(lines) > DIFF_LINES:
         shown += f"\n... {len(lines) - DIFF_LINES} more lines: make openapi-snapshot, then git diff"
     return (
-        f"{name}'s OpenAPI document is not its snapshot. If the change is deliberate, run "
-        f"`make openapi-snapshot` and commit docs/openapi/{name}.json with it.\n{shown}"
+        f"{name}'s {served} is not its snapshot. If the change is deliberate, run "
+        f"`make openapi-snapshot` and commit {path} with it.\n{shown}"
     )
 
 
@@ -56,6 +64,20 @@ async def test_each_app_serves_exactly_its_committed_openapi_snapshot(
     snapshot = snapshot_path(name).read_text()
     if live != snapshot:
         pytest.fail(readable_diff(snapshot, live, name), pytrace=False)
+
+
+async def test_the_api_serves_exactly_its_committed_asyncapi_snapshot(
+    make_settings, app_client
+) -> None:
+    app = create_api_app(make_settings(ApiSettings, **SNAPSHOT_SETTINGS))
+    async with app_client(app) as client:
+        response = await client.get("/asyncapi.json")
+    assert response.status_code == 200
+    live = render(response.json())
+    snapshot = ASYNCAPI_SNAPSHOT.read_text()
+    if live != snapshot:
+        path = str(ASYNCAPI_SNAPSHOT.relative_to(ROOT))
+        pytest.fail(readable_diff(snapshot, live, "api", path, "/asyncapi.json"), pytrace=False)
 
 
 @pytest.mark.parametrize("name", list(APPS))

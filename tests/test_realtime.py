@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.support.alerts import alert_event
+from tests.support.asyncapi import message_payload_validator
 from tests.test_processes import seed
 from tripline_common.messaging import publish_alert
 
@@ -114,6 +115,10 @@ async def test_alert_reaches_websocket_and_sse_on_other_replicas(processes, proc
                     continue
             assert received is not None, "no alert reached the WebSocket on process B"
             assert received["type"] == "alert.raised"
+            # As the AsyncAPI document the process serves describes it.
+            document = (await client.get(f"{api_b.url}/asyncapi.json")).raise_for_status().json()
+            alert = "channels/alertsWebSocket/messages/alertRaised"
+            assert list(message_payload_validator(document, alert).iter_errors(received)) == []
             assert received["alert"]["owner_id"] == str(user_id)
             assert received["alert"]["id"] in published
             sse_received = await asyncio.wait_for(sse_task, WAIT)

@@ -27,7 +27,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.alerts import alert_event
-from tripline_api.alerts_stream.manager import CLOSE_TRY_AGAIN, ConnectionManager
+from tests.support.asyncapi import message_payload_validator
+from tripline_api.alerts_stream.asyncapi import ASYNCAPI_URL, SSE_CHANNEL, WS_CHANNEL
+from tripline_api.alerts_stream.closes import CLOSE_TRY_AGAIN, CLOSES
+from tripline_api.alerts_stream.manager import ConnectionManager
 from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
 from tripline_api.settings import ApiSettings
@@ -165,6 +168,14 @@ async def ws_with_ticket(host: str, token: str) -> ClientConnection:
     return await connect(ws_url(host, await get_ticket(host, token)), open_timeout=WAIT)
 
 
+def assert_documented_close(closed: ConnectionClosed) -> tuple[int, str]:
+    """The close frame received, which must be a row of the documented close table."""
+    assert closed.rcvd is not None
+    received = (closed.rcvd.code, closed.rcvd.reason)
+    assert received in {(c.code, c.reason) for c in CLOSES if not c.handshake}, received
+    return received
+
+
 async def assert_ws_refused(url: str, status: int = 403, **kwargs: Any) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(url, open_timeout=WAIT, **kwargs):
@@ -228,8 +239,7 @@ async def test_websocket_closed_1008_when_session_revoked(
             await session.commit()
         with pytest.raises(ConnectionClosed) as closed:
             await next_message(ws, WAIT)
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 1008
+        assert assert_documented_close(closed.value) == (1008, "session revoked")
 
 
 async def test_heartbeat_drops_a_silent_client(make_settings, make_account) -> None:
@@ -246,8 +256,7 @@ async def test_heartbeat_drops_a_silent_client(make_settings, make_account) -> N
 
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(silent(), WAIT)
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 4408
+        assert assert_documented_close(closed.value) == (4408, "no pong")
         assert {"type": "ping"} in seen
 
 
@@ -285,8 +294,7 @@ async def test_websocket_closed_1001_on_shutdown(make_settings, make_account, re
         ApiState.of(app).lifecycle.shutting_down = True
         with pytest.raises(ConnectionClosed) as closed:
             await next_message(ws, WAIT)
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 1001
+        assert assert_documented_close(closed.value) == (1001, "server shutting down")
 
 
 async def test_manager_fans_out_per_user_and_closes_a_client_that_falls_behind(redis) -> None:
@@ -386,6 +394,85 @@ async def test_sse_live_then_resume_after_last_event_id(
             await publish_alert(redis, new)
             (event,) = await asyncio.wait_for(sse_events(lines, 1), WAIT)
             assert event["id"] == str(new.alert.id)
+
+
+async def test_real_stream_messages_match_the_asyncapi_document(
+    make_settings, make_account, committed, redis
+) -> None:
+    """Every message the running streams send validates against the payload the served AsyncAPI
+    document gives it, the documented pong is one the server takes, and other client messages
+    are ignored."""
+    user, token, _ = await make_account()
+    seen_before, stored = await store_alerts(
+        committed, user, 2, raised_from=datetime.now(UTC) - timedelta(minutes=10)
+    )
+    # Pings come fast; a pong the server did not take would end the socket, not bring a ping.
+    settings = make_settings(
+        ApiSettings,
+        alerts_ws_heartbeat_seconds=0.1,
+        alerts_ws_pong_timeout_seconds=WAIT,
+        alerts_sse_heartbeat_seconds=0.1,
+    )
+    async with serve(settings) as (host, _), httpx.AsyncClient(timeout=WAIT) as client:
+        document = (await client.get(f"http://{host}{ASYNCAPI_URL}")).raise_for_status().json()
+        ws_messages = f"channels/{WS_CHANNEL}/messages"
+        by_type = {
+            "alert.raised": message_payload_validator(document, f"{ws_messages}/alertRaised"),
+            "ping": message_payload_validator(document, f"{ws_messages}/ping"),
+        }
+        pong = document["components"]["messages"]["pong"]["examples"][0]["payload"]
+
+        # WebSocket: alerts and pings, each valid; answered with the documented pong.
+        seen: dict[str, int] = {"alert.raised": 0, "ping": 0}
+        async with connect(ws_url(host), additional_headers=bearer(token)) as ws:
+
+            async def read() -> None:
+                while seen["alert.raised"] < 1 or seen["ping"] < 3:
+                    message = json.loads(await ws.recv())
+                    assert list(by_type[message["type"]].iter_errors(message)) == [], message
+                    seen[message["type"]] += 1
+                    if message["type"] == "ping":
+                        if seen["ping"] == 1:  # Documented as ignored: not an answer, no harm.
+                            await ws.send("not json")
+                            await ws.send(json.dumps({"type": "hello"}))
+                        await ws.send(json.dumps(pong))
+
+            async def publish() -> None:
+                while not seen["alert.raised"]:
+                    await publish_alert(redis, alert_event(user.id))
+                    await asyncio.sleep(0.2)
+
+            await asyncio.wait_for(asyncio.gather(read(), publish()), WAIT)
+
+        # SSE: the replayed alert (read from Postgres) and a live one (from pub/sub).
+        sse = document["channels"][SSE_CHANNEL]
+        sse_alert = message_payload_validator(document, f"channels/{SSE_CHANNEL}/messages/alert")
+        event_name = document["components"]["messages"]["alertEvent"]["name"]
+        resume = {**bearer(token), sse["x-resume"]["header"]: str(seen_before.id)}
+        async with client.stream(
+            "GET", f"http://{host}{sse['address']}", headers=resume
+        ) as response:
+            lines = response.aiter_lines()
+            retry = await asyncio.wait_for(anext(lines), WAIT)
+            assert retry == f"retry: {sse['x-resume']['retryMilliseconds']}"
+            (replayed,) = await asyncio.wait_for(sse_events(lines, 1), WAIT)
+            assert replayed["id"] == str(stored.id)
+            live = alert_event(user.id)
+            await publish_alert(redis, live)
+            (pushed,) = await asyncio.wait_for(sse_events(lines, 1), WAIT)
+            assert pushed["id"] == str(live.alert.id)
+            for event in (replayed, pushed):
+                assert event["event"] == event_name
+                data = json.loads(event["data"])
+                assert list(sse_alert.iter_errors(data)) == [], data
+                assert event["id"] == data["alert"]["id"]
+
+            async def ping() -> None:
+                async for line in lines:
+                    if line == sse["x-heartbeat"]["comment"]:
+                        return
+
+            await asyncio.wait_for(ping(), WAIT)
 
 
 def test_sse_is_documented_as_event_stream() -> None:
@@ -588,8 +675,7 @@ async def test_websocket_is_closed_1008_when_its_token_expires(
 
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(drain(), WAIT)
-        assert closed.value.rcvd is not None
-        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "token expired")
+        assert assert_documented_close(closed.value) == (1008, "token expired")
 
 
 # Caps on open streams ---------------------------------------------------------------------
@@ -614,8 +700,7 @@ async def refused_ws(url: str, **kwargs: Any) -> tuple[int, str]:
     async with connect(url, open_timeout=WAIT, **kwargs) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), WAIT)
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code, closed.value.rcvd.reason
+    return assert_documented_close(closed.value)
 
 
 async def test_streams_beyond_the_per_user_cap_are_refused(make_settings, make_account) -> None:

@@ -22,9 +22,11 @@ from tripline_common.data import create_job, unit_of_work
 from tripline_common.data.models import Alert, AlertRule, AuthSession, User
 from tripline_common.messaging import IMPORT_WAYPOINTS, JobQueue, create_redis
 
-# The routes anyone may call: probes, the API's docs, registration, the two token exchanges and
-# the account routes that a mailed single-use token authorises (verification, password reset).
+# The routes anyone may call: probes, the API's docs (its streams' AsyncAPI document too),
+# registration, the two token exchanges and the account routes that a mailed single-use token
+# authorises (verification, password reset).
 PUBLIC = EVERY_APP_PUBLIC | {
+    ("GET", "/asyncapi.json"),
     ("POST", "/v1/auth/token"),
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/users"),

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from tripline_api.accounts.router import router as accounts_router
 from tripline_api.alerts.router import router as alerts_router
+from tripline_api.alerts_stream.router import docs_router as asyncapi_router
 from tripline_api.alerts_stream.router import router as alerts_stream_router
 from tripline_api.alerts_stream.service import start_alerts_stream, stop_alerts_stream
 from tripline_api.auth.router import router as auth_router
@@ -36,7 +37,11 @@ TAGS = [
         "description": "Your planned trips (v2). Migrating from `/v1/trips`:\n\n" + TRIPS_V2_CHANGE,
     },
     {"name": "alerts", "description": "Rule violations on your trips: list, acknowledge, resolve."},
-    {"name": "alerts-stream", "description": "Your alerts in real time: WebSocket and SSE."},
+    {
+        "name": "alerts-stream",
+        "description": "Your alerts in real time: WebSocket and SSE. Their messages, "
+        "heartbeats and close codes: the AsyncAPI document at `/asyncapi.json`.",
+    },
     {"name": "devices", "description": "Your telemetry sources and their ingest API keys."},
     {"name": "jobs", "description": "Your background jobs (imports): status, progress, result."},
     {"name": "webhooks", "description": "Your URLs that receive alerts as signed POSTs."},
@@ -45,8 +50,9 @@ TAGS = [
 
 def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
     """Build the public API (`/v1`, and `/v2` for the resources that have a second version)."""
+    settings = settings or ApiSettings()
     app = create_app(
-        state=ApiState(settings or ApiSettings()),
+        state=ApiState(settings),
         title="Tripline API",
         description="Public API of Tripline: users, trips, alerts and real-time streams.",
         # FastAPI tries included routers in order, every route's pattern in turn: the hot trips
@@ -70,6 +76,8 @@ def create_api_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.include_router(trips_v2_router, prefix="/v2")
     app.include_router(trip_files_v2_router, prefix="/v2")
+    if settings.docs_enabled:  # The streams' AsyncAPI document, gated like /openapi.json.
+        app.include_router(asyncapi_router)
     return app
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
 log = structlog.get_logger("tripline.pubsub")
@@ -34,24 +34,31 @@ def alert_channel(owner_id: uuid.UUID | str) -> str:
 class AlertData(BaseModel):
     """An alert as clients see it: on WebSocket, SSE and in webhook bodies alike."""
 
-    id: uuid.UUID
-    owner_id: uuid.UUID
-    trip_id: uuid.UUID
-    device_id: uuid.UUID | None
+    id: uuid.UUID = Field(description="The alert's id (`GET /v1/alerts/{alert_id}`).")
+    owner_id: uuid.UUID = Field(description="The user the alert belongs to.")
+    trip_id: uuid.UUID = Field(description="The trip whose rule was broken.")
+    device_id: uuid.UUID | None = Field(description="The device whose telemetry raised it, if any.")
     rule: str = Field(description="speeding, corridor, late or lost_signal.")
     severity: str = Field(description="info, warning or critical.")
     status: str = Field(description="open, acknowledged or resolved.")
-    message: str
-    details: dict[str, Any]
-    raised_at: datetime
+    message: str = Field(description="What happened, in a sentence for people.")
+    details: dict[str, Any] = Field(description="The rule's figures (e.g. `speed_kmh`).")
+    raised_at: datetime = Field(
+        description="When the alert was raised (ISO 8601, with its offset)."
+    )
     request_id: str | None = Field(description="Correlation ID of the request behind the alert.")
 
 
 class AlertEvent(BaseModel):
     """The message on the alert channels, and the body of an alert webhook."""
 
-    type: Literal["alert.raised"] = "alert.raised"
-    version: Literal[1] = 1
+    # Sent always: the serialization schema lists `type` and `version` as required.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    type: Literal["alert.raised"] = Field("alert.raised", description="What happened.")
+    version: Literal[1] = Field(
+        1, description="Changes only with an incompatible change; new fields may appear."
+    )
     alert: AlertData
 
     @classmethod

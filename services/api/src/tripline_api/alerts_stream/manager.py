@@ -17,16 +17,11 @@ from dataclasses import dataclass, field
 import structlog
 from redis.asyncio import Redis
 
+from tripline_api.alerts_stream.closes import SERVER_SHUTTING_DOWN, TOO_SLOW, StreamClose
 from tripline_common.messaging import AlertEvent, listen_alerts
 from tripline_common.web import Lifecycle
 
 log = structlog.get_logger("tripline.alerts_stream")
-
-# Close codes (RFC 6455 and the application range 4000-4999).
-CLOSE_GOING_AWAY = 1001  # The server is shutting down.
-CLOSE_POLICY_VIOLATION = 1008  # Missing, invalid, expired or revoked credentials.
-CLOSE_TRY_AGAIN = 1013  # The client fell too far behind (its queue overflowed).
-CLOSE_HEARTBEAT_TIMEOUT = 4408  # No `pong` within the timeout after a `ping`.
 
 RECONNECT_DELAY_SECONDS = 1.0
 TRANSPORTS = ("websocket", "sse")
@@ -39,14 +34,17 @@ class Subscriber:
     user_id: uuid.UUID
     queue: asyncio.Queue[AlertEvent | None]
     transport: str = "websocket"  # Or "sse": labels the connections gauge.
-    # Set when the manager wants the subscriber gone: (close code, reason).
+    # Set when the manager wants the subscriber gone, with the close that says why.
     closed: asyncio.Event = field(default_factory=asyncio.Event)
-    close_code: int = CLOSE_GOING_AWAY
-    close_reason: str = ""
+    closed_with: StreamClose = SERVER_SHUTTING_DOWN
 
-    def close(self, code: int, reason: str) -> None:
+    @property
+    def close_code(self) -> int:
+        return self.closed_with.code
+
+    def close(self, close: StreamClose) -> None:
         if not self.closed.is_set():
-            self.close_code, self.close_reason = code, reason
+            self.closed_with = close
             self.closed.set()
             # Wake a consumer blocked on the queue.
             with contextlib.suppress(asyncio.QueueFull):
@@ -94,7 +92,7 @@ class ConnectionManager:
         self.closing = True
         for subscribers in list(self._by_user.values()):
             for subscriber in list(subscribers):
-                subscriber.close(CLOSE_GOING_AWAY, "server shutting down")
+                subscriber.close(SERVER_SHUTTING_DOWN)
 
     async def _watch_shutdown(self) -> None:
         # The signal handler flips `shutting_down` when the drain starts, before uvicorn stops
@@ -133,7 +131,7 @@ class ConnectionManager:
         subscriber = Subscriber(user_id, asyncio.Queue(maxsize=self.queue_size), transport)
         self._by_user[user_id].add(subscriber)
         if self.closing:
-            subscriber.close(CLOSE_GOING_AWAY, "server shutting down")
+            subscriber.close(SERVER_SHUTTING_DOWN)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -173,4 +171,4 @@ class ConnectionManager:
                 subscriber.queue.put_nowait(event)
             except asyncio.QueueFull:
                 log.warning("alerts_subscriber_too_slow", user_id=str(subscriber.user_id))
-                subscriber.close(CLOSE_TRY_AGAIN, "too slow: reconnect and catch up")
+                subscriber.close(TOO_SLOW)

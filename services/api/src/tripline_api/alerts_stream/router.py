@@ -1,16 +1,18 @@
-"""Routes of the real-time alert streams: `WS /v1/alerts/ws`, `GET /v1/alerts/stream`, and
-`POST /v1/alerts/stream-tickets` (the single-use credential for their URLs)."""
+"""Routes of the real-time alert streams: `WS /v1/alerts/ws`, `GET /v1/alerts/stream`,
+`POST /v1/alerts/stream-tickets` (the single-use credential for their URLs), and their AsyncAPI
+document, `GET /asyncapi.json`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, WebSocket, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from tripline_api.alerts_stream.asyncapi import ASYNCAPI_URL, asyncapi_document
 from tripline_api.alerts_stream.deps import StreamCallerDep
 from tripline_api.alerts_stream.schemas import StreamTicket
-from tripline_api.alerts_stream.service import open_sse_stream, serve_websocket
+from tripline_api.alerts_stream.service import REPLAY_LIMIT, open_sse_stream, serve_websocket
 from tripline_api.alerts_stream.tickets import issue_ticket
 from tripline_api.responses import UNAUTHORIZED, documented_error
 from tripline_api.state import ApiSettingsDep, ApiState
@@ -18,15 +20,18 @@ from tripline_api.streaming import ClosingStreamingResponse
 from tripline_common.web import CurrentUser, RedisDep, TokenClaims
 
 router = APIRouter(prefix="/alerts", tags=["alerts-stream"])
+# The streams' AsyncAPI document, at the root beside /openapi.json (mounted when docs are on).
+docs_router = APIRouter()
 
-SSE_DESCRIPTION = """\
-Your alerts as Server-Sent Events, as they are raised (on any API replica).
+SSE_DESCRIPTION = f"""\
+Your alerts as Server-Sent Events, as they are raised (on any API replica). Message shapes,
+heartbeats and close codes of both streams: the AsyncAPI document, `{ASYNCAPI_URL}`.
 
 Each event: `id:` the alert's id, `event: alert`, `data:` the alert event JSON (the same
-document as on the WebSocket and in webhooks; see `AlertEvent` in docs/operations.md).
+document as on the WebSocket and in webhooks).
 A `: ping` comment is sent when quiet, so proxies keep the connection open. On reconnect, send
 the last `id:` you received as `Last-Event-ID`: alerts raised after it are replayed from the
-record first (oldest first, at most 1000), then live ones follow, each sent once.
+record first (oldest first, at most {REPLAY_LIMIT}), then live ones follow, each sent once.
 
 Authenticate with `?ticket=` (a single-use ticket from `POST /v1/alerts/stream-tickets`: the way
 for a browser's `EventSource`, which cannot send headers) or an `Authorization: Bearer` header.
@@ -122,5 +127,12 @@ async def alerts_websocket(websocket: WebSocket) -> None:
     heartbeat interval) and when the access token expires; 1001 when the server shuts down.
     Beyond the caps the socket is accepted and closed at once: 1008 `too many streams` (the user
     holds `ALERTS_STREAM_MAX_PER_USER`), 1013 `server at capacity` (this process is full).
+    Every close code and message shape: the AsyncAPI document, `/asyncapi.json`.
     """
     await serve_websocket(websocket)
+
+
+@docs_router.get(ASYNCAPI_URL, include_in_schema=False)
+async def asyncapi(settings: ApiSettingsDep) -> JSONResponse:
+    """The AsyncAPI 3.0 document of the alert streams."""
+    return JSONResponse(asyncapi_document(settings))

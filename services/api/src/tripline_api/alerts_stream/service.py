@@ -29,15 +29,22 @@ from typing import Any
 
 import structlog
 from fastapi import WebSocket
+from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from tripline_api.alerts_stream.manager import (
-    CLOSE_HEARTBEAT_TIMEOUT,
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_TRY_AGAIN,
-    ConnectionManager,
-    Subscriber,
+from tripline_api.alerts_stream.closes import (
+    AUTHENTICATION_REQUIRED,
+    NO_PONG,
+    SERVER_AT_CAPACITY,
+    SERVER_SHUTTING_DOWN,
+    SESSION_CHECK_UNAVAILABLE,
+    SESSION_REVOKED,
+    TOKEN_EXPIRED,
+    TOO_MANY_STREAMS,
+    StreamClose,
 )
+from tripline_api.alerts_stream.manager import ConnectionManager, Subscriber
+from tripline_api.alerts_stream.schemas import PING_TEXT, Pong
 from tripline_api.alerts_stream.tickets import redeem_ticket
 from tripline_api.settings import ApiSettings
 from tripline_api.slots import HeldSlot, take_held_slot
@@ -58,7 +65,9 @@ from tripline_common.web import Resources
 
 log = structlog.get_logger("tripline.alerts_stream")
 
-REPLAY_LIMIT = 1000
+REPLAY_LIMIT = 1000  # Most alerts an SSE reconnect replays after its `Last-Event-ID`.
+SSE_RETRY_MILLISECONDS = 3000  # The `retry:` an SSE stream opens with: EventSource's delay.
+SSE_EVENT = "alert"  # The `event:` name of an alert on the SSE stream.
 SEND_GRACE_SECONDS = 1.0  # How long closing waits for a send in flight to finish.
 
 # Lifespan hooks -------------------------------------------------------------------------
@@ -201,7 +210,7 @@ async def watch_session(
     while True:
         remaining = (claims.expires_at - datetime.now(UTC)).total_seconds()
         if remaining <= 0:
-            subscriber.close(CLOSE_POLICY_VIOLATION, "token expired")
+            subscriber.close(TOKEN_EXPIRED)
             return
         await asyncio.sleep(min(interval, remaining))
         if claims.expires_at <= datetime.now(UTC):
@@ -209,13 +218,18 @@ async def watch_session(
         try:
             await resolve_principal(pg=resources.pg, claims=claims)
         except AppError:
-            subscriber.close(CLOSE_POLICY_VIOLATION, "session revoked")
+            subscriber.close(SESSION_REVOKED)
             return
         except Exception as exc:
             # The session cannot be checked (database down): fail closed; clients reconnect.
             log.warning("stream_session_check_failed", error_type=type(exc).__name__)
-            subscriber.close(CLOSE_TRY_AGAIN, "session check unavailable: reconnect")
+            subscriber.close(SESSION_CHECK_UNAVAILABLE)
             return
+
+
+async def close_websocket(websocket: WebSocket, close: StreamClose) -> None:
+    """Close `websocket` the one way the streams do: with a documented `StreamClose`."""
+    await websocket.close(code=close.code, reason=close.reason)
 
 
 async def authenticate_websocket(websocket: WebSocket) -> tuple[Principal, AccessClaims] | None:
@@ -242,11 +256,11 @@ async def serve_websocket(websocket: WebSocket) -> None:
     authenticated = await authenticate_websocket(websocket)
     if authenticated is None:
         # Before accept: the server refuses the handshake (HTTP 403).
-        await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="authentication required")
+        await close_websocket(websocket, AUTHENTICATION_REQUIRED)
         return
     principal, claims = authenticated
     if manager.closing:
-        await websocket.close(code=1001, reason="server shutting down")
+        await close_websocket(websocket, SERVER_SHUTTING_DOWN)
         return
     try:
         admission = await admit_stream(state, principal.id)
@@ -255,9 +269,9 @@ async def serve_websocket(websocket: WebSocket) -> None:
         # handshake is only "1006, failed"). 1013 Try Again Later when this process is full,
         # 1008 when the user holds too many streams.
         await websocket.accept()
-        code = CLOSE_TRY_AGAIN if error.status_code == 503 else CLOSE_POLICY_VIOLATION
-        reason = "server at capacity" if code == CLOSE_TRY_AGAIN else "too many streams"
-        await websocket.close(code=code, reason=reason)
+        await close_websocket(
+            websocket, SERVER_AT_CAPACITY if error.status_code == 503 else TOO_MANY_STREAMS
+        )
         log.info("alerts_ws_refused", user_id=str(principal.id), code=error.code)
         return
     try:
@@ -325,16 +339,16 @@ class _WebSocketSession:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 if self.subscriber.closed.is_set():
-                    await self._close(self.subscriber.close_code, self.subscriber.close_reason)
+                    await self._close(self.subscriber.closed_with)
             finally:
                 if locked:
                     self.send_lock.release()
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, close: StreamClose) -> None:
         """Send the close frame (no send is in flight: see `run`)."""
         if self.websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                await self.websocket.close(code=code, reason=reason)
+                await close_websocket(self.websocket, close)
 
     async def _send(self, text: str) -> None:
         async with self.send_lock:
@@ -346,11 +360,10 @@ class _WebSocketSession:
             while True:
                 text = await self.websocket.receive_text()
                 try:
-                    message = json.loads(text)
-                except ValueError:
+                    Pong.model_validate_json(text)
+                except ValidationError:
                     continue
-                if isinstance(message, dict) and message.get("type") == "pong":
-                    self.pong.set()
+                self.pong.set()
 
     async def _send_alerts(self) -> None:
         while True:
@@ -366,11 +379,11 @@ class _WebSocketSession:
         while True:
             await asyncio.sleep(interval)
             self.pong.clear()
-            await self._send('{"type":"ping"}')
+            await self._send(PING_TEXT)
             try:
                 await asyncio.wait_for(self.pong.wait(), timeout)
             except TimeoutError:
-                self.subscriber.close(CLOSE_HEARTBEAT_TIMEOUT, "no pong")
+                self.subscriber.close(NO_PONG)
                 return
 
 
@@ -387,7 +400,11 @@ LIMIT $4
 
 
 def sse_event(event: AlertEvent) -> bytes:
-    return b"id: %s\nevent: alert\ndata: %s\n\n" % (str(event.alert.id).encode(), event.to_json())
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
+        str(event.alert.id).encode(),
+        SSE_EVENT.encode(),
+        event.to_json(),
+    )
 
 
 async def replay_after(pg: Any, user_id: uuid.UUID, last_event_id: str) -> list[AlertEvent]:
@@ -434,7 +451,7 @@ async def sse_body(
         watch_session(resources, claims, subscriber, settings.alerts_ws_heartbeat_seconds)
     )
     try:
-        yield b"retry: 3000\n\n"
+        yield b"retry: %d\n\n" % SSE_RETRY_MILLISECONDS
         sent: set[uuid.UUID] = set()
         if last_event_id:
             for missed in await replay_after(resources.pg, principal.id, last_event_id):
