@@ -269,8 +269,8 @@ async def _windows_raised(
     """
     window = timedelta(seconds=window_seconds)
     rows = await session.execute(
-        select(Alert.rule, Alert.observed_at).where(
-            Alert.trip_id == trip_id,
+        select(col(Alert.rule), col(Alert.observed_at)).where(
+            col(Alert.trip_id) == trip_id,
             col(Alert.rule).in_([AlertRule.SPEEDING, AlertRule.CORRIDOR]),
             col(Alert.observed_at) > fixes[0].recorded_at - window,
             col(Alert.observed_at) < fixes[-1].recorded_at + window,
@@ -278,7 +278,8 @@ async def _windows_raised(
     )
     raised: dict[AlertRule, list[datetime]] = {AlertRule.SPEEDING: [], AlertRule.CORRIDOR: []}
     for rule, observed_at in rows:
-        raised[rule].append(observed_at)
+        if observed_at is not None:  # The WHERE above excludes nulls; this tells mypy.
+            raised[rule].append(observed_at)
     return raised
 
 
