@@ -1,8 +1,7 @@
 """Root test fixtures: real Postgres and Redis for every test, each test isolated.
 
-Servers: `make test` (scripts/test.py) finds Postgres and Redis or starts embedded ones and
-passes them in `TEST_PG_SERVER_URL` / `TEST_REDIS_SERVER_URL`; run bare, pytest looks for them
-on 127.0.0.1 and starts embedded servers itself when none answer.
+Servers: `TEST_PG_SERVER_URL` / `TEST_REDIS_SERVER_URL`, else Postgres and Redis on 127.0.0.1's
+usual ports; when none answers, the session starts embedded servers of its own.
 
 Isolation: each xdist worker gets its own database, built by running the real migrations, and
 its own Redis database number. A test that talks to an app in-process gets a session factory
@@ -23,10 +22,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import annotated_types
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic.fields import FieldInfo
 from redis import Redis
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -134,17 +135,45 @@ def redis_url(redis_server_url: str, worker_number: int) -> str:
     return url
 
 
+# The settings of the clock-aligned rate-limit windows that tests lengthen (`make_settings`).
+RATE_WINDOWS = {
+    "login_rate_window_seconds",
+    "signup_rate_window_seconds",
+    "signup_global_rate_window_seconds",
+    "password_reset_rate_window_seconds",
+    "failed_key_lookup_window_seconds",
+    "device_rate_window_seconds",
+    "console_refusal_audit_window_seconds",
+}
+
+
+def longest_window(field: FieldInfo) -> int:
+    """The longest window `field` allows: about 31 years where it sets no bound (the current
+    one started in 2001 and ends in 2033), else its upper bound."""
+    bounds = [m.le for m in field.metadata if isinstance(m, annotated_types.Le)]
+    return int(min([10**9, *bounds]))
+
+
 @pytest.fixture
 def make_settings(database_url: str, redis_url: str) -> Callable[..., Any]:
     """Build a service's settings for tests: test environment, test database and Redis, no .env."""
 
     def make(cls: type[S] = CommonSettings, **overrides: Any) -> S:  # type: ignore[assignment]
+        # Rate limits count in windows fixed to the clock: a test counting hits across a window
+        # edge sees the count restart (seen in CI at a minute's turn). One window that outlasts
+        # the run, unless the test sets its own.
+        windows = {
+            name: longest_window(field)
+            for name, field in cls.model_fields.items()
+            if name in RATE_WINDOWS
+        }
         values: dict[str, Any] = {
             "environment": "test",
             "database_url": database_url,
             "redis_url": redis_url,
             # A queue of the test's own: a concurrent run sharing this Redis never sees its jobs.
             "arq_queue_name": f"tripline:test:{uuid.uuid4().hex[:12]}",
+            **windows,
             **overrides,
         }
         return cls(_env_file=None, **values)  # type: ignore[call-arg]
