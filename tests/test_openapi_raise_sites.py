@@ -3,6 +3,7 @@ error handlers answer, and what each dependency in its graph answers (`RaiseSite
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from scripts.openapi_snapshot import APPS, SNAPSHOT_SETTINGS
 from tripline_admin.main import create_admin_app
 from tripline_admin.settings import AdminSettings
+from tripline_common.web import DATABASE_RAISE_SITE
 from tripline_common.web.app import APP_RAISE_SITES
 from tripline_common.web.responses import RaiseSite, dependency_sites, operations
 
@@ -108,3 +110,18 @@ def test_the_admin_docs_log_in_at_the_public_apis_token_endpoint() -> None:
     flow = document["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
     assert flow["password"]["tokenUrl"] == "https://api.example.com/v1/auth/token"
     assert settings.auth_token_url == "https://api.example.com/v1/auth/token"
+
+
+@pytest.mark.parametrize("name", sorted(APPS))
+def test_a_route_that_takes_the_pool_without_a_dependency_documents_the_database_503(
+    name: str,
+) -> None:
+    app, document = _app_and_document(name)
+    hot_reads = 0
+    for operation in operations(app.routes):
+        if "pg_pool(" not in inspect.getsource(operation.dependant.call):
+            continue
+        hot_reads += 1
+        answers = document["paths"][operation.path][operation.method.lower()]["responses"]
+        _assert_documented(DATABASE_RAISE_SITE, answers, str(operation.status_code), operation.path)
+    assert hot_reads > 0 or name != "api"  # The API's trip read is one.

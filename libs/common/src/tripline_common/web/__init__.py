@@ -17,7 +17,7 @@ from tripline_common.web.deps import (
     client_address,
     pg_pool,
 )
-from tripline_common.web.error_handlers import allowed_methods
+from tripline_common.web.error_handlers import DATABASE_RAISE_SITE, allowed_methods
 from tripline_common.web.fields import IsoDateTime
 from tripline_common.web.idempotency import IdempotentRoute, UserIdempotencyKey
 from tripline_common.web.pagination import (
@@ -42,6 +42,7 @@ from tripline_common.web.server import serve
 from tripline_common.web.state import Lifecycle, Resources, ServiceState
 
 __all__ = [
+    "DATABASE_RAISE_SITE",
     "INVALID_LIST_QUERY",
     "AdminUser",
     "CurrentUser",

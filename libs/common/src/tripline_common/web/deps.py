@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tripline_common.data.db import unit_of_work
 from tripline_common.messaging.queue import JobQueue
 from tripline_common.platform.settings import CommonSettings
-from tripline_common.web.error_handlers import DATABASE_RAISE_SITE
+from tripline_common.web.error_handlers import CONFLICT_RAISE_SITE, DATABASE_RAISE_SITE
 from tripline_common.web.responses import raises
 from tripline_common.web.state import ServiceState
 
@@ -74,6 +74,7 @@ def pg_pool(request: Request) -> asyncpg.Pool:
 
 
 raises(DATABASE_RAISE_SITE, get_session)
+raises(CONFLICT_RAISE_SITE, get_session)
 raises(DATABASE_RAISE_SITE, get_pg)
 
 SettingsDep = Annotated[CommonSettings, Depends(get_settings)]

@@ -23,7 +23,7 @@ from tripline_common.platform.errors import (
     code_for_status,
     error_response,
 )
-from tripline_common.web.responses import RETRY_AFTER_HEADER, RaiseSite
+from tripline_common.web.responses import RETRY_AFTER_HEADER, RaiseSite, writes
 
 log = structlog.get_logger("tripline.errors")
 
@@ -49,7 +49,20 @@ DATABASE_RAISE_SITE = RaiseSite(
     }
 )
 """What the database error handlers answer, on the operations that use the database (the
-dependencies that hand out a session or the pool carry it)."""
+dependencies that hand out a session or the pool carry it; a hot read that takes the pool
+without a dependency declares it on its route)."""
+
+CONFLICT_RAISE_SITE = RaiseSite(
+    {
+        409: {
+            "model": ErrorResponse,
+            "description": "The write conflicts with stored data (`conflict`, naming the "
+            "constraint in `details`), e.g. a concurrent request stored the same thing first.",
+        }
+    },
+    applies=writes,
+)
+"""What the integrity-error handler answers, on the operations that write through a session."""
 
 
 def _validation_details(errors: Any) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ Headers = dict[str, dict[str, Any]]
 """OpenAPI header objects by header name."""
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+WRITE_METHODS = BODY_METHODS | {"DELETE"}
 """The methods whose operations take a request body."""
 
 
@@ -56,12 +57,17 @@ class Operation:
 class RaiseSite:
     """What a place that answers for a route (a middleware, an error handler, a dependency)
     can answer: error `responses` (`documented_error` entries), and `success_headers` it puts on
-    the operation's success answer. `applies` picks the operations of an app-wide site (a
-    dependency's site applies wherever the dependency is used)."""
+    the operation's success answer. `applies` picks the operations it concerns, among all of
+    an app-wide site's, or among those whose dependency graph holds a dependency's."""
 
     responses: Responses
     success_headers: Headers = field(default_factory=dict)
     applies: Callable[[Operation], bool] = lambda _operation: True
+
+
+def writes(operation: Operation) -> bool:
+    """An operation that may change stored data (POST, PUT, PATCH, DELETE)."""
+    return operation.method in WRITE_METHODS
 
 
 def takes_body(operation: Operation) -> bool:
@@ -74,27 +80,28 @@ CallT = TypeVar("CallT")
 
 
 def raises(site: RaiseSite, call: CallT) -> CallT:
-    """Mark a dependency callable with what it can answer; every operation whose dependency
-    graph holds it documents that (`document_operations`). Returns `call`."""
-    setattr(call, _SITE_ATTR, site)
+    """Mark a dependency callable with what it can answer (call again to add another site);
+    every operation whose dependency graph holds it and that the site `applies` to documents
+    that (`document_operations`). Returns `call`."""
+    setattr(call, _SITE_ATTR, (*raise_sites_of(call), site))
     return call
 
 
-def raise_site_of(call: object) -> RaiseSite | None:
-    """The `RaiseSite` a dependency callable was marked with, if any."""
-    site = getattr(call, _SITE_ATTR, None)
-    return site if isinstance(site, RaiseSite) else None
+def raise_sites_of(call: object) -> tuple[RaiseSite, ...]:
+    """The `RaiseSite`s a dependency callable was marked with."""
+    sites = getattr(call, _SITE_ATTR, ())
+    return sites if isinstance(sites, tuple) else ()
 
 
 def dependency_sites(operation: Operation) -> list[RaiseSite]:
-    """The raise sites in the operation's dependency graph, each once."""
+    """The raise sites in the operation's dependency graph that apply to it, each once."""
     found: dict[int, RaiseSite] = {}
     stack = list(operation.dependant.dependencies)
     while stack:
         dependant = stack.pop()
-        site = raise_site_of(dependant.call)
-        if site is not None:
-            found.setdefault(id(site), site)
+        for site in raise_sites_of(dependant.call):
+            if site.applies(operation):
+                found.setdefault(id(site), site)
         stack.extend(dependant.dependencies)
     return list(found.values())
 

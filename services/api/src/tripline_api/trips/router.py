@@ -24,6 +24,7 @@ from tripline_api.trips.schemas import BulkResult, TripPublicBase, TripStats
 from tripline_api.trips.versions import V1, V2, TripsVersion
 from tripline_common.platform import ErrorResponse
 from tripline_common.web import (
+    DATABASE_RAISE_SITE,
     CurrentUser,
     PageParams,
     RedisDep,
@@ -155,7 +156,8 @@ def trips_router(version: TripsVersion) -> APIRouter:
         response_model=version.public,
         summary="Get a trip",
         description=version.describe("One of your trips with its waypoints."),
-        responses=NOT_FOUND,
+        # The pool is taken without a dependency (the hot read), so its 503 is declared here.
+        responses={**NOT_FOUND, **DATABASE_RAISE_SITE.responses},
     )
     async def get_trip(trip_id: TripId, claims: TokenClaims, request: Request) -> Response:
         # The hot read: the session is checked inside the trip's own query (one round trip),
