@@ -19,8 +19,12 @@ install: uv ## Create .venv from uv.lock (Python 3.11 from the machine, nothing 
 dev: install ## Run the whole system: Postgres, Redis (embedded if none answer), 4 processes
 	@$(UV) run --frozen python scripts/dev.py
 
-test: install ## Run the whole test suite against real Postgres and Redis
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+# One xdist worker per core, each with its own database and Redis database (conftest.py); the
+# process tests mostly wait, so the cores stay busy. PYTEST_ARGS adds to it (e.g. -k, -x).
+TEST_WORKERS ?= auto
+
+test: install ## Run the whole test suite against real Postgres and Redis, one worker per core
+	@$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: install ## Lint, check formatting (ruff) and types (mypy strict, every package and scripts/)
 	@$(UV) run --frozen ruff check .

@@ -70,6 +70,14 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def run_number(request: pytest.FixtureRequest) -> int:
+    """A number shared by the workers of one run and (most likely) different from another
+    run's: xdist's run ID, or the PID of a run without workers."""
+    run_uid = getattr(request.config, "workerinput", {}).get("testrunuid")
+    return int(run_uid, 16) if run_uid else os.getpid()
+
+
+@pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A PostgreSQL server URL without a database (postgresql+asyncpg://user@host:port)."""
     configured = os.environ.get(
@@ -126,10 +134,11 @@ def scratch_database(pg_server_url: str) -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture
-def redis_url(redis_server_url: str, worker_number: int) -> str:
+def redis_url(redis_server_url: str, run_number: int, worker_number: int) -> str:
     """This worker's Redis database, emptied before the test."""
-    # Database 0 is left to `make dev`; the PID spreads concurrent runs over 1-15.
-    url = f"{redis_server_url}/{1 + (os.getpid() + worker_number) % 15}"
+    # Database 0 is left to `make dev`; the run number spreads concurrent runs over 1-15, and
+    # the workers of one run take consecutive numbers (never each other's).
+    url = f"{redis_server_url}/{1 + (run_number + worker_number) % 15}"
     with Redis.from_url(url) as client:
         client.flushdb()
     return url

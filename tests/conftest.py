@@ -21,6 +21,9 @@ from tripline_devstack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# A deadline for a process that never gets ready, not a measurement: four processes importing
+# at once on a loaded 2-core CI machine have needed over 30 s.
+READY_DEADLINE_SECONDS = 60
 
 
 @dataclass
@@ -81,7 +84,7 @@ class ProcessRunner:
         self.started.append(process)
         return process
 
-    def wait_ready(self, process: Process, timeout: float = 30) -> None:
+    def wait_ready(self, process: Process, timeout: float = READY_DEADLINE_SECONDS) -> None:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
