@@ -17,7 +17,14 @@ from tripline_common.data.db import (
     retry_transient,
     unit_of_work,
 )
-from tripline_common.data.names import DeviceName, WaypointName, clean_name, clean_waypoint_name
+from tripline_common.data.names import (
+    NAME_RULE,
+    DeviceName,
+    WaypointName,
+    clean_name,
+    clean_waypoint_name,
+    name_text,
+)
 from tripline_common.data.pg import PgExecutor, asyncpg_dsn, create_pg_pool
 from tripline_common.data.tracked_jobs import (
     create_job,
@@ -30,6 +37,7 @@ from tripline_common.data.tracked_jobs import (
 )
 
 __all__ = [
+    "NAME_RULE",
     "AccountMail",
     "AuditActor",
     "AuditOrigin",
@@ -52,6 +60,7 @@ __all__ = [
     "is_transient_db_error",
     "job_arq_id",
     "mark_job_running",
+    "name_text",
     "retry_transient",
     "set_job_progress",
     "stale_jobs",

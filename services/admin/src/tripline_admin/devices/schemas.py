@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.data import DeviceName
+from tripline_common.data import NAME_RULE, DeviceName
 from tripline_common.security import SecretValue
 from tripline_common.web import Page, selectable
 
@@ -76,7 +76,7 @@ class DeviceCreate(BaseModel):
     )
 
     owner_id: uuid.UUID = Field(description="The user who will own the device.")
-    name: DeviceName = Field(description="A name the owner recognises.")
+    name: DeviceName = Field(description=f"A name the owner recognises. {NAME_RULE}")
 
 
 class DeviceWithKey(DeviceAdmin):

@@ -42,7 +42,7 @@ from tripline_api.trips.fields import (
     SpeedLimit,
     TripName,
 )
-from tripline_common.data import WaypointName
+from tripline_common.data import NAME_RULE, WaypointName
 from tripline_common.data.models import TripStatus
 from tripline_common.platform import AppError, ErrorResponse, UnprocessableError
 
@@ -62,8 +62,8 @@ class WaypointIn(BaseModel):
     lon: Longitude = Field(description="Longitude, WGS 84 degrees.", examples=[11.0])
     name: WaypointName | None = Field(
         default=None,
-        description="Optional label, e.g. a depot name; no control characters, and not "
-        "starting with =, +, - or @ (a spreadsheet formula).",
+        description=f"Optional label, e.g. a depot name (1 to 100 characters). {NAME_RULE} It may "
+        "not start with =, +, - or @ (a spreadsheet formula).",
         examples=["Depot 7"],
     )
 
@@ -101,7 +101,10 @@ class TripPlan(BaseModel):
 
     model_config = INPUT_CONFIG
 
-    name: TripName = Field(description="What the trip is called.", examples=["Berlin to Hamburg"])
+    name: TripName = Field(
+        description=f"What the trip is called (1 to 200 characters). {NAME_RULE}",
+        examples=["Berlin to Hamburg"],
+    )
     device_id: uuid.UUID | None = Field(
         default=None,
         description="One of your devices, expected to make the trip; null: not assigned yet.",
@@ -193,7 +196,7 @@ def change_field(annotation: Any, description: str) -> tuple[Any, Any]:
 # The PATCH fields of every version. A version's positions go between the two groups, where v1
 # has always documented them.
 _CHANGES_BEFORE_POSITIONS: dict[str, Any] = {
-    "name": change_field(TripName | NotNull, "New name."),
+    "name": change_field(TripName | NotNull, f"New name. {NAME_RULE}"),
     "device_id": change_field(uuid.UUID | None, "Another of your devices."),
 }
 _CHANGES_AFTER_POSITIONS: dict[str, Any] = {
