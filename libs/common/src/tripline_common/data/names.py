@@ -19,9 +19,10 @@ _CONTROL_CHARACTERS = re.compile(f"[{_CONTROL}]")
 # names end up in files people open in one, so they may not start like a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 
-# What `str.strip()` removes (`str.isspace`), written out: JSON Schema's regex dialects disagree
-# on `\s`, and Python counts U+001C..U+001F as blanks where they do not.
-_BLANKS = r"\t\n\x0b\x0c\r\x1c-\x1f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+BLANKS = r"\t\n\x0b\x0c\r\x1c-\x1f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What `str.strip()` removes (`str.isspace`) as the inside of a regex character class, written
+out: JSON Schema's regex dialects disagree on `\\s`, and Python counts U+001C..U+001F as blanks
+where they do not."""
 
 
 def _name_pattern(first: str = "") -> str:
@@ -29,8 +30,8 @@ def _name_pattern(first: str = "") -> str:
     # holds no control character. Anchored, and written in the subset that ECMA-262 (JSON
     # Schema's dialect), Rust's regex crate and Python's `re` read alike; a trailing newline,
     # which Python's `$` lets through, is a blank here anyway.
-    blanks, visible = f"[{_BLANKS}]*", f"[^{_CONTROL}{_BLANKS}]"
-    return rf"^{blanks}[^{_CONTROL}{_BLANKS}{first}](?:[^{_CONTROL}]*{visible})?{blanks}$"
+    blanks, visible = f"[{BLANKS}]*", f"[^{_CONTROL}{BLANKS}]"
+    return rf"^{blanks}[^{_CONTROL}{BLANKS}{first}](?:[^{_CONTROL}]*{visible})?{blanks}$"
 
 
 NAME_PATTERN = _name_pattern()

@@ -48,6 +48,7 @@ from sqlalchemy import Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from tripline_common.data.names import BLANKS
 from tripline_common.platform.errors import BadRequestError
 from tripline_common.web.deps import SettingsDep
 
@@ -118,6 +119,13 @@ def parse_sort(value: str, allowed: Collection[str]) -> SortOrder:
 # --- Field selection --------------------------------------------------------------------------
 
 
+def fields_pattern(allowed: Collection[str]) -> str:
+    """The JSON-Schema `pattern` of exactly the `fields` values `parse_fields` accepts with
+    `allowed`: comma-separated allowed names, blanks around each, empty entries ignored."""
+    entry = rf"[{BLANKS}]*(?:(?:{'|'.join(allowed)})[{BLANKS}]*)?"
+    return rf"^{entry}(?:,{entry})*$"
+
+
 def parse_fields(
     value: str | None, allowed: Collection[str], always: Collection[str]
 ) -> frozenset[str] | None:
@@ -125,6 +133,7 @@ def parse_fields(
     An unknown name is a 400 listing the allowed ones."""
     if value is None or not value.strip():
         return None
+    # `fields_pattern(allowed)` says the same in the published document: change both together.
     requested = {name.strip() for name in value.split(",") if name.strip()}
     unknown = sorted(requested - set(allowed))
     if unknown:
@@ -452,7 +461,8 @@ def page_params(
                 max_length=1000,
                 description=f"Comma-separated fields to return per item (id is always "
                 f"included), from: {fields_help}. Unknown names are a 400.",
-                examples=["id,name,status"],
+                json_schema_extra={"pattern": fields_pattern(selectable_fields)},
+                examples=[",".join(selectable_fields[:3])],
             ),
         ] = None,
         include_total: Annotated[

@@ -39,7 +39,9 @@ class AuditFilters(BaseModel):
         default=None, description="Entries at or after this time (inclusive)."
     )
     until: IsoDateTime | None = Field(
-        default=None, description="Entries before this time (exclusive)."
+        default=None,
+        description="Entries before this time (exclusive). With `since`, it must be later than "
+        "`since`: an equal or earlier one is a 422.",
     )
 
     @model_validator(mode="after")

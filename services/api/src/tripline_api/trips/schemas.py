@@ -271,7 +271,9 @@ class TripFilters(BaseModel):
     )
     planned_start_to: PlannedTime | None = Field(
         default=None,
-        description="Only trips planned to start before this time (exclusive).",
+        description="Only trips planned to start before this time (exclusive). With "
+        "`planned_start_from`, it must be later than `planned_start_from`: an equal or earlier "
+        "one is a 422.",
         examples=["2027-01-01T00:00:00Z"],
     )
 

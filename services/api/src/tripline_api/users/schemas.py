@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from tripline_api.accounts.schemas import PASSWORD_RULES
+from tripline_api.accounts.schemas import EMAIL_RULE, PASSWORD_RULES
 from tripline_common.data import NAME_RULE, name_text
 from tripline_common.data.models import UserRole
 from tripline_common.security import PASSWORD_MAX_LENGTH
@@ -18,7 +18,7 @@ DisplayName = name_text(100)
 class UserBase(BaseModel):
     """Fields a user chooses."""
 
-    email: EmailStr = Field(description="Login address; unique, case-insensitive.")
+    email: EmailStr = Field(description=f"Login address; unique, case-insensitive. {EMAIL_RULE}")
     display_name: DisplayName = Field(
         description=f"Name shown to other people and operators. {NAME_RULE}"
     )
