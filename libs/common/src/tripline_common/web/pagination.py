@@ -435,7 +435,7 @@ def page_params(
                 ge=0,
                 le=MAX_OFFSET,
                 description=f"Rows to skip (at most {MAX_OFFSET}; page deeper with `cursor`). "
-                "Not combined with `cursor`.",
+                "Not combined with `cursor`: both is a 400 (`conflicting_pagination`).",
             ),
         ] = 0,
         cursor: Annotated[
@@ -443,7 +443,8 @@ def page_params(
             Query(
                 max_length=MAX_CURSOR_LENGTH,
                 description="Opaque cursor from `next_cursor` / `prev_cursor` (or the `Link` "
-                "header) of a previous page, issued for the same `sort`.",
+                "header) of a previous page, issued for the same `sort`. Any other value is a "
+                "400 (`invalid_cursor`, `cursor_sort_mismatch`).",
             ),
         ] = None,
         sort: Annotated[

@@ -107,7 +107,8 @@ class TripPlan(BaseModel):
     )
     device_id: uuid.UUID | None = Field(
         default=None,
-        description="One of your devices, expected to make the trip; null: not assigned yet.",
+        description="One of your devices, expected to make the trip; null: not assigned yet. "
+        "Any other ID is a 422 (`unknown_device`).",
     )
     planned_start: PlannedTime = Field(
         description=f"When the trip should start (ISO 8601 with offset; years {EARLIEST_YEAR} "
@@ -197,7 +198,9 @@ def change_field(annotation: Any, description: str) -> tuple[Any, Any]:
 # has always documented them.
 _CHANGES_BEFORE_POSITIONS: dict[str, Any] = {
     "name": change_field(TripName | NotNull, f"New name. {NAME_RULE}"),
-    "device_id": change_field(uuid.UUID | None, "Another of your devices."),
+    "device_id": change_field(
+        uuid.UUID | None, "Another of your devices; any other ID is a 422 (`unknown_device`)."
+    ),
 }
 _CHANGES_AFTER_POSITIONS: dict[str, Any] = {
     "planned_start": change_field(PlannedTime | NotNull, "New planned start."),
