@@ -4,6 +4,7 @@ production, and another user's endpoint is a 404."""
 from __future__ import annotations
 
 import re
+
 import pytest
 from sqlalchemy import select
 

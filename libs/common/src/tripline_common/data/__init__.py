@@ -26,6 +26,7 @@ from tripline_common.data.names import (
     name_text,
 )
 from tripline_common.data.pg import PgExecutor, asyncpg_dsn, create_pg_pool
+from tripline_common.data.text import STORABLE_TEXT
 from tripline_common.data.tracked_jobs import (
     create_job,
     finish_job,
@@ -38,6 +39,7 @@ from tripline_common.data.tracked_jobs import (
 
 __all__ = [
     "NAME_RULE",
+    "STORABLE_TEXT",
     "AccountMail",
     "AuditActor",
     "AuditOrigin",

@@ -33,6 +33,7 @@ from tripline_common.web.responses import (
     INVALID_LIST_QUERY,
     Responses,
     documented_error,
+    links,
     model_response,
 )
 from tripline_common.web.server import serve
@@ -65,6 +66,7 @@ __all__ = [
     "create_app",
     "documented_error",
     "fetch_page",
+    "links",
     "model_response",
     "page_params",
     "pg_pool",

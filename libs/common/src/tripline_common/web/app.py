@@ -20,6 +20,7 @@ from tripline_common.web.docs import OPENAPI_URL, install_docs
 from tripline_common.web.error_handlers import install_error_handlers
 from tripline_common.web.health import check_dependencies, create_health_router
 from tripline_common.web.middleware import install_middleware
+from tripline_common.web.responses import link_operations
 from tripline_common.web.state import Resources, ServiceState
 
 log = structlog.get_logger("tripline.app")
@@ -100,6 +101,7 @@ def create_app(
         responses=COMMON_ERROR_RESPONSES,
     )
     app.state.service = state
+    link_operations(app)
     install_error_handlers(app)
     # The API's routes first: the router tries routes in order, and clients call them far
     # more often than the probes, /metrics or the docs (docs/performance.md).

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.data import NAME_RULE, DeviceName
+from tripline_common.data import NAME_RULE, STORABLE_TEXT, DeviceName
 from tripline_common.security import SecretValue
 from tripline_common.web import Page, selectable
 
@@ -26,6 +26,7 @@ class DeviceFilters(BaseModel):
     q: str | None = Field(
         default=None,
         max_length=100,
+        pattern=STORABLE_TEXT,
         description="Part of the device name, its key prefix (`tl_…`), or its owner's email; or "
         "a device ID.",
     )

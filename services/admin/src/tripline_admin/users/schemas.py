@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tripline_common.data import STORABLE_TEXT
 from tripline_common.data.models import AuthSession, SessionKind, UserRole
 from tripline_common.web import Page, selectable
 
@@ -17,6 +18,7 @@ class UserFilters(BaseModel):
     q: str | None = Field(
         default=None,
         max_length=100,
+        pattern=STORABLE_TEXT,
         description="Part of the email or display name (case-insensitive), or a user ID.",
         examples=["ada@"],
     )
