@@ -62,4 +62,4 @@ openapi-snapshot: install ## Rewrite docs/openapi/*.json after a deliberate API 
 	@$(UV) run --frozen python -m scripts.openapi_snapshot
 
 contract: install ## The long contract run: schemathesis, every check and phase, 200 examples (docs/api-contract.md)
-	@CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),200) $(UV) run --frozen pytest tests/test_api_contract.py -q --durations=0
+	@CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),200) $(UV) run --frozen pytest tests/test_api_contract.py -q --durations=0 --timeout=3600
