@@ -27,8 +27,8 @@ from tests.conftest import BIN, ROOT, ProcessRunner
 from tripline_common.migrations.runner import upgrade
 from tripline_devstack import drop_database, ensure_database
 
-# 20 keeps `make test` no slower than before the stateful phase and the positive-data check
-# joined (docs/api-contract.md has the timings); `make contract` runs 200.
+# 20 keeps `make test` no slower than the 25-example run was before the positive-data check and
+# the declared links joined (docs/api-contract.md has the timings); `make contract` runs 200.
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "20"))
 
 
