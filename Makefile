@@ -60,7 +60,10 @@ charts-docs: install ## Regenerate the values table of helm/tripline/README.md
 	@$(UV) run --frozen python scripts/chart_docs.py
 
 # --- API contract: the OpenAPI snapshots (docs/api-contract.md) ------------------------------------
-.PHONY: openapi-snapshot
+.PHONY: openapi-snapshot contract
 
 openapi-snapshot: install ## Rewrite docs/openapi/*.json and docs/asyncapi/api.json after a deliberate API change (breaking: ALLOW_BREAKING="why")
 	@$(UV) run --frozen python -m scripts.openapi_snapshot
+
+contract: install ## The long contract run: schemathesis, every check and phase, 200 examples (docs/api-contract.md)
+	@CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),200) $(UV) run --frozen pytest tests/test_api_contract.py -q --durations=0 --timeout=3600

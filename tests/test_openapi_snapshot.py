@@ -80,6 +80,35 @@ async def test_the_api_serves_exactly_its_committed_asyncapi_snapshot(
         pytest.fail(readable_diff(snapshot, live, "api", path, "/asyncapi.json"), pytrace=False)
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("api", {"POST /v1/trips", "POST /v2/trips", "POST /v1/devices", "POST /v1/webhooks"}),
+        ("ingest", {"POST /v1/telemetry"}),
+        ("admin", {"POST /v1/devices"}),
+    ],
+)
+def test_each_created_resource_links_to_the_operations_on_it(name: str, expected) -> None:
+    # What a client (or schemathesis's stateful phase) follows from an answer to the next call:
+    # each link names an operation of the document whose path takes the linked parameter.
+    document = json.loads(snapshot_path(name).read_text())
+    operations = {
+        operation["operationId"]: path
+        for path, item in document["paths"].items()
+        for operation in item.values()
+    }
+    linking = set()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for answer in operation["responses"].values():
+                for link in answer.get("links", {}).values():
+                    linking.add(f"{method.upper()} {path}")
+                    [parameter] = link["parameters"]
+                    assert f"{{{parameter}}}" in operations[link["operationId"]], link
+                    assert link["parameters"][parameter].startswith("$response.body#/")
+    assert linking == expected
+
+
 @pytest.mark.parametrize("name", list(APPS))
 def test_no_change_inside_v1_or_v2_breaks_a_client_of_the_snapshot(name: str) -> None:
     """The baseline is the committed snapshot, and the snapshot only moves through

@@ -3,6 +3,7 @@ dependency and its `Link` header (the database side is proved by the API's trip 
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from tripline_common.web import (
 from tripline_common.web.pagination import (
     Cursor,
     CursorCodec,
+    fields_pattern,
     link_header,
     parse_fields,
     parse_sort,
@@ -204,6 +206,39 @@ def test_fields_are_parsed_deduplicated_and_always_include_the_id() -> None:
     assert parse_fields(None, allowed, ["id"]) is None
     assert parse_fields(" ", allowed, ["id"]) is None
     assert parse_fields("name, name,", allowed, ["id"]) == {"id", "name"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "id",
+        "name,tags",
+        " name , tags ",
+        "name,,",
+        ",",
+        "",
+        " ",
+        "\tname\n",
+        "name\u3000,id",
+        "nam",
+        "names",
+        "name,secret",
+        "name tags",
+        "name;tags",
+        "name\x00",
+        "NAME",
+        "id,name,status",
+    ],
+)
+def test_the_published_fields_pattern_accepts_exactly_what_is_parsed(value: str) -> None:
+    allowed = ["id", "name", "tags"]
+    try:
+        parse_fields(value, allowed, ["id"])
+        accepted = True
+    except BadRequestError:
+        accepted = False
+
+    assert (re.search(fields_pattern(allowed), value) is not None) is accepted
 
 
 def test_unknown_fields_are_a_400_listing_them() -> None:

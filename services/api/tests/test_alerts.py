@@ -160,6 +160,7 @@ async def test_bad_list_queries_are_a_400(client, headers, params) -> None:
         {"raised_to": "0.5"},  # a number is not a time
         {"raised_from": "1764158400"},
         {"raised_from": "2026-12-02T00:00:00Z", "raised_to": "2026-12-01T00:00:00Z"},
+        {"raised_from": "2026-12-01T00:00:00Z", "raised_to": "2026-12-01T01:00:00+01:00"},
         {"limit": 0},
     ],
 )

@@ -345,6 +345,7 @@ async def test_filters_by_planned_start_from_inclusive_to_exclusive(
         {"planned_start_to": "0.5"},
         {"planned_start_from": "0001-01-01T00:00:00+05:00"},
         {"planned_start_from": "2026-12-02T00:00:00Z", "planned_start_to": "2026-12-01T00:00:00Z"},
+        {"planned_start_from": "2026-12-01T00:00:00Z", "planned_start_to": "2026-12-01T00:00:00Z"},
         {"status": ["planned"] * 5},
     ],
 )

@@ -121,3 +121,17 @@ async def test_openapi_documents_the_error_shape(api_app, app_client) -> None:
         ].endswith("/ErrorResponse")
     assert "202" in operation["responses"] and "201" not in operation["responses"]
     assert "ErrorResponse" in spec["components"]["schemas"]
+
+
+@pytest.mark.parametrize("domain", ["example.test", "printer.local", "x.invalid", "tor.onion"])
+async def test_an_address_on_a_special_use_domain_is_refused_as_the_document_says(
+    api_app, app_client, domain
+) -> None:
+    async with app_client(api_app) as client:
+        response = await client.post("/v1/users", json={**NEW_USER, "email": f"ada@{domain}"})
+        spec = (await client.get("/openapi.json")).json()
+
+    assert response.status_code == 422
+    assert response.json()["details"][0]["loc"] == ["body", "email"]
+    described = spec["components"]["schemas"]["UserCreate"]["properties"]["email"]["description"]
+    assert f"`.{domain.rsplit('.', 1)[1]}`" in described

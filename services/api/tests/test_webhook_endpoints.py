@@ -3,6 +3,8 @@ production, and another user's endpoint is a 404."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -210,3 +212,20 @@ async def test_in_development_a_local_http_receiver_is_accepted(client, headers)
         "/v1/webhooks", json={"url": "http://127.0.0.1:9000/hook"}, headers=headers
     )
     assert response.status_code == 201
+
+
+async def test_the_published_url_pattern_refuses_only_urls_the_server_refuses(client) -> None:
+    from tripline_api.webhooks.schemas import WebhookCreate
+
+    spec = (await client.get("/openapi.json")).json()
+    pattern = spec["components"]["schemas"]["WebhookCreate"]["properties"]["url"]["pattern"]
+    accepted = ["https://hooks.example.com/in", "HTTP://127.0.0.1:8080/x?y=1", "http://h/#"]
+    refused = ["ftp://h/in", "javascript:alert(1)", "h/in", "https://h/ in", "https://hööks/in"]
+
+    for url in accepted:
+        assert re.search(pattern, url), url
+        WebhookCreate(url=url)
+    for url in refused:
+        assert not re.search(pattern, url), url
+        with pytest.raises(ValueError):
+            WebhookCreate(url=url)

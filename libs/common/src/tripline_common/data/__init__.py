@@ -17,8 +17,16 @@ from tripline_common.data.db import (
     retry_transient,
     unit_of_work,
 )
-from tripline_common.data.names import DeviceName, WaypointName, clean_name, clean_waypoint_name
+from tripline_common.data.names import (
+    NAME_RULE,
+    DeviceName,
+    NameText,
+    WaypointName,
+    clean_name,
+    clean_waypoint_name,
+)
 from tripline_common.data.pg import PgExecutor, asyncpg_dsn, create_pg_pool
+from tripline_common.data.text import STORABLE_TEXT
 from tripline_common.data.tracked_jobs import (
     create_job,
     finish_job,
@@ -30,11 +38,14 @@ from tripline_common.data.tracked_jobs import (
 )
 
 __all__ = [
+    "NAME_RULE",
+    "STORABLE_TEXT",
     "AccountMail",
     "AuditActor",
     "AuditOrigin",
     "AuditOriginDep",
     "DeviceName",
+    "NameText",
     "PgExecutor",
     "ReadCache",
     "SessionFactory",

@@ -19,7 +19,7 @@ from tripline_common.web.docs import OPENAPI_URL, install_docs
 from tripline_common.web.error_handlers import VALIDATION_RAISE_SITE, install_error_handlers
 from tripline_common.web.health import check_dependencies, create_health_router
 from tripline_common.web.middleware import EDGE_RAISE_SITES, install_middleware
-from tripline_common.web.responses import RaiseSite, document_operations
+from tripline_common.web.responses import RaiseSite, document_operations, link_operations
 from tripline_common.web.state import Resources, ServiceState
 
 log = structlog.get_logger("tripline.app")
@@ -109,7 +109,7 @@ def create_app(
         app.include_router(router, prefix=api_prefix)
     app.include_router(create_health_router())
     docs_csp = install_docs(app, token_url=token_url) if docs else {}
-    _document_raise_sites(app, token_url)
+    _finish_document(app, token_url)
     # The pools exist once the lifespan has run; until then the collector reports none.
     metrics = instrument_app(
         app, settings, state.registry, lambda: getattr(state, "resources", None)
@@ -124,15 +124,17 @@ def create_app(
     return app
 
 
-def _document_raise_sites(app: FastAPI, token_url: str | None) -> None:
+def _finish_document(app: FastAPI, token_url: str | None) -> None:
     """Build the OpenAPI document from the routes as they are when it is first asked for
-    (services include routers after `create_app`), with every raise site merged in."""
+    (services include routers after `create_app`), with every raise site merged in and every
+    link naming its target operation."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
             document_operations(schema, app.routes, APP_RAISE_SITES)
+            link_operations(app, schema)
             if token_url is not None:
                 for scheme in schema.get("components", {}).get("securitySchemes", {}).values():
                     flow = scheme.get("flows", {}).get("password")

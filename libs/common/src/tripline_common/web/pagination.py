@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 
 from tripline_common.data.models import mapped_attribute
+from tripline_common.data.names import BLANKS
 from tripline_common.platform.errors import BadRequestError
 from tripline_common.web.deps import SettingsDep
 
@@ -119,6 +120,13 @@ def parse_sort(value: str, allowed: Collection[str]) -> SortOrder:
 # --- Field selection --------------------------------------------------------------------------
 
 
+def fields_pattern(allowed: Collection[str]) -> str:
+    """The JSON-Schema `pattern` of exactly the `fields` values `parse_fields` accepts with
+    `allowed`: comma-separated allowed names, blanks around each, empty entries ignored."""
+    entry = rf"[{BLANKS}]*(?:(?:{'|'.join(allowed)})[{BLANKS}]*)?"
+    return rf"^{entry}(?:,{entry})*$"
+
+
 def parse_fields(
     value: str | None, allowed: Collection[str], always: Collection[str]
 ) -> frozenset[str] | None:
@@ -126,6 +134,7 @@ def parse_fields(
     An unknown name is a 400 listing the allowed ones."""
     if value is None or not value.strip():
         return None
+    # `fields_pattern(allowed)` says the same in the published document: change both together.
     requested = {name.strip() for name in value.split(",") if name.strip()}
     unknown = sorted(requested - set(allowed))
     if unknown:
@@ -427,7 +436,7 @@ def page_params(
                 ge=0,
                 le=MAX_OFFSET,
                 description=f"Rows to skip (at most {MAX_OFFSET}; page deeper with `cursor`). "
-                "Not combined with `cursor`.",
+                "Not combined with `cursor`: both is a 400 (`conflicting_pagination`).",
             ),
         ] = 0,
         cursor: Annotated[
@@ -435,7 +444,8 @@ def page_params(
             Query(
                 max_length=MAX_CURSOR_LENGTH,
                 description="Opaque cursor from `next_cursor` / `prev_cursor` (or the `Link` "
-                "header) of a previous page, issued for the same `sort`.",
+                "header) of a previous page, issued for the same `sort`. Any other value is a "
+                "400 (`invalid_cursor`, `cursor_sort_mismatch`).",
             ),
         ] = None,
         sort: Annotated[
@@ -453,7 +463,8 @@ def page_params(
                 max_length=1000,
                 description=f"Comma-separated fields to return per item (id is always "
                 f"included), from: {fields_help}. Unknown names are a 400.",
-                examples=["id,name,status"],
+                json_schema_extra={"pattern": fields_pattern(selectable_fields)},
+                examples=[",".join(selectable_fields[:3])],
             ),
         ] = None,
         include_total: Annotated[

@@ -1,5 +1,6 @@
 """Route responses: the documented answers of routes and of the places that raise (middleware,
-dependencies), merged into each operation; and the direct JSON response of the hot reads."""
+dependencies), merged into each operation; the links from one operation's answer to the next;
+and the direct JSON response of the hot reads."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from fastapi import Response
+from fastapi import FastAPI, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
@@ -199,6 +200,48 @@ def rate_limited(*policies: RatePolicy, what: str = "requests") -> RaiseSite:
         },
         success_headers=headers,
     )
+
+
+_LINK_ROUTE = "x-tripline-route"
+
+
+def links(parameter: str, source: str, *route_names: str) -> dict[str, Any]:
+    """The OpenAPI `links` of an answer: each route of `route_names` (named as for `url_for`)
+    takes its path parameter `parameter` from `source`, a runtime expression such as
+    `$response.body#/id`. Put them in the answer's `responses=` entry (`"links": ...`);
+    `link_operations` names the operations when the app builds its document."""
+    return {
+        name: {
+            _LINK_ROUTE: name,
+            "parameters": {parameter: source},
+            "description": f"`{parameter}` of this answer, for the next request.",
+        }
+        for name in route_names
+    }
+
+
+def link_operations(app: FastAPI, document: dict[str, Any]) -> None:
+    """Name each link's target in `app`'s `document` by its `operationId`: the operation at
+    the route's path (`url_path_for`) whose ID FastAPI derived from the route's name. A name
+    that matches no operation fails the document's build, so a link cannot point nowhere."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for answer in operation.get("responses", {}).values():
+                for link in answer.get("links", {}).values():
+                    name = link.pop(_LINK_ROUTE)
+                    link["operationId"] = _operation_id(app, document, name, link)
+
+
+def _operation_id(app: FastAPI, document: dict[str, Any], name: str, link: dict[str, Any]) -> str:
+    placeholders = {parameter: f"{{{parameter}}}" for parameter in link["parameters"]}
+    path = app.url_path_for(name, **placeholders)
+    # FastAPI's operation IDs start with the route's name (`get_trip_v2_v2_trips__trip_id__get`).
+    [operation_id] = [
+        operation["operationId"]
+        for operation in document["paths"][path].values()
+        if operation["operationId"].startswith(f"{name}_")
+    ]
+    return str(operation_id)
 
 
 def model_response(model: BaseModel, status_code: int = 200) -> Response:

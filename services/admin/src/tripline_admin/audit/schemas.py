@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tripline_common.data import STORABLE_TEXT
 from tripline_common.web import IsoDateTime, Page, selectable
 
 
@@ -17,6 +18,7 @@ class AuditFilters(BaseModel):
     action: str | None = Field(
         default=None,
         max_length=64,
+        pattern=STORABLE_TEXT,
         description="An action (`user.disable`), or every action of a kind with a trailing dot "
         "(`user.`).",
         examples=["user."],
@@ -24,22 +26,34 @@ class AuditFilters(BaseModel):
     actor: str | None = Field(
         default=None,
         max_length=320,
+        pattern=STORABLE_TEXT,
         description="Part of the acting user's email (`system` for the platform), or their ID.",
     )
     target_type: str | None = Field(
-        default=None, max_length=64, description="Kind of object acted on: user, device, job..."
+        default=None,
+        max_length=64,
+        pattern=STORABLE_TEXT,
+        description="Kind of object acted on: user, device, job...",
     )
     target_id: str | None = Field(
-        default=None, max_length=64, description="The ID of the object acted on."
+        default=None,
+        max_length=64,
+        pattern=STORABLE_TEXT,
+        description="The ID of the object acted on.",
     )
     request_id: str | None = Field(
-        default=None, max_length=64, description="The correlation ID of the request."
+        default=None,
+        max_length=64,
+        pattern=STORABLE_TEXT,
+        description="The correlation ID of the request.",
     )
     since: IsoDateTime | None = Field(
         default=None, description="Entries at or after this time (inclusive)."
     )
     until: IsoDateTime | None = Field(
-        default=None, description="Entries before this time (exclusive)."
+        default=None,
+        description="Entries before this time (exclusive). With `since`, it must be later than "
+        "`since`: an equal or earlier one is a 422.",
     )
 
     @model_validator(mode="after")

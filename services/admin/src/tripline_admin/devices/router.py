@@ -23,6 +23,7 @@ from tripline_common.web import (
     OperatorUser,
     PageParams,
     SessionDep,
+    links,
     page_params,
 )
 
@@ -55,7 +56,15 @@ async def list_devices(
     summary="Issue a device and its API key",
     description="Registers a device for a user and returns its API key, **shown this once** "
     "(stored only as a hash). Audited as `device.issue` (without the key).",
-    responses=not_found("owner"),
+    responses={
+        **not_found("owner"),
+        201: {
+            "description": "Issued.",
+            "links": links(
+                "device_id", "$response.body#/id", "get_device", "rotate_key", "revoke_device"
+            ),
+        },
+    },
 )
 async def issue_device(
     body: DeviceCreate,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.data import DeviceName
+from tripline_common.data import NAME_RULE, STORABLE_TEXT, DeviceName
 from tripline_common.security import SecretValue
 from tripline_common.web import Page, selectable
 
@@ -27,6 +27,7 @@ class DeviceFilters(BaseModel):
     q: str | None = Field(
         default=None,
         max_length=100,
+        pattern=STORABLE_TEXT,
         description="Part of the device name, its key prefix (`tl_…`), or its owner's email; or "
         "a device ID.",
     )
@@ -80,7 +81,7 @@ class DeviceCreate(BaseModel):
     )
 
     owner_id: uuid.UUID = Field(description="The user who will own the device.")
-    name: DeviceName = Field(description="A name the owner recognises.")
+    name: DeviceName = Field(description=f"A name the owner recognises. {NAME_RULE}")
 
 
 class DeviceWithKey(DeviceAdmin):

@@ -18,7 +18,7 @@ from tripline_admin.jobs.schemas import (
     JobPage,
     RetryAccepted,
 )
-from tripline_common.data import AuditOriginDep
+from tripline_common.data import STORABLE_TEXT, AuditOriginDep
 from tripline_common.web import (
     INVALID_LIST_QUERY,
     OperatorUser,
@@ -127,7 +127,10 @@ async def recent_failures(
 )
 async def retry_failure(
     source: Annotated[FailureSource, Path(description="job, telemetry_batch or arq.")],
-    failure_id: Annotated[str, Path(max_length=200, description="The failure's `id` in the list.")],
+    failure_id: Annotated[
+        str,
+        Path(max_length=200, pattern=STORABLE_TEXT, description="The failure's `id` in the list."),
+    ],
     actor: OperatorUser,
     session: SessionDep,
     queue: QueueDep,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tripline_common.data import STORABLE_TEXT
 from tripline_common.data.models import JobStatus
 from tripline_common.web import Page, selectable
 
@@ -22,7 +23,10 @@ class JobFilters(BaseModel):
         description="Only jobs in these statuses; repeat for several.",
     )
     kind: str | None = Field(
-        default=None, max_length=64, description="Only jobs of this kind (the worker function)."
+        default=None,
+        max_length=64,
+        pattern=STORABLE_TEXT,
+        description="Only jobs of this kind (the worker function).",
     )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tripline_common.data import STORABLE_TEXT
 from tripline_common.data.models import AuthSession, SessionKind, UserRole
 from tripline_common.web import Page, selectable
 
@@ -18,6 +19,7 @@ class UserFilters(BaseModel):
     q: str | None = Field(
         default=None,
         max_length=100,
+        pattern=STORABLE_TEXT,
         description="Part of the email or display name (case-insensitive), or a user ID.",
         examples=["ada@"],
     )

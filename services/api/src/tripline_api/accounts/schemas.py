@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from tripline_common.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
@@ -11,6 +12,10 @@ from tripline_common.security import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 PASSWORD_RULES = (
     f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters, not blank, not a commonly "
     "used or breached password, and not containing your email address."
+)
+EMAIL_RULE = (
+    "An address as `email-validator` reads it: the domain needs a dot, and special-use names "
+    f"are refused ({', '.join(f'`.{name}`' for name in SPECIAL_USE_DOMAIN_NAMES)})."
 )
 SIGN_UP_MESSAGE = (
     "Check your inbox: we sent a message to this address. Follow the link in it to finish "
@@ -49,7 +54,7 @@ class PasswordResetRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(description="The account's address.")
+    email: EmailStr = Field(description=f"The account's address. {EMAIL_RULE}")
 
 
 class ResetRequested(BaseModel):

@@ -90,7 +90,8 @@ class AlertFilters(BaseModel):
     )
     raised_to: IsoDateTime | None = Field(
         default=None,
-        description="Only alerts raised before this time (exclusive).",
+        description="Only alerts raised before this time (exclusive). With `raised_from`, it "
+        "must be later than `raised_from`: an equal or earlier one is a 422.",
         examples=["2026-12-01T00:00:00Z"],
     )
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from tripline_api.devices import service
 from tripline_api.devices.schemas import DeviceCreate, DevicePage, DevicePublic, DeviceWithKey
 from tripline_api.responses import INVALID_LIST_QUERY, UNAUTHORIZED, documented_error
-from tripline_common.web import CurrentUser, PageParams, SessionDep, page_params
+from tripline_common.web import CurrentUser, PageParams, SessionDep, links, page_params
 
 NOT_FOUND = documented_error(404, "No such device among yours (or it was revoked).")
 KEY_CACHE_NOTE = (
@@ -39,7 +39,17 @@ def _with_key(issued: service.DeviceWithNewKey) -> DeviceWithKey:
     "key is shown only in this response: Tripline stores its SHA-256 hash, so a lost key "
     "cannot be recovered, only rotated. `Location` points to the device.",
     responses={
-        201: {"description": "Registered.", "headers": {"Location": {"description": "The device."}}}
+        201: {
+            "description": "Registered.",
+            "headers": {"Location": {"description": "The device."}},
+            "links": links(
+                "device_id",
+                "$response.body#/id",
+                "get_device",
+                "rotate_device_key",
+                "revoke_device",
+            ),
+        }
     },
 )
 async def register_device(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tripline_common.data import DeviceName
+from tripline_common.data import NAME_RULE, DeviceName
 from tripline_common.security import SecretValue
 from tripline_common.web import Page, selectable
 
@@ -28,7 +28,9 @@ class DeviceCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Van 7"}]})
 
-    name: DeviceName = Field(description="What you call the device (1 to 100 characters).")
+    name: DeviceName = Field(
+        description=f"What you call the device (1 to 100 characters). {NAME_RULE}"
+    )
 
 
 class DevicePublic(BaseModel):

@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from tripline_common.data import clean_name
+from tripline_common.data import NameText
 from tripline_common.web import IsoDateTime
 
 MAX_WAYPOINTS = 50
@@ -31,11 +31,7 @@ def _plausible_year(value: datetime) -> datetime:
 
 Latitude = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False)]
-TripName = Annotated[
-    str,
-    Field(min_length=1, max_length=200),
-    AfterValidator(clean_name),
-]
+TripName = Annotated[str, NameText(200)]
 PlannedTime = Annotated[
     IsoDateTime,
     AfterValidator(_plausible_year),

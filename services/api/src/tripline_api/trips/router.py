@@ -31,6 +31,7 @@ from tripline_common.web import (
     SessionDep,
     TokenClaims,
     UserIdempotencyKey,
+    links,
     model_response,
     page_params,
     pg_pool,
@@ -94,7 +95,16 @@ def trips_router(version: TripsVersion) -> APIRouter:
         dependencies=[UserIdempotencyKey],
         responses={
             **IDEMPOTENCY_CONFLICT,
-            201: {"description": "Created.", "headers": {"Location": {"description": "The trip."}}},
+            201: {
+                "description": "Created.",
+                "headers": {"Location": {"description": "The trip."}},
+                "links": links(
+                    "trip_id",
+                    "$response.body#/id",
+                    trip_route,
+                    *map(version.route_name, ("replace_trip", "update_trip", "delete_trip")),
+                ),
+            },
         },
     )
     async def create_trip(

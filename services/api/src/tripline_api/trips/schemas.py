@@ -42,7 +42,7 @@ from tripline_api.trips.fields import (
     SpeedLimit,
     TripName,
 )
-from tripline_common.data import WaypointName
+from tripline_common.data import NAME_RULE, WaypointName
 from tripline_common.data.models import TripStatus
 from tripline_common.platform import AppError, ErrorResponse, UnprocessableError
 
@@ -62,8 +62,8 @@ class WaypointIn(BaseModel):
     lon: Longitude = Field(description="Longitude, WGS 84 degrees.", examples=[11.0])
     name: WaypointName | None = Field(
         default=None,
-        description="Optional label, e.g. a depot name; no control characters, and not "
-        "starting with =, +, - or @ (a spreadsheet formula).",
+        description=f"Optional label, e.g. a depot name (1 to 100 characters). {NAME_RULE} It may "
+        "not start with =, +, - or @ (a spreadsheet formula).",
         examples=["Depot 7"],
     )
 
@@ -101,10 +101,14 @@ class TripPlan(BaseModel):
 
     model_config = INPUT_CONFIG
 
-    name: TripName = Field(description="What the trip is called.", examples=["Berlin to Hamburg"])
+    name: TripName = Field(
+        description=f"What the trip is called (1 to 200 characters). {NAME_RULE}",
+        examples=["Berlin to Hamburg"],
+    )
     device_id: uuid.UUID | None = Field(
         default=None,
-        description="One of your devices, expected to make the trip; null: not assigned yet.",
+        description="One of your devices, expected to make the trip; null: not assigned yet. "
+        "Any other ID is a 422 (`unknown_device`).",
     )
     planned_start: PlannedTime = Field(
         description=f"When the trip should start (ISO 8601 with offset; years {EARLIEST_YEAR} "
@@ -193,8 +197,10 @@ def change_field(annotation: Any, description: str) -> tuple[Any, Any]:
 # The PATCH fields of every version. A version's positions go between the two groups, where v1
 # has always documented them.
 _CHANGES_BEFORE_POSITIONS: dict[str, Any] = {
-    "name": change_field(TripName | NotNull, "New name."),
-    "device_id": change_field(uuid.UUID | None, "Another of your devices."),
+    "name": change_field(TripName | NotNull, f"New name. {NAME_RULE}"),
+    "device_id": change_field(
+        uuid.UUID | None, "Another of your devices; any other ID is a 422 (`unknown_device`)."
+    ),
 }
 _CHANGES_AFTER_POSITIONS: dict[str, Any] = {
     "planned_start": change_field(PlannedTime | NotNull, "New planned start."),
@@ -268,7 +274,9 @@ class TripFilters(BaseModel):
     )
     planned_start_to: PlannedTime | None = Field(
         default=None,
-        description="Only trips planned to start before this time (exclusive).",
+        description="Only trips planned to start before this time (exclusive). With "
+        "`planned_start_from`, it must be later than `planned_start_from`: an equal or earlier "
+        "one is a 422.",
         examples=["2027-01-01T00:00:00Z"],
     )
 

@@ -74,7 +74,7 @@ V1 = TripsVersion(
     bulk_result=schemas_v1.TripBulkResult,
     update_description="Changes only the fields sent; an empty body is a 422. `null` clears "
     "`device_id`, `speed_limit_kmh` or `corridor_m`. The rules are checked on the result "
-    "(e.g. a new `planned_arrival` must still follow `planned_start`).",
+    "(e.g. a new `planned_arrival` must still follow `planned_start`: else a 422).",
     delete_description="Deletes the trip and its waypoints: 204. Deleting is idempotent in "
     "effect (the trip stays gone), but a second DELETE answers 404, like any trip you do not "
     "have: answering 204 for every ID would hide a client's mistyped ID.",
@@ -96,7 +96,8 @@ V2 = TripsVersion(
     bulk_result=schemas_v2.TripBulkResultV2,
     update_description="Changes only the fields sent; an empty body is a 422. `origin` and "
     "`destination` are replaced whole (both coordinates). `null` clears `device_id`, "
-    "`speed_limit_kmh` or `corridor_m`. The rules are checked on the result.",
+    "`speed_limit_kmh` or `corridor_m`. The rules are checked on the result (e.g. a new "
+    "`planned_arrival` must still follow `planned_start`: else a 422).",
     delete_description="Deletes the trip and its waypoints: 204. A second DELETE answers 404, "
     "like any trip you do not have (the trip stays gone either way).",
 )

@@ -6,21 +6,23 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from tripline_api.accounts.schemas import PASSWORD_RULES
-from tripline_common.data import clean_name
+from tripline_api.accounts.schemas import EMAIL_RULE, PASSWORD_RULES
+from tripline_common.data import NAME_RULE, NameText
 from tripline_common.data.models import UserRole
 from tripline_common.security import PASSWORD_MAX_LENGTH
 
-DisplayName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(clean_name)]
+DisplayName = Annotated[str, NameText(100)]
 
 
 class UserBase(BaseModel):
     """Fields a user chooses."""
 
-    email: EmailStr = Field(description="Login address; unique, case-insensitive.")
-    display_name: DisplayName = Field(description="Name shown to other people and operators.")
+    email: EmailStr = Field(description=f"Login address; unique, case-insensitive. {EMAIL_RULE}")
+    display_name: DisplayName = Field(
+        description=f"Name shown to other people and operators. {NAME_RULE}"
+    )
 
 
 class UserCreate(UserBase):

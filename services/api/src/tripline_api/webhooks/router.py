@@ -17,7 +17,14 @@ from tripline_api.webhooks.schemas import (
     WebhookSecretRotated,
     WebhookWithSecret,
 )
-from tripline_common.web import CurrentUser, PageParams, SessionDep, SettingsDep, page_params
+from tripline_common.web import (
+    CurrentUser,
+    PageParams,
+    SessionDep,
+    SettingsDep,
+    links,
+    page_params,
+)
 
 NOT_FOUND = not_found("webhook endpoint")
 
@@ -42,6 +49,13 @@ WebhookPageParams = Annotated[PageParams, Depends(page_params(service.WEBHOOK_SO
         201: {
             "description": "Registered.",
             "headers": {"Location": {"description": "The endpoint."}},
+            "links": links(
+                "webhook_id",
+                "$response.body#/id",
+                "get_webhook",
+                "rotate_webhook_secret",
+                "delete_webhook",
+            ),
         },
         **documented_error(
             422,

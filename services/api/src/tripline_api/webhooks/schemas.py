@@ -45,7 +45,16 @@ def _well_formed_url(value: str) -> str:
 
 
 WebhookUrl = Annotated[
-    str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_well_formed_url)
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        # What a pattern can say of `_well_formed_url`: printable ASCII after an http(s)
+        # scheme. Every string outside it is refused; port, host, credentials and fragment
+        # are the description's.
+        json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[!-~]+$"},
+    ),
+    AfterValidator(_well_formed_url),
 ]
 
 PUBLIC_EXAMPLE: dict[str, Any] = {

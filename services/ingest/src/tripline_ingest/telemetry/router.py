@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from tripline_common.platform import ErrorResponse
-from tripline_common.web import QueueDep, SessionDep
+from tripline_common.web import QueueDep, SessionDep, links
 from tripline_ingest.telemetry import service
 from tripline_ingest.telemetry.body import request_body_doc
 from tripline_ingest.telemetry.deps import CurrentDevice, IngestStateDep, TelemetryBatchBody
@@ -32,6 +32,10 @@ router = APIRouter(tags=["telemetry"])
         )
     },
     responses={
+        202: {
+            "description": "Stored; processing queued.",
+            "links": links("batch_id", "$response.body#/batch_id", "get_batch"),
+        },
         400: {"model": ErrorResponse, "description": "The gzip encoding is broken."},
         413: {
             "model": ErrorResponse,
