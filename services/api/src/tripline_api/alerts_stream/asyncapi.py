@@ -53,6 +53,15 @@ EXAMPLE_ALERT = AlertEvent(
 )
 
 
+TICKET_QUERY = {
+    "type": "object",
+    "properties": {
+        "ticket": {"type": "string", "description": f"A ticket from `POST {TICKETS_PATH}`."}
+    },
+}
+"""The query parameter both streams take a ticket in."""
+
+
 def _seconds(value: float) -> str:
     return f"{value:g} s"
 
@@ -152,15 +161,7 @@ def asyncapi_document(settings: ApiSettings) -> dict[str, Any]:
                 "bindings": {
                     "ws": {
                         "method": "GET",
-                        "query": {
-                            "type": "object",
-                            "properties": {
-                                "ticket": {
-                                    "type": "string",
-                                    "description": f"A ticket from `POST {TICKETS_PATH}`.",
-                                }
-                            },
-                        },
+                        "query": TICKET_QUERY,
                         "headers": {
                             "type": "object",
                             "properties": {
@@ -244,15 +245,7 @@ def asyncapi_document(settings: ApiSettings) -> dict[str, Any]:
                 "bindings": {
                     "http": {
                         "method": "GET",
-                        "query": {
-                            "type": "object",
-                            "properties": {
-                                "ticket": {
-                                    "type": "string",
-                                    "description": f"A ticket from `POST {TICKETS_PATH}`.",
-                                }
-                            },
-                        },
+                        "query": TICKET_QUERY,
                         "bindingVersion": "0.3.0",
                     }
                 },
