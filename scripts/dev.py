@@ -28,6 +28,8 @@ Settings (environment or `.env`):
     API_OPS_PORT, ADMIN_OPS_PORT, INGEST_OPS_PORT, WORKER_OPS_PORT
                     probes and /metrics (OPS_PORT), default 9000, 9001, 9002, 9003
     DEV_SMTP_PORT   default 8025 (the stand-in mail server; unused when SMTP_HOST is set)
+    PUBLIC_BASE_URL default the API's address (mailed links, the admin docs' token endpoint)
+    CORS_ORIGINS    default for the API: the admin's origin, so the admin docs can log in
 
 Hooks for tests (JSON), which replace the real commands with stand-ins:
     TRIPLINE_DEV_SERVICES       [{"name": "api", "cmd": ["tripline-api"], "port": 8000,
@@ -107,6 +109,8 @@ class Config:
     seed_cmd: list[str]
     ready_timeout: float
     smtp_port: int | None  # the stand-in mail server's port; None: SMTP_HOST is configured
+    public_base_url: str | None  # None: configured (the apps read it themselves)
+    api_cors_origins: str | None  # None: configured, or no admin app to allow
 
 
 def load_config() -> Config:
@@ -136,6 +140,7 @@ def load_config() -> Config:
         return list(json.loads(value)) if value else default
 
     data_dir = Path(settings.get("TRIPLINE_DEV_DATA_DIR") or REPO_ROOT / ".local" / "dev")
+    ports = {service.name: service.port for service in services}
     return Config(
         database_url=settings.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
         redis_url=settings.get("REDIS_URL") or DEFAULT_REDIS_URL,
@@ -145,6 +150,14 @@ def load_config() -> Config:
         seed_cmd=command("TRIPLINE_DEV_SEED_CMD", [sys.executable, "scripts/seed.py"]),
         ready_timeout=float(settings.get("TRIPLINE_DEV_READY_TIMEOUT") or 60),
         smtp_port=None if settings.get("SMTP_HOST") else port("DEV_SMTP_PORT", 8025),
+        # Mailed links and the admin docs' Authorize button point at the API; the admin docs
+        # (another origin) may then call its token endpoint.
+        public_base_url=None
+        if settings.get("PUBLIC_BASE_URL")
+        else f"http://127.0.0.1:{ports.get('api', 8000)}",
+        api_cors_origins=None
+        if settings.get("CORS_ORIGINS") or "admin" not in ports
+        else f"http://127.0.0.1:{ports['admin']}",
     )
 
 
@@ -382,15 +395,15 @@ class Runner:
             return 0
 
         env = child_environment(database_url, self.stack.redis_url)
+        if self.config.public_base_url is not None:
+            env["PUBLIC_BASE_URL"] = self.config.public_base_url
         if self.config.smtp_port is not None:
             self.mail = DevMailServer(self.config.smtp_port, on_message=self._show_mail)
             self.mail.start()
-            api = next((s for s in self.config.services if s.name == "api"), None)
             env |= {
                 "SMTP_HOST": self.mail.host,
                 "SMTP_PORT": str(self.mail.port),
                 "SMTP_STARTTLS": "false",
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{api.port if api else 8000}",
             }
         for step, cmd in (("migrate", self.config.migrate_cmd), ("seed", self.config.seed_cmd)):
             code = self._run_step(step, cmd, env)
@@ -401,8 +414,10 @@ class Runner:
                 return 1
 
         for service in self.config.services:
-            ports = {"PORT": str(service.port), "OPS_PORT": str(service.ops_port)}
-            child = self._start(service.name, service.cmd, {**env, **ports})
+            own = {"PORT": str(service.port), "OPS_PORT": str(service.ops_port)}
+            if service.name == "api" and self.config.api_cors_origins is not None:
+                own["CORS_ORIGINS"] = self.config.api_cors_origins
+            child = self._start(service.name, service.cmd, {**env, **own})
             if child is None:
                 return 1
             self.services.append(child)

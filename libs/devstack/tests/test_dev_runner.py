@@ -47,6 +47,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 print(name, "listening on", os.environ["PORT"], "in", os.environ["ENVIRONMENT"], flush=True)
 print(name, "mails through", os.environ.get("SMTP_HOST"), os.environ.get("SMTP_PORT"), flush=True)
+print(name, "links to", os.environ.get("PUBLIC_BASE_URL"), flush=True)
+print(name, "allows origins", os.environ.get("CORS_ORIGINS"), flush=True)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["OPS_PORT"])), Handler).serve_forever()
 """
 
@@ -166,7 +168,11 @@ def runs() -> Iterator[list[DevRun]]:
 def test_runner_starts_everything_and_a_stop_signal_stops_all_of_it(
     workspace: Path, runs: list[DevRun], stop_signal: signal.Signals
 ) -> None:
-    services = [fake_service(workspace, "api"), fake_service(workspace, "worker")]
+    services = [
+        fake_service(workspace, "api"),
+        fake_service(workspace, "admin"),
+        fake_service(workspace, "worker"),
+    ]
     run = DevRun(runner_env(workspace, services))
     runs.append(run)
 
@@ -180,7 +186,15 @@ def test_runner_starts_everything_and_a_stop_signal_stops_all_of_it(
     assert "seed    │ seeded" in run.output
     assert f"api     │ api listening on {services[0]['port']} in dev" in run.output
     assert f"http://127.0.0.1:{services[0]['port']}/docs" in run.output
-    assert f"http://127.0.0.1:{services[1]['ops_port']}/metrics" in run.output
+    assert f"http://127.0.0.1:{services[2]['ops_port']}/metrics" in run.output
+    # The admin docs' Authorize button logs in at the API, which allows the admin's origin.
+    api, admin = (
+        f"http://127.0.0.1:{services[0]['port']}",
+        f"http://127.0.0.1:{services[1]['port']}",
+    )
+    assert f"admin   │ admin links to {api}" in run.output
+    assert f"api     │ api allows origins {admin}" in run.output
+    assert "worker  │ worker allows origins None" in run.output
     assert f"127.0.0.1:{postgres_port}/tripline  (embedded" in run.output
 
     run.process.send_signal(stop_signal)

@@ -450,7 +450,14 @@ def install_middleware(
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            # X-Requested-With: Swagger UI sends it on the token request of the admin docs.
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "X-Requested-With",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "Link",
