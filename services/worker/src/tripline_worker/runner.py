@@ -29,6 +29,8 @@ from tripline_common.messaging import (
     SEND_ACCOUNT_MAIL,
     JobSpec,
     correlated_job,
+    dump_job,
+    load_job,
 )
 from tripline_common.platform import report_job_failures
 from tripline_common.web import Resources
@@ -100,8 +102,8 @@ def instrumented(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
 
 
 def _wrapped(spec: JobSpec) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """How every job runs: correlation ID and log context, one Sentry event when it fails,
-    metrics, outages turned into retries."""
+    """How every job runs: correlation ID, log context and consumer span, one Sentry event
+    when it fails, metrics, outages turned into retries."""
     function = JOB_FUNCTIONS[spec]
     return correlated_job(report_job_failures(instrumented(retry_when_unavailable(function))))
 
@@ -153,6 +155,31 @@ def cron_jobs(settings: WorkerServiceSettings) -> list[CronJob]:
     ]
 
 
+def arq_worker(worker_context: WorkerContext, **options: Any) -> Worker:
+    """ARQ's `Worker` as this service runs it, on the worker context's Redis and settings
+    (`options` override ARQ's arguments: tests run it in burst mode with functions of theirs)."""
+    s = worker_context.settings
+    arguments: dict[str, Any] = {
+        "functions": worker_functions(s),
+        "cron_jobs": cron_jobs(s),
+        "queue_name": s.arq_queue_name,
+        "redis_pool": worker_context.redis,
+        # The worker reads jobs (and writes results) itself: the trace envelope's pair.
+        "job_serializer": dump_job,
+        "job_deserializer": load_job,
+        "handle_signals": False,
+        "max_jobs": s.max_jobs,
+        "poll_delay": s.poll_delay,
+        "job_timeout": s.job_timeout,
+        "max_tries": s.max_tries,
+        "keep_result": s.keep_result,
+        "health_check_interval": s.health_check_interval,
+        "health_check_key": health_check_key(s),
+        "ctx": worker_context.arq_context(),
+    }
+    return Worker(**{**arguments, **options})
+
+
 class ArqRunner:
     """Owns the ARQ `Worker`: restarts it after a Redis outage, drains it on shutdown; and the
     task that refreshes the queue's gauges.
@@ -175,31 +202,16 @@ class ArqRunner:
         self.queue_monitor = QueueMonitor(metrics, resources.redis, self.settings.arq_queue_name)
 
     def _build(self) -> Worker:
-        s = self.settings
         assert self.http is not None, "start() creates the webhook client first"
         worker_context = WorkerContext(
-            settings=s,
+            settings=self.settings,
             session_factory=self.resources.session_factory,
             job_queue=self.resources.queue,
             redis=self.resources.redis,
             metrics=self.metrics,
             webhook_client=self.http,
         )
-        return Worker(
-            functions=worker_functions(s),
-            cron_jobs=cron_jobs(s),
-            queue_name=s.arq_queue_name,
-            redis_pool=self.resources.redis,
-            handle_signals=False,
-            max_jobs=s.max_jobs,
-            poll_delay=s.poll_delay,
-            job_timeout=s.job_timeout,
-            max_tries=s.max_tries,
-            keep_result=s.keep_result,
-            health_check_interval=s.health_check_interval,
-            health_check_key=health_check_key(s),
-            ctx=worker_context.arq_context(),
-        )
+        return arq_worker(worker_context)
 
     @property
     def running(self) -> bool:

@@ -1,8 +1,9 @@
 """Messaging floor: how processes talk to each other (job queue, pub/sub, webhooks).
 
 The ARQ job queue (`JobQueue`) and its job registry (every job's name, ID rule and
-options), Redis pub/sub of raised alerts, and the signature scheme of outgoing
-webhooks. Imports only the platform floor.
+options), jobs in a trace (`job_tracing`: producer and consumer spans, the job's trace
+envelope), Redis pub/sub of raised alerts, and the signature scheme of outgoing webhooks.
+Imports only the platform floor (and the OpenTelemetry API).
 """
 
 from tripline_common.messaging.job_registry import (
@@ -20,6 +21,7 @@ from tripline_common.messaging.job_registry import (
     JobSpec,
     job_spec,
 )
+from tripline_common.messaging.job_tracing import dump_job, load_job
 from tripline_common.messaging.pubsub import (
     ALERT_RAISED,
     AlertData,
@@ -72,8 +74,10 @@ __all__ = [
     "compute_signature",
     "correlated_job",
     "create_redis",
+    "dump_job",
     "job_spec",
     "listen_alerts",
+    "load_job",
     "new_webhook_secret",
     "publish_alert",
     "queue_stats",

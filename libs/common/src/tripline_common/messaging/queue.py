@@ -1,4 +1,4 @@
-"""Redis and ARQ: the process's pool, enqueue-after-commit, and correlation IDs inside jobs."""
+"""Redis and ARQ: the process's pool, enqueue-after-commit, correlation IDs and traces in jobs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tripline_common.messaging.job_tracing import consumer_span, dump_job, load_job, producer_span
 from tripline_common.platform.correlation import bind_request_id, get_request_id, new_request_id
 from tripline_common.platform.settings import CommonSettings
 
@@ -60,7 +61,13 @@ def create_redis(settings: CommonSettings) -> ArqRedis:
         retry_on_error=[RedisConnectionError],
         max_connections=64,
     )
-    return ArqRedis(pool, default_queue_name=settings.arq_queue_name)
+    # Jobs carry their trace context in an envelope key of their own (see `job_tracing`).
+    return ArqRedis(
+        pool,
+        default_queue_name=settings.arq_queue_name,
+        job_serializer=dump_job,
+        job_deserializer=load_job,
+    )
 
 
 class JobQueue:
@@ -68,6 +75,7 @@ class JobQueue:
 
     Every job carries the current correlation ID, and a deterministic job ID from the job
     registry (`PROCESS_BATCH.job_id(batch_id)`), so enqueueing the same work twice runs it once.
+    Each enqueue is a producer span whose context the job carries (`job_tracing`).
     """
 
     def __init__(self, redis: ArqRedis, queue_name: str) -> None:
@@ -108,11 +116,26 @@ class JobQueue:
                 )
 
     async def enqueue(self, function: str, *args: Any, job_id: str, **kwargs: Any) -> bool:
-        """Enqueue now; returns False when a job with this ID is already queued or kept."""
+        """Enqueue now; returns False when a job with this ID is already queued or kept.
+
+        Its first run continues the current trace (a child of this enqueue's span)."""
+        return await self._send(function, args, job_id, kwargs, follows=False)
+
+    async def _send(
+        self,
+        function: str,
+        args: tuple[Any, ...],
+        job_id: str,
+        kwargs: dict[str, Any],
+        *,
+        follows: bool,
+    ) -> bool:
         kwargs.setdefault(REQUEST_ID_KWARG, get_request_id())
-        job = await self.redis.enqueue_job(
-            function, *args, _job_id=job_id, _queue_name=self.queue_name, **kwargs
-        )
+        with producer_span(function, self.queue_name, job_id, follows=follows) as span:
+            job = await self.redis.enqueue_job(
+                function, *args, _job_id=job_id, _queue_name=self.queue_name, **kwargs
+            )
+            span.set_attribute("messaging.arq.job.enqueued", job is not None)
         log.info("job_enqueued" if job else "job_already_enqueued", job=function, job_id=job_id)
         return job is not None
 
@@ -124,22 +147,25 @@ class JobQueue:
         a worker marking a job in progress and reading it, ARQ records the job as "expired", a
         failure kept for the worker's `keep_result`; our jobs keep no result of their own.)
         The stale result is dropped and the job enqueued now, not once it expires.
+
+        The job's run starts a trace of its own, linked to the sweeper's that enqueued it.
         """
-        if await self.enqueue(function, *args, job_id=job_id, **kwargs):
+        if await self._send(function, args, job_id, dict(kwargs), follows=True):
             return True
         if await self.redis.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id):
             return False  # Queued or running: the work is on its way.
         if not await self.redis.delete(result_key_prefix + job_id):
             return False
         log.warning("stale_job_result_dropped", job=function, job_id=job_id)
-        return await self.enqueue(function, *args, job_id=job_id, **kwargs)
+        return await self._send(function, args, job_id, dict(kwargs), follows=True)
 
 
 JobFunc = Callable[..., Awaitable[T]]
 
 
 def correlated_job(func: JobFunc[T]) -> Callable[..., Coroutine[Any, Any, T]]:
-    """Wrap an ARQ job so its log lines and Sentry events carry the enqueuing request's ID.
+    """Wrap an ARQ job so its log lines and Sentry events carry the enqueuing request's ID,
+    and its run is a consumer span (`job_tracing.consumer_span`) with that ID as an attribute.
 
     The wrapped function receives the usual `ctx` and its own arguments; the `request_id`
     keyword argument that `JobQueue` adds is consumed here.
@@ -151,13 +177,17 @@ def correlated_job(func: JobFunc[T]) -> Callable[..., Coroutine[Any, Any, T]]:
 
     @functools.wraps(func)
     async def wrapper(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> T:
-        request_id = kwargs.pop(REQUEST_ID_KWARG, None)
-        # Jobs run concurrently in one event loop: each gets its own Sentry scope and log context.
-        with sentry_sdk.isolation_scope() as scope:
+        # A job without one (a cron run) gets its own, so its log lines and what it
+        # raises (lost-signal alerts) can still be followed.
+        request_id = kwargs.pop(REQUEST_ID_KWARG, None) or new_request_id()
+        # Jobs run concurrently in one event loop: each gets its own Sentry scope and log
+        # context. The span encloses the run's log lines and Sentry event.
+        with (
+            sentry_sdk.isolation_scope() as scope,
+            consumer_span(func.__name__, ctx, request_id),
+        ):
             structlog.contextvars.clear_contextvars()
-            # A job without one (a cron run) gets its own, so its log lines and what it
-            # raises (lost-signal alerts) can still be followed.
-            bind_request_id(request_id or new_request_id())
+            bind_request_id(request_id)
             structlog.contextvars.bind_contextvars(
                 job=func.__name__, job_id=ctx.get("job_id"), job_try=ctx.get("job_try")
             )
