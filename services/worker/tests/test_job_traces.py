@@ -25,12 +25,17 @@ tracer = trace.get_tracer("test")
 Calls = list[tuple[int, tuple[Any, ...], dict[str, Any]]]
 
 
-def recording(name: str, calls: Calls, *, retry_first_run: bool = False) -> Function:
-    """A job called `name` that records each run (try, args, kwargs), registered as ours are
-    (through `correlated_job`); it asks for a retry on its first run if told to."""
+def recording(
+    name: str, calls: Calls, *, retry_first_run: bool = False, ran_in: list[int] | None = None
+) -> Function:
+    """A job called `name` that records each run (try, args, kwargs) and the span it ran in,
+    registered as ours are (through `correlated_job`); it asks for a retry on its first run if
+    told to."""
 
     async def run(ctx: ArqContext, *args: Any, **kwargs: Any) -> None:
         calls.append((ctx["job_try"], args, kwargs))
+        if ran_in is not None:
+            ran_in.append(trace.get_current_span().get_span_context().span_id)
         if retry_first_run and ctx["job_try"] == 1:
             raise Retry()
 
@@ -57,6 +62,7 @@ async def test_a_jobs_first_run_is_a_child_of_its_enqueue_in_the_requests_trace(
 ) -> None:
     queue = context(ctx).job_queue
     calls: Calls = []
+    ran_in: list[int] = []
     bind_request_id("rid-traced")
     try:
         with tracer.start_as_current_span("request") as request:
@@ -64,7 +70,7 @@ async def test_a_jobs_first_run_is_a_child_of_its_enqueue_in_the_requests_trace(
     finally:
         bind_request_id(None)
 
-    await run_worker(ctx, recording("echo", calls))
+    await run_worker(ctx, recording("echo", calls, ran_in=ran_in))
 
     spans = span_exporter.get_finished_spans()
     [send] = by_name(spans, f"send {queue.queue_name}")
@@ -85,8 +91,10 @@ async def test_a_jobs_first_run_is_a_child_of_its_enqueue_in_the_requests_trace(
         "messaging.arq.job.outcome": "succeeded",
         "tripline.request_id": "rid-traced",
     }
-    # The job function received exactly what the caller passed: no tracing keys.
+    # The job function received exactly what the caller passed (no tracing keys), and ran
+    # inside the consumer span.
     assert calls == [(1, ("a",), {"extra": 1})]
+    assert ran_in == [run.context.span_id]
 
 
 async def test_a_retried_job_runs_again_in_a_new_trace_linked_to_the_first(
