@@ -66,4 +66,4 @@ openapi-snapshot: install ## Rewrite docs/openapi/*.json and docs/asyncapi/api.j
 	@$(UV) run --frozen python -m scripts.openapi_snapshot
 
 contract: install ## The long contract run: schemathesis, every check and phase, 200 examples (docs/api-contract.md)
-	@CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),200) $(UV) run --frozen pytest tests/test_api_contract.py -q --durations=0 --timeout=3600
+	@CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),200) $(UV) run --frozen pytest tests/test_api_contract.py -q --durations=0

@@ -45,8 +45,10 @@ async def test_a_users_listener_gets_their_alerts_only(redis: Redis) -> None:
     received = await next_event(redis, mine)
     await publish_alert(redis, alert_event(theirs))
     sent = alert_event(mine)
-    assert await publish_alert(redis, sent) == 1
-    assert await asyncio.wait_for(received, 5) == sent
+    # At least ours: pub/sub is server-wide, so a pattern listener of another test or process
+    # on the same Redis (xdist, a running `make dev`) may count too.
+    assert await publish_alert(redis, sent) >= 1
+    assert await asyncio.wait_for(received, 5) == sent  # Not `theirs`, published first.
 
 
 async def test_the_pattern_listener_gets_everyones_alerts(redis: Redis) -> None:
