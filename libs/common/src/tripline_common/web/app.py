@@ -15,6 +15,7 @@ from tripline_common.messaging.queue import JobQueue, create_redis
 from tripline_common.platform.logging import configure_logging
 from tripline_common.platform.metrics import instrument_app
 from tripline_common.platform.sentry import init_sentry
+from tripline_common.platform.tracing import init_tracing
 from tripline_common.web.docs import OPENAPI_URL, install_docs
 from tripline_common.web.error_handlers import VALIDATION_RAISE_SITE, install_error_handlers
 from tripline_common.web.health import check_dependencies, create_health_router
@@ -49,7 +50,8 @@ def create_app(
     - lifespan: one DB engine and one Redis/ARQ pool per process, start-up checks, and
       `shutting_down` flipped first on shutdown so `/readyz` fails while traffic drains;
     - the middleware stack, the error shape for every error, `/livez`, `/readyz`, `/startupz`,
-      Prometheus metrics at `/metrics`, Sentry when `SENTRY_DSN` is set;
+      Prometheus metrics at `/metrics`, Sentry when `SENTRY_DSN` is set, OpenTelemetry tracing
+      when an `OTEL_EXPORTER_OTLP_*ENDPOINT` is set (flushed, briefly, when the lifespan ends);
     - `routers` mounted under `api_prefix` (URL versioning);
     - `on_startup` hooks once the resources exist, `on_shutdown` hooks before they close;
     - an OpenAPI document in which every operation lists what the middleware, the error
@@ -59,6 +61,11 @@ def create_app(
     settings = state.settings
     configure_logging(settings)
     init_sentry(settings)
+    tracing = init_tracing(
+        settings.service_name,
+        service_version=settings.version,
+        environment=settings.environment.value,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +93,8 @@ def create_app(
             await redis.aclose(close_connection_pool=True)
             await pg.close()
             await engine.dispose()
+            if tracing is not None:
+                tracing.shutdown()  # Last: the worker's drained jobs ended their spans above.
             log.info("stopped")
 
     docs = settings.docs_enabled
