@@ -51,8 +51,9 @@ from tripline_devstack import (
     redis_answers,
 )
 
-# Users and their bearer tokens, for every app's tests (each names its `service_settings`).
-pytest_plugins = ["tests.support.users"]
+# Users and their bearer tokens, for every app's tests (each names its `service_settings`);
+# the `spans` fixture (an in-memory trace exporter).
+pytest_plugins = ["tests.support.users", "tests.support.tracing"]
 
 ROOT = Path(__file__).resolve().parent
 S = TypeVar("S", bound=CommonSettings)

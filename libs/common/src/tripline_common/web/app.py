@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from tripline_common.data.db import create_engine, create_session_factory
 from tripline_common.data.pg import create_pg_pool
@@ -28,6 +29,14 @@ log = structlog.get_logger("tripline.app")
 APP_RAISE_SITES: tuple[RaiseSite, ...] = (*EDGE_RAISE_SITES, VALIDATION_RAISE_SITE)
 """What the shared middleware and error handlers answer; each operation they apply to documents
 it, beside what its dependencies answer (`responses.document_operations`)."""
+
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 StateT = TypeVar("StateT", bound=ServiceState[Any])
 
@@ -109,6 +118,10 @@ def create_app(
         openapi_url=OPENAPI_URL if docs else None,
         # Also given to FastAPI, which would otherwise document a 422 of its own shape.
         responses=VALIDATION_RAISE_SITE.responses,
+        # FastAPI's own OpenTelemetry layer stays off: it would wrap the app in a second server
+        # span (outside ours) and add spans per dependency and serialization on every request.
+        # The edge middleware makes the one server span (`middleware.EdgeMiddleware`).
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.service = state
     install_error_handlers(app)
