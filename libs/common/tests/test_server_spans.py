@@ -91,9 +91,7 @@ async def test_an_unhandled_error_marks_the_span_as_failed(spans, build_app, app
     assert [event.name for event in span.events] == ["exception"]
 
 
-async def test_probes_metrics_and_the_documents_make_no_spans(
-    spans, build_app, app_client
-) -> None:
+async def test_probes_metrics_and_the_documents_make_no_spans(spans, build_app, app_client) -> None:
     async with app_client(build_app()) as client:
         for path in ("/livez", "/readyz", "/startupz", "/metrics", "/docs", "/redoc"):
             assert (await client.get(path)).status_code == 200, path

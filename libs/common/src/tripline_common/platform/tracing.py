@@ -19,10 +19,9 @@ from __future__ import annotations
 import os
 import threading
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -39,6 +38,9 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.re import parse_env_headers
 from opentelemetry.util.types import Attributes
+
+if TYPE_CHECKING:
+    from opentelemetry.util._decorator import _AgnosticContextManager
 
 DEFAULT_SAMPLER = "parentbased_traceidratio"
 DEFAULT_RATIO = 0.1
@@ -116,9 +118,7 @@ def _resource_attributes(raw: str | None) -> dict[str, str]:
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise TracingConfigError(
-                f"OTEL_RESOURCE_ATTRIBUTES: {item.strip()!r} is not key=value"
-            )
+            raise TracingConfigError(f"OTEL_RESOURCE_ATTRIBUTES: {item.strip()!r} is not key=value")
         attributes[key.strip()] = urllib.parse.unquote(value.strip())
     return attributes
 
@@ -178,7 +178,7 @@ def tracing_config(
     queue = int(_number(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, low=1))
     return TracingConfig(
         endpoint=endpoint,
-        headers=parse_env_headers(headers or "", liberal=True),
+        headers=dict(parse_env_headers(headers or "", liberal=True)),
         # Seconds, as the Python SDK reads it.
         timeout=_number(environ, timeout_name, 10.0, low=0.001),
         sampler=sampler,
@@ -341,7 +341,6 @@ class _SwitchedTracer(trace.Tracer):
             set_status_on_exception,
         )
 
-    @contextmanager
     def start_as_current_span(
         self,
         name: str,
@@ -353,8 +352,8 @@ class _SwitchedTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
-    ) -> Iterator[trace.Span]:
-        with self._tracer().start_as_current_span(
+    ) -> _AgnosticContextManager[trace.Span]:
+        return self._tracer().start_as_current_span(
             name,
             context,
             kind,
@@ -364,8 +363,7 @@ class _SwitchedTracer(trace.Tracer):
             record_exception,
             set_status_on_exception,
             end_on_exit,
-        ) as span:
-            yield span
+        )
 
 
 _switch = _Switch()

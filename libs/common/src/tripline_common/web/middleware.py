@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Mapping
+from contextvars import Token
 from http import HTTPStatus
 
 import orjson
@@ -20,6 +21,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware as StarletteGZipMiddleware
@@ -250,8 +252,10 @@ class EdgeMiddleware:
         extra_headers = ((b"x-request-id", request_id.encode("latin-1")), *self._headers_for(path))
         span: trace.Span | None = None
         tracer = server_tracer()  # None while tracing is off: then this costs one call.
-        if tracer is not None and path not in UNTRACED_PATHS and not path.startswith(
-            UNTRACED_PREFIX
+        if (
+            tracer is not None
+            and path not in UNTRACED_PATHS
+            and not path.startswith(UNTRACED_PREFIX)
         ):
             span, span_token = _start_server_span(tracer, scope, host, request_id)
         error_type: str | None = None
@@ -382,7 +386,7 @@ class EdgeMiddleware:
 
 def _start_server_span(
     tracer: trace.Tracer, scope: Scope, host: str | None, request_id: str
-) -> tuple[trace.Span, object]:
+) -> tuple[trace.Span, Token[Context]]:
     """Start the request's SERVER span, as a child of the caller's `traceparent` if it sent
     one, and make it current. Named by the method until the route is known."""
     carrier: dict[str, str] = {}
@@ -401,7 +405,9 @@ def _start_server_span(
         "tripline.request_id": request_id,
     }
     if host:
-        name, _, port = host.rpartition(":") if host.rfind(":") > host.rfind("]") else (host, "", "")
+        # `name:port`, `[v6::address]:port`, or either without the port.
+        has_port = host.rfind(":") > host.rfind("]")
+        name, _, port = host.rpartition(":") if has_port else (host, "", "")
         attributes["server.address"] = name
         if port.isdigit():
             attributes["server.port"] = int(port)
