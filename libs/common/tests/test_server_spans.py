@@ -201,3 +201,22 @@ async def test_a_hung_collector_blocks_no_request_and_spans_over_the_queue_are_c
     # One span in the stuck export, two in the queue: at least seven had nowhere to go.
     assert after["queue_full"] - before["queue_full"] >= 7
     assert exporter.exported <= 3
+
+
+async def test_the_app_starts_tracing_from_the_environment_and_flushes_it_when_it_stops(
+    build_app, app_client, monkeypatch
+) -> None:
+    from tripline_common.platform.tracing import dropped_spans, tracing_enabled
+
+    endpoint = f"http://127.0.0.1:{closed_port()}/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0.2")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    before = dropped_spans()["export_failed"]
+    async with app_client(build_app()) as client:
+        assert tracing_enabled()
+        assert (await client.get("/v1/items/missing")).status_code == 404
+    # The lifespan's end sent the queued span (the collector is down: it is counted lost) and
+    # switched tracing off.
+    assert not tracing_enabled()
+    assert dropped_spans()["export_failed"] == before + 1
