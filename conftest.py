@@ -27,7 +27,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic.fields import FieldInfo
 from redis import Redis
 from sqlalchemy.ext.asyncio import (
@@ -38,7 +37,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from tests.support.sentry import FakeSentry
-from tests.support.spans import installed_exporter
 from tests.support.webhooks import WebhookReceiver
 from tripline_common.migrations.runner import upgrade
 from tripline_common.platform import CommonSettings
@@ -53,8 +51,9 @@ from tripline_devstack import (
     redis_answers,
 )
 
-# Users and their bearer tokens, for every app's tests (each names its `service_settings`).
-pytest_plugins = ["tests.support.users"]
+# Users and their bearer tokens, for every app's tests (each names its `service_settings`);
+# the `spans` fixture (an in-memory trace exporter).
+pytest_plugins = ["tests.support.users", "tests.support.tracing"]
 
 ROOT = Path(__file__).resolve().parent
 S = TypeVar("S", bound=CommonSettings)
@@ -296,16 +295,6 @@ def fake_sentry() -> Iterator[FakeSentry]:
         yield sentry
     finally:
         sentry.stop()
-
-
-@pytest.fixture
-def span_exporter() -> Iterator[InMemorySpanExporter]:
-    """The spans this test finished (`get_finished_spans()`), exported in memory by an SDK
-    tracer provider (see `tests/support/spans.py`)."""
-    exporter = installed_exporter()
-    exporter.clear()
-    yield exporter
-    exporter.clear()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -16,6 +16,7 @@ EVERY_HTTP_APP = (
     "readiness_changes_total",
     "db_pool_connections",
     "redis_pool_connections",
+    "trace_spans_dropped_total",
 )
 # The series only one process exports, by process.
 OWN: dict[str, tuple[str, ...]] = {

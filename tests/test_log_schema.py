@@ -93,6 +93,11 @@ def test_the_schema_is_valid_and_catches_a_bad_line() -> None:
     assert not validator.is_valid({k: v for k, v in good.items() if k != "request_id"})
     job_line = {**good, "event": "job_started", "logger": "tripline.queue", "job_try": 1}
     assert not validator.is_valid(job_line)  # A job line without its job and job ID.
+    traced = {**good, "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}
+    assert validator.is_valid(traced)
+    assert not validator.is_valid({**traced, "trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736"})
+    assert not validator.is_valid({**traced, "span_id": "00f067aa"})
+    assert not validator.is_valid({k: v for k, v in traced.items() if k != "span_id"})
 
 
 def test_warnings_and_uncaught_exceptions_are_json_lines_too() -> None:

@@ -15,7 +15,7 @@ from arq.jobs import deserialize_job_raw
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from tests.support.spans import by_name
+from tests.support.tracing import by_name
 from tripline_common.messaging import JobQueue, correlated_job, create_redis, load_job
 from tripline_common.messaging.job_tracing import ENVELOPE_KEY
 from tripline_common.platform.correlation import bind_request_id
@@ -37,7 +37,7 @@ async def raw_job(redis: ArqRedis, job_id: str) -> bytes:
 
 
 async def test_an_enqueue_is_a_producer_span_whose_context_the_job_carries_outside_its_arguments(
-    redis, span_exporter
+    redis, spans
 ) -> None:
     queue = JobQueue(redis, QUEUE)
     bind_request_id("rid-envelope")
@@ -47,7 +47,7 @@ async def test_an_enqueue_is_a_producer_span_whose_context_the_job_carries_outsi
     finally:
         bind_request_id(None)
 
-    [send] = by_name(span_exporter.get_finished_spans(), f"send {QUEUE}")
+    [send] = by_name(spans.finished(), f"send {QUEUE}")
     assert send.kind is SpanKind.PRODUCER
     assert send.parent is not None
     assert send.parent.span_id == request.get_span_context().span_id
@@ -71,9 +71,7 @@ async def test_an_enqueue_is_a_producer_span_whose_context_the_job_carries_outsi
     assert data["k"] == {"extra": 1, "request_id": "rid-envelope"}
 
 
-async def test_a_worker_of_the_previous_release_reads_a_job_with_an_envelope(
-    redis, span_exporter
-) -> None:
+async def test_a_worker_of_the_previous_release_reads_a_job_with_an_envelope(redis, spans) -> None:
     with trace.get_tracer("test").start_as_current_span("request"):
         await JobQueue(redis, QUEUE).enqueue("echo", 7, job_id="echo:old-worker", request_id="r")
 
@@ -84,7 +82,7 @@ async def test_a_worker_of_the_previous_release_reads_a_job_with_an_envelope(
 
 
 async def test_a_job_enqueued_without_an_envelope_is_read_and_run_as_a_root_span(
-    make_settings, span_exporter
+    make_settings, spans
 ) -> None:
     # The previous release's producer: ARQ's default (pickle) serializer, no envelope.
     settings = make_settings()
@@ -106,14 +104,14 @@ async def test_a_job_enqueued_without_an_envelope_is_read_and_run_as_a_root_span
 
     assert ENVELOPE_KEY not in data
     assert seen == {"args": (1,), "kwargs": {}}
-    [run] = by_name(span_exporter.get_finished_spans(), "process echo")
+    [run] = by_name(spans.finished(), "process echo")
     assert run.parent is None and not run.links
     assert run.kind is SpanKind.CONSUMER
     assert (run.attributes or {})["tripline.request_id"] == "r1"
     assert (run.attributes or {})["messaging.arq.job.outcome"] == "succeeded"
 
 
-async def test_a_failed_run_has_error_status_and_a_retry_request_does_not(span_exporter) -> None:
+async def test_a_failed_run_has_error_status_and_a_retry_request_does_not(spans) -> None:
     @correlated_job
     async def broken(ctx: dict[str, Any]) -> None:
         raise LookupError("the job's own failure")
@@ -127,8 +125,8 @@ async def test_a_failed_run_has_error_status_and_a_retry_request_does_not(span_e
     with pytest.raises(Retry):
         await later({"job_id": "later:1"})
 
-    [failed] = by_name(span_exporter.get_finished_spans(), "process broken")
-    [retried] = by_name(span_exporter.get_finished_spans(), "process later")
+    [failed] = by_name(spans.finished(), "process broken")
+    [retried] = by_name(spans.finished(), "process later")
     assert failed.status.status_code is trace.StatusCode.ERROR
     assert (failed.attributes or {})["error.type"] == "LookupError"
     assert (failed.attributes or {})["messaging.arq.job.outcome"] == "failed"

@@ -175,3 +175,22 @@ async def test_csrf_tokens_and_query_strings_never_leave_the_process(
     raw = fake_sentry.raw()
     for secret in (query_secret, csrf_secret, referer_secret, outgoing_secret):
         assert secret.encode() not in raw, raw[raw.find(secret.encode()) - 300 :][:400]
+
+
+async def test_an_event_carries_the_trace_id_of_its_request(
+    sentry_app: Callable[..., FastAPI], fake_sentry, app_client: Callable[..., Any], spans
+) -> None:
+    trace_id = "5b8aa5a2d2c872e8321cf37308d69df2"
+    async with app_client(sentry_app()) as client:
+        response = await client.get(
+            "/v1/items/boom", headers={"traceparent": f"00-{trace_id}-051581bf3cb55c13-01"}
+        )
+    assert response.status_code == 500
+    flush()
+    [event] = fake_sentry.events()
+    [span] = [s for s in spans.finished() if s.name == "GET /v1/items/boom"]
+    assert event["tags"]["trace_id"] == trace_id == format(span.context.trace_id, "032x")
+    assert event["contexts"]["otel"] == {
+        "trace_id": trace_id,
+        "span_id": format(span.context.span_id, "016x"),
+    }

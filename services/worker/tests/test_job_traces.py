@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from worker_factories import along_route, job, window_aligned
 
-from tests.support.spans import by_name
+from tests.support.tracing import by_name
 from tripline_common.messaging import correlated_job
 from tripline_common.platform.correlation import bind_request_id
 from tripline_worker.context import ArqContext, context
@@ -57,9 +57,7 @@ def attributes(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
 
 
-async def test_a_jobs_first_run_is_a_child_of_its_enqueue_in_the_requests_trace(
-    ctx, span_exporter
-) -> None:
+async def test_a_jobs_first_run_is_a_child_of_its_enqueue_in_the_requests_trace(ctx, spans) -> None:
     queue = context(ctx).job_queue
     calls: Calls = []
     ran_in: list[int] = []
@@ -72,9 +70,9 @@ async def test_a_jobs_first_run_is_a_child_of_its_enqueue_in_the_requests_trace(
 
     await run_worker(ctx, recording("echo", calls, ran_in=ran_in))
 
-    spans = span_exporter.get_finished_spans()
-    [send] = by_name(spans, f"send {queue.queue_name}")
-    [run] = by_name(spans, "process echo")
+    finished = spans.finished()
+    [send] = by_name(finished, f"send {queue.queue_name}")
+    [run] = by_name(finished, "process echo")
     assert send.parent is not None and send.parent.span_id == request.get_span_context().span_id
     assert run.kind is SpanKind.CONSUMER
     assert run.parent is not None and run.parent.span_id == send.context.span_id
@@ -97,9 +95,7 @@ async def test_a_jobs_first_run_is_a_child_of_its_enqueue_in_the_requests_trace(
     assert ran_in == [run.context.span_id]
 
 
-async def test_a_retried_job_runs_again_in_a_new_trace_linked_to_the_first(
-    ctx, span_exporter
-) -> None:
+async def test_a_retried_job_runs_again_in_a_new_trace_linked_to_the_first(ctx, spans) -> None:
     queue = context(ctx).job_queue
     calls: Calls = []
     with tracer.start_as_current_span("request"):
@@ -107,9 +103,9 @@ async def test_a_retried_job_runs_again_in_a_new_trace_linked_to_the_first(
 
     await run_worker(ctx, recording("flaky", calls, retry_first_run=True))
 
-    spans = span_exporter.get_finished_spans()
-    [send] = by_name(spans, f"send {queue.queue_name}")
-    first, second = by_name(spans, "process flaky")
+    finished = spans.finished()
+    [send] = by_name(finished, f"send {queue.queue_name}")
+    first, second = by_name(finished, "process flaky")
     assert [c[0] for c in calls] == [1, 2]
     assert first.parent is not None and first.parent.span_id == send.context.span_id
     assert attributes(first)["messaging.arq.job.outcome"] == "retried"
@@ -125,7 +121,7 @@ async def test_a_retried_job_runs_again_in_a_new_trace_linked_to_the_first(
 
 
 async def test_a_batch_the_sweeper_enqueues_again_runs_in_its_own_trace_linked_to_the_sweep(
-    ctx, make_owner, make_trip, make_batch, span_exporter
+    ctx, make_owner, make_trip, make_batch, spans
 ) -> None:
     owner = await make_owner()
     await make_trip(owner)
@@ -136,10 +132,10 @@ async def test_a_batch_the_sweeper_enqueues_again_runs_in_its_own_trace_linked_t
     assert await job("requeue_stuck_batches")(ctx) == 1  # A cron run, as the worker's.
     await run_worker(ctx)  # The registry's own jobs.
 
-    spans = span_exporter.get_finished_spans()
-    [sweep] = by_name(spans, "process requeue_stuck_batches")
-    [send] = by_name(spans, f"send {context(ctx).job_queue.queue_name}")
-    [run] = by_name(spans, "process process_batch")
+    finished = spans.finished()
+    [sweep] = by_name(finished, "process requeue_stuck_batches")
+    [send] = by_name(finished, f"send {context(ctx).job_queue.queue_name}")
+    [run] = by_name(finished, "process process_batch")
     assert sweep.parent is None  # A cron run: a trace of its own.
     assert send.parent is not None and send.parent.span_id == sweep.context.span_id
     assert run.parent is None and run.context.trace_id != sweep.context.trace_id
@@ -153,7 +149,7 @@ async def test_a_batch_the_sweeper_enqueues_again_runs_in_its_own_trace_linked_t
 
 
 async def test_a_job_of_the_previous_release_without_an_envelope_runs_as_a_root_span(
-    ctx, make_settings, span_exporter
+    ctx, make_settings, spans
 ) -> None:
     queue = context(ctx).job_queue
     calls: Calls = []
@@ -169,7 +165,7 @@ async def test_a_job_of_the_previous_release_without_an_envelope_runs_as_a_root_
 
     await run_worker(ctx, recording("echo", calls))
 
-    [run] = by_name(span_exporter.get_finished_spans(), "process echo")
+    [run] = by_name(spans.finished(), "process echo")
     assert run.parent is None and not run.links
     assert "messaging.destination.name" not in attributes(run)
     assert attributes(run)["tripline.request_id"] == "rid-old"
@@ -177,7 +173,7 @@ async def test_a_job_of_the_previous_release_without_an_envelope_runs_as_a_root_
 
 
 async def test_a_cron_run_is_a_root_span_even_when_the_worker_started_inside_a_trace(
-    ctx, span_exporter
+    ctx, spans
 ) -> None:
     calls: Calls = []
 
@@ -189,6 +185,6 @@ async def test_a_cron_run_is_a_root_span_even_when_the_worker_started_inside_a_t
     with tracer.start_as_current_span("startup"):
         await run_worker(ctx, cron_jobs=[tick_cron], functions=[])
 
-    [run] = by_name(span_exporter.get_finished_spans(), "process tick")
+    [run] = by_name(spans.finished(), "process tick")
     assert calls == [(1, (), {})]
     assert run.parent is None and not run.links

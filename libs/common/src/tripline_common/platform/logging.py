@@ -14,6 +14,7 @@ import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
 from tripline_common.platform.settings import CommonSettings
+from tripline_common.platform.tracing import current_trace_ids
 
 # Loggers of the libraries we run on, routed through structlog's formatter so that every line,
 # ours or theirs, has the same shape. uvicorn.access is silenced: we log each request once, in
@@ -69,6 +70,16 @@ def _static_fields(settings: CommonSettings) -> Processor:
         return event_dict
 
     return add_static_fields
+
+
+def _add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """`trace_id` and `span_id` (W3C hex) of the span recording now, on lines written inside
+    one (a request or a job while tracing is on): the line and its trace find each other."""
+    ids = current_trace_ids()
+    if ids is not None:
+        event_dict.setdefault("trace_id", ids[0])
+        event_dict.setdefault("span_id", ids[1])
+    return event_dict
 
 
 def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -153,6 +164,7 @@ def configure_logging(settings: CommonSettings) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _static_fields(settings),
+        _add_trace_ids,
         structlog.stdlib.ExtraAdder(),
         _drop_color_message,
     ]

@@ -22,13 +22,14 @@ from prometheus_client import (
     Counter,
     Gauge,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tripline_common.platform.settings import CommonSettings
+from tripline_common.platform.tracing import DROP_REASONS, dropped_spans
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 POOL_STATES = ("in_use", "idle", "max")
@@ -128,7 +129,8 @@ def instrument_app(
     - requests and their latency by route template (`HttpMetrics`);
     - `build_info`, the readiness gauge and its flips (`ReadinessMetrics`);
     - the DB and Redis pools, read at scrape time (`PoolCollector`; `pools` gives None until
-      the lifespan has created them).
+      the lifespan has created them);
+    - the spans tracing had to drop (`TracingCollector`), 0 while tracing is off.
     """
     recorder = HttpMetrics(settings, registry)
     Instrumentator(registry=registry, should_respect_env_var=False).expose(
@@ -144,6 +146,7 @@ def instrument_app(
     ).labels(settings.version, settings.environment.value).set(1)
     readiness = ReadinessMetrics(prefix, registry)
     registry.register(PoolCollector(settings, prefix, pools))
+    registry.register(TracingCollector(prefix))
     return AppMetrics(http=recorder, readiness=readiness)
 
 
@@ -245,3 +248,29 @@ class PoolCollector(Collector):
         if in_use is None or idle is None:
             return None
         return len(in_use), len(idle), pool.max_connections  # type: ignore[union-attr]
+
+
+class TracingCollector(Collector):
+    """`<prefix>_trace_spans_dropped_total{reason}`: spans the exporter never sent, because the
+    batch queue was full (`queue_full`) or the collector refused or did not answer
+    (`export_failed`). Read from `tracing.dropped_spans` at scrape time; both reasons from 0."""
+
+    def __init__(self, prefix: str) -> None:
+        self.name = f"{prefix}_trace_spans_dropped"
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(
+            self.name,
+            "Spans dropped before export, by reason (queue_full, export_failed).",
+            labels=["reason"],
+        )
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = self._family()
+        counts = dropped_spans()
+        for reason in DROP_REASONS:
+            family.add_metric([reason], counts[reason])
+        yield family

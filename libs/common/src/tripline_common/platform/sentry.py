@@ -31,6 +31,7 @@ from sentry_sdk.integrations.starlette import StarletteIntegration
 from sentry_sdk.utils import event_from_exception
 
 from tripline_common.platform.settings import CommonSettings
+from tripline_common.platform.tracing import current_trace_ids
 
 T = TypeVar("T")
 
@@ -109,6 +110,17 @@ def _scrub(event: Any, _hint: Any) -> Any:
     return event
 
 
+def _before_send(event: Any, hint: Any) -> Any:
+    """Scrub the event, and tag it with the OpenTelemetry trace it happened in (`trace_id`, and
+    an `otel` context with the span ID), so an event and its trace find each other."""
+    event = _scrub(event, hint)
+    ids = current_trace_ids()
+    if ids is not None and isinstance(event, dict):
+        event.setdefault("tags", {})["trace_id"] = ids[0]
+        event.setdefault("contexts", {})["otel"] = {"trace_id": ids[0], "span_id": ids[1]}
+    return event
+
+
 def _scrub_breadcrumb(crumb: Any, hint: Any) -> Any:
     """Outgoing HTTP calls (webhooks) keep no credential headers and no query string; a log
     line keeps its event name only: its fields, and a traceback with SQL parameters in it, stay
@@ -149,7 +161,7 @@ def init_sentry(settings: CommonSettings) -> bool:
         # PII stays off (the SDK default); frame locals would carry raw headers and bodies.
         include_local_variables=False,
         max_request_body_size="never",
-        before_send=_scrub,
+        before_send=_before_send,
         before_breadcrumb=_scrub_breadcrumb,
         integrations=[
             # Breadcrumbs from log lines, but no events: see the module docstring.

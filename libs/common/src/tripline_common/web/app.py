@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from tripline_common.data.db import create_engine, create_session_factory
 from tripline_common.data.pg import create_pg_pool
@@ -15,6 +16,7 @@ from tripline_common.messaging.queue import JobQueue, create_redis
 from tripline_common.platform.logging import configure_logging
 from tripline_common.platform.metrics import instrument_app
 from tripline_common.platform.sentry import init_sentry
+from tripline_common.platform.tracing import init_tracing
 from tripline_common.web.docs import OPENAPI_URL, install_docs
 from tripline_common.web.error_handlers import VALIDATION_RAISE_SITE, install_error_handlers
 from tripline_common.web.health import check_dependencies, create_health_router
@@ -27,6 +29,14 @@ log = structlog.get_logger("tripline.app")
 APP_RAISE_SITES: tuple[RaiseSite, ...] = (*EDGE_RAISE_SITES, VALIDATION_RAISE_SITE)
 """What the shared middleware and error handlers answer; each operation they apply to documents
 it, beside what its dependencies answer (`responses.document_operations`)."""
+
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 StateT = TypeVar("StateT", bound=ServiceState[Any])
 
@@ -49,7 +59,8 @@ def create_app(
     - lifespan: one DB engine and one Redis/ARQ pool per process, start-up checks, and
       `shutting_down` flipped first on shutdown so `/readyz` fails while traffic drains;
     - the middleware stack, the error shape for every error, `/livez`, `/readyz`, `/startupz`,
-      Prometheus metrics at `/metrics`, Sentry when `SENTRY_DSN` is set;
+      Prometheus metrics at `/metrics`, Sentry when `SENTRY_DSN` is set, OpenTelemetry tracing
+      when an `OTEL_EXPORTER_OTLP_*ENDPOINT` is set (flushed, briefly, when the lifespan ends);
     - `routers` mounted under `api_prefix` (URL versioning);
     - `on_startup` hooks once the resources exist, `on_shutdown` hooks before they close;
     - an OpenAPI document in which every operation lists what the middleware, the error
@@ -59,6 +70,11 @@ def create_app(
     settings = state.settings
     configure_logging(settings)
     init_sentry(settings)
+    tracing = init_tracing(
+        settings.service_name,
+        service_version=settings.version,
+        environment=settings.environment.value,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +102,8 @@ def create_app(
             await redis.aclose(close_connection_pool=True)
             await pg.close()
             await engine.dispose()
+            if tracing is not None:
+                tracing.shutdown()  # Last: the worker's drained jobs ended their spans above.
             log.info("stopped")
 
     docs = settings.docs_enabled
@@ -100,6 +118,10 @@ def create_app(
         openapi_url=OPENAPI_URL if docs else None,
         # Also given to FastAPI, which would otherwise document a 422 of its own shape.
         responses=VALIDATION_RAISE_SITE.responses,
+        # FastAPI's own OpenTelemetry layer stays off: it would wrap the app in a second server
+        # span (outside ours) and add spans per dependency and serialization on every request.
+        # The edge middleware makes the one server span (`middleware.EdgeMiddleware`).
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.service = state
     install_error_handlers(app)

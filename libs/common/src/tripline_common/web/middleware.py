@@ -12,12 +12,17 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Mapping
+from contextvars import Token
 from http import HTTPStatus
 
 import orjson
 import sentry_sdk
 import structlog
 from fastapi import FastAPI, Request, Response
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware as StarletteGZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,8 +37,10 @@ from tripline_common.platform.correlation import (
 from tripline_common.platform.errors import ErrorResponse, code_for_status, error_response
 from tripline_common.platform.metrics import HttpMetrics
 from tripline_common.platform.settings import CommonSettings
+from tripline_common.platform.tracing import server_tracer
 from tripline_common.security.ratelimit import Quota, report_quotas, stop_reporting_quotas
 from tripline_common.security.secret_fields import holds_secret
+from tripline_common.web.docs import DOCS_URL, OPENAPI_URL, REDOC_URL
 from tripline_common.web.responses import RaiseSite, takes_body
 from tripline_common.web.state import ServiceState
 
@@ -44,6 +51,15 @@ error_log = structlog.get_logger("tripline.errors")
 # Prometheus address a pod by its IP (their Host header would be refused): they skip all three.
 # They are also the only paths of the operations port (OPS_PORT), and absent from PORT.
 QUIET_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
+
+# Nor do they, nor the API documents and their assets, make server spans: nobody follows them
+# across processes, and a scrape every 15 s would fill the sampled traces.
+UNTRACED_PATHS = QUIET_PATHS | {DOCS_URL, REDOC_URL, OPENAPI_URL, "/asyncapi.json"}
+UNTRACED_PREFIX = DOCS_URL + "/"  # Swagger UI's assets and OAuth2 redirect.
+_PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
 
 # A JSON API never needs to run scripts, be framed, or load anything.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -113,6 +129,11 @@ class EdgeMiddleware:
        once, and answered 500 in the shared shape; plain-text errors from Starlette's own
        middleware (a refused CORS preflight) are rewritten into the shared shape.
     6. **Access log** (one line per request) and **RED metrics** labelled by route template.
+    7. **Server span**, while tracing is on (`tracing.init_tracing`): continues the caller's
+       W3C `traceparent`/`tracestate`/`baggage`, named by the route template
+       (`GET /v1/trips/{trip_id}`) with the HTTP semantic-convention attributes and the
+       correlation ID (`tripline.request_id`); an error status on 5xx only. Probes,
+       `/metrics` and the API documents make none.
 
     WebSockets get the correlation ID and the host check (refused before the handshake).
     """
@@ -229,6 +250,15 @@ class EdgeMiddleware:
         quiet = quiet and not wrong_port
         request_id, host, length = self._correlate(scope)
         extra_headers = ((b"x-request-id", request_id.encode("latin-1")), *self._headers_for(path))
+        span: trace.Span | None = None
+        tracer = server_tracer()  # None while tracing is off: then this costs one call.
+        if (
+            tracer is not None
+            and path not in UNTRACED_PATHS
+            and not path.startswith(UNTRACED_PREFIX)
+        ):
+            span, span_token = _start_server_span(tracer, scope, host, request_id)
+        error_type: str | None = None
         quotas, quotas_token = report_quotas()
 
         status = 500  # What the client sees if the app fails before answering.
@@ -300,6 +330,9 @@ class EdgeMiddleware:
                     status, started = 413, True
                     await self._too_large(scope, receive, send, extra_headers)
         except Exception as exc:
+            error_type = type(exc).__qualname__
+            if span is not None:
+                span.record_exception(exc)
             error_log.exception(
                 "unhandled_exception",
                 method=scope["method"],
@@ -314,6 +347,8 @@ class EdgeMiddleware:
             )
             await response(scope, receive, edge_send)
         finally:
+            if span is not None:
+                _finish_server_span(span, scope, status, error_type)
             if not quiet:
                 duration = time.perf_counter() - start
                 if self.metrics is not None:
@@ -332,6 +367,9 @@ class EdgeMiddleware:
                     )
             stop_reporting_quotas(quotas_token)
             unbind_request_id()
+            if span is not None:
+                otel_context.detach(span_token)
+                span.end()
 
     async def _too_large(
         self, scope: Scope, receive: Receive, send: Send, extra: _Headers = ()
@@ -344,6 +382,55 @@ class EdgeMiddleware:
         )
         response.raw_headers.extend(extra)
         await response(scope, receive, send)
+
+
+def _start_server_span(
+    tracer: trace.Tracer, scope: Scope, host: str | None, request_id: str
+) -> tuple[trace.Span, Token[Context]]:
+    """Start the request's SERVER span, as a child of the caller's `traceparent` if it sent
+    one, and make it current. Named by the method until the route is known."""
+    carrier: dict[str, str] = {}
+    user_agent = None
+    for name, value in scope["headers"]:
+        if name in _PROPAGATION_HEADERS:
+            carrier[name.decode("latin-1")] = value.decode("latin-1")
+        elif name == b"user-agent":
+            user_agent = value.decode("latin-1")
+    parent = propagate.extract(carrier)
+    method = scope["method"]
+    attributes: dict[str, str | int] = {
+        "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+        "tripline.request_id": request_id,
+    }
+    if host:
+        # `name:port`, `[v6::address]:port`, or either without the port.
+        has_port = host.rfind(":") > host.rfind("]")
+        name, _, port = host.rpartition(":") if has_port else (host, "", "")
+        attributes["server.address"] = name
+        if port.isdigit():
+            attributes["server.port"] = int(port)
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    if user_agent is not None:
+        attributes["user_agent.original"] = user_agent
+    span = tracer.start_span(method, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def _finish_server_span(
+    span: trace.Span, scope: Scope, status: int, error_type: str | None
+) -> None:
+    template = route_template(scope)
+    if template is not None:
+        span.update_name(f"{scope['method']} {template}")
+        span.set_attribute("http.route", template)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:  # A 4xx is the client's error, not the server's (semantic conventions).
+        span.set_attribute("error.type", error_type or str(status))
+        span.set_status(StatusCode.ERROR)
 
 
 def _rate_limit_headers(quotas: Iterable[Quota]) -> _Headers:
