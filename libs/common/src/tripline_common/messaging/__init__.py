@@ -1,8 +1,8 @@
 """Messaging floor: how processes talk to each other (job queue, pub/sub, webhooks).
 
 The ARQ job queue (`JobQueue`) and its job registry (every job's name, ID rule and
-options), Redis pub/sub of raised alerts, and the signature scheme of outgoing
-webhooks. Imports only the platform floor.
+options), Redis pub/sub of raised alerts, the signature scheme of outgoing webhooks, and
+the client spans of Redis, pub/sub and webhook POSTs. Imports only the platform floor.
 """
 
 from tripline_common.messaging.job_registry import (
@@ -24,6 +24,7 @@ from tripline_common.messaging.pubsub import (
     ALERT_RAISED,
     AlertData,
     AlertEvent,
+    alert_delivery_span,
     listen_alerts,
     publish_alert,
 )
@@ -44,6 +45,7 @@ from tripline_common.messaging.webhooks import (
     new_webhook_secret,
     signature_headers,
     verify_signature,
+    webhook_request_span,
 )
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "AlertEvent",
     "JobQueue",
     "JobSpec",
+    "alert_delivery_span",
     "compute_signature",
     "correlated_job",
     "create_redis",
@@ -79,4 +82,5 @@ __all__ = [
     "queue_stats",
     "signature_headers",
     "verify_signature",
+    "webhook_request_span",
 ]
