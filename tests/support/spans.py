@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.trace import Tracer
 
 from tripline_common.data import instrument_clients, uninstrument_clients
@@ -41,9 +42,9 @@ class CapturedSpans:
 
 
 @contextmanager
-def captured_client_spans() -> Iterator[CapturedSpans]:
+def captured_client_spans(sampler: Sampler | None = None) -> Iterator[CapturedSpans]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrument_clients(provider)
     try:

@@ -14,10 +14,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -285,3 +287,20 @@ def test_turning_the_client_spans_off_puts_the_originals_back() -> None:
         assert hasattr(Redis.execute_command, "__wrapped__")
     assert asyncpg.Connection.__dict__["fetchrow"] is original
     assert not hasattr(Redis.execute_command, "__wrapped__")
+
+
+async def test_statements_and_commands_under_an_unsampled_span_make_no_span(
+    raw_connection: Any, redis: Redis
+) -> None:
+    # A sampler that would record them (not parent-based): only the client spans' own rule
+    # keeps them out.
+    with captured_client_spans(sampler=ALWAYS_ON) as spans:
+        unsampled = NonRecordingSpan(
+            SpanContext(trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(0))
+        )
+        with trace.use_span(unsampled):
+            await raw_connection.fetchval("SELECT 1")
+            await redis.get("spans:unsampled")
+        with spans.tracer.start_as_current_span("sampled"):
+            await raw_connection.fetchval("SELECT 1")
+    assert [span.name.split()[0] for span in spans.finished()] == ["SELECT", "sampled"]

@@ -3,29 +3,31 @@
 Both paths end in asyncpg: SQLAlchemy's asyncpg dialect prepares each statement and runs the
 prepared statement; the raw pool (`pg.py`) and ingest's COPY call the connection's methods.
 Wrapping asyncpg's public query methods (not the pinned `opentelemetry-instrumentation-asyncpg`,
-which sets none of `db.operation.name` or `db.namespace` unless a process-wide opt-in variable
-is set, and makes no span for COPY) covers both paths once: these methods never call each
+which never sets `db.operation.name`, sets `db.namespace` only under a process-wide opt-in
+variable, and makes no span for COPY) covers both paths once: these methods never call each
 other, so a statement gets exactly one span.
 
-What makes no span: a statement outside a trace (`client_spans.in_trace`); `BEGIN`, `ROLLBACK`,
-savepoints and the pool's liveness ping (`;`), which the ORM issues around every checkout and
-which would triple a read's spans (`COMMIT` keeps its span: a write waits there for the disk).
-The statement text is recorded with literal values replaced by `?`; parameters are never read.
-An error marks the span with its type only: a database error's message can quote row values.
+What makes no span: a statement outside a recorded trace (`client_spans.in_recorded_trace`);
+`BEGIN`, `ROLLBACK`, savepoints and the pool's liveness ping (`;`), which the ORM issues around
+every checkout and which would triple a read's spans (`COMMIT` keeps its span: a write waits
+there for the disk). The statement text is recorded with literal values replaced by `?`;
+parameters are never read. An error marks the span with its type only: a database error's
+message can quote row values.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
 import asyncpg.prepared_stmt
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, TracerProvider
 
-from tripline_common.platform.client_spans import InTraceOnlyTracer
+from tripline_common.platform.client_spans import in_recorded_trace
 
 TRACER_NAME = "tripline.sql"
 
@@ -79,9 +81,8 @@ def _statement_attributes(
     return attributes
 
 
-async def _in_span(
-    tracer: Tracer, name: str, attributes: dict[str, Any], call: Awaitable[Any]
-) -> Any:
+@contextmanager
+def _statement_span(tracer: Tracer, name: str, attributes: dict[str, Any]) -> Iterator[None]:
     with tracer.start_as_current_span(
         name,
         kind=SpanKind.CLIENT,
@@ -90,7 +91,7 @@ async def _in_span(
         set_status_on_exception=False,
     ) as span:
         try:
-            return await call
+            yield
         except Exception as exc:
             span.set_attribute("error.type", type(exc).__qualname__)
             span.set_status(Status(StatusCode.ERROR))
@@ -104,6 +105,8 @@ def _span_name(operation: str, target: str | None) -> str:
 def _query_wrapper(tracer: Tracer, method: Callable[..., Any], *, prepared: bool) -> Any:
     @functools.wraps(method)
     async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not in_recorded_trace():
+            return await method(self, *args, **kwargs)
         if prepared:
             connection, query = self._connection, self.get_query()
         else:
@@ -113,7 +116,8 @@ def _query_wrapper(tracer: Tracer, method: Callable[..., Any], *, prepared: bool
             return await method(self, *args, **kwargs)
         attributes = _statement_attributes(connection, operation, text)
         name = _span_name(operation, attributes.get("db.namespace"))
-        return await _in_span(tracer, name, attributes, method(self, *args, **kwargs))
+        with _statement_span(tracer, name, attributes):
+            return await method(self, *args, **kwargs)
 
     return traced
 
@@ -121,6 +125,8 @@ def _query_wrapper(tracer: Tracer, method: Callable[..., Any], *, prepared: bool
 def _copy_wrapper(tracer: Tracer, method: Callable[..., Any]) -> Any:
     @functools.wraps(method)
     async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not in_recorded_trace():
+            return await method(self, *args, **kwargs)
         if method.__name__ == "copy_from_query":
             table = None
             text = describe_statement(args[0] if args else kwargs.get("query", ""))[1]
@@ -129,7 +135,8 @@ def _copy_wrapper(tracer: Tracer, method: Callable[..., Any]) -> Any:
             text = f"COPY {table}"
         attributes = _statement_attributes(self, "COPY", text, collection=table)
         name = _span_name("COPY", table or attributes.get("db.namespace"))
-        return await _in_span(tracer, name, attributes, method(self, *args, **kwargs))
+        with _statement_span(tracer, name, attributes):
+            return await method(self, *args, **kwargs)
 
     return traced
 
@@ -138,7 +145,7 @@ def instrument_postgres(tracer_provider: TracerProvider) -> None:
     """Wrap asyncpg's statement methods so that each statement makes a span (idempotent)."""
     if _originals:
         return
-    tracer = InTraceOnlyTracer(tracer_provider.get_tracer(TRACER_NAME))
+    tracer = tracer_provider.get_tracer(TRACER_NAME)  # The wrappers check `in_recorded_trace`.
     prepared_statement = asyncpg.prepared_stmt.PreparedStatement
     for cls, names in (
         (asyncpg.Connection, _CONNECTION_METHODS + _COPY_METHODS),

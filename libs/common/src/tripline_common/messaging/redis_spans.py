@@ -2,8 +2,9 @@
 
 The instrumentation wraps redis-py's (and `redis.asyncio`'s) `execute_command` and pipeline
 `execute`: one span per command, one per pipeline (named by its commands), the statement
-sanitised to the command and `?` per argument. Its tracer is an `InTraceOnlyTracer`, so the
-commands run outside a request or a job (the worker's queue polling) make no span.
+sanitised to the command and `?` per argument. Its tracer makes spans only under a recorded
+span (`LeafSpansProvider`), so the commands run outside a request or a job (the worker's queue
+polling) make no span.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.trace import Span, TracerProvider
 
-from tripline_common.platform.client_spans import InTraceOnlyTracerProvider
+from tripline_common.platform.client_spans import LeafSpansProvider
 
 
 def _name_the_operation(span: Span, instance: Any, args: Any, kwargs: Any) -> None:
@@ -28,7 +29,7 @@ def instrument_redis(tracer_provider: TracerProvider) -> None:
     instrumentor = RedisInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument(
-            tracer_provider=InTraceOnlyTracerProvider(tracer_provider),
+            tracer_provider=LeafSpansProvider(tracer_provider),
             request_hook=_name_the_operation,
         )
 

@@ -4,7 +4,8 @@ Off by default: until `enable_client_spans` is called (by `tripline_common.data.
 instrument_clients`, once a tracer provider is installed) `client_tracer()` is None and the
 explicit client spans are skipped at the cost of one check. A client span is only made inside a
 trace (a request's or a job's span is current): a statement or command outside one, such as the
-worker's queue polling, would otherwise start a one-span trace of its own twice a second.
+worker's queue polling, would otherwise start a one-span trace of its own twice a second. SQL
+and Redis spans, from which nothing propagates, are only made under a recorded (sampled) span.
 """
 
 from __future__ import annotations
@@ -45,12 +46,25 @@ def in_trace(context: Context | None = None) -> bool:
     return trace.get_current_span(context).get_span_context().is_valid
 
 
-class InTraceOnlyTracer(Tracer):
-    """A tracer that makes spans only as children: with no current span it hands out the
-    invalid, non-recording span (nothing is created, sampled or exported)."""
+def in_recorded_trace() -> bool:
+    """True when the current span is recorded (sampled). A leaf span (SQL, Redis: nothing
+    propagates from it) under an unrecorded one could never be recorded by the parent-based
+    sampler, so it is not started at all."""
+    return trace.get_current_span().is_recording()
 
-    def __init__(self, tracer: Tracer) -> None:
+
+class InTraceOnlyTracer(Tracer):
+    """A tracer that makes spans only as children: with no current span (`leaf`: no recorded
+    one) it hands out the invalid, non-recording span (nothing is created or exported)."""
+
+    def __init__(self, tracer: Tracer, *, leaf: bool = False) -> None:
         self._tracer = tracer
+        self._leaf = leaf
+
+    def _wanted(self, context: Context | None) -> bool:
+        if self._leaf and context is None:
+            return in_recorded_trace()
+        return in_trace(context)
 
     def start_span(
         self,
@@ -63,7 +77,7 @@ class InTraceOnlyTracer(Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> Span:
-        if not in_trace(context):
+        if not self._wanted(context):
             return INVALID_SPAN
         return self._tracer.start_span(
             name,
@@ -89,7 +103,7 @@ class InTraceOnlyTracer(Tracer):
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
     ) -> Iterator[Span]:
-        if not in_trace(context):
+        if not self._wanted(context):
             yield INVALID_SPAN
             return
         with self._tracer.start_as_current_span(
@@ -106,11 +120,12 @@ class InTraceOnlyTracer(Tracer):
             yield span
 
 
-class InTraceOnlyTracerProvider(TracerProvider):
-    """Hands the instrumentation libraries (Redis) `InTraceOnlyTracer`s of `provider`."""
+class LeafSpansProvider(TracerProvider):
+    """Hands an instrumentation library of leaf spans (Redis) `InTraceOnlyTracer`s of
+    `provider` that make spans only under a recorded span."""
 
     def __init__(self, provider: TracerProvider) -> None:
         self._provider = provider
 
     def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
-        return InTraceOnlyTracer(self._provider.get_tracer(*args, **kwargs))
+        return InTraceOnlyTracer(self._provider.get_tracer(*args, **kwargs), leaf=True)
