@@ -9,6 +9,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tripline_common.data import uninstrument_clients
 from tripline_common.platform import Tracing, init_tracing
 
 
@@ -42,6 +43,9 @@ def spans() -> Iterator[SpanRecorder]:
         yield SpanRecorder(tracing, exporter)
     finally:
         tracing.shutdown()
+        # An app built in the test turned the client spans on (`create_app`): off again, so
+        # the next test starts from a process where nothing is wrapped.
+        uninstrument_clients()
 
 
 def by_name(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:

@@ -19,6 +19,8 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -28,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.alerts import alert_event
 from tests.support.asyncapi import message_payload_validator
+from tests.support.spans import CapturedSpans, captured_client_spans
 from tripline_api.alerts_stream.asyncapi import ASYNCAPI_URL, SSE_CHANNEL, WS_CHANNEL
 from tripline_api.alerts_stream.closes import CLOSE_TRY_AGAIN, CLOSES
 from tripline_api.alerts_stream.manager import ConnectionManager
@@ -781,3 +784,92 @@ async def test_a_crashed_replicas_stream_slots_free_themselves(
         open_sse(client, host, token) as stream,
     ):
         assert stream.status_code == 200
+
+
+# Trace context: the delivery of a published alert joins the publisher's trace ----------------
+
+
+async def publish_traced_until_received(
+    spans: CapturedSpans, redis: Redis, receive: Callable[[], Awaitable[str]], owner_id: uuid.UUID
+) -> tuple[AlertEvent, str]:
+    """Publish alerts for `owner_id`, each inside a span of a stand-in job, until one arrives;
+    returns the event and the exact text the client got."""
+    for _ in range(int(WAIT / 0.2)):
+        event = alert_event(owner_id)
+        with spans.tracer.start_as_current_span("job"):
+            await publish_alert(redis, event)
+        try:
+            return event, await asyncio.wait_for(receive(), 0.2)
+        except TimeoutError:
+            continue
+    raise AssertionError("no alert arrived")
+
+
+async def delivery_span_of(spans: CapturedSpans, event: AlertEvent) -> ReadableSpan:
+    """The stream's delivery span of `event`: it ends once the send returns, which can be just
+    after the client has read the message."""
+    for _ in range(int(WAIT / 0.02)):
+        for span in spans.named("deliver"):
+            if (span.attributes or {}).get("messaging.message.id") == str(event.alert.id):
+                return span
+        await asyncio.sleep(0.02)
+    raise AssertionError("no delivery span")
+
+
+def assert_delivery_continues_the_publish(
+    spans: CapturedSpans, event: AlertEvent, delivery: ReadableSpan, transport: str
+) -> None:
+    [publish] = [
+        span
+        for span in spans.named("publish")
+        if (span.attributes or {}).get("messaging.message.id") == str(event.alert.id)
+    ]
+    assert delivery.kind is SpanKind.CONSUMER
+    assert delivery.context.trace_id == publish.context.trace_id
+    assert delivery.parent is not None and delivery.parent.span_id == publish.context.span_id
+    assert [link.context.span_id for link in delivery.links] == [publish.context.span_id]
+    assert (delivery.attributes or {})["tripline.stream.transport"] == transport
+
+
+async def test_a_websocket_delivery_span_continues_and_links_the_publish_span_same_text_sent(
+    make_settings, make_account, redis
+) -> None:
+    user, token, _ = await make_account()
+    with captured_client_spans() as spans:
+        async with (
+            serve(make_settings(ApiSettings)) as (host, _),
+            connect(ws_url(host), additional_headers=bearer(token)) as ws,
+        ):
+
+            async def receive() -> str:
+                return str(await ws.recv())
+
+            event, text = await publish_traced_until_received(spans, redis, receive, user.id)
+            delivery = await delivery_span_of(spans, event)
+    assert text == event.model_dump_json()  # The trace context stays on the server's side.
+    assert_delivery_continues_the_publish(spans, event, delivery, "websocket")
+
+
+async def test_an_sse_delivery_span_continues_and_links_the_publish_span_same_data_sent(
+    make_settings, make_account, redis
+) -> None:
+    user, token, _ = await make_account()
+    with captured_client_spans() as spans:
+        async with (
+            serve(make_settings(ApiSettings)) as (host, _),
+            httpx.AsyncClient(timeout=WAIT) as client,
+            client.stream(
+                "GET", f"http://{host}/v1/alerts/stream", headers=bearer(token)
+            ) as response,
+        ):
+            lines = response.aiter_lines()
+            assert (await asyncio.wait_for(anext(lines), WAIT)).startswith("retry:")
+
+            async def receive() -> str:
+                (received,) = await sse_events(lines, 1)
+                return received["data"]
+
+            event, data = await publish_traced_until_received(spans, redis, receive, user.id)
+            delivery = await delivery_span_of(spans, event)
+    assert data == event.model_dump_json()
+    assert_delivery_continues_the_publish(spans, event, delivery, "sse")

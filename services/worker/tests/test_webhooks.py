@@ -13,10 +13,12 @@ import httpx
 import pytest
 from arq import Retry
 from arq.jobs import deserialize_job
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
 from worker_factories import along_route, job, window_aligned, with_resources
 
+from tripline_common.data import instrument_clients
 from tripline_common.data.models import Alert, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from tripline_common.messaging import verify_signature
 from tripline_common.security import system_resolver
@@ -77,6 +79,7 @@ async def test_a_delivery_is_signed_and_carries_the_correlation_id(
     assert headers["X-Tripline-Delivery"] == str(delivery_id)
     assert headers["X-Tripline-Event"] == "alert.raised"
     assert headers["Content-Type"] == "application/json"
+    assert "traceparent" not in headers  # Client spans are off.
     body = json.loads(request.body)
     async with session_factory() as session:
         alert = await session.scalar(select(Alert))
@@ -90,6 +93,48 @@ async def test_a_delivery_is_signed_and_carries_the_correlation_id(
     assert row.last_status_code == 200 and row.delivered_at is not None
     assert await deliver(ctx, delivery_id) == "not_pending"  # Never twice once delivered.
     assert len(webhook_receiver.received) == 1
+
+
+async def test_a_traced_delivery_sends_the_traceparent_of_the_jobs_trace_and_stays_verifiable(
+    ctx, session_factory, webhook_receiver, alert_with_delivery, spans
+) -> None:
+    delivery_id = await alert_with_delivery(webhook_receiver.url)
+    instrument_clients(spans.tracing.provider)  # As `create_app` does when tracing is on.
+    assert await deliver(ctx, delivery_id) == "delivered"
+
+    [request] = webhook_receiver.received
+    headers = request.headers
+    _, trace_id, parent_id, _ = headers["traceparent"].split("-")
+    [job_span] = spans.named("process deliver_webhook")
+    [post] = spans.named("POST")
+    assert int(trace_id, 16) == job_span.context.trace_id
+    assert int(parent_id, 16) == post.context.span_id
+    assert post.kind is SpanKind.CLIENT
+    assert post.parent is not None and post.parent.span_id == job_span.context.span_id
+    assert post.attributes is not None
+    assert post.attributes["http.response.status_code"] == 200
+    assert post.attributes["server.address"] == "127.0.0.1"
+    assert post.attributes["server.port"] == webhook_receiver.port
+    assert "url.full" not in post.attributes  # A webhook URL can hold the receiver's secret.
+    # The signature covers the timestamp and the body, not the trace headers.
+    assert verify_signature(
+        SECRET, request.body, headers["X-Tripline-Timestamp"], headers["X-Tripline-Signature"]
+    )
+
+
+async def test_a_traced_delivery_that_fails_marks_its_span_with_the_status(
+    ctx, session_factory, webhook_receiver, alert_with_delivery, spans
+) -> None:
+    delivery_id = await alert_with_delivery(webhook_receiver.url)
+    webhook_receiver.script = [503]
+    instrument_clients(spans.tracing.provider)
+    with pytest.raises(Retry):
+        await deliver(ctx, delivery_id)
+    [post] = spans.named("POST")
+    assert post.attributes is not None
+    assert post.attributes["http.response.status_code"] == 503
+    assert post.attributes["error.type"] == "503"
+    assert not post.status.is_ok
 
 
 async def test_a_failed_attempt_is_retried_later_with_backoff(

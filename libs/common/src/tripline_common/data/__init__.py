@@ -2,13 +2,15 @@
 
 `unit_of_work` (commit, then enqueue), the raw asyncpg pool of the hot reads, the tables
 (`tripline_common.data.models`, their own front door), the read cache, the audit trail
-(`from tripline_common.data import audit`; `audit.record(...)`), job rows, account mail
-and the shared name rule. Imports only the floors below (platform, messaging).
+(`from tripline_common.data import audit`; `audit.record(...)`), job rows, account mail,
+the shared name rule, and the switch of the client spans (`instrument_clients`: SQL, Redis,
+pub/sub, webhooks). Imports only the floors below (platform, messaging).
 """
 
 from tripline_common.data.accounts import AccountMail, enqueue_account_mail
 from tripline_common.data.audit import AuditActor, AuditOrigin, AuditOriginDep
 from tripline_common.data.cache import ReadCache
+from tripline_common.data.client_tracing import instrument_clients, uninstrument_clients
 from tripline_common.data.db import (
     SessionFactory,
     create_engine,
@@ -60,11 +62,13 @@ __all__ = [
     "enqueue_account_mail",
     "finish_job",
     "get_job",
+    "instrument_clients",
     "is_transient_db_error",
     "job_arq_id",
     "mark_job_running",
     "retry_transient",
     "set_job_progress",
     "stale_jobs",
+    "uninstrument_clients",
     "unit_of_work",
 ]

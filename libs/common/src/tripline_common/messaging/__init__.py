@@ -2,8 +2,9 @@
 
 The ARQ job queue (`JobQueue`) and its job registry (every job's name, ID rule and
 options), jobs in a trace (`job_tracing`: producer and consumer spans, the job's trace
-envelope), Redis pub/sub of raised alerts, and the signature scheme of outgoing webhooks.
-Imports only the platform floor (and the OpenTelemetry API).
+envelope), Redis pub/sub of raised alerts, the signature scheme of outgoing webhooks, and
+the client spans of Redis, pub/sub and webhook POSTs. Imports only the platform floor (and
+OpenTelemetry).
 """
 
 from tripline_common.messaging.job_registry import (
@@ -26,6 +27,7 @@ from tripline_common.messaging.pubsub import (
     ALERT_RAISED,
     AlertData,
     AlertEvent,
+    alert_delivery_span,
     listen_alerts,
     publish_alert,
 )
@@ -46,6 +48,7 @@ from tripline_common.messaging.webhooks import (
     new_webhook_secret,
     signature_headers,
     verify_signature,
+    webhook_request_span,
 )
 
 __all__ = [
@@ -71,6 +74,7 @@ __all__ = [
     "AlertEvent",
     "JobQueue",
     "JobSpec",
+    "alert_delivery_span",
     "compute_signature",
     "correlated_job",
     "create_redis",
@@ -83,4 +87,5 @@ __all__ = [
     "queue_stats",
     "signature_headers",
     "verify_signature",
+    "webhook_request_span",
 ]

@@ -4,6 +4,8 @@ A delivery is a POST whose headers carry a Unix timestamp and an HMAC-SHA256, ke
 endpoint's secret, over `f"{timestamp}.{body}"` (the raw body bytes, before any JSON parsing).
 Signing the timestamp with the body lets a receiver refuse replays of an old delivery.
 The recipe, for receivers in any language, is in docs/operations.md ("Webhooks").
+Headers outside the signed message (`traceparent`, added by `webhook_request_span`) leave
+signatures unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from opentelemetry import propagate
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+
+from tripline_common.platform.client_spans import client_tracer
 
 SIGNATURE_HEADER = "X-Tripline-Signature"
 """`v1=<hex HMAC-SHA256>`; several comma-separated values while a secret is being rotated."""
@@ -81,3 +90,30 @@ def verify_signature(
     return any(
         hmac.compare_digest(expected, candidate.strip()) for candidate in signature.split(",")
     )
+
+
+@contextmanager
+def webhook_request_span(url: str, headers: MutableMapping[str, str]) -> Iterator[Span]:
+    """A client span around one webhook POST to `url`, whose `traceparent` (and `tracestate`)
+    go into `headers`, so the receiver can continue the trace. Yields the span, for the
+    caller to record the answer's status or the error; the invalid, non-recording span when
+    client spans are off (nothing is added to `headers` then).
+
+    The span names the receiver by scheme, host and port only (no `url.full`): a webhook URL's
+    path or query often holds the receiver's own secret token."""
+    tracer = client_tracer()
+    if tracer is None:
+        yield INVALID_SPAN
+        return
+    target = urlsplit(url)
+    attributes: dict[str, str | int] = {
+        "http.request.method": "POST",
+        "url.scheme": target.scheme,
+        "server.address": target.hostname or "",
+        "server.port": target.port or (443 if target.scheme == "https" else 80),
+    }
+    with tracer.start_as_current_span(
+        "POST", kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
+    ) as span:
+        propagate.inject(headers)
+        yield span

@@ -10,6 +10,7 @@ import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
+from tripline_common.data.client_tracing import instrument_clients
 from tripline_common.data.db import create_engine, create_session_factory
 from tripline_common.data.pg import create_pg_pool
 from tripline_common.messaging.queue import JobQueue, create_redis
@@ -75,6 +76,8 @@ def create_app(
         service_version=settings.version,
         environment=settings.environment.value,
     )
+    if tracing is not None:
+        instrument_clients(tracing.provider)  # SQL, Redis, pub/sub and webhook spans.
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

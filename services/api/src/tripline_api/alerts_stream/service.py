@@ -51,7 +51,7 @@ from tripline_api.slots import HeldSlot, take_held_slot
 from tripline_api.state import ApiState
 from tripline_api.streaming import GuardedBody
 from tripline_common.data.models import ALERT_EVENT_COLUMNS
-from tripline_common.messaging import AlertEvent
+from tripline_common.messaging import AlertEvent, alert_delivery_span
 from tripline_common.platform import (
     AppError,
     BadRequestError,
@@ -370,7 +370,8 @@ class _WebSocketSession:
             event = await self.subscriber.queue.get()
             if event is None:
                 return
-            await self._send(event.model_dump_json())
+            with alert_delivery_span(event, transport="websocket"):
+                await self._send(event.model_dump_json())
 
     async def _heartbeat(self) -> None:
         """Every interval: ping, await the pong (the session is watched by `watch_session`)."""
@@ -469,7 +470,9 @@ async def sse_body(
                 return
             if event.alert.id in sent:
                 continue
-            yield sse_event(event)
+            # The span ends when the server asks for the next chunk: it has written this one.
+            with alert_delivery_span(event, transport="sse"):
+                yield sse_event(event)
     finally:
         watch.cancel()
         manager.unsubscribe(subscriber)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from opentelemetry.trace import Span, StatusCode
 from sqlalchemy import Row, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -33,6 +34,7 @@ from tripline_common.messaging import (
     REQUEST_ID_HEADER,
     AlertEvent,
     signature_headers,
+    webhook_request_span,
 )
 from tripline_common.platform import CommonSettings
 from tripline_common.security import (
@@ -153,6 +155,15 @@ async def post_delivery(client: httpx.AsyncClient, delivery: PendingDelivery) ->
     }
     if delivery.request_id:
         headers[REQUEST_ID_HEADER] = delivery.request_id
+    with webhook_request_span(delivery.url, headers) as span:
+        result = await _post(client, delivery, headers)
+        _record_outcome(span, result)
+    return result
+
+
+async def _post(
+    client: httpx.AsyncClient, delivery: PendingDelivery, headers: dict[str, str]
+) -> AttemptResult:
     try:
         # Streamed and closed unread: a receiver cannot make us download a large answer.
         async with client.stream(
@@ -168,6 +179,24 @@ async def post_delivery(client: httpx.AsyncClient, delivery: PendingDelivery) ->
     if 200 <= status < 300:
         return AttemptResult(delivered=True, status_code=status)
     return AttemptResult(delivered=False, status_code=status, error=f"HTTP {status}")
+
+
+def _record_outcome(span: Span, result: AttemptResult) -> None:
+    """The answer's status on the POST's span; a failure's type (the status, or the
+    exception's class name) as `error.type`."""
+    if not span.is_recording():
+        return
+    if result.status_code is not None:
+        span.set_attribute("http.response.status_code", result.status_code)
+    if not result.delivered:
+        if result.status_code is not None:
+            error_type = str(result.status_code)
+        elif result.refused:
+            error_type = TargetRefusedError.__name__
+        else:  # "ConnectError: ..." -> the exception's class name.
+            error_type = (result.error or "").split(":", 1)[0]
+        span.set_attribute("error.type", error_type)
+        span.set_status(StatusCode.ERROR)
 
 
 async def record_attempt(
