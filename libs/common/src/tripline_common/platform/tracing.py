@@ -381,6 +381,12 @@ def tracing_enabled() -> bool:
     return _switch.current is not None
 
 
+def switched_tracer_provider() -> trace.TracerProvider | None:
+    """While tracing is on, the process's provider whose tracers follow whichever provider
+    `init_tracing` installed last (what long-lived instrumentation should hold); else None."""
+    return _switch if _switch.current is not None else None
+
+
 def server_tracer() -> trace.Tracer | None:
     """The tracer of the edge middleware's server spans; None while tracing is off."""
     return _server_tracer if _switch.current is not None else None

@@ -17,7 +17,7 @@ from tripline_common.messaging.queue import JobQueue, create_redis
 from tripline_common.platform.logging import configure_logging
 from tripline_common.platform.metrics import instrument_app
 from tripline_common.platform.sentry import init_sentry
-from tripline_common.platform.tracing import init_tracing
+from tripline_common.platform.tracing import init_tracing, switched_tracer_provider
 from tripline_common.web.docs import OPENAPI_URL, install_docs
 from tripline_common.web.error_handlers import VALIDATION_RAISE_SITE, install_error_handlers
 from tripline_common.web.health import check_dependencies, create_health_router
@@ -76,8 +76,9 @@ def create_app(
         service_version=settings.version,
         environment=settings.environment.value,
     )
-    if tracing is not None:
-        instrument_clients(tracing.provider)  # SQL, Redis, pub/sub and webhook spans.
+    provider = switched_tracer_provider()
+    if provider is not None:  # Tracing is on (set up here, or earlier in this process).
+        instrument_clients(provider)  # SQL, Redis, pub/sub and webhook spans.
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
