@@ -201,7 +201,8 @@ async def test_a_publish_makes_one_producer_span_whose_context_travels_beside_th
     event = alert_event(owner_id)
     received = await next_received(redis, owner_id)
     with spans.tracer.start_as_current_span("job"):
-        assert await publish_alert(redis, event) == 1
+        # At least ours: another test's or process's pattern listener on this Redis counts too.
+        assert await publish_alert(redis, event) >= 1
     message = await asyncio.wait_for(received, 5)
 
     [job] = spans.named("job")
