@@ -300,9 +300,10 @@ def test_network_policy_denies_by_default_and_allows_only_app_ports(renders) -> 
         assert namespaces(app) == {"ingress-nginx"} and namespaces(ops) == {"monitoring"}
         assert {"podSelector": {"matchLabels": TESTS_SELECTOR}} in ops["from"]
         egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-        # The worker alone reaches out: webhooks (443) and account mail (SMTP, 587).
+        # Every component sends its traces to the collector (4318); the worker alone reaches
+        # out: webhooks (443) and account mail (SMTP, 587).
         assert egress_ports == (
-            {53, 5432, 6379, 443, 587} if name == "worker" else {53, 5432, 6379}
+            {53, 5432, 6379, 4318, 443, 587} if name == "worker" else {53, 5432, 6379, 4318}
         )
 
 
