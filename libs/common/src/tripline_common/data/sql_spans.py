@@ -2,10 +2,9 @@
 
 Both paths end in asyncpg: SQLAlchemy's asyncpg dialect prepares each statement and runs the
 prepared statement; the raw pool (`pg.py`) and ingest's COPY call the connection's methods.
-Wrapping asyncpg's public query methods (not the pinned `opentelemetry-instrumentation-asyncpg`,
-which never sets `db.operation.name`, sets `db.namespace` only under a process-wide opt-in
-variable, and makes no span for COPY) covers both paths once: these methods never call each
-other, so a statement gets exactly one span.
+Wrapping asyncpg's public query methods ourselves (with `db.operation.name`, `db.namespace` and
+a span for COPY, which this module's tests check) covers both paths once: these methods never
+call each other, so a statement gets exactly one span.
 
 What makes no span: a statement outside a recorded trace (`client_spans.in_recorded_trace`);
 `BEGIN`, `ROLLBACK`, savepoints and the pool's liveness ping (`;`), which the ORM issues around
