@@ -193,3 +193,42 @@ async def test_the_worker_process_refreshes_its_queue_gauges(worker_settings) ->
         "tripline_worker_queue_depth": 0,
         "tripline_worker_queue_oldest_job_age_seconds": 0,
     }
+
+
+class CancelAbsorbingMonitor(QueueMonitor):
+    """Its Redis read swallows the first cancel, as a redis-py call in flight can."""
+
+    absorbed = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reading = asyncio.Event()
+
+    async def refresh(self) -> None:
+        self.reading.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if self.absorbed:
+                raise
+            self.absorbed += 1
+
+
+async def test_stopping_the_queue_monitor_ends_it_even_when_a_cancel_is_absorbed(
+    worker_settings,
+) -> None:
+    settings = worker_settings()
+    redis = create_redis(settings)
+    monitor = CancelAbsorbingMonitor(
+        JobMetrics(CollectorRegistry()), redis, settings.arq_queue_name, interval=0.01
+    )
+    try:
+        monitor.start()
+        await asyncio.wait_for(
+            monitor.reading.wait(), 10
+        )  # Inside the read: the cancel lands there.
+        # A deadline for a hang (the old stop awaited the task forever), not a timing.
+        await asyncio.wait_for(monitor.stop(), 10)
+        assert monitor.absorbed == 1
+    finally:
+        await redis.aclose()

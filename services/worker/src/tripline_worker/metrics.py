@@ -104,6 +104,7 @@ class QueueMonitor:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._stopping = False
 
     async def refresh(self) -> None:
         """Read the queue once and set the gauges."""
@@ -117,13 +118,19 @@ class QueueMonitor:
         self._task = asyncio.create_task(self._run(), name="queue-monitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """End the refresh task. A cancel can be absorbed by a Redis call in flight (as ARQ's
+        loop showed, `runner.py: _main_loop_ended`; a CI run hung here on the worker's
+        shutdown), so the loop also checks a flag and the cancel is repeated until it ends."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.refresh()
                 self._failing = False
