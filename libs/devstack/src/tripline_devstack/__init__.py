@@ -1,5 +1,7 @@
 """Postgres and Redis for local development and tests: the configured ones, or embedded real ones;
-and a real SMTP server that keeps what it receives (`DevMailServer`), standing in for mail.
+a real SMTP server that keeps what it receives (`DevMailServer`), standing in for mail; and a real
+OTLP/HTTP receiver that keeps the spans it receives (`DevTraceCollector`), standing in for a
+trace collector.
 
     from tripline_devstack import ensure_stack, ensure_database
 
@@ -16,6 +18,7 @@ they drop to an unprivileged account (see `tripline_devstack.os_user`), and they
 the process that started them (see `tripline_devstack.embedded`).
 """
 
+from tripline_devstack.collector import DevTraceCollector, ReceivedSpan, TraceSummary
 from tripline_devstack.databases import drop_database, ensure_database
 from tripline_devstack.embedded import EmbeddedServerError
 from tripline_devstack.embedded_postgres import EmbeddedPostgres
@@ -32,11 +35,14 @@ from tripline_devstack.stack import Stack, ensure_stack
 
 __all__ = [
     "DevMailServer",
+    "DevTraceCollector",
     "EmbeddedPostgres",
     "EmbeddedRedis",
     "EmbeddedServerError",
     "ReceivedMail",
+    "ReceivedSpan",
     "Stack",
+    "TraceSummary",
     "drop_database",
     "ensure_database",
     "ensure_stack",
