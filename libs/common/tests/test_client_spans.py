@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -18,14 +18,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlmodel import col
 
 from tests.support.alerts import alert_event
-from tests.support.spans import CapturedSpans, captured_client_spans
+from tests.support.tracing import SpanRecorder, recording_spans
 from tripline_common.data import create_engine, create_pg_pool, create_session_factory
 from tripline_common.data.models import User
 from tripline_common.data.sql_spans import describe_statement
@@ -37,19 +36,13 @@ SECRET_EMAIL = "Secret.Person@example.com"
 
 
 @pytest.fixture
-def spans() -> Iterator[CapturedSpans]:
-    with captured_client_spans() as captured:
-        yield captured
-
-
-@pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url, socket_timeout=0.5)
     yield client
     await client.aclose()
 
 
-def sql_spans(spans: CapturedSpans) -> list[ReadableSpan]:
+def sql_spans(spans: SpanRecorder) -> list[ReadableSpan]:
     return [
         span
         for span in spans.finished()
@@ -62,7 +55,7 @@ def child_of(span: ReadableSpan, parent: ReadableSpan) -> bool:
 
 
 async def test_an_orm_query_in_a_trace_makes_exactly_one_sql_span(
-    make_settings: Callable[..., Any], spans: CapturedSpans
+    make_settings: Callable[..., Any], spans: SpanRecorder
 ) -> None:
     # The real engine: the pool's pre-ping (BEGIN; ";"; ROLLBACK) runs at every checkout.
     engine = create_engine(make_settings())
@@ -95,7 +88,7 @@ async def test_an_orm_query_in_a_trace_makes_exactly_one_sql_span(
 
 
 async def test_a_raw_pool_query_in_a_trace_makes_exactly_one_sql_span_without_its_literals(
-    make_settings: Callable[..., Any], spans: CapturedSpans
+    make_settings: Callable[..., Any], spans: SpanRecorder
 ) -> None:
     pool = await create_pg_pool(make_settings())
     try:
@@ -116,7 +109,7 @@ async def test_a_raw_pool_query_in_a_trace_makes_exactly_one_sql_span_without_it
 
 
 async def test_a_copy_makes_one_span_naming_its_table(
-    raw_connection: Any, spans: CapturedSpans
+    raw_connection: Any, spans: SpanRecorder
 ) -> None:
     await raw_connection.execute("CREATE TEMP TABLE copied (n int, label text)")
     with spans.tracer.start_as_current_span("upload"):
@@ -132,7 +125,7 @@ async def test_a_copy_makes_one_span_naming_its_table(
 
 
 async def test_a_failed_statement_marks_its_span_with_the_error_type_only(
-    raw_connection: Any, spans: CapturedSpans
+    raw_connection: Any, spans: SpanRecorder
 ) -> None:
     with (
         spans.tracer.start_as_current_span("request"),
@@ -147,7 +140,7 @@ async def test_a_failed_statement_marks_its_span_with_the_error_type_only(
 
 
 async def test_statements_outside_a_trace_make_no_span(
-    raw_connection: Any, spans: CapturedSpans
+    raw_connection: Any, spans: SpanRecorder
 ) -> None:
     await raw_connection.fetchval("SELECT 1")
     assert spans.finished() == []
@@ -162,7 +155,7 @@ def test_the_statement_text_keeps_parameters_and_names_and_replaces_literals() -
 
 
 async def test_a_redis_command_and_a_pipeline_in_a_trace_make_one_span_each(
-    redis: Redis, spans: CapturedSpans
+    redis: Redis, spans: SpanRecorder
 ) -> None:
     key = f"spans:{uuid.uuid4()}"
     with spans.tracer.start_as_current_span("request"):
@@ -195,7 +188,7 @@ async def next_received(redis: Redis, owner_id: uuid.UUID) -> asyncio.Future[Ale
 
 
 async def test_a_publish_makes_one_producer_span_whose_context_travels_beside_the_event(
-    redis: Redis, spans: CapturedSpans
+    redis: Redis, spans: SpanRecorder
 ) -> None:
     owner_id = uuid.uuid4()
     event = alert_event(owner_id)
@@ -206,7 +199,7 @@ async def test_a_publish_makes_one_producer_span_whose_context_travels_beside_th
     message = await asyncio.wait_for(received, 5)
 
     [job] = spans.named("job")
-    [publish] = spans.named("publish")
+    [publish] = spans.starting("publish")
     assert publish.name == "publish tripline:alerts:{owner_id}"
     assert publish.kind is SpanKind.PRODUCER and child_of(publish, job)
     assert publish.attributes is not None
@@ -237,7 +230,7 @@ async def test_an_event_published_without_tracing_reads_the_same_with_no_trace_c
 
 
 async def test_a_listener_of_the_previous_version_reads_a_traced_message_as_the_event(
-    redis: Redis, spans: CapturedSpans
+    redis: Redis, spans: SpanRecorder
 ) -> None:
     owner_id = uuid.uuid4()
     event = alert_event(owner_id)
@@ -282,7 +275,7 @@ async def test_without_instrument_clients_nothing_is_wrapped_and_no_span_is_made
 
 def test_turning_the_client_spans_off_puts_the_originals_back() -> None:
     original = asyncpg.Connection.__dict__["fetchrow"]
-    with captured_client_spans():
+    with recording_spans():
         assert asyncpg.Connection.__dict__["fetchrow"] is not original
         assert "/asyncpg/" not in asyncpg.Connection.fetchrow.__code__.co_filename
         assert hasattr(Redis.execute_command, "__wrapped__")
@@ -295,7 +288,7 @@ async def test_statements_and_commands_under_an_unsampled_span_make_no_span(
 ) -> None:
     # A sampler that would record them (not parent-based): only the client spans' own rule
     # keeps them out.
-    with captured_client_spans(sampler=ALWAYS_ON) as spans:
+    with recording_spans(sampler="always_on") as spans:
         unsampled = NonRecordingSpan(
             SpanContext(trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=TraceFlags(0))
         )

@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.alerts import alert_event
 from tests.support.asyncapi import message_payload_validator
-from tests.support.spans import CapturedSpans, captured_client_spans
+from tests.support.tracing import SpanRecorder, recording_spans
 from tripline_api.alerts_stream.asyncapi import ASYNCAPI_URL, SSE_CHANNEL, WS_CHANNEL
 from tripline_api.alerts_stream.closes import CLOSE_TRY_AGAIN, CLOSES
 from tripline_api.alerts_stream.manager import ConnectionManager
@@ -790,7 +790,7 @@ async def test_a_crashed_replicas_stream_slots_free_themselves(
 
 
 async def publish_traced_until_received(
-    spans: CapturedSpans, redis: Redis, receive: Callable[[], Awaitable[str]], owner_id: uuid.UUID
+    spans: SpanRecorder, redis: Redis, receive: Callable[[], Awaitable[str]], owner_id: uuid.UUID
 ) -> tuple[AlertEvent, str]:
     """Publish alerts for `owner_id`, each inside a span of a stand-in job, until one arrives;
     returns the event and the exact text the client got."""
@@ -805,11 +805,11 @@ async def publish_traced_until_received(
     raise AssertionError("no alert arrived")
 
 
-async def delivery_span_of(spans: CapturedSpans, event: AlertEvent) -> ReadableSpan:
+async def delivery_span_of(spans: SpanRecorder, event: AlertEvent) -> ReadableSpan:
     """The stream's delivery span of `event`: it ends once the send returns, which can be just
     after the client has read the message."""
     for _ in range(int(WAIT / 0.02)):
-        for span in spans.named("deliver"):
+        for span in spans.starting("deliver"):
             if (span.attributes or {}).get("messaging.message.id") == str(event.alert.id):
                 return span
         await asyncio.sleep(0.02)
@@ -817,17 +817,26 @@ async def delivery_span_of(spans: CapturedSpans, event: AlertEvent) -> ReadableS
 
 
 def assert_delivery_continues_the_publish(
-    spans: CapturedSpans, event: AlertEvent, delivery: ReadableSpan, transport: str
+    spans: SpanRecorder, event: AlertEvent, delivery: ReadableSpan, transport: str
 ) -> None:
     [publish] = [
         span
-        for span in spans.named("publish")
+        for span in spans.starting("publish")
         if (span.attributes or {}).get("messaging.message.id") == str(event.alert.id)
     ]
     assert delivery.kind is SpanKind.CONSUMER
     assert delivery.context.trace_id == publish.context.trace_id
     assert delivery.parent is not None and delivery.parent.span_id == publish.context.span_id
-    assert [link.context.span_id for link in delivery.links] == [publish.context.span_id]
+    links = [link.context.span_id for link in delivery.links]
+    # A stream lives for hours: the delivery links its stream's request span, never a child of it.
+    streams = [span for span in spans.finished() if span.kind is SpanKind.SERVER]
+    if transport == "sse":
+        [stream] = [span for span in streams if span.name == "GET /v1/alerts/stream"]
+        assert links == [publish.context.span_id, stream.context.span_id]
+        assert stream.context.trace_id != delivery.context.trace_id
+    else:  # A WebSocket connection makes no server span (the edge middleware spans HTTP only).
+        assert streams == []
+        assert links == [publish.context.span_id]
     assert (delivery.attributes or {})["tripline.stream.transport"] == transport
 
 
@@ -835,7 +844,7 @@ async def test_a_websocket_delivery_span_continues_and_links_the_publish_span_sa
     make_settings, make_account, redis
 ) -> None:
     user, token, _ = await make_account()
-    with captured_client_spans() as spans:
+    with recording_spans() as spans:
         async with (
             serve(make_settings(ApiSettings)) as (host, _),
             connect(ws_url(host), additional_headers=bearer(token)) as ws,
@@ -854,7 +863,7 @@ async def test_an_sse_delivery_span_continues_and_links_the_publish_span_same_da
     make_settings, make_account, redis
 ) -> None:
     user, token, _ = await make_account()
-    with captured_client_spans() as spans:
+    with recording_spans() as spans:
         async with (
             serve(make_settings(ApiSettings)) as (host, _),
             httpx.AsyncClient(timeout=WAIT) as client,
