@@ -16,6 +16,7 @@ from tripline_common.migrations.runner import (
     create_migration_engine,
     database_url,
 )
+from tripline_common.migrations.safety import session_timeouts_sql
 
 config = context.config
 target_metadata = metadata
@@ -37,6 +38,9 @@ def _configure(**kwargs: Any) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         render_item=render_item,
+        # A transaction per revision: a failure leaves the database at the previous revision,
+        # and a revision's own `set_timeouts` (SET LOCAL) ends with it.
+        transaction_per_migration=True,
         **kwargs,
     )
 
@@ -49,18 +53,24 @@ def _url() -> str:
 def run_migrations_offline() -> None:
     """`--sql` mode: write the SQL to stdout instead of executing it."""
     _configure(url=_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    for statement in session_timeouts_sql():
+        context.execute(statement)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run_migrations(connection: Connection) -> None:
+    for statement in session_timeouts_sql():
+        connection.exec_driver_sql(statement)
+    connection.commit()  # The settings hold for the session: every revision's transaction.
     _configure(connection=connection)
     with context.begin_transaction():
         context.run_migrations()
 
 
 async def run_migrations_online() -> None:
-    """Connect with asyncpg and run the migrations in one transaction (DDL is transactional)."""
+    """Connect with asyncpg and run the migrations, each in its transaction (DDL is
+    transactional), under the lock and statement timeouts of `safety`."""
     engine = create_migration_engine(_url())
     try:
         async with engine.connect() as connection:

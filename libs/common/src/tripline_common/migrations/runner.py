@@ -183,6 +183,28 @@ def upgrade(url: str | None, revision: str = "head", *, sql: bool = False) -> No
     _outside_event_loop(lambda: command.upgrade(config, revision, sql=sql))
 
 
+def revision_sql(revision: str) -> str:
+    """The SQL that upgrading from `revision`'s parent to `revision` runs, as offline mode
+    writes it (no database needed): what squawk lints, one revision at a time."""
+    script = _script_directory().get_revision(revision)
+    if script is None:
+        raise MigrationError(f"unknown revision {revision!r}")
+    down = script.down_revision
+    if not (down is None or isinstance(down, str)):
+        raise MigrationError(f"{revision} merges several revisions: lint its parents one by one")
+    buffer = io.StringIO()
+    config = make_config("postgresql+asyncpg://offline@127.0.0.1/offline", stdout=io.StringIO())
+    config.output_buffer = buffer
+    target = f"{down}:{revision}" if down else revision
+    _outside_event_loop(lambda: command.upgrade(config, target, sql=True))
+    return buffer.getvalue()
+
+
+def revisions() -> list[str]:
+    """Every revision shipped with this code, oldest first."""
+    return [script.revision for script in reversed(list(_script_directory().walk_revisions()))]
+
+
 def downgrade(url: str | None, revision: str, *, sql: bool = False) -> None:
     """Migrate the database at `url` down to `revision` (`base` removes every table)."""
     config = make_config(url)
