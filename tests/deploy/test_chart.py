@@ -220,32 +220,42 @@ def test_a_config_change_rolls_the_pods_and_a_replica_change_does_not() -> None:
 
 
 @pytest.mark.parametrize("profile", APP_PROFILES)
-def test_migrations_are_a_pre_install_hook_with_its_own_prerequisites(
+def test_migrations_are_an_expand_hook_before_the_pods_and_a_contract_hook_after_them(
     renders, profile: str
 ) -> None:
     r = renders[profile]
-    job = r.get("Job", "tripline-migrations")
-    annotations = job["metadata"]["annotations"]
-    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
-    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
-    assert job["spec"]["activeDeadlineSeconds"] > 0 and job["spec"]["backoffLimit"] >= 1
-    pod = job["spec"]["template"]["spec"]
-    # Everything the hook Job needs exists before it: hooks with a lower weight, or (prod) a
-    # Secret the operator made beforehand. Nothing it needs comes from the release itself.
-    sa = r.get("ServiceAccount", pod["serviceAccountName"])
-    assert sa["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
-    assert int(sa["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
-        annotations["helm.sh/hook-weight"]
-    )
-    ref = pod["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"]
-    if profile == "prod":
-        assert ref["name"] == "tripline-credentials" and not r.kind("Secret")
-    else:
-        secret = r.get("Secret", ref["name"])
-        assert secret["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
-    assert not pod["containers"][0].get("envFrom"), (
-        "the ConfigMap does not exist yet at pre-install"
-    )
+    expand = r.get("Job", "tripline-migrations")
+    contract = r.get("Job", "tripline-migrations-contract")
+    hooks = {
+        "expand": ("pre-install,pre-upgrade", ["tripline-migrate", "upgrade", "--expand"]),
+        "contract": ("post-install,post-upgrade", ["tripline-migrate", "upgrade", "head"]),
+    }
+    for phase, job in (("expand", expand), ("contract", contract)):
+        hook, args = hooks[phase]
+        annotations = job["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == hook
+        assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+        assert job["spec"]["activeDeadlineSeconds"] > 0 and job["spec"]["backoffLimit"] >= 1
+        pod = job["spec"]["template"]["spec"]
+        assert pod["containers"][0]["args"] == args
+        # Everything the hook Job needs exists before it, at each of its hooks: hooks with a
+        # lower weight made for that same hook, or (prod) a Secret the operator made
+        # beforehand. Nothing it needs comes from the release itself.
+        sa = r.get("ServiceAccount", pod["serviceAccountName"])
+        assert set(hook.split(",")) <= set(sa["metadata"]["annotations"]["helm.sh/hook"].split(","))
+        assert int(sa["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+            annotations["helm.sh/hook-weight"]
+        )
+        ref = pod["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"]
+        if profile == "prod":
+            assert ref["name"] == "tripline-credentials" and not r.kind("Secret")
+        else:
+            secret = r.get("Secret", ref["name"])
+            secret_hooks = secret["metadata"]["annotations"]["helm.sh/hook"].split(",")
+            assert set(hook.split(",")) <= set(secret_hooks)
+        assert not pod["containers"][0].get("envFrom"), (
+            "the ConfigMap does not exist yet at pre-install"
+        )
 
 
 def test_prod_has_no_credentials_in_its_render(renders) -> None:

@@ -230,8 +230,8 @@ def test_migrations_hook_migrates_and_the_schema_wait_lets_pods_start(
     profile: str, local_release, tmp_path: Path
 ) -> None:
     rendered, database_url = local_release(profile, migrated=False)
-    jobs = [w for w in rendered if w.kind == "Job"]
-    assert len(jobs) == 1 and jobs[0].hook == "pre-install,pre-upgrade", jobs
+    jobs = {w.hook: w for w in rendered if w.kind == "Job"}
+    assert set(jobs) == {"pre-install,pre-upgrade", "post-install,post-upgrade"}, jobs
     api = next(w for w in rendered if w.component == "api")
     (wait,) = api.init_containers
 
@@ -240,15 +240,20 @@ def test_migrations_hook_migrates_and_the_schema_wait_lets_pods_start(
     try:
         with pytest.raises(subprocess.TimeoutExpired):
             waiting.wait(timeout=2)
-        status = run_to_completion(jobs[0].containers[0], tmp_path, timeout=60)
-        assert status == 0, log_tail(tmp_path, jobs[0].containers[0].name)
-        assert current_revision(database_url) == head_revision()
+        expand = jobs["pre-install,pre-upgrade"].containers[0]
+        status = run_to_completion(expand, tmp_path, timeout=60)
+        assert status == 0, log_tail(tmp_path, expand.name)
+        assert current_revision(database_url) == head_revision()  # A first install: all of it.
         # ...and once the hook has migrated the database, it lets the pod start.
         assert waiting.wait(timeout=15) == 0, log_tail(tmp_path, wait.name)
     finally:
         if waiting.poll() is None:
             waiting.kill()
             waiting.wait()
+    # The contract hook, after the pods: nothing left to run, and it says so by succeeding.
+    contract = jobs["post-install,post-upgrade"].containers[0]
+    assert run_to_completion(contract, tmp_path, timeout=60) == 0, log_tail(tmp_path, contract.name)
+    assert current_revision(database_url) == head_revision()
 
 
 @pytest.mark.slow

@@ -436,6 +436,9 @@ def test_the_release_installs_with_the_dev_profile_and_hooks(tilt: Tilt) -> None
     rendered = tilt.release_render("tripline")
     job = rendered.get("Job", "tripline-migrations")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    # --wait (above): the contract hook runs once every new pod is ready.
+    contract = rendered.get("Job", "tripline-migrations-contract")
+    assert contract["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     assert release["namespace"] in tilt.namespaces
 
 

@@ -23,7 +23,13 @@ PROG = "tripline-migrate"
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    runner.upgrade(args.url, args.revision, sql=args.sql)
+    revision = args.revision
+    if args.expand:
+        if args.revision != "head" or args.sql:
+            raise runner.MigrationError("--expand takes no revision and no --sql")
+        revision = runner.expand_target(args.url)
+        print(f"{PROG}: expand revisions up to {revision}", file=sys.stderr, flush=True)
+    runner.upgrade(args.url, revision, sql=args.sql)
     return 0
 
 
@@ -115,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = commands.add_parser("upgrade", help="migrate up to a revision (default: head)")
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    upgrade.add_argument(
+        "--expand",
+        action="store_true",
+        help="run only what the previous release's code can serve on (the pre-upgrade hook): "
+        "up to the revision this code needs, refusing a contract revision on the way",
+    )
     upgrade.set_defaults(func=_upgrade)
 
     downgrade = commands.add_parser("downgrade", help="migrate down to a revision ('base': all)")

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tripline_common.migrations.phases import PHASES, Phase
 from tripline_common.platform.settings import CommonSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -260,6 +261,55 @@ def is_known_revision(revision: str) -> bool:
     return revision in {script.revision for script in _script_directory().walk_revisions()}
 
 
+def declared_phase(revision: str) -> Phase:
+    """The `phase` a revision declares: `expand` (runs while the old code serves) or
+    `contract` (only once every pod runs the new code): see `phases`."""
+    script = _script_directory().get_revision(revision)
+    if script is None:
+        raise MigrationError(f"unknown revision {revision!r}")
+    phase = getattr(script.module, "phase", None)
+    if phase not in PHASES:
+        raise MigrationError(f"{revision} must declare phase = 'expand' or 'contract'")
+    return phase  # type: ignore[no-any-return]  # Checked against PHASES above.
+
+
+def required_revision() -> str:
+    """The revision this code needs: the head, less the contract revisions at its end (they
+    only take away what this code no longer uses, and run after every pod runs it)."""
+    chain = revisions()
+    while len(chain) > 1 and declared_phase(chain[-1]) == "contract":
+        chain.pop()
+    return chain[-1]
+
+
+def expand_target(url: str | None) -> str:
+    """Where the pre-upgrade hook migrates to: `required_revision()`, running expand revisions
+    only. A first install (no revision yet: no old code serves) goes to head. Raises
+    `MigrationError` when a contract revision stands before the required one among those to
+    run: that is two releases at once, so upgrade through each release in turn."""
+    current = current_revision(url)
+    if current is None:
+        return "head"
+    chain = revisions()
+    if current not in chain:
+        return current  # A later release migrated already (a rollback): nothing to run.
+    required = required_revision()
+    pending = chain[chain.index(current) + 1 : chain.index(required) + 1]
+    contracts = [revision for revision in pending if declared_phase(revision) == "contract"]
+    if contracts:
+        raise MigrationError(
+            f"contract revision {contracts[0]} would run before {required} while the old code "
+            'still serves: upgrade one release at a time (docs/operations.md, "Upgrades")'
+        )
+    return required if pending else current
+
+
+def schema_is_ready(current: str | None) -> bool:
+    """True when a database at `current` serves this code: at or past `required_revision()`."""
+    chain = revisions()
+    return current in chain and chain.index(current) >= chain.index(required_revision())
+
+
 def wait_for_head(
     url: str | None,
     *,
@@ -268,14 +318,15 @@ def wait_for_head(
     allow_newer: bool = False,
     on_wait: Callable[[str], None] | None = None,
 ) -> str:
-    """Block until the database at `url` is at `head_revision()`; return the revision.
+    """Block until the database at `url` is at `required_revision()` or a later revision of
+    this code (the contract revisions at the head run after the pods start); return it.
 
     Unreachable databases are retried, so this also waits for Postgres to start. With
     `allow_newer`, a revision this code does not know (a later release migrated already, or the
     deployment was rolled back) is accepted too. Raises `MigrationError` after `timeout` seconds.
     `on_wait` receives a one-line reason each time the database is not ready.
     """
-    head = head_revision()
+    head = required_revision()
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
@@ -288,7 +339,8 @@ def wait_for_head(
         except Exception as exc:  # the database may still be starting: keep trying
             reason = f"database not reachable: {one_line(exc)}"
         else:
-            if current == head:
+            if schema_is_ready(current):
+                assert current is not None
                 return current
             if current is not None and not is_known_revision(current):
                 if allow_newer:

@@ -15,6 +15,12 @@ revision: str = ${repr(up_revision)}
 down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+# "expand" runs in the pre-upgrade hook while the old code serves; "contract" (drop, rename,
+# retype, NOT NULL, a constraint on existing rows) only after every pod runs the new code.
+# A test reads the SQL and refuses a contract step declared expand (migrations/phases.py).
+phase = "expand"
+# Runs under the runner's lock and statement timeouts: to change them for this revision, call
+# safety.set_timeouts(...) first, saying why. Indexes on big tables: create_index_concurrently.
 
 
 def upgrade() -> None:

@@ -15,6 +15,7 @@ revision: str = "0001_core_tables"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+phase = "expand"  # Only adds: the previous release runs on it (migrations/phases.py).
 
 
 def upgrade() -> None:

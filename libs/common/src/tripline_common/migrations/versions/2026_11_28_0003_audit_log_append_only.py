@@ -21,6 +21,7 @@ revision: str = "0003_audit_log_append_only"
 down_revision: str | Sequence[str] | None = "0002_job_params"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+phase = "expand"  # Only adds: the previous release runs on it (migrations/phases.py).
 
 
 def upgrade() -> None:

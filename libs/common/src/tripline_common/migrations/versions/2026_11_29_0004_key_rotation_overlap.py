@@ -16,6 +16,7 @@ revision: str = "0004_key_rotation_overlap"
 down_revision: str | Sequence[str] | None = "0003_audit_log_append_only"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+phase = "expand"  # Only adds: the previous release runs on it (migrations/phases.py).
 
 # Linted by squawk (.squawk.toml); what this revision does that squawk would refuse, and why.
 _SMALL_TABLES = (

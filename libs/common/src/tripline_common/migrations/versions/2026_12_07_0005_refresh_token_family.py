@@ -16,6 +16,7 @@ revision: str = "0005_refresh_token_family"
 down_revision: str | Sequence[str] | None = "0004_key_rotation_overlap"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+phase = "expand"  # Only adds: the previous release runs on it (migrations/phases.py).
 
 OLD_LAST_SEEN_COMMENT = "Last authenticated request (writes may be throttled)."
 LAST_SEEN_COMMENT = (

@@ -18,6 +18,7 @@ revision: str = "0006_account_tokens"
 down_revision: str | Sequence[str] | None = "0005_refresh_token_family"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+phase = "expand"  # Only adds: the previous release runs on it (migrations/phases.py).
 
 
 def upgrade() -> None:

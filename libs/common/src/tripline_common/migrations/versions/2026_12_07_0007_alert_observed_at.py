@@ -19,6 +19,7 @@ revision: str = "0007_alert_observed_at"
 down_revision: str | Sequence[str] | None = "0006_account_tokens"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+phase = "expand"  # Only adds: the previous release runs on it (migrations/phases.py).
 
 
 def upgrade() -> None:
