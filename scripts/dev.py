@@ -10,6 +10,12 @@
 4. Unless SMTP_HOST is set, starts a real SMTP server on 127.0.0.1:DEV_SMTP_PORT (aiosmtpd, the
    stand-in for a mail provider) and points the worker at it: every message it receives is
    printed under `mail`, with its links (sign-up confirmation) and tokens (password reset).
+   Unless the environment names a trace collector (OTEL_EXPORTER_OTLP_ENDPOINT or
+   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, passed through as is) or switches tracing off
+   (OTEL_SDK_DISABLED), starts a real OTLP/HTTP receiver on 127.0.0.1 (the stand-in for a
+   collector), points every process at it, keeping every trace (dev only), and prints each
+   finished trace as one line under `trace`: root span, duration, span count, services and
+   trace ID (`dev_traces.is_shown`: every trace but a cron run that handed nothing on).
    Starts api, admin, ingest and worker, each in its own process group, and merges their
    output into one stream, each line prefixed with its process name (coloured on a terminal
    unless NO_COLOR is set).
@@ -30,6 +36,7 @@ Settings (environment or `.env`):
     DEV_SMTP_PORT   default 8025 (the stand-in mail server; unused when SMTP_HOST is set)
     PUBLIC_BASE_URL default the API's address (mailed links, the admin docs' token endpoint)
     CORS_ORIGINS    default for the API: the admin's origin, so the admin docs can log in
+    OTEL_*          from the environment only (as the processes read them), not `.env`
 
 Hooks for tests (JSON), which replace the real commands with stand-ins:
     TRIPLINE_DEV_SERVICES       [{"name": "api", "cmd": ["tripline-api"], "port": 8000,
@@ -56,12 +63,16 @@ from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from dev_traces import TraceSettings, is_shown, stand_in_environment
 from seed import DEMO_DEVICE_KEY, DEMO_PASSWORD  # scripts/ is this script's directory
 
+from tripline_common.platform import TracingConfigError
 from tripline_devstack import (
     DevMailServer,
+    DevTraceCollector,
     ReceivedMail,
     Stack,
+    TraceSummary,
     ensure_database,
     ensure_stack,
     port_is_free,
@@ -75,6 +86,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 STOP_GRACE_SECONDS = 15.0
 RUNNER = "dev"  # the name the runner's own lines carry
 MAIL = "mail"  # the name the stand-in mail server's lines carry
+TRACE = "trace"  # the name the stand-in collector's lines carry
 
 # What the banner shows beyond each process's base URL.
 EXTRA_LINKS = {
@@ -111,6 +123,7 @@ class Config:
     smtp_port: int | None  # the stand-in mail server's port; None: SMTP_HOST is configured
     public_base_url: str | None  # None: configured (the apps read it themselves)
     api_cors_origins: str | None  # None: configured, or no admin app to allow
+    traces: TraceSettings
 
 
 def load_config() -> Config:
@@ -141,6 +154,10 @@ def load_config() -> Config:
 
     data_dir = Path(settings.get("TRIPLINE_DEV_DATA_DIR") or REPO_ROOT / ".local" / "dev")
     ports = {service.name: service.port for service in services}
+    try:
+        traces = TraceSettings.read(os.environ)
+    except TracingConfigError as error:
+        raise SystemExit(f"make dev: {error}") from None  # every process would refuse it
     return Config(
         database_url=settings.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
         redis_url=settings.get("REDIS_URL") or DEFAULT_REDIS_URL,
@@ -158,6 +175,7 @@ def load_config() -> Config:
         api_cors_origins=None
         if settings.get("CORS_ORIGINS") or "admin" not in ports
         else f"http://127.0.0.1:{ports['admin']}",
+        traces=traces,
     )
 
 
@@ -342,6 +360,7 @@ class Runner:
     stop: StopRequest
     stack: Stack | None = None
     mail: DevMailServer | None = None
+    collector: DevTraceCollector | None = None
     children: list[Child] = field(default_factory=list)  # everything started, to stop it all
     services: list[Child] = field(default_factory=list)  # the long-running ones, to watch them
 
@@ -354,6 +373,8 @@ class Runner:
             stop_children(self.children, self.output, self.stop)
             if self.mail is not None:
                 self.mail.stop()
+            if self.collector is not None:
+                self.collector.stop()
             if self.stack is not None:
                 self.stack.stop()
             self.output.say("stopped")
@@ -405,6 +426,12 @@ class Runner:
                 "SMTP_PORT": str(self.mail.port),
                 "SMTP_STARTTLS": "false",
             }
+        if self.config.traces.runs_collector:
+            # Summarised traces are dropped: a session left running for days holds only the
+            # traces not yet finished.
+            self.collector = DevTraceCollector(on_trace=self._show_trace, keep_summarised=False)
+            self.collector.start()
+            env |= stand_in_environment(self.collector.endpoint, env)
         for step, cmd in (("migrate", self.config.migrate_cmd), ("seed", self.config.seed_cmd)):
             code = self._run_step(step, cmd, env)
             if self.stop.requested:
@@ -428,7 +455,10 @@ class Runner:
             say(f"not started: {problem}")
             return 1
 
-        print_banner(self.output, self.config.services, self.stack, database_url, self.mail)
+        traces = self.config.traces.describe(
+            self.collector.endpoint if self.collector is not None else None
+        )
+        print_banner(self.output, self.config.services, self.stack, database_url, traces, self.mail)
         problem = self._supervise()
         if problem:
             say(f"{problem}: stopping everything")
@@ -442,6 +472,11 @@ class Runner:
         lines += [f"  link: {link}" for link in mail.links]
         lines += [f"  token: {token}" for token in mail.tokens]
         self.output.write(MAIL, "\n".join(lines))
+
+    def _show_trace(self, summary: TraceSummary) -> None:
+        """Print a finished trace as one line, unless it is a cron run that did nothing."""
+        if is_shown(summary):
+            self.output.write(TRACE, summary.line())
 
     def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> Child | None:
         try:
@@ -529,9 +564,11 @@ def print_banner(
     services: list[Service],
     stack: Stack,
     database_url: str,
+    traces: str,
     mail: DevMailServer | None = None,
 ) -> None:
-    """The URLs of everything that runs, where Postgres and Redis came from, and how to stop."""
+    """The URLs of everything that runs, where Postgres and Redis came from, where traces go,
+    and how to stop."""
     lines = ["", "Tripline is running"]
     for service in services:
         base = f"http://127.0.0.1:{service.port}"
@@ -548,6 +585,7 @@ def print_banner(
     if mail is not None:
         where = f"smtp://{mail.host}:{mail.port}"
         lines.append(f"  {'mail':<9} {where}  (stand-in: each message's link is printed here)")
+    lines.append(f"  {'traces':<9} {traces}")
     lines += [
         "",
         f"  demo users   demo@, operator@, admin@tripline.dev  password: {DEMO_PASSWORD}",
@@ -562,7 +600,14 @@ def print_banner(
 def main() -> int:
     """Entry point: the exit code of the whole session."""
     config = load_config()
-    sources = [RUNNER, "migrate", "seed", MAIL, *(service.name for service in config.services)]
+    sources = [
+        RUNNER,
+        "migrate",
+        "seed",
+        MAIL,
+        TRACE,
+        *(service.name for service in config.services),
+    ]
     output = LogStream(sources)
     logging.getLogger("tripline_devstack").addHandler(LibraryWarnings(output))
     stop = StopRequest()

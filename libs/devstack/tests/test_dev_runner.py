@@ -1,4 +1,5 @@
-"""scripts/dev.py end to end, with stand-in services: it starts everything, and stops all of it."""
+"""scripts/dev.py end to end, with stand-in services (and once the real ingest and worker): it
+starts everything, shows what happens in one log, and stops all of it."""
 
 from __future__ import annotations
 
@@ -11,15 +12,26 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from devstack_helpers import eventually, process_group_is_gone
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind
+from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.seed import DEMO_DEVICE_KEY
+from tripline_common.messaging.job_tracing import JOB_ENQUEUED, JOB_FUNCTION
 from tripline_devstack import free_port, port_is_free, postgres_answers, redis_answers
 
 DEV_SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "dev.py"
@@ -49,6 +61,14 @@ print(name, "listening on", os.environ["PORT"], "in", os.environ["ENVIRONMENT"],
 print(name, "mails through", os.environ.get("SMTP_HOST"), os.environ.get("SMTP_PORT"), flush=True)
 print(name, "links to", os.environ.get("PUBLIC_BASE_URL"), flush=True)
 print(name, "allows origins", os.environ.get("CORS_ORIGINS"), flush=True)
+print(
+    name,
+    "traces to",
+    os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    os.environ.get("OTEL_TRACES_SAMPLER"),
+    os.environ.get("OTEL_BSP_SCHEDULE_DELAY"),
+    flush=True,
+)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["OPS_PORT"])), Handler).serve_forever()
 """
 
@@ -126,10 +146,11 @@ def workspace(data_dir: Path) -> Path:
 def runner_env(
     workspace: Path, services: list[dict[str, Any]], migrate: list[str] | None = None
 ) -> dict[str, str]:
-    """Point the runner at closed ports, so that it starts embedded servers in `workspace`."""
+    """Point the runner at closed ports, so that it starts embedded servers in `workspace`;
+    no `OTEL_*` variable, so that it runs its trace collector."""
     closed = free_port()
     return {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if not name.startswith("OTEL_")},
         "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{closed}/tripline",
         "REDIS_URL": f"redis://127.0.0.1:{closed}/0",
         "TRIPLINE_DEV_DATA_DIR": str(workspace / "data"),
@@ -269,3 +290,202 @@ def test_runner_stops_and_fails_when_migrations_fail(workspace: Path, runs: list
     assert not postgres_answers(f"postgresql://postgres@127.0.0.1:{postgres_port}/postgres", 1)
     assert not redis_answers(f"redis://127.0.0.1:{redis_port}/0", 1)
     assert time.monotonic() - started < 30
+
+
+# -- traces ------------------------------------------------------------------------------------
+
+
+def trace_lines(run: DevRun) -> list[str]:
+    return [line.split("│ ", 1)[1] for line in run.lines if line.startswith("trace   │ ")]
+
+
+def line_of_trace(run: DevRun, trace_id: str) -> str:
+    """The runner's line for `trace_id`, waited for."""
+    run.wait_for(f"trace={trace_id}")
+    [line] = [line for line in trace_lines(run) if line.endswith(f"trace={trace_id}")]
+    return line
+
+
+class Exporter:
+    """Sends spans the way a process does: the SDK's OTLP/HTTP exporter, as each span ends."""
+
+    def __init__(self, endpoint: str, service: str) -> None:
+        self.provider = TracerProvider(resource=Resource({"service.name": service}))
+        self.provider.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"))
+        )
+        self.tracer = self.provider.get_tracer("test")
+
+    def trace(self, root: str, kind: SpanKind, attributes: dict, *children: tuple) -> str:
+        """A root span with `children` (name, kind, attributes) inside it; its trace ID."""
+        with self.tracer.start_as_current_span(root, kind=kind, attributes=attributes) as span:
+            for name, child_kind, child_attributes in children:
+                with self.tracer.start_as_current_span(
+                    name, kind=child_kind, attributes=child_attributes
+                ):
+                    pass
+        return format(span.get_span_context().trace_id, "032x")
+
+
+def cron_run(function: str) -> tuple[str, SpanKind, dict]:
+    return f"process {function}", SpanKind.CONSUMER, {JOB_FUNCTION: function}
+
+
+SELECT = ("SELECT tripline", SpanKind.CLIENT, {"db.system": "postgresql"})
+
+
+def send(enqueued: bool) -> tuple[str, SpanKind, dict]:
+    attributes = {JOB_FUNCTION: "process_batch", JOB_ENQUEUED: enqueued}
+    return "send arq:queue", SpanKind.PRODUCER, attributes
+
+
+def test_runner_prints_each_finished_trace_but_none_for_a_cron_run_that_handed_nothing_on(
+    workspace: Path, runs: list[DevRun]
+) -> None:
+    services = [fake_service(workspace, "worker")]
+    sampler = {"OTEL_TRACES_SAMPLER": "always_on"}  # the environment's own wins
+    run = DevRun({**runner_env(workspace, services), **sampler})
+    runs.append(run)
+    run.wait_for(BANNER_END)
+    # Every process is pointed at the runner's collector, keeping every trace, sending soon.
+    told = re.search(r"worker traces to (http://127\.0\.0\.1:(\d+)) (\S+) (\S+)", run.output)
+    assert told, run.output
+    endpoint, port = told.group(1), int(told.group(2))
+    assert (told.group(3), told.group(4)) == ("always_on", "250")
+    assert f"traces    {endpoint}  (stand-in, every trace kept" in run.output
+
+    worker, api = Exporter(endpoint, "worker"), Exporter(endpoint, "api")
+    idle_sweep = worker.trace(*cron_run("requeue_stuck_batches"), SELECT)
+    sweep_of_work_on_its_way = worker.trace(*cron_run("requeue_stuck_deliveries"), send(False))
+    # Sent after those two, so by the time these lines are printed the runner has decided on
+    # them (the collector takes traces in the order they went quiet).
+    rescue = worker.trace(*cron_run("requeue_stuck_batches"), SELECT, send(True))
+    alert = worker.trace(
+        *cron_run("check_lost_signal"),
+        ("publish tripline:alerts:{owner_id}", SpanKind.PRODUCER, {}),
+    )
+    rescued_job = worker.trace(*cron_run("process_batch"), SELECT)
+    request = api.trace("POST /v1/telemetry", SpanKind.SERVER, {}, SELECT, send(True))
+
+    assert re.fullmatch(
+        rf"POST /v1/telemetry \(api\) \d+\.\d ms, 3 spans \[api\] trace={request}",
+        line_of_trace(run, request),
+    )
+    assert line_of_trace(run, rescue).startswith("process requeue_stuck_batches (worker) ")
+    assert line_of_trace(run, alert).startswith("process check_lost_signal (worker) ")
+    assert line_of_trace(run, rescued_job).startswith("process process_batch (worker) ")
+    assert not [line for line in trace_lines(run) if idle_sweep in line]
+    assert not [line for line in trace_lines(run) if sweep_of_work_on_its_way in line]
+    assert len(trace_lines(run)) == 4
+
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 0, run.output
+    assert port_is_free(port), "the collector stopped with the runner"
+
+
+@pytest.mark.parametrize(
+    ("setting", "banner"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+            "http://127.0.0.1:4318/v1/traces",
+        ),
+        ({"OTEL_SDK_DISABLED": "true"}, "off  (OTEL_SDK_DISABLED)"),
+    ],
+    ids=["endpoint", "disabled"],
+)
+def test_runner_passes_a_configured_collector_or_tracing_off_through_and_runs_none(
+    workspace: Path, runs: list[DevRun], setting: dict[str, str], banner: str
+) -> None:
+    services = [fake_service(workspace, "worker")]
+    run = DevRun({**runner_env(workspace, services), **setting})
+    runs.append(run)
+    run.wait_for(BANNER_END)
+
+    endpoint = setting.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    assert f"worker  │ worker traces to {endpoint} None None" in run.output
+    assert f"traces    {banner}" in run.output
+    assert "stand-in, every trace kept" not in run.output
+
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 0, run.output
+
+
+def json_lines_of(run: DevRun, source: str) -> list[dict[str, Any]]:
+    prefix = f"{source:<7} │ "
+    return [json.loads(line[len(prefix) :]) for line in run.lines if line.startswith(prefix + "{")]
+
+
+def finished_runs(ops_port: int, function: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "tripline_worker_jobs_finished_total"
+        and sample.labels.get("function") == function
+    )
+
+
+@pytest.mark.slow
+def test_an_upload_under_make_dev_is_one_trace_line_with_the_trace_id_of_its_log_lines(
+    workspace: Path, runs: list[DevRun]
+) -> None:
+    """The real runner, the real ingest and worker: the line names the request's route and
+    carries the trace ID its log lines carry; the sweeps, which find nothing, print none."""
+    services = [
+        {"name": name, "cmd": [f"tripline-{name}"], "port": free_port(), "ops_port": free_port()}
+        for name in ("ingest", "worker")
+    ]
+    env = runner_env(workspace, services, migrate=["tripline-migrate", "upgrade", "head"])
+    env |= {
+        "TRIPLINE_DEV_SEED_CMD": json.dumps([sys.executable, "scripts/seed.py"]),
+        "TRIPLINE_DEV_READY_TIMEOUT": "60",
+        "LOG_FORMAT": "json",
+        "SHUTDOWN_DRAIN_SECONDS": "0",
+        # Every sweeper and the lost-signal check run every second.
+        "SWEEP_INTERVAL_SECONDS": "1",
+        "LOST_SIGNAL_CHECK_SECONDS": "1",
+    }
+    run = DevRun(env)
+    runs.append(run)
+    run.wait_for(BANNER_END, timeout=120)
+    ingest, worker = services
+    assert eventually(lambda: finished_runs(worker["ops_port"], "requeue_stuck_batches") >= 3, 30)
+
+    request_id = f"dev-trace-{uuid.uuid4().hex}"
+    event = {"recorded_at": datetime.now(UTC).isoformat(), "lat": 52.5, "lon": 13.4}
+    response = httpx.post(
+        f"http://127.0.0.1:{ingest['port']}/v1/telemetry",
+        json={"events": [event]},
+        headers={"X-Device-Key": DEMO_DEVICE_KEY, "X-Request-ID": request_id},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+
+    def logged(source: str, event: str) -> list[dict[str, Any]]:
+        return [
+            line
+            for line in json_lines_of(run, source)
+            if line.get("request_id") == request_id and line["event"] == event
+        ]
+
+    assert eventually(
+        lambda: bool(logged("ingest", "request") and logged("worker", "batch_processed")), 30
+    )
+    [request_line], [processed_line] = (
+        logged("ingest", "request"),
+        logged("worker", "batch_processed"),
+    )
+    trace_id = request_line["trace_id"]
+    assert processed_line["trace_id"] == trace_id, "the batch's run is in the request's trace"
+    assert re.fullmatch(
+        rf"POST /v1/telemetry \(ingest\) \d+\.\d ms, \d+ spans \[ingest(, worker)?\] "
+        rf"trace={trace_id}",
+        line_of_trace(run, trace_id),
+    )
+    # The sweeps before the upload went quiet before it did: decided, and not printed.
+    assert [line for line in trace_lines(run) if not line.startswith("POST ")] == []
+
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 0, run.output

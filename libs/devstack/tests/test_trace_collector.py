@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind
 
-from tripline_devstack import DevTraceCollector, TraceSummary
+from tripline_devstack import DevTraceCollector, ReceivedSpan, TraceSummary
 
 
 def _provider(collector: DevTraceCollector, service: str, **exporter: object) -> TracerProvider:
@@ -153,3 +153,52 @@ def test_a_slow_collector_answers_late_but_keeps_everything() -> None:
         assert [span.name for span in collector.spans] == ["slow"]
     finally:
         collector.stop()
+
+
+def test_a_collector_that_drops_summarised_traces_keeps_only_unfinished_ones() -> None:
+    summaries: list[TraceSummary] = []
+    arrived = threading.Event()
+
+    def keep(summary: TraceSummary) -> None:
+        summaries.append(summary)
+        arrived.set()
+
+    collector = DevTraceCollector(on_trace=keep, quiet_seconds=0.3, keep_summarised=False)
+    collector.start()
+    try:
+        provider = _provider(collector, "api")
+        tracer = provider.get_tracer("t")
+        with (
+            tracer.start_as_current_span("GET /v1/trips") as root,
+            tracer.start_as_current_span("SELECT tripline"),
+        ):
+            pass
+        assert arrived.wait(10)
+        [summary] = summaries
+        assert [span.name for span in summary.spans] == ["SELECT tripline", "GET /v1/trips"]
+        trace_id = format(root.get_span_context().trace_id, "032x")
+        assert collector.trace(trace_id) == []
+
+        # A span of that trace arriving late is dropped too; a trace not yet finished is kept.
+        tracer.start_span("late", context=_remote_child_of(root)).end()
+        tracer.start_span("unfinished", context=_remote_parent()).end()
+        provider.shutdown()
+        assert collector.trace(trace_id) == []
+        assert [span.name for span in collector.spans] == ["unfinished"]
+    finally:
+        collector.stop()
+
+
+def _remote_child_of(span: object) -> object:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan
+
+    return trace.set_span_in_context(NonRecordingSpan(span.get_span_context()))  # type: ignore[attr-defined]
+
+
+def test_the_line_of_a_one_span_trace_says_one_span() -> None:
+    root = ReceivedSpan(
+        "ab" * 16, "cd" * 8, "", "GET", "server", "api", 0, 2_500_000, {}, [], "unset"
+    )
+    summary = TraceSummary("ab" * 16, root, 2.5, 1, ("api",), (root,))
+    assert summary.line() == f"GET (api) 2.5 ms, 1 span [api] trace={'ab' * 16}"

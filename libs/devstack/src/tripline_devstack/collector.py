@@ -69,13 +69,16 @@ class TraceSummary:
     duration_ms: float
     span_count: int
     services: tuple[str, ...]
+    spans: tuple[ReceivedSpan, ...]
+    """Every span of the trace received by then, in arrival order."""
 
     def line(self) -> str:
         """`<root span> (<service>) <ms> ms, <n> spans [services] trace=<id>`."""
         services = ", ".join(self.services)
+        spans = "1 span" if self.span_count == 1 else f"{self.span_count} spans"
         return (
             f"{self.root.name} ({self.root.service}) {self.duration_ms:.1f} ms, "
-            f"{self.span_count} spans [{services}] trace={self.trace_id}"
+            f"{spans} [{services}] trace={self.trace_id}"
         )
 
 
@@ -120,8 +123,10 @@ class DevTraceCollector:
     Spans are kept by trace (`spans`, `trace`, `wait_for`). With `on_trace`, a trace that has
     its root span and received nothing for `quiet_seconds` is summarised once (`TraceSummary`):
     spans from several processes arrive in their own batches, so "finished" means quiet.
-    `delay` makes every answer that many seconds late (a slow collector); anything it cannot
-    decode is answered 400 and described in `errors`.
+    `keep_summarised=False` drops a trace's spans once it is summarised, and any of its spans
+    that arrive later, so that a receiver running for days (`make dev`) holds only the traces
+    not yet finished. `delay` makes every answer that many seconds late (a slow collector);
+    anything it cannot decode is answered 400 and described in `errors`.
     """
 
     def __init__(
@@ -130,12 +135,14 @@ class DevTraceCollector:
         *,
         on_trace: Callable[[TraceSummary], None] | None = None,
         quiet_seconds: float = 2.0,
+        keep_summarised: bool = True,
         delay: float = 0.0,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.on_trace = on_trace
         self.quiet_seconds = quiet_seconds
+        self.keep_summarised = keep_summarised
         self.delay = delay
         self.errors: list[str] = []
         self.requests = 0
@@ -220,6 +227,8 @@ class DevTraceCollector:
             now = time.monotonic()
             for span in decode_spans(request):
                 kept = self._traces.setdefault(span.trace_id, _Trace())
+                if kept.reported and not self.keep_summarised:
+                    continue  # A straggler of a trace already summarised and dropped.
                 kept.spans.append(span)
                 kept.last_received = now
         return HTTPStatus.OK, ExportTraceServiceResponse().SerializeToString()
@@ -241,6 +250,8 @@ class DevTraceCollector:
                     continue  # Its start is in a process that has not sent it yet, or never will.
                 kept.reported = True
                 summaries.append(_summary(trace_id, root, kept.spans))
+                if not self.keep_summarised:
+                    kept.spans = []  # The entry stays, marked reported: stragglers are dropped.
         return summaries
 
     @property
@@ -281,6 +292,7 @@ def _summary(trace_id: str, root: ReceivedSpan, spans: list[ReceivedSpan]) -> Tr
         duration_ms=(last - first) / 1e6,
         span_count=len(spans),
         services=services,
+        spans=tuple(spans),
     )
 
 

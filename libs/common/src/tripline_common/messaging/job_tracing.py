@@ -36,6 +36,9 @@ MESSAGING_SYSTEM = "arq"
 JOB_FUNCTION = "messaging.arq.job.function"
 JOB_TRY = "messaging.arq.job.try"
 JOB_OUTCOME = "messaging.arq.job.outcome"
+JOB_ENQUEUED = "messaging.arq.job.enqueued"
+"""On a `send` span: False when a job with that ID was there already (queued, running or its
+result kept), so nothing was sent."""
 REQUEST_ID = "tripline.request_id"
 
 # Resolved at each span: a ProxyTracer follows whichever provider is (later) set globally.

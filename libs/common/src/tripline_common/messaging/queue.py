@@ -19,7 +19,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tripline_common.messaging.job_tracing import consumer_span, dump_job, load_job, producer_span
+from tripline_common.messaging.job_tracing import (
+    JOB_ENQUEUED,
+    consumer_span,
+    dump_job,
+    load_job,
+    producer_span,
+)
 from tripline_common.platform.correlation import bind_request_id, get_request_id, new_request_id
 from tripline_common.platform.settings import CommonSettings
 
@@ -135,7 +141,7 @@ class JobQueue:
             job = await self.redis.enqueue_job(
                 function, *args, _job_id=job_id, _queue_name=self.queue_name, **kwargs
             )
-            span.set_attribute("messaging.arq.job.enqueued", job is not None)
+            span.set_attribute(JOB_ENQUEUED, job is not None)
         log.info("job_enqueued" if job else "job_already_enqueued", job=function, job_id=job_id)
         return job is not None
 
