@@ -1,6 +1,7 @@
 """The four real processes' `/metrics`, after a little traffic: `promtool check metrics` finds
-nothing to complain about, and every series of the metrics contract (docs/operations.md,
-"Metrics") is exported by the process that owns it."""
+nothing to complain about, every series of the metrics contract (docs/operations.md,
+"Metrics") is exported by the process that owns it, and the OpenMetrics exposition a scraper
+asks for (`Accept`) parses strictly and carries the same series as the classic one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.metric_contract import series_of
@@ -20,6 +24,11 @@ from tests.test_processes import SERVICES, seed
 WAIT = 30.0
 
 DROPPED = ("_request_size_bytes", "_response_size_bytes", "_highr_")
+# What Prometheus 2.x asks for by default: OpenMetrics first.
+OPENMETRICS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 
 
 def exposed_names(text: str) -> set[str]:
@@ -30,6 +39,32 @@ def exposed_names(text: str) -> set[str]:
         names.add(family.name + "_total" if family.type == "counter" else family.name)
         names.update(sample.name for sample in family.samples)
     return names
+
+
+def series_keys(samples: list[tuple[str, dict[str, str]]]) -> set[str]:
+    """Sample names with their labels, `_created` aside: the classic format writes those as
+    gauges of their own, OpenMetrics as part of their counter or histogram."""
+    return {
+        name + repr(sorted(labels.items()))
+        for name, labels in samples
+        if not name.endswith("_created")
+    }
+
+
+def openmetrics_problems(classic: str, openmetrics: str) -> list[str]:
+    """What differs between the two expositions of one process: the strict OpenMetrics parser
+    fails, or a series (labels included) is in one and not the other."""
+    try:
+        families = list(openmetrics_families(openmetrics))
+    except ValueError as exc:
+        return [f"OpenMetrics does not parse: {exc}"]
+    ours = series_keys([(s.name, s.labels) for f in families for s in f.samples])
+    theirs = series_keys(
+        [(s.name, s.labels) for f in text_string_to_metric_families(classic) for s in f.samples]
+    )
+    return [f"only in OpenMetrics: {name}" for name in sorted(ours - theirs)] + [
+        f"only in the classic format: {name}" for name in sorted(theirs - ours)
+    ]
 
 
 def promtool_problems(text: str) -> str:
@@ -93,6 +128,12 @@ async def test_every_process_exports_the_contract_and_promtool_accepts_it(
             name: (await client.get(f"{process.ops_url}/metrics")).text
             for name, process in started.items()
         }
+        openmetrics = {
+            name: await client.get(
+                f"{process.ops_url}/metrics", headers={"Accept": OPENMETRICS_ACCEPT}
+            )
+            for name, process in started.items()
+        }
 
     for name, text in expositions.items():
         assert promtool_problems(text) == "", f"promtool on {name}:\n{promtool_problems(text)}"
@@ -100,3 +141,7 @@ async def test_every_process_exports_the_contract_and_promtool_accepts_it(
         missing = [series for series in series_of(name) if series not in names]
         assert not missing, f"{name} lacks {missing}"
         assert not any(part in series for series in names for part in DROPPED), name
+        response = openmetrics[name]
+        assert response.headers["content-type"].startswith("application/openmetrics-text;")
+        problems = openmetrics_problems(text, response.text)
+        assert not problems, f"{name}:\n" + "\n".join(problems)

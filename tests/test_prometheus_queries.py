@@ -7,6 +7,11 @@ and an SSE stream open.
 A panel query that errors or returns no series is a blank panel in production; a rule that
 errors, or a recording rule or alert input with no series, is an alert that can never fire.
 Every failure is listed, not just the first.
+
+The processes trace every request and job (`always_on`) to a real OTLP/HTTP receiver
+(`DevTraceCollector`), and Prometheus keeps exemplars (`--enable-feature=exemplar-storage`): a
+panel target that shows exemplars must get some from `/api/v1/query_exemplars`, as Grafana asks
+for them, each the ID of a trace the receiver got.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from websockets.asyncio.client import connect
 
 from tests.conftest import ROOT, Process
 from tests.test_pipeline import FAST_WORKER, ORIGIN, WANNSEE, fixes, wait_for
-from tripline_devstack import DevMailServer, free_port
+from tripline_devstack import DevMailServer, DevTraceCollector, free_port
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "tripline-overview.json"
 RULES = ROOT / "deploy" / "prometheus" / "tripline-rules.yml"
@@ -41,6 +46,8 @@ WAIT = 30.0
 STARTUP = 120.0
 # Grafana's built-in interval variables, as Grafana would fill them with a 1s scrape interval.
 GRAFANA_INTERVALS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1m"}
+# Every request and job traced, the spans sent within a fifth of a second.
+TRACED = {"OTEL_TRACES_SAMPLER": "always_on", "OTEL_BSP_SCHEDULE_DELAY": "200"}
 
 
 def prometheus_binary() -> str:
@@ -143,6 +150,7 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[dict[str, Process]],
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}",
+                "--enable-feature=exemplar-storage",
             ],
             stdout=log_path.open("wb"),
             stderr=subprocess.STDOUT,
@@ -175,6 +183,17 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[dict[str, Process]],
                     popen.wait(5)
 
 
+@pytest.fixture
+def trace_collector() -> Iterator[DevTraceCollector]:
+    """A real OTLP/HTTP receiver on 127.0.0.1, the stand-in for a collector."""
+    collector = DevTraceCollector()
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+
+
 # --- What must hold --------------------------------------------------------------------------
 
 
@@ -185,6 +204,8 @@ class Check:
     what: str
     promql: str
     needs_series: bool = True
+    exemplars: bool = False
+    """The target shows exemplars: Grafana also asks `/api/v1/query_exemplars` for it."""
 
 
 def substitute(expr: str, values: dict[str, str]) -> str:
@@ -209,7 +230,8 @@ def dashboard_checks() -> list[Check]:
     for panel in board["panels"] + [p for row in board["panels"] for p in row.get("panels", [])]:
         for target in panel.get("targets", []):
             expr = substitute(target["expr"], values)
-            checks.append(Check(f"panel {panel['title']!r} {target['refId']}", expr))
+            what = f"panel {panel['title']!r} {target['refId']}"
+            checks.append(Check(what, expr, exemplars=target.get("exemplar", False)))
     return checks
 
 
@@ -263,6 +285,47 @@ async def failing(
             break
         await asyncio.sleep(1)
     return [f"{c.what}: {reasons[c.what]}\n    {c.promql}" for c in pending]
+
+
+async def exemplar_problems(
+    prometheus: Prometheus,
+    client: httpx.AsyncClient,
+    checks: list[Check],
+    since: float,
+    collector: DevTraceCollector,
+) -> list[str]:
+    """The targets showing exemplars that get none from Prometheus since `since`, or one whose
+    `trace_id` is no trace the receiver got (polled for at most WAIT seconds: a span reaches
+    the receiver within its batch delay, an exemplar Prometheus at its next scrape)."""
+    problems: list[str] = []
+    deadline = time.monotonic() + WAIT
+    for check in (c for c in checks if c.exemplars):
+        while True:
+            body = await prometheus.get(
+                client, "/api/v1/query_exemplars", query=check.promql, start=since, end=time.time()
+            )
+            if body["status"] != "success":
+                problem = f"{body.get('errorType')}: {body.get('error')}"
+            else:
+                trace_ids = {
+                    exemplar["labels"].get("trace_id")
+                    for series in body["data"]
+                    for exemplar in series["exemplars"]
+                }
+                unknown = sorted(str(t) for t in trace_ids if not collector.trace(str(t)))
+                problem = (
+                    "no exemplar"
+                    if not trace_ids
+                    else f"trace IDs the receiver never got: {unknown}"
+                    if unknown
+                    else ""
+                )
+            if not problem or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        if problem:
+            problems.append(f"{check.what} exemplars: {problem}\n    {check.promql}")
+    return problems
 
 
 # --- Traffic ---------------------------------------------------------------------------------
@@ -344,16 +407,21 @@ async def upload_telemetry(client: httpx.AsyncClient, ingest: str, device_key: s
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_every_dashboard_query_and_rule_works_on_a_real_prometheus(
-    processes, webhook_receiver, prometheus_server, mail_server
+    processes, webhook_receiver, prometheus_server, mail_server, trace_collector
 ) -> None:
     mail = {
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(mail_server.port),
         "SMTP_STARTTLS": "false",
     }
+    traced = {**TRACED, "OTEL_EXPORTER_OTLP_ENDPOINT": trace_collector.endpoint}
+    since = time.time()
     started = {
         name: processes.start(
-            name, f"tripline-{name}", **({**FAST_WORKER, **mail} if name == "worker" else {})
+            name,
+            f"tripline-{name}",
+            **traced,
+            **({**FAST_WORKER, **mail} if name == "worker" else {}),
         )
         for name in APPS
     }
@@ -388,9 +456,9 @@ async def test_every_dashboard_query_and_rule_works_on_a_real_prometheus(
             await prometheus.wait_until_fresh(client, time.time(), jobs)
             groups = (await prometheus.get(client, "/api/v1/rules"))["data"]["groups"]
             rule_problems, checks = rule_checks(groups)
-            problems = rule_problems + await failing(
-                prometheus, client, dashboard_checks() + checks
-            )
+            panels = dashboard_checks()
+            problems = rule_problems + await failing(prometheus, client, panels + checks)
+            problems += await exemplar_problems(prometheus, client, panels, since, trace_collector)
             namespaces = await prometheus.get(
                 client, "/api/v1/label/namespace/values", **{"match[]": "tripline_api_build_info"}
             )

@@ -11,6 +11,7 @@ from typing import Any
 import helm_python
 import kubernetes_validate
 import pytest
+import yaml
 from chart_render import (
     CHART,
     NEWEST_KUBERNETES,
@@ -22,6 +23,7 @@ from chart_render import (
 )
 
 from tests.metric_contract import CONTRACT
+from tripline_common.platform.tracing import EXEMPLAR_LABEL
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "tripline-overview.json"
 CHART_COPY = CHART / "files" / "grafana" / "tripline-overview.json"
@@ -29,6 +31,8 @@ CONFIGMAP = "tripline-dashboard"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
+# The histograms whose observations carry a trace ID as their exemplar (docs/operations.md).
+WITH_EXEMPLARS = re.compile(r"\btripline_\w+_(http_request|job)_duration_seconds_bucket\b")
 
 
 def dashboard() -> dict[str, Any]:
@@ -103,6 +107,37 @@ def test_every_metric_the_dashboard_reads_is_in_the_contract() -> None:
     }
     assert used, "no tripline metric found"
     assert not used - CONTRACT, sorted(used - CONTRACT)
+
+
+def test_the_request_and_job_latency_panels_and_no_others_show_exemplars() -> None:
+    problems = []
+    for panel in panels(dashboard()):
+        targets = panel.get("targets", [])
+        shown = [t for t in targets if t.get("exemplar")]
+        where = f"panel {panel['id']} {panel['title']!r}"
+        if any(WITH_EXEMPLARS.search(t["expr"]) for t in targets):
+            # One target per panel: each asks for the same exemplars, which would repeat.
+            if len(shown) != 1:
+                problems.append(f"{where}: {len(shown)} targets show exemplars, not 1")
+            if "exemplars" not in panel["description"]:
+                problems.append(f"{where}: the description does not explain the dots")
+        problems += [
+            f"{where} {t['refId']}: exemplars of a series that has none"
+            for t in shown
+            if not WITH_EXEMPLARS.search(t["expr"]) or t["exemplar"] is not True
+        ]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_documented_data_source_links_exemplars_by_the_label_the_processes_write() -> None:
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    [block] = [
+        b for b in re.findall(r"```yaml\n(.*?)```", operations, re.S) if "exemplarTraceId" in b
+    ]
+    [source] = yaml.safe_load(block)["datasources"]
+    assert source["type"] == "prometheus"
+    [link] = source["jsonData"]["exemplarTraceIdDestinations"]
+    assert link["name"] == EXEMPLAR_LABEL == "trace_id"
 
 
 def test_the_dashboard_configmap_is_opt_in() -> None:

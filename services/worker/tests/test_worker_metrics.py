@@ -11,11 +11,16 @@ import httpx
 import pytest
 from arq import Retry
 from asgi_lifespan import LifespanManager
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from worker_factories import along_route, job, window_aligned, with_resources
 
+from tests.support.tracing import recording_spans
 from tripline_common.data.models import WebhookDelivery
 from tripline_common.messaging import create_redis
 from tripline_worker.context import context
@@ -134,6 +139,34 @@ async def test_a_running_job_is_in_progress_and_a_crash_is_failed(ctx, metrics_r
     assert registry.get_sample_value("tripline_worker_jobs_in_progress", {"function": "crash"}) == 0
     failed = {"function": "crash", "outcome": "failed"}
     assert registry.get_sample_value("tripline_worker_jobs_finished_total", failed) == 1
+
+
+def duration_exemplars(registry: CollectorRegistry, function: str) -> list[dict[str, str]]:
+    """The exemplar labels on `function`'s job duration buckets, in the OpenMetrics exposition."""
+    name = "tripline_worker_job_duration_seconds"
+    [family] = [f for f in openmetrics_families(openmetrics(registry).decode()) if f.name == name]
+    buckets = [
+        s for s in family.samples if s.labels.get("function") == function and "le" in s.labels
+    ]
+    assert buckets, f"no run of {function} observed"
+    return [s.exemplar.labels for s in buckets if s.exemplar is not None]
+
+
+async def test_a_sampled_job_run_leaves_its_trace_id_as_the_exemplar_of_its_duration(
+    ctx, metrics_registry
+) -> None:
+    with recording_spans() as spans:
+        assert await job("purge_sessions")(ctx) == 0
+        [run] = spans.named("process purge_sessions")
+
+    exemplars = duration_exemplars(metrics_registry, "purge_sessions")
+    assert exemplars == [{"trace_id": format(run.context.trace_id, "032x")}]
+    assert "trace_id" not in generate_latest(metrics_registry).decode()  # Classic: no exemplars.
+
+
+async def test_with_tracing_off_a_job_run_leaves_no_exemplar(ctx, metrics_registry) -> None:
+    assert await job("purge_sessions")(ctx) == 0
+    assert duration_exemplars(metrics_registry, "purge_sessions") == []
 
 
 async def test_queue_gauges_show_depth_and_the_oldest_due_jobs_wait(worker_settings) -> None:

@@ -32,7 +32,7 @@ from tripline_common.messaging import (
     dump_job,
     load_job,
 )
-from tripline_common.platform import report_job_failures
+from tripline_common.platform import report_job_failures, trace_exemplar
 from tripline_common.web import Resources
 from tripline_worker.context import ArqContext, WorkerContext, context
 from tripline_worker.jobs.account_mail import send_account_mail
@@ -77,7 +77,8 @@ T = TypeVar("T")
 
 
 def instrumented(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Record a job's metrics through the worker context's `JobMetrics`."""
+    """Record a job's metrics through the worker context's `JobMetrics`; a run inside a
+    sampled consumer span leaves its trace ID as the exemplar of its duration."""
     name = func.__name__
 
     @functools.wraps(func)
@@ -96,7 +97,8 @@ def instrumented(func: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
             raise
         finally:
             metrics.finished.labels(name, outcome).inc()
-            metrics.duration.labels(name).observe(time.perf_counter() - started)
+            duration = time.perf_counter() - started
+            metrics.duration.labels(name).observe(duration, trace_exemplar())
 
     return wrapper
 

@@ -29,6 +29,7 @@ from tripline_common.platform.tracing import (
     Tracing,
     TracingConfigError,
     init_tracing,
+    trace_exemplar,
     tracing_config,
 )
 
@@ -56,5 +57,6 @@ __all__ = [
     "init_tracing",
     "report_job_failures",
     "set_user_id",
+    "trace_exemplar",
     "tracing_config",
 ]

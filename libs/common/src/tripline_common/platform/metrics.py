@@ -1,5 +1,5 @@
 """Prometheus metrics every app shares: a registry per app, RED metrics, build info, readiness
-and connection pools, served at /metrics.
+and connection pools, served at /metrics (OpenMetrics with exemplars, or the classic format).
 
 Names follow `tripline_<component>_<subject>_<unit>` (docs/operations.md, "Metrics"): the
 component is the process (`api`, `ingest`, `admin`, `worker`), labels are bounded enums or route
@@ -8,12 +8,13 @@ templates, never IDs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -21,15 +22,15 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator import metrics as http_metrics
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tripline_common.platform.settings import CommonSettings
-from tripline_common.platform.tracing import DROP_REASONS, dropped_spans
+from tripline_common.platform.tracing import DROP_REASONS, dropped_spans, trace_exemplar
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 POOL_STATES = ("in_use", "idle", "max")
@@ -53,47 +54,45 @@ def create_registry() -> CollectorRegistry:
 
 
 class HttpMetrics:
-    """RED metrics of an app, from the instrumentator: requests by route template, method and
-    status, and their latency (no request or response size histograms: they cost on every
-    request and nobody graphs them).
+    """RED metrics of an app: `<prefix>_http_requests_total{handler,method,status}` and
+    `<prefix>_http_request_duration_seconds{handler,method}` (no request or response size
+    histograms: they cost on every request and nobody graphs them).
 
     Fed by `EdgeMiddleware`, which already knows the matched route, the status and the
-    duration, instead of the instrumentator's own middleware, which matched every route a
-    second time and built request and response objects on each request (docs/performance.md).
+    duration (docs/performance.md). A request inside a sampled server span leaves its trace ID
+    as the exemplar of the latency bucket it falls in (`tracing.trace_exemplar`).
     """
 
     def __init__(self, settings: CommonSettings, registry: CollectorRegistry) -> None:
-        naming: dict[str, Any] = {
-            "metric_namespace": "tripline",
-            "metric_subsystem": settings.service_name.replace("-", "_"),
-            "registry": registry,
-        }
-        self._instrumentations = [
-            http_metrics.requests(
-                metric_doc="HTTP requests by route template, method and status.", **naming
-            ),
-            http_metrics.latency(
-                metric_doc="HTTP request duration by route template and method.",
-                should_include_status=False,
-                buckets=LATENCY_BUCKETS,
-                **naming,
-            ),
-        ]
+        prefix = metric_prefix(settings)
+        self.requests = Counter(
+            f"{prefix}_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["handler", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            f"{prefix}_http_request_duration_seconds",
+            "HTTP request duration by route template and method.",
+            ["handler", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
 
     def record(self, handler: str, method: str, status: int, duration: float) -> None:
         """Count one request answered by the route `handler` (a template, or `none` for paths
         no route matched: scanners and typos, never the raw path)."""
-        info = http_metrics.Info(
-            request=None,  # type: ignore[arg-type]  # Unused by these two instrumentations.
-            response=None,
-            method=method,
-            modified_handler=handler,
-            modified_status=str(status),
-            modified_duration=duration,
-        )
-        for instrumentation in self._instrumentations:
-            if instrumentation is not None:
-                instrumentation(info)
+        self.requests.labels(handler, method, str(status)).inc()
+        self.latency.labels(handler, method).observe(duration, trace_exemplar())
+
+
+def exposition(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:
+    """The registry's samples and their content type, in the format the `Accept` header asks
+    for: OpenMetrics, exemplars included, for `application/openmetrics-text` (Prometheus
+    asks for it first by default); the classic text format, which has no exemplars, otherwise.
+    prometheus_client's own negotiation (`choose_encoder`)."""
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type
 
 
 class ProcessPools(Protocol):
@@ -123,8 +122,9 @@ def instrument_app(
     registry: CollectorRegistry,
     pools: Callable[[], ProcessPools | None],
 ) -> AppMetrics:
-    """Register the shared series on `registry`, serve them at `/metrics`, and return the
-    recorders the app feeds (`EdgeMiddleware` the RED one, `/readyz` the readiness one).
+    """Register the shared series on `registry`, serve them at `/metrics` (`exposition`), and
+    return the recorders the app feeds (`EdgeMiddleware` the RED one, `/readyz` the readiness
+    one).
 
     - requests and their latency by route template (`HttpMetrics`);
     - `build_info`, the readiness gauge and its flips (`ReadinessMetrics`);
@@ -133,9 +133,14 @@ def instrument_app(
     - the spans tracing had to drop (`TracingCollector`), 0 while tracing is off.
     """
     recorder = HttpMetrics(settings, registry)
-    Instrumentator(registry=registry, should_respect_env_var=False).expose(
-        app, endpoint="/metrics", include_in_schema=False, tags=["health"]
-    )
+
+    @app.get("/metrics", include_in_schema=False, tags=["health"])
+    async def metrics(request: Request) -> Response:
+        # Tens of milliseconds of CPU for a busy app's series: off the event loop.
+        body, content_type = await asyncio.to_thread(
+            exposition, registry, request.headers.get("accept", "")
+        )
+        return Response(body, headers={"Content-Type": content_type})
 
     prefix = metric_prefix(settings)
     Gauge(

@@ -458,6 +458,27 @@ def init_tracing(
     return Tracing(provider, config)
 
 
+EXEMPLAR_LABEL = "trace_id"
+"""The label of the latency histograms' exemplars (`trace_exemplar`): the name a Grafana
+Prometheus data source's `exemplarTraceIdDestinations` must give (docs/operations.md)."""
+
+
+def trace_exemplar() -> dict[str, str] | None:
+    """The exemplar of a duration observed now: `{"trace_id": <W3C hex>}` of the sampled span
+    recording now; None outside one, and at once (one attribute read) while tracing is off.
+
+    Only a sampled span's trace reaches the collector, so only it is worth linking to. Its 40
+    characters are well inside the 128 OpenMetrics allows an exemplar's labels.
+    """
+    if _switch.current is None:
+        return None
+    span = trace.get_current_span()
+    context = span.get_span_context()
+    if not (context.trace_flags.sampled and span.is_recording()):
+        return None
+    return {EXEMPLAR_LABEL: trace.format_trace_id(context.trace_id)}
+
+
 def current_trace_ids() -> tuple[str, str] | None:
     """The W3C hex trace and span IDs of the span recording now, None outside one."""
     if _switch.current is None:
