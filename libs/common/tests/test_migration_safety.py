@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -110,7 +111,7 @@ def scratch_url(scratch_database: Callable[[], str]) -> str:
     return runner.database_url(scratch_database())
 
 
-async def test_a_migration_blocked_by_a_held_lock_fails_and_leaves_the_previous_revision(
+async def test_a_migration_blocked_by_a_held_lock_fails_the_hook_clearly_at_the_previous_revision(
     scratch_url: str,
 ) -> None:
     head = REVISIONS[-1]
@@ -124,11 +125,22 @@ async def test_a_migration_blocked_by_a_held_lock_fails_and_leaves_the_previous_
         await transaction.start()
         for table in ("alerts", "trips", "users", "devices", "jobs", "telemetry_batches"):
             await reader.fetchval(f"SELECT count(*) FROM {table}")
-        with pytest.raises(Exception, match="lock timeout"):
-            await asyncio.to_thread(runner.upgrade, scratch_url, head)
+        # The hook Job's command, as a real process: it fails, clearly, in one line.
+        hook = await asyncio.to_thread(
+            subprocess.run,
+            [str(Path(sys.executable).with_name("tripline-migrate")), "upgrade", "--expand"],
+            env={**os.environ, "DATABASE_URL": scratch_url, "ENVIRONMENT": "test"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         await transaction.rollback()
     finally:
         await reader.close()
+    assert hook.returncode == 1
+    [message] = [line for line in hook.stderr.splitlines() if "error" in line]
+    assert message.startswith("tripline-migrate: error:") and "lock timeout" in message
     assert await asyncio.to_thread(runner.current_revision, scratch_url) == previous
     await asyncio.to_thread(runner.upgrade, scratch_url, head)  # The retry, once the lock is gone.
     assert await asyncio.to_thread(runner.current_revision, scratch_url) == head
