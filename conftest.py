@@ -43,6 +43,7 @@ from tripline_common.platform import CommonSettings
 from tripline_common.web import ServiceState
 from tripline_devstack import (
     DevMailServer,
+    DevTraceCollector,
     EmbeddedPostgres,
     EmbeddedRedis,
     drop_database,
@@ -284,6 +285,18 @@ def mail_server() -> Iterator[DevMailServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def trace_collector() -> Iterator[DevTraceCollector]:
+    """A started `DevTraceCollector` (an OTLP/HTTP receiver), stopped after the test: point
+    `OTEL_EXPORTER_OTLP_ENDPOINT` at its `endpoint` and read the spans the processes sent."""
+    collector = DevTraceCollector()
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
 
 
 @pytest.fixture

@@ -114,13 +114,13 @@ class ProcessRunner:
 def process_env(scratch_database: Callable[[], str], redis_url: str) -> dict[str, str]:
     """Environment for real processes: a migrated scratch database, this worker's Redis
     database emptied (no rate-limit window or queue of an earlier test leaks in), an isolated
-    queue."""
+    queue; no `OTEL_*` variable of the developer's own (tracing is off unless a test sets it)."""
     database_url = scratch_database()
     upgrade(database_url)
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "REDIS_", "SENTRY_", "PYTEST_"))
+        if not key.startswith(("DATABASE_", "REDIS_", "SENTRY_", "PYTEST_", "OTEL_"))
     }
     env.update(
         DATABASE_URL=database_url,

@@ -28,7 +28,12 @@ from tests.support.tracing import SpanRecorder, recording_spans
 from tripline_common.data import create_engine, create_pg_pool, create_session_factory
 from tripline_common.data.models import User
 from tripline_common.data.sql_spans import describe_statement
-from tripline_common.messaging import AlertEvent, listen_alerts, publish_alert
+from tripline_common.messaging import (
+    AlertEvent,
+    listen_alerts,
+    publish_alert,
+    published_trace_ids,
+)
 from tripline_common.messaging.pubsub import alert_channel
 from tripline_common.platform.client_spans import client_tracer
 
@@ -212,6 +217,8 @@ async def test_a_publish_makes_one_producer_span_whose_context_travels_beside_th
         f"{publish.context.trace_id:032x}",
         f"{publish.context.span_id:016x}",
     )
+    # A log line about the received event (the API's `alert_pushed`) shows in that trace.
+    assert published_trace_ids(message) == {"trace_id": trace_id, "span_id": parent_id}
     # What clients are sent is the event's own bytes; an older listener reads the same event.
     assert message.to_json() == event.to_json()
 
@@ -226,6 +233,7 @@ async def test_an_event_published_without_tracing_reads_the_same_with_no_trace_c
     await publish_alert(redis, event)
     message = await asyncio.wait_for(received, 5)
     assert message.trace_context is None
+    assert published_trace_ids(message) == {}
     assert message.to_json() == event.to_json()
 
 

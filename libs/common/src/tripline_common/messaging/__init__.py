@@ -30,6 +30,7 @@ from tripline_common.messaging.pubsub import (
     alert_delivery_span,
     listen_alerts,
     publish_alert,
+    published_trace_ids,
 )
 from tripline_common.messaging.queue import (
     REQUEST_ID_KWARG,
@@ -84,6 +85,7 @@ __all__ = [
     "load_job",
     "new_webhook_secret",
     "publish_alert",
+    "published_trace_ids",
     "queue_stats",
     "signature_headers",
     "verify_signature",

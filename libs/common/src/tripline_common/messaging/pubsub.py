@@ -148,6 +148,22 @@ async def publish_alert(redis: Redis, event: AlertEvent) -> int:
     return receivers
 
 
+def published_trace_ids(event: AlertEvent) -> dict[str, str]:
+    """`trace_id` and `span_id` (W3C hex) of the span that published `event`, for a log line
+    about the event written outside any span of its own (a replica's `alert_pushed`): the line
+    then shows in the publisher's trace. Empty when the event carries no trace context."""
+    carrier = event.trace_context
+    if not carrier:
+        return {}
+    published = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    if not published.is_valid:
+        return {}
+    return {
+        "trace_id": trace.format_trace_id(published.trace_id),
+        "span_id": trace.format_span_id(published.span_id),
+    }
+
+
 @contextmanager
 def alert_delivery_span(event: AlertEvent, *, transport: str) -> Iterator[None]:
     """A span around handing one published event to one stream client (`transport`:

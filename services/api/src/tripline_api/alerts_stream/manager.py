@@ -18,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 
 from tripline_api.alerts_stream.closes import SERVER_SHUTTING_DOWN, TOO_SLOW, StreamClose
-from tripline_common.messaging import AlertEvent, listen_alerts
+from tripline_common.messaging import AlertEvent, listen_alerts, published_trace_ids
 from tripline_common.web import Lifecycle
 
 log = structlog.get_logger("tripline.alerts_stream")
@@ -159,12 +159,15 @@ class ConnectionManager:
         """Hand an event to every subscriber of its owner on this process."""
         subscribers = list(self._by_user.get(event.alert.owner_id, ()))
         if subscribers:
-            # The alert's correlation ID continues here: one grep finds the push too.
+            # The alert's correlation ID continues here: one grep finds the push too. No span
+            # records here (each delivery has its own, later): the line carries the IDs of the
+            # publish span, so it shows in the alert's trace.
             log.info(
                 "alert_pushed",
                 request_id=event.alert.request_id,
                 alert_id=str(event.alert.id),
                 subscribers=len(subscribers),
+                **published_trace_ids(event),
             )
         for subscriber in subscribers:
             try:
