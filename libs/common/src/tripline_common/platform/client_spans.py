@@ -10,14 +10,13 @@ and Redis spans, from which nothing propagates, are only made under a recorded (
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind, Tracer, TracerProvider
-from opentelemetry.util import types
+from opentelemetry.trace import Tracer, TracerProvider
+
+from tripline_common.platform.tracing import DelegatingTracer
 
 CLIENT_TRACER_NAME = "tripline.clients"
 
@@ -53,7 +52,7 @@ def in_recorded_trace() -> bool:
     return trace.get_current_span().is_recording()
 
 
-class InTraceOnlyTracer(Tracer):
+class InTraceOnlyTracer(DelegatingTracer):
     """A tracer that makes spans only as children: with no current span (`leaf`: no recorded
     one) it hands out the invalid, non-recording span (nothing is created or exported)."""
 
@@ -61,63 +60,10 @@ class InTraceOnlyTracer(Tracer):
         self._tracer = tracer
         self._leaf = leaf
 
-    def _wanted(self, context: Context | None) -> bool:
+    def delegate(self, context: Context | None) -> Tracer | None:
         if self._leaf and context is None:
-            return in_recorded_trace()
-        return in_trace(context)
-
-    def start_span(
-        self,
-        name: str,
-        context: Context | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: types.Attributes = None,
-        links: Sequence[Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-    ) -> Span:
-        if not self._wanted(context):
-            return INVALID_SPAN
-        return self._tracer.start_span(
-            name,
-            context,
-            kind,
-            attributes,
-            links,
-            start_time,
-            record_exception,
-            set_status_on_exception,
-        )
-
-    @contextmanager
-    def start_as_current_span(  # type: ignore[override]
-        self,
-        name: str,
-        context: Context | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: types.Attributes = None,
-        links: Sequence[Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-        end_on_exit: bool = True,
-    ) -> Iterator[Span]:
-        if not self._wanted(context):
-            yield INVALID_SPAN
-            return
-        with self._tracer.start_as_current_span(
-            name,
-            context,
-            kind,
-            attributes,
-            links,
-            start_time,
-            record_exception,
-            set_status_on_exception,
-            end_on_exit,
-        ) as span:
-            yield span
+            return self._tracer if in_recorded_trace() else None
+        return self._tracer if in_trace(context) else None
 
 
 class LeafSpansProvider(TracerProvider):

@@ -20,6 +20,7 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -304,20 +305,13 @@ class _Switch(trace.TracerProvider):
 _NO_OP = trace.NoOpTracer()
 
 
-class _SwitchedTracer(trace.Tracer):
-    def __init__(self, switch: _Switch, args: tuple[Any, ...]) -> None:
-        self.switch = switch
-        self.args = args
-        self.generation = -1
-        self.tracer: trace.Tracer = _NO_OP
+class DelegatingTracer(trace.Tracer):
+    """A tracer that hands each span to the tracer `delegate` picks for it, or makes none (the
+    invalid, non-recording span) when it picks None; the span is the delegate's own."""
 
-    def _tracer(self) -> trace.Tracer:
-        switch = self.switch
-        if self.generation != switch.generation:
-            current = switch.current
-            self.tracer = current.get_tracer(*self.args) if current is not None else _NO_OP
-            self.generation = switch.generation
-        return self.tracer
+    def delegate(self, context: Context | None) -> trace.Tracer | None:
+        """The tracer to start a span in `context` with (None: no span)."""
+        raise NotImplementedError
 
     def start_span(
         self,
@@ -330,7 +324,10 @@ class _SwitchedTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        return self._tracer().start_span(
+        tracer = self.delegate(context)
+        if tracer is None:
+            return trace.INVALID_SPAN
+        return tracer.start_span(
             name,
             context,
             kind,
@@ -353,7 +350,11 @@ class _SwitchedTracer(trace.Tracer):
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
     ) -> _AgnosticContextManager[trace.Span]:
-        return self._tracer().start_as_current_span(
+        tracer = self.delegate(context)
+        if tracer is None:
+            # The caller's current span stays current: nothing was started.
+            return nullcontext(trace.INVALID_SPAN)  # type: ignore[return-value]
+        return tracer.start_as_current_span(
             name,
             context,
             kind,
@@ -364,6 +365,22 @@ class _SwitchedTracer(trace.Tracer):
             set_status_on_exception,
             end_on_exit,
         )
+
+
+class _SwitchedTracer(DelegatingTracer):
+    def __init__(self, switch: _Switch, args: tuple[Any, ...]) -> None:
+        self.switch = switch
+        self.args = args
+        self.generation = -1
+        self.tracer: trace.Tracer = _NO_OP
+
+    def delegate(self, context: Context | None) -> trace.Tracer:
+        switch = self.switch
+        if self.generation != switch.generation:
+            current = switch.current
+            self.tracer = current.get_tracer(*self.args) if current is not None else _NO_OP
+            self.generation = switch.generation
+        return self.tracer
 
 
 _switch = _Switch()
