@@ -21,11 +21,19 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from redis.asyncio import Redis
 
 from tests.conftest import BIN, ROOT, Process, ProcessRunner
 from tests.support.database import fetch
-from tests.support.previous_release import PreviousRelease, previous_release, run
+from tests.support.previous_release import (
+    PreviousRelease,
+    PreviousReleaseError,
+    head_revision_file,
+    previous_release,
+    previous_release_commit,
+    run,
+)
 from tests.test_pipeline import (
     FAST_WORKER,
     ORIGIN,
@@ -40,7 +48,13 @@ from tests.test_pipeline import (
 from tests.test_realtime import login
 from tripline_common.data import asyncpg_dsn
 from tripline_common.messaging.job_tracing import ENVELOPE_KEY
-from tripline_common.migrations.runner import head_revision
+from tripline_common.migrations.runner import (
+    current_revision,
+    expand_target,
+    head_revision,
+    make_config,
+    upgrade,
+)
 from tripline_devstack import DevTraceCollector
 
 WAIT = 30.0
@@ -188,6 +202,7 @@ async def test_the_previous_release_serves_a_user_on_a_database_migrated_to_head
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # Four commands of the previous release in turn, then its services.
 def test_after_an_upgrade_that_migrated_the_previous_release_passes_its_schema_wait_and_serves(
     processes, process_env, scratch_database, previous
 ) -> None:
@@ -206,9 +221,11 @@ def test_after_an_upgrade_that_migrated_the_previous_release_passes_its_schema_w
         check=False,
     )
     assert seeded.returncode == 0, seeded.stderr
-    # The upgrade: the chart's two hook Jobs (pre-upgrade, post-upgrade), with this code.
-    for hook in (["upgrade", "--expand"], ["upgrade", "head"]):
-        subprocess.run([str(BIN / "tripline-migrate"), *hook], env=env, check=True, timeout=120)
+    # The upgrade, with this code: what the chart's hook Jobs run (`tripline-migrate upgrade
+    # --expand` before the pods change, `upgrade head` after), in this process.
+    upgrade(env["DATABASE_URL"], expand_target(env["DATABASE_URL"]))
+    upgrade(env["DATABASE_URL"])
+    assert current_revision(env["DATABASE_URL"]) == head_revision()
 
     # The rollback: the previous release's pods start with the chart's wait-for-schema step.
     strict = run(previous, "tripline-migrate", "wait", "--timeout", "1", env=env)
@@ -242,6 +259,7 @@ async def move_trip_start(database_url: str, minutes: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # Two workers, one after the other.
 async def test_the_new_worker_runs_batches_the_previous_release_enqueued_and_counts_its_alerts(
     processes, process_env, previous
 ) -> None:
@@ -358,3 +376,41 @@ def test_every_job_either_release_enqueues_runs_on_the_others_worker_with_the_sa
         return {name: job["parameters"] for name, job in jobs.items() if not job["periodic"]}
 
     assert on_demand(ours) == on_demand(theirs)
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+
+
+def test_the_previous_release_is_the_newest_commit_whose_head_is_the_previous_revision(
+    previous,
+) -> None:
+    """Its tree has the revision before the head and not the head; the commit that adds the
+    head revision is its child."""
+    scripts = ScriptDirectory.from_config(make_config())
+    head = scripts.get_revision(head_revision())
+    assert head is not None and isinstance(head.down_revision, str)
+    before = scripts.get_revision(head.down_revision)
+    assert before is not None and before.path is not None
+    versions = str(Path(previous.head_file).parent)
+    files = git(ROOT, "ls-tree", "--name-only", previous.commit, f"{versions}/").splitlines()
+    assert str(Path(before.path).resolve().relative_to(ROOT.resolve())) in files
+    assert previous.head_file not in files
+    parents = git(ROOT, "log", "--diff-filter=A", "--format=%P", "-1", "--", previous.head_file)
+    assert parents.split()[0] == previous.commit  # The commit adding the head comes next.
+
+
+def test_while_the_head_revision_is_not_committed_the_previous_release_is_head() -> None:
+    versions = Path(head_revision_file(ROOT)).parent
+    assert previous_release_commit(ROOT, str(versions / "9999_being_written.py")) == git(
+        ROOT, "rev-parse", "HEAD"
+    )
+
+
+def test_a_shallow_clone_fails_with_the_reason(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", "--depth", "1", ROOT.resolve().as_uri(), str(clone))
+    with pytest.raises(PreviousReleaseError, match="shallow clone"):
+        previous_release_commit(clone, head_revision_file(ROOT))

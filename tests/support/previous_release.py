@@ -68,22 +68,26 @@ def head_revision_file(root: Path) -> str:
     return str(Path(script.path).resolve().relative_to(root.resolve()))
 
 
-def previous_release_commit(root: Path) -> tuple[str, str]:
-    """`(commit, head revision file)`: the parent of the commit that added the head revision's
-    file. Raises `PreviousReleaseError` on a shallow clone or when history lacks the commit."""
+def previous_release_commit(root: Path, head_file: str) -> str:
+    """The parent of the commit that added `head_file` (the head revision's file); HEAD itself
+    while that file is not committed yet (a revision being written: HEAD is the newest code on
+    the previous schema). Raises `PreviousReleaseError` on a shallow clone, or when the history
+    holds no commit adding it."""
     if _git(root, "rev-parse", "--is-shallow-repository") == "true":
         raise PreviousReleaseError(
             "the repository is a shallow clone: the previous release's commit needs the full"
             " history (git fetch --unshallow)"
         )
-    head_file = head_revision_file(root)
+    committed = subprocess.run(
+        ["git", "cat-file", "-e", f"HEAD:{head_file}"], cwd=root, capture_output=True, timeout=60
+    )
+    if committed.returncode != 0:
+        return _git(root, "rev-parse", "--verify", "HEAD")
     added = _git(root, "log", "--diff-filter=A", "--format=%H", "--", head_file).splitlines()
     if not added:
-        raise PreviousReleaseError(
-            f"no commit in this history adds {head_file}: commit it first, or fetch the history"
-        )
+        raise PreviousReleaseError(f"no commit in this history adds {head_file}")
     # The newest commit adding it (log lists newest first); its parent still ran without it.
-    return _git(root, "rev-parse", "--verify", f"{added[0]}^"), head_file
+    return _git(root, "rev-parse", "--verify", f"{added[0]}^")
 
 
 def _uv() -> list[str]:
@@ -129,7 +133,8 @@ def _build(root: Path, commit: str, target: Path) -> None:
 
 def previous_release(root: Path) -> PreviousRelease:
     """The previous release, exported and synced under `root`'s `.local/` (once per commit)."""
-    commit, head_file = previous_release_commit(root)
+    head_file = head_revision_file(root)
+    commit = previous_release_commit(root, head_file)
     cache = root / CACHE
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / commit
