@@ -68,13 +68,14 @@ class ProcessRunner:
     log_dir: Path
     started: list[Process] = field(default_factory=list)
 
-    def start(self, name: str, command: str, **env: str) -> Process:
+    def start(self, name: str, command: str, bin_dir: Path = BIN, **env: str) -> Process:
+        """Start `command` from `bin_dir` (this virtualenv's, or the previous release's)."""
         port, ops_port = free_port(), free_port()
         while ops_port == port:
             ops_port = free_port()
         log_path = self.log_dir / f"{name}.log"
         popen = subprocess.Popen(
-            [str(BIN / command)],
+            [str(bin_dir / command)],
             env={**self.env, "PORT": str(port), "OPS_PORT": str(ops_port), **env},
             stdout=log_path.open("wb"),
             stderr=subprocess.STDOUT,

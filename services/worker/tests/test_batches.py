@@ -169,6 +169,36 @@ async def test_a_speeding_burst_crossing_a_multiple_of_the_window_raises_one_ale
     assert alert.details["speed_kmh"] == 95  # The second batch's fixes belong to this alert.
 
 
+async def test_a_speeding_alert_of_the_previous_release_without_observed_at_still_holds_its_window(
+    ctx, session_factory, make_owner, make_trip, make_batch
+) -> None:
+    """The previous release (before migration 0007) serves on beside this one during an upgrade
+    and again after a rollback; its alerts have no `observed_at`, only `details.first_at`."""
+    owner = await make_owner()
+    trip_id = await make_trip(owner, speed_limit_kmh=80)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    async with session_factory() as session:
+        session.add(
+            Alert(
+                owner_id=owner.user_id,
+                trip_id=trip_id,
+                device_id=owner.device_id,
+                rule=AlertRule.SPEEDING,
+                message="95 km/h, over the 80 km/h limit.",
+                details={"speed_kmh": 95, "first_at": start.isoformat()},
+                dedupe_key=f"speeding:{trip_id}:{int(start.timestamp()) // 300 * 300}",
+            )
+        )
+        await session.commit()
+    same_burst = await make_batch(
+        owner, along_route(3, start=start + timedelta(seconds=60), speed_kmh=99)
+    )
+    assert await process(ctx, str(same_burst)) == "processed"
+
+    [alert] = await alerts(session_factory, trip_id)
+    assert alert.observed_at is None
+
+
 async def test_a_new_speeding_episode_a_window_after_the_first_raises_a_second_alert(
     ctx, session_factory, make_owner, make_trip, make_batch
 ) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import DateTime, Row, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -268,12 +268,19 @@ async def _windows_raised(
     before: two batches of one trip are never judged against the same, stale, set of alerts.
     """
     window = timedelta(seconds=window_seconds)
+    # The previous release (before migration 0007) writes no `observed_at`, and it still serves
+    # after the pre-upgrade hook added the column, or again after a rollback: its alerts' first
+    # fix is in their `details` (tests/test_previous_release.py).
+    anchor = func.coalesce(
+        col(Alert.observed_at),
+        cast(col(Alert.details).op("->>")("first_at"), DateTime(timezone=True)),
+    )
     rows = await session.execute(
-        select(col(Alert.rule), col(Alert.observed_at)).where(
+        select(col(Alert.rule), anchor).where(
             col(Alert.trip_id) == trip_id,
             col(Alert.rule).in_([AlertRule.SPEEDING, AlertRule.CORRIDOR]),
-            col(Alert.observed_at) > fixes[0].recorded_at - window,
-            col(Alert.observed_at) < fixes[-1].recorded_at + window,
+            anchor > fixes[0].recorded_at - window,
+            anchor < fixes[-1].recorded_at + window,
         )
     )
     raised: dict[AlertRule, list[datetime]] = {AlertRule.SPEEDING: [], AlertRule.CORRIDOR: []}
