@@ -17,9 +17,10 @@ uvloop, httptools, no access log):
   receiver on 127.0.0.1 (`tripline_devstack.DevTraceCollector`), whose own CPU counts against
   them.
 
-Rounds interleave the four so machine drift hits them alike; the figures are medians over
-rounds, each ratio against the baseline of the same run, with the spread of the rounds' own
-ratios. These machines are shared and noisy: read the ratios, not the absolutes.
+Rounds interleave the four, in an order that moves each round (`benchlib.rotated`), so machine
+drift hits them alike; the figures are medians over rounds, each ratio against the baseline of
+the same run, with the spread of the rounds' own ratios and each server's CPU per request.
+These machines are shared and noisy: read the ratios, not the absolutes.
 Targets (issue 3): untraced, tripline >= 60% of the baseline's requests/s with p99 <= 2x the
 baseline's at 32 connections, no errors; at 256 connections no errors and throughput within
 20% of its 32-connection figure. Issue 13: traced at the default sampler, still >= 60% of the
@@ -53,6 +54,7 @@ from benchlib import (
     have_wrk,
     insert_bench_user,
     parse_wrk,
+    rotated,
     spans_dropped,
     spans_received,
     spread,
@@ -192,7 +194,8 @@ def main() -> int:
             collector_cpu: dict[str, float] = dict.fromkeys(targets, 0.0)
             for round_number in range(1, args.rounds + 1):
                 for connections in args.connections:
-                    for name, target in targets.items():
+                    for name in rotated(list(targets), round_number):
+                        target = targets[name]
                         cpu = time.process_time()  # This process only runs the receiver.
                         result = wrk(target, connections, args.duration)
                         collector_cpu[name] += time.process_time() - cpu

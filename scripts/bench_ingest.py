@@ -6,8 +6,8 @@ traced, in one run.
 
 Needs `wrk` (Debian: `apt-get install wrk`) and Postgres/Redis (found or started like `make
 dev` does). It builds a scratch database with the real migrations and a set of devices, then
-measures, in interleaved rounds (so machine drift hits both alike), with the telemetry tables
-emptied before each measurement:
+measures, in interleaved rounds (so machine drift hits them alike; the three ingest processes
+in an order that moves each round), with the telemetry tables emptied before each measurement:
 
 - baseline: one asyncpg connection calling `copy_records_to_table` in a loop with the same
   500-row batches, nothing else (no HTTP, no parsing, no batch row, no queue);
@@ -52,6 +52,7 @@ from benchlib import (
     insert_bench_devices,
     insert_bench_user,
     parse_wrk,
+    rotated,
     spans_dropped,
     spans_received,
     spread,
@@ -287,7 +288,8 @@ def main() -> int:
                     f"round {round_number} baseline     {base.events_per_s:9.0f} rows/s",
                     flush=True,
                 )
-                for name, service in services.items():
+                for name in rotated(list(services), round_number):
+                    service = services[name]
                     asyncio.run(empty_tables(dsn))
                     cpu = cpu_seconds(service.process.pid)
                     output = run_wrk(

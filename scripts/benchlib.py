@@ -297,3 +297,10 @@ def spread(values: list[float]) -> str:
     """`low-high%` of ratios (`61-72%`), or the one value."""
     low, high = round(min(values) * 100), round(max(values) * 100)
     return f"{low}%" if low == high else f"{low}-{high}%"
+
+
+def rotated(names: list[str], round_number: int) -> list[str]:
+    """`names` in the order of round `round_number` (from 1): the first moves one place later
+    each round, so no variant is always measured right after the same other one."""
+    shift = (round_number - 1) % len(names)
+    return names[shift:] + names[:shift]
