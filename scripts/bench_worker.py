@@ -192,7 +192,7 @@ async def wait_until_processed(conn: asyncpg.Connection, timeout: float, failure
 
 async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[float, int, int]:
     """Events/s of the real worker: enqueue every batch at once, stop at the last one done."""
-    worker, _ = start_service("tripline-worker", env, workdir)
+    worker = start_service("tripline-worker", env, workdir).process
     settings = CommonSettings(_env_file=None, redis_url=env["REDIS_URL"])
     redis = create_redis(settings)
     conn = await asyncpg.connect(dsn)
@@ -231,8 +231,8 @@ async def latency_run(
     """Post batches at a fixed rate through real ingest to the real worker; return latencies."""
     conn = await asyncpg.connect(dsn)
     await conn.execute("TRUNCATE telemetry_batches CASCADE")
-    ingest, ingest_url = start_service("tripline-ingest", env, workdir)
-    worker, _ = start_service("tripline-worker", env, workdir)
+    ingest = start_service("tripline-ingest", env, workdir)
+    worker = start_service("tripline-worker", env, workdir).process
     start = datetime.now(UTC) - timedelta(hours=12)
     bodies = [
         orjson.dumps(
@@ -256,7 +256,7 @@ async def latency_run(
                 sent.append(
                     asyncio.ensure_future(
                         client.post(
-                            f"{ingest_url}/v1/telemetry",
+                            f"{ingest.url}/v1/telemetry",
                             content=body,
                             headers={"X-Device-Key": key, "Content-Type": "application/json"},
                         )
@@ -275,7 +275,7 @@ async def latency_run(
     finally:
         await conn.close()
         stop(worker)
-        stop(ingest)
+        stop(ingest.process)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,6 +1,7 @@
 """What the benchmark scripts share: a scratch database on the Postgres and Redis that `make dev`
 would use (found, or started embedded), the bench user and devices, starting and stopping our own
-processes, running `wrk` and reading its numbers, and the PASS/FAIL verdict."""
+processes (untraced, or traced to a real OTLP/HTTP receiver at a given sampler), running `wrk`
+and reading its numbers, and the PASS/FAIL verdict."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -19,8 +22,15 @@ import httpx
 
 from tripline_common.data import asyncpg_dsn
 from tripline_common.migrations.runner import upgrade
+from tripline_common.platform.tracing import DEFAULT_RATIO
 from tripline_common.security import issue_api_key
-from tripline_devstack import drop_database, ensure_database, ensure_stack, free_port
+from tripline_devstack import (
+    DevTraceCollector,
+    drop_database,
+    ensure_database,
+    ensure_stack,
+    free_port,
+)
 from tripline_devstack.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +73,11 @@ class ScratchDatabase:
         return database
 
     def service_env(self, **extra: str) -> dict[str, str]:
-        """The environment our processes run with against this database, plus `extra`."""
+        """The environment our processes run with against this database, plus `extra`. No
+        `OTEL_*` variable is inherited: each process's tracing is the benchmark's choice
+        (`TracingVariant`)."""
         return {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if not name.startswith("OTEL_")},
             "DATABASE_URL": self.url,
             "REDIS_URL": self.redis_url,
             "ENVIRONMENT": "staging",
@@ -108,13 +120,24 @@ async def insert_bench_devices(
     return made
 
 
+@dataclass
+class Service:
+    """One of our processes, started by `start_service`."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    """The base URL of its public port."""
+    ops_url: str
+    """The base URL of its operations port (probes, `/metrics`)."""
+
+
 def start_service(
-    command: str, env: dict[str, str], workdir: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start one of our console scripts on free ports, logging to `workdir`; wait until its
-    `/readyz` answers and return it with its base URL."""
+    command: str, env: dict[str, str], workdir: Path, *, name: str | None = None
+) -> Service:
+    """Start one of our console scripts on free ports, logging to `workdir`/`name`.log (the
+    command's name by default); wait until its `/readyz` answers."""
     port, ops_port = free_port(), free_port()
-    log = (workdir / f"{command}.log").open("ab")
+    log = (workdir / f"{name or command}.log").open("ab")
     ports = {"PORT": str(port), "OPS_PORT": str(ops_port)}
     process = subprocess.Popen(  # noqa: S603 - our own console scripts
         [str(BIN / command)], env={**env, **ports}, stdout=log, stderr=log, cwd=workdir
@@ -125,7 +148,7 @@ def start_service(
             raise SystemExit(f"{command} exited with {process.returncode}; see {log.name}")
         try:
             if httpx.get(f"http://127.0.0.1:{ops_port}/readyz", timeout=1).status_code == 200:
-                return process, f"http://127.0.0.1:{port}"
+                return Service(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ops_port}")
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
@@ -149,6 +172,10 @@ class WrkStats:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    """Requests completed in the run."""
+    cpu_us: float = 0.0
+    """CPU time of the server process per request, in µs (`cpu_seconds`), when measured."""
 
 
 def wrk_command(connections: int, duration: int) -> list[str]:
@@ -175,7 +202,17 @@ def parse_wrk(output: str) -> WrkStats:
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     ):
         errors += sum(int(n) for n in sock.groups())
-    return WrkStats(rps=rps, p50_ms=ms("50%"), p99_ms=ms("99%"), errors=errors)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return WrkStats(rps=rps, p50_ms=ms("50%"), p99_ms=ms("99%"), errors=errors, requests=requests)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) process `pid` has used so far, from /proc (Linux).
+
+    On a shared machine, requests/s move with the load of the other processes; the CPU a
+    process spends per request moves much less, so the scripts print both."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def verdict(checks: list[tuple[str, bool]]) -> int:
@@ -191,3 +228,79 @@ def have_wrk() -> bool:
         print("bench: needs wrk (apt-get install wrk)", file=sys.stderr)
         return False
     return True
+
+
+# --- tracing: the same process untraced, and traced at the default sampler and at 100% ---------
+
+
+@dataclass(frozen=True)
+class TracingVariant:
+    """How a Tripline process of a benchmark traces: `env` is added to its environment; a
+    traced one exports as `service` (so the receiver tells the variants apart)."""
+
+    name: str
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def service(self) -> str | None:
+        return self.env.get("OTEL_SERVICE_NAME")
+
+
+def tracing_variants(collector: DevTraceCollector, service: str) -> tuple[TracingVariant, ...]:
+    """Untraced (no endpoint: no SDK, the middleware's one check); traced to `collector` at the
+    default sampler (parent-based, ratio `DEFAULT_RATIO`: wrk's requests carry no `traceparent`,
+    so each starts a trace, kept with that probability); traced with every trace kept."""
+
+    def traced(sampled: str, **more: str) -> dict[str, str]:
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            "OTEL_SERVICE_NAME": f"{service}-{sampled}",
+            **more,
+        }
+
+    return (
+        TracingVariant("untraced"),
+        TracingVariant(f"traced {DEFAULT_RATIO:.0%}", traced("default")),
+        TracingVariant("traced 100%", traced("all", OTEL_TRACES_SAMPLER_ARG="1")),
+    )
+
+
+def spans_received(collector: DevTraceCollector, variant: TracingVariant) -> int:
+    """The spans `collector` has received from the processes of `variant`."""
+    return sum(1 for span in collector.spans if span.service == variant.service)
+
+
+@contextmanager
+def trace_collector() -> Iterator[DevTraceCollector]:
+    """A real OTLP/HTTP receiver on 127.0.0.1 for the traced processes to export to, so their
+    exporter does its real work (encoding, HTTP). It runs on the same cores as the processes
+    measured, so its own CPU (decoding what it receives) counts against the traced figures."""
+    collector = DevTraceCollector()
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+
+
+_DROPPED = re.compile(r'^\w+_trace_spans_dropped_total\{reason="(\w+)"\} ([\d.e+]+)$', re.M)
+
+
+def spans_dropped(service: Service) -> dict[str, int]:
+    """The spans `service` dropped before export, by reason (`queue_full`, `export_failed`),
+    from its `/metrics`."""
+    text = httpx.get(f"{service.ops_url}/metrics", timeout=10).text
+    return {reason: int(float(value)) for reason, value in _DROPPED.findall(text)}
+
+
+def spread(values: list[float]) -> str:
+    """`low-high%` of ratios (`61-72%`), or the one value."""
+    low, high = round(min(values) * 100), round(max(values) * 100)
+    return f"{low}%" if low == high else f"{low}-{high}%"
+
+
+def rotated(names: list[str], round_number: int) -> list[str]:
+    """`names` in the order of round `round_number` (from 1): the first moves one place later
+    each round, so no variant is always measured right after the same other one."""
+    shift = (round_number - 1) % len(names)
+    return names[shift:] + names[:shift]

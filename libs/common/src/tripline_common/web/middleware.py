@@ -388,15 +388,33 @@ def _start_server_span(
     tracer: trace.Tracer, scope: Scope, host: str | None, request_id: str
 ) -> tuple[trace.Span, Token[Context]]:
     """Start the request's SERVER span, as a child of the caller's `traceparent` if it sent
-    one, and make it current. Named by the method until the route is known."""
-    carrier: dict[str, str] = {}
+    one, and make it current. Named by the method until the route is known.
+
+    Most spans are not sampled (the default keeps one trace in ten) and record nothing, so the
+    attributes are built only for a span that records, after the sampler has decided (ours
+    decide from the trace ID alone), and a request without propagation headers skips the
+    propagator, whose answer for it is the empty context."""
+    carrier: dict[str, str] | None = None
     user_agent = None
     for name, value in scope["headers"]:
         if name in _PROPAGATION_HEADERS:
+            if carrier is None:
+                carrier = {}
             carrier[name.decode("latin-1")] = value.decode("latin-1")
         elif name == b"user-agent":
-            user_agent = value.decode("latin-1")
-    parent = propagate.extract(carrier)
+            user_agent = value
+    parent = propagate.extract(carrier) if carrier is not None else Context()
+    method = scope["method"]
+    span = tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+    if span.is_recording():
+        span.set_attributes(_server_span_attributes(scope, host, request_id, user_agent))
+    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def _server_span_attributes(
+    scope: Scope, host: str | None, request_id: str, user_agent: bytes | None
+) -> dict[str, str | int]:
+    """The HTTP semantic-convention attributes of a request known when it starts."""
     method = scope["method"]
     attributes: dict[str, str | int] = {
         "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
@@ -415,22 +433,24 @@ def _start_server_span(
     if client:
         attributes["client.address"] = client[0]
     if user_agent is not None:
-        attributes["user_agent.original"] = user_agent
-    span = tracer.start_span(method, context=parent, kind=SpanKind.SERVER, attributes=attributes)
-    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+        attributes["user_agent.original"] = user_agent.decode("latin-1")
+    return attributes
 
 
 def _finish_server_span(
     span: trace.Span, scope: Scope, status: int, error_type: str | None
 ) -> None:
+    if not span.is_recording():
+        return  # Not sampled: nothing set on it would be kept.
+    attributes: dict[str, str | int] = {"http.response.status_code": status}
     template = route_template(scope)
     if template is not None:
         span.update_name(f"{scope['method']} {template}")
-        span.set_attribute("http.route", template)
-    span.set_attribute("http.response.status_code", status)
+        attributes["http.route"] = template
     if status >= 500:  # A 4xx is the client's error, not the server's (semantic conventions).
-        span.set_attribute("error.type", error_type or str(status))
+        attributes["error.type"] = error_type or str(status)
         span.set_status(StatusCode.ERROR)
+    span.set_attributes(attributes)
 
 
 def _rate_limit_headers(quotas: Iterable[Quota]) -> _Headers:
