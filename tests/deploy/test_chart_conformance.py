@@ -12,6 +12,7 @@ the container's `http` port, which the Service and Ingress route to.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -80,7 +81,16 @@ def start(container: Container, log_dir: Path) -> subprocess.Popen[bytes]:
         stdout=(log_dir / f"{container.name}.log").open("wb"),
         stderr=subprocess.STDOUT,
         cwd=log_dir,
+        start_new_session=True,  # Its own group: `kill` reaches the app behind tini too.
     )
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the whole process group: killed alone, tini cannot pass it on, and the app it
+    started would outlive the test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def log_tail(log_dir: Path, name: str) -> str:
@@ -94,8 +104,7 @@ def run_to_completion(container: Container, log_dir: Path, timeout: float) -> in
         return process.wait(timeout)
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            kill(process)
 
 
 def await_probe(
@@ -182,8 +191,7 @@ def check_deployment(workload: Workload, log_dir: Path) -> str:
         )
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            kill(process)
 
 
 @pytest.fixture
@@ -248,8 +256,7 @@ def test_migrations_hook_migrates_and_the_schema_wait_lets_pods_start(
         assert waiting.wait(timeout=15) == 0, log_tail(tmp_path, wait.name)
     finally:
         if waiting.poll() is None:
-            waiting.kill()
-            waiting.wait()
+            kill(waiting)
     # The contract hook, after the pods: nothing left to run, and it says so by succeeding.
     contract = jobs["post-install,post-upgrade"].containers[0]
     assert run_to_completion(contract, tmp_path, timeout=60) == 0, log_tail(tmp_path, contract.name)
@@ -299,6 +306,5 @@ def test_a_client_cannot_choose_its_address_with_the_charts_settings(
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            kill(process)
     assert [s["ip"] for s in sessions.json()] == ["127.0.0.1"]
