@@ -291,12 +291,8 @@ def mail_server() -> Iterator[DevMailServer]:
 def trace_collector() -> Iterator[DevTraceCollector]:
     """A started `DevTraceCollector` (an OTLP/HTTP receiver), stopped after the test: point
     `OTEL_EXPORTER_OTLP_ENDPOINT` at its `endpoint` and read the spans the processes sent."""
-    collector = DevTraceCollector()
-    collector.start()
-    try:
+    with DevTraceCollector() as collector:
         yield collector
-    finally:
-        collector.stop()
 
 
 @pytest.fixture

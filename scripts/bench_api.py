@@ -60,7 +60,6 @@ from benchlib import (
     spread,
     start_service,
     stop,
-    trace_collector,
     tracing_variants,
     verdict,
     wrk_command,
@@ -68,7 +67,7 @@ from benchlib import (
 
 from tripline_common.platform import CommonSettings
 from tripline_common.security import create_access_token
-from tripline_devstack import free_port
+from tripline_devstack import DevTraceCollector, free_port
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ def main() -> int:
     baseline: subprocess.Popen[bytes] | None = None
     services: dict[str, Service] = {}
     try:
-        with trace_collector() as collector:
+        with DevTraceCollector() as collector:
             trip_id, token = asyncio.run(prepare(database.url))
             env = database.service_env()
             base_port = free_port()

@@ -58,12 +58,12 @@ from benchlib import (
     spread,
     start_service,
     stop,
-    trace_collector,
     tracing_variants,
     verdict,
     wrk_command,
 )
 
+from tripline_devstack import DevTraceCollector
 from tripline_ingest.telemetry.service import EVENT_COLUMNS  # the baseline COPYs as ingest does
 
 LUA = r"""
@@ -260,7 +260,7 @@ def main() -> int:
             ARQ_QUEUE_NAME=queue,  # Nobody consumes it: ingest alone is measured.
             DEVICE_RATE_LIMIT="100000000",
         )
-        with trace_collector() as collector:
+        with DevTraceCollector() as collector:
             variants = tracing_variants(collector, "ingest")
             for variant in variants:
                 services[variant.name] = start_service(

@@ -12,8 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,7 +248,9 @@ class TracingVariant:
 def tracing_variants(collector: DevTraceCollector, service: str) -> tuple[TracingVariant, ...]:
     """Untraced (no endpoint: no SDK, the middleware's one check); traced to `collector` at the
     default sampler (parent-based, ratio `DEFAULT_RATIO`: wrk's requests carry no `traceparent`,
-    so each starts a trace, kept with that probability); traced with every trace kept."""
+    so each starts a trace, kept with that probability); traced with every trace kept. The
+    receiver is real, so the exporter does its real work (encoding, HTTP); it shares the cores
+    with the processes measured, so its CPU counts against the traced figures."""
 
     def traced(sampled: str, **more: str) -> dict[str, str]:
         return {
@@ -268,19 +269,6 @@ def tracing_variants(collector: DevTraceCollector, service: str) -> tuple[Tracin
 def spans_received(collector: DevTraceCollector, variant: TracingVariant) -> int:
     """The spans `collector` has received from the processes of `variant`."""
     return sum(1 for span in collector.spans if span.service == variant.service)
-
-
-@contextmanager
-def trace_collector() -> Iterator[DevTraceCollector]:
-    """A real OTLP/HTTP receiver on 127.0.0.1 for the traced processes to export to, so their
-    exporter does its real work (encoding, HTTP). It runs on the same cores as the processes
-    measured, so its own CPU (decoding what it receives) counts against the traced figures."""
-    collector = DevTraceCollector()
-    collector.start()
-    try:
-        yield collector
-    finally:
-        collector.stop()
 
 
 _DROPPED = re.compile(r'^\w+_trace_spans_dropped_total\{reason="(\w+)"\} ([\d.e+]+)$', re.M)

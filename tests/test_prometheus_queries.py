@@ -183,17 +183,6 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[dict[str, Process]],
                     popen.wait(5)
 
 
-@pytest.fixture
-def trace_collector() -> Iterator[DevTraceCollector]:
-    """A real OTLP/HTTP receiver on 127.0.0.1, the stand-in for a collector."""
-    collector = DevTraceCollector()
-    collector.start()
-    try:
-        yield collector
-    finally:
-        collector.stop()
-
-
 # --- What must hold --------------------------------------------------------------------------
 
 

@@ -118,7 +118,8 @@ class _Trace:
 class DevTraceCollector:
     """`start()` listens on 127.0.0.1:`port` (a free one by default) for OTLP/HTTP exports
     (protobuf, plain or gzip) at `/v1/traces`; `stop()` closes it. Point a process at it with
-    `OTEL_EXPORTER_OTLP_ENDPOINT=<endpoint>`.
+    `OTEL_EXPORTER_OTLP_ENDPOINT=<endpoint>`. As a context manager it is started and stopped
+    around the block.
 
     Spans are kept by trace (`spans`, `trace`, `wait_for`). With `on_trace`, a trace that has
     its root span and received nothing for `quiet_seconds` is summarised once (`TraceSummary`):
@@ -193,6 +194,13 @@ class DevTraceCollector:
             )
         for thread in self._threads:
             thread.start()
+
+    def __enter__(self) -> DevTraceCollector:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """Stop listening (traces not yet quiet are not summarised)."""
