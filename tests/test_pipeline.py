@@ -70,6 +70,41 @@ async def start_demo_trip(database_url: str, webhook_url: str | None = None) -> 
     return dict(trip)
 
 
+async def start_trip_through_api(
+    client: httpx.AsyncClient, api: str, auth: dict[str, str], name: str, webhook_url: str
+) -> tuple[str, str]:
+    """Through the API as a user would: a device, an active trip on it from `ORIGIN` to
+    `WANNSEE` with an 80 km/h limit, and a webhook endpoint at `webhook_url`; returns the
+    device's API key and the trip's ID."""
+    device = await client.post(f"{api}/v1/devices", json={"name": "Van 7"}, headers=auth)
+    assert device.status_code == 201, device.text
+    start = datetime.now(UTC)
+    trip = await client.post(
+        f"{api}/v1/trips",
+        json={
+            "name": name,
+            "device_id": device.json()["id"],
+            "planned_start": start.isoformat(),
+            "planned_arrival": (start + timedelta(hours=2)).isoformat(),
+            "speed_limit_kmh": 80,
+            "origin_lat": ORIGIN[0],
+            "origin_lon": ORIGIN[1],
+            "destination_lat": WANNSEE[0],
+            "destination_lon": WANNSEE[1],
+        },
+        headers=auth,
+    )
+    assert trip.status_code == 201, trip.text
+    trip_id = str(trip.json()["id"])
+    active = await client.patch(
+        f"{api}/v1/trips/{trip_id}", json={"status": "active"}, headers=auth
+    )
+    assert active.status_code == 200, active.text
+    hook = await client.post(f"{api}/v1/webhooks", json={"url": webhook_url}, headers=auth)
+    assert hook.status_code == 201, hook.text
+    return str(device.json()["api_key"]), trip_id
+
+
 def window_aligned(window_seconds: int = 300) -> datetime:
     """A moment 5 to 10 minutes ago, within the demo trip: fixes from there, for less than the
     alert window (300 s), raise one alert per rule."""

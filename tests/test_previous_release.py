@@ -36,12 +36,11 @@ from tests.support.previous_release import (
 )
 from tests.test_pipeline import (
     FAST_WORKER,
-    ORIGIN,
-    WANNSEE,
     fixes,
     json_lines,
     seed,
     start_demo_trip,
+    start_trip_through_api,
     wait_for,
     window_aligned,
 )
@@ -148,38 +147,13 @@ async def test_the_previous_release_serves_a_user_on_a_database_migrated_to_head
     token, _ = login(api.url)
     auth = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=10) as client:
-        device = await client.post(f"{api.url}/v1/devices", json={"name": "Van 7"}, headers=auth)
-        assert device.status_code == 201, device.text
-        start = datetime.now(UTC)
-        trip = await client.post(
-            f"{api.url}/v1/trips",
-            json={
-                "name": "Old code, new schema",
-                "device_id": device.json()["id"],
-                "planned_start": start.isoformat(),
-                "planned_arrival": (start + timedelta(hours=2)).isoformat(),
-                "speed_limit_kmh": 80,
-                "origin_lat": ORIGIN[0],
-                "origin_lon": ORIGIN[1],
-                "destination_lat": WANNSEE[0],
-                "destination_lon": WANNSEE[1],
-            },
-            headers=auth,
+        device_key, trip_id = await start_trip_through_api(
+            client, api.url, auth, "Old code, new schema", webhook_receiver.url
         )
-        assert trip.status_code == 201, trip.text
-        trip_id = trip.json()["id"]
-        active = await client.patch(
-            f"{api.url}/v1/trips/{trip_id}", json={"status": "active"}, headers=auth
-        )
-        assert active.status_code == 200, active.text
-        hook = await client.post(
-            f"{api.url}/v1/webhooks", json={"url": webhook_receiver.url}, headers=auth
-        )
-        assert hook.status_code == 201, hook.text
 
         await upload(
             ingest,
-            device.json()["api_key"],
+            device_key,
             fixes(4, start=datetime.now(UTC), speed_kmh=120, step_s=1),
         )
 

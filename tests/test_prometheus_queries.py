@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import yaml
 from websockets.asyncio.client import connect
 
 from tests.conftest import ROOT, Process
-from tests.test_pipeline import FAST_WORKER, ORIGIN, WANNSEE, fixes, wait_for
+from tests.test_pipeline import FAST_WORKER, fixes, start_trip_through_api, wait_for
 from tripline_devstack import DevMailServer, DevTraceCollector, free_port
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "tripline-overview.json"
@@ -342,34 +342,10 @@ async def account_with_active_trip(
     )
     assert login.status_code == 200, login.text
     auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    device = await client.post(f"{api}/v1/devices", json={"name": "Van 7"}, headers=auth)
-    assert device.status_code == 201, device.text
-    start = datetime.now(UTC)
-    trip = await client.post(
-        f"{api}/v1/trips",
-        json={
-            "name": "Metrics run",
-            "device_id": device.json()["id"],
-            "planned_start": start.isoformat(),
-            "planned_arrival": (start + timedelta(hours=2)).isoformat(),
-            "speed_limit_kmh": 80,
-            "origin_lat": ORIGIN[0],
-            "origin_lon": ORIGIN[1],
-            "destination_lat": WANNSEE[0],
-            "destination_lon": WANNSEE[1],
-        },
-        headers=auth,
-    )
-    assert trip.status_code == 201, trip.text
-    active = await client.patch(
-        f"{api}/v1/trips/{trip.json()['id']}", json={"status": "active"}, headers=auth
-    )
-    assert active.status_code == 200, active.text
-    hook = await client.post(f"{api}/v1/webhooks", json={"url": webhook_url}, headers=auth)
-    assert hook.status_code == 201, hook.text
+    device_key, _ = await start_trip_through_api(client, api, auth, "Metrics run", webhook_url)
     listed = await client.get(f"{api}/v1/trips", headers=auth)
     assert listed.status_code == 200, listed.text
-    return {"token": login.json()["access_token"], "device_key": device.json()["api_key"]}
+    return {"token": login.json()["access_token"], "device_key": device_key}
 
 
 async def upload_telemetry(client: httpx.AsyncClient, ingest: str, device_key: str) -> None:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -201,9 +202,48 @@ def revision_sql(revision: str) -> str:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class _Chain:
+    """The revisions shipped with this code, oldest first, with the phase each declares; read
+    from the script directory once (`_chain()`), then asked as often as needed."""
+
+    revisions: list[str]
+    declared: dict[str, object]
+
+    def phase(self, revision: str) -> Phase:
+        if revision not in self.declared:
+            raise MigrationError(f"unknown revision {revision!r}")
+        phase = self.declared[revision]
+        if phase not in PHASES:
+            raise MigrationError(f"{revision} must declare phase = 'expand' or 'contract'")
+        return phase  # Narrowed to a Phase by the check above.
+
+    @property
+    def required(self) -> str:
+        """The head, less the contract revisions at its end."""
+        chain = list(self.revisions)
+        while len(chain) > 1 and self.phase(chain[-1]) == "contract":
+            chain.pop()
+        return chain[-1]
+
+    def serves(self, current: str | None) -> bool:
+        """True when a database at `current` has what this code needs: at or past `required`."""
+        return current in self.revisions and (
+            self.revisions.index(current) >= self.revisions.index(self.required)
+        )
+
+
+def _chain() -> _Chain:
+    scripts = list(reversed(list(_script_directory().walk_revisions())))
+    return _Chain(
+        revisions=[script.revision for script in scripts],
+        declared={script.revision: getattr(script.module, "phase", None) for script in scripts},
+    )
+
+
 def revisions() -> list[str]:
     """Every revision shipped with this code, oldest first."""
-    return [script.revision for script in reversed(list(_script_directory().walk_revisions()))]
+    return _chain().revisions
 
 
 def downgrade(url: str | None, revision: str, *, sql: bool = False) -> None:
@@ -256,30 +296,16 @@ def head_revision() -> str:
     return heads[0]
 
 
-def is_known_revision(revision: str) -> bool:
-    """True if `revision` is one of the migrations shipped with this code."""
-    return revision in {script.revision for script in _script_directory().walk_revisions()}
-
-
 def declared_phase(revision: str) -> Phase:
     """The `phase` a revision declares: `expand` (runs while the old code serves) or
     `contract` (only once every pod runs the new code): see `phases`."""
-    script = _script_directory().get_revision(revision)
-    if script is None:
-        raise MigrationError(f"unknown revision {revision!r}")
-    phase = getattr(script.module, "phase", None)
-    if phase not in PHASES:
-        raise MigrationError(f"{revision} must declare phase = 'expand' or 'contract'")
-    return phase  # type: ignore[no-any-return]  # Checked against PHASES above.
+    return _chain().phase(revision)
 
 
 def required_revision() -> str:
     """The revision this code needs: the head, less the contract revisions at its end (they
     only take away what this code no longer uses, and run after every pod runs it)."""
-    chain = revisions()
-    while len(chain) > 1 and declared_phase(chain[-1]) == "contract":
-        chain.pop()
-    return chain[-1]
+    return _chain().required
 
 
 def expand_target(url: str | None) -> str:
@@ -290,24 +316,19 @@ def expand_target(url: str | None) -> str:
     current = current_revision(url)
     if current is None:
         return "head"
-    chain = revisions()
-    if current not in chain:
+    chain = _chain()
+    if current not in chain.revisions:
         return current  # A later release migrated already (a rollback): nothing to run.
-    required = required_revision()
-    pending = chain[chain.index(current) + 1 : chain.index(required) + 1]
-    contracts = [revision for revision in pending if declared_phase(revision) == "contract"]
+    required = chain.required
+    order = chain.revisions
+    pending = order[order.index(current) + 1 : order.index(required) + 1]
+    contracts = [revision for revision in pending if chain.phase(revision) == "contract"]
     if contracts:
         raise MigrationError(
             f"contract revision {contracts[0]} would run before {required} while the old code "
             'still serves: upgrade one release at a time (docs/operations.md, "Upgrades")'
         )
     return required if pending else current
-
-
-def schema_is_ready(current: str | None) -> bool:
-    """True when a database at `current` serves this code: at or past `required_revision()`."""
-    chain = revisions()
-    return current in chain and chain.index(current) >= chain.index(required_revision())
 
 
 def wait_for_head(
@@ -326,7 +347,8 @@ def wait_for_head(
     deployment was rolled back) is accepted too. Raises `MigrationError` after `timeout` seconds.
     `on_wait` receives a one-line reason each time the database is not ready.
     """
-    head = required_revision()
+    chain = _chain()  # Read once: the loop below only asks it.
+    head = chain.required
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
@@ -339,10 +361,10 @@ def wait_for_head(
         except Exception as exc:  # the database may still be starting: keep trying
             reason = f"database not reachable: {one_line(exc)}"
         else:
-            if schema_is_ready(current):
+            if chain.serves(current):
                 assert current is not None
                 return current
-            if current is not None and not is_known_revision(current):
+            if current is not None and current not in chain.revisions:
                 if allow_newer:
                     return current
                 reason = f"database is at {current}, unknown to this code (head {head})"
