@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # uv from PATH, or the copy `pip install uv` left in this Python (installed on first use).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help uv install dev test lint format typecheck migrate seed clean
+.PHONY: help uv install dev test lint format typecheck migrate seed clean rehearse
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +64,9 @@ charts-docs: install ## Regenerate the values table of helm/tripline/README.md
 
 openapi-snapshot: install ## Rewrite docs/openapi/*.json and docs/asyncapi/api.json after a deliberate API change (breaking: ALLOW_BREAKING="why")
 	@$(UV) run --frozen python -m scripts.openapi_snapshot
+
+rehearse: install ## Rehearse a rolling upgrade and rollback under load with real processes (docs/operations.md)
+	@$(UV) run --frozen python scripts/rehearse.py $(REHEARSE_ARGS)
 
 contract: install ## The long contract run: schemathesis, every check and phase, 200 examples (docs/api-contract.md)
 	@CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),200) $(UV) run --frozen pytest tests/test_api_contract.py -q --durations=0

@@ -37,7 +37,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from tests.support.sentry import FakeSentry
-from tests.support.webhooks import WebhookReceiver
 from tripline_common.migrations.runner import upgrade
 from tripline_common.platform import CommonSettings
 from tripline_common.web import ServiceState
@@ -46,6 +45,7 @@ from tripline_devstack import (
     DevTraceCollector,
     EmbeddedPostgres,
     EmbeddedRedis,
+    WebhookReceiver,
     drop_database,
     ensure_database,
     postgres_answers,

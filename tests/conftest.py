@@ -21,6 +21,9 @@ from tripline_devstack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# The scripts import each other by bare name (`python scripts/<name>.py`); the tests that drive
+# them (the chart helpers, the previous release, the rehearsal) import them the same way.
+sys.path.insert(0, str(ROOT / "scripts"))
 # A deadline for a process that never gets ready, not a measurement: four processes importing
 # at once on a loaded 2-core CI machine have needed over 30 s.
 READY_DEADLINE_SECONDS = 60

@@ -3,7 +3,7 @@ a user on a database migrated to HEAD; jobs cross between its queue and ours bot
 upgrade that migrated, its pods pass their schema wait and serve (a rollback comes back).
 
 The previous release is the parent of the commit that added the head revision's file
-(`tests/support/previous_release.py`; docs/operations.md, "Old code on the new schema, and
+(`scripts/previous_release.py`; docs/operations.md, "Old code on the new schema, and
 rollback"), run from its own source tree and virtualenv.
 """
 
@@ -22,11 +22,7 @@ import asyncpg
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
-from redis.asyncio import Redis
-
-from tests.conftest import BIN, ROOT, Process, ProcessRunner
-from tests.support.database import fetch
-from tests.support.previous_release import (
+from previous_release import (
     PreviousRelease,
     PreviousReleaseError,
     head_revision_file,
@@ -34,6 +30,10 @@ from tests.support.previous_release import (
     previous_release_commit,
     run,
 )
+from redis.asyncio import Redis
+
+from tests.conftest import BIN, ROOT, Process, ProcessRunner
+from tests.support.database import fetch
 from tests.test_pipeline import (
     FAST_WORKER,
     fixes,

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 CHECKOV_REQUIREMENTS = Path(__file__).with_name("checkov-requirements.txt")
 TOOLS = ROOT / ".local" / "tools"

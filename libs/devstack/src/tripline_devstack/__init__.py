@@ -1,7 +1,7 @@
 """Postgres and Redis for local development and tests: the configured ones, or embedded real ones;
 a real SMTP server that keeps what it receives (`DevMailServer`), standing in for mail; and a real
 OTLP/HTTP receiver that keeps the spans it receives (`DevTraceCollector`), standing in for a
-trace collector.
+trace collector; and a webhook endpoint that records what it is sent (`WebhookReceiver`).
 
     from tripline_devstack import ensure_stack, ensure_database
 
@@ -32,6 +32,7 @@ from tripline_devstack.probes import (
     redis_answers,
 )
 from tripline_devstack.stack import Stack, ensure_stack
+from tripline_devstack.webhook_receiver import ReceivedRequest, WebhookReceiver
 
 __all__ = [
     "DevMailServer",
@@ -40,9 +41,11 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedServerError",
     "ReceivedMail",
+    "ReceivedRequest",
     "ReceivedSpan",
     "Stack",
     "TraceSummary",
+    "WebhookReceiver",
     "drop_database",
     "ensure_database",
     "ensure_stack",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tripline_devstack import free_port
+from tripline_devstack.probes import free_port
 
 
 @dataclass

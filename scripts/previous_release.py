@@ -53,8 +53,13 @@ class PreviousRelease:
 
 
 def _git(root: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, timeout=60, check=False
+    result = subprocess.run(  # noqa: S603 - git on our own arguments
+        ["git", *args],  # noqa: S607 - git from PATH
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if result.returncode != 0:
         raise PreviousReleaseError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
@@ -64,7 +69,8 @@ def _git(root: Path, *args: str) -> str:
 def head_revision_file(root: Path) -> str:
     """The current head revision's file, relative to the repository root."""
     script = ScriptDirectory.from_config(make_config()).get_revision(head_revision())
-    assert script is not None and script.path is not None
+    if script is None or script.path is None:
+        raise PreviousReleaseError(f"no file for the head revision {head_revision()}")
     return str(Path(script.path).resolve().relative_to(root.resolve()))
 
 
@@ -78,8 +84,11 @@ def previous_release_commit(root: Path, head_file: str) -> str:
             "the repository is a shallow clone: the previous release's commit needs the full"
             " history (git fetch --unshallow)"
         )
-    committed = subprocess.run(
-        ["git", "cat-file", "-e", f"HEAD:{head_file}"], cwd=root, capture_output=True, timeout=60
+    committed = subprocess.run(  # noqa: S603
+        ["git", "cat-file", "-e", f"HEAD:{head_file}"],  # noqa: S607 - git from PATH
+        cwd=root,
+        capture_output=True,
+        timeout=60,
     )
     if committed.returncode != 0:
         return _git(root, "rev-parse", "--verify", "HEAD")
@@ -100,8 +109,8 @@ def _build(root: Path, commit: str, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)  # A build cut short: start again.
     target.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", commit],
+    archive = subprocess.run(  # noqa: S603
+        ["git", "archive", "--format=tar", commit],  # noqa: S607 - git from PATH
         cwd=root,
         capture_output=True,
         timeout=120,
@@ -111,13 +120,18 @@ def _build(root: Path, commit: str, target: Path) -> None:
         raise PreviousReleaseError(
             f"git archive {commit} failed: {archive.stderr.decode(errors='replace').strip()}"
         )
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True, timeout=120)
+    subprocess.run(  # noqa: S603
+        ["tar", "-x", "-C", str(target)],  # noqa: S607 - tar from PATH
+        input=archive.stdout,
+        check=True,
+        timeout=120,
+    )
     # Its own lock file, without the dev tools: the runtime it shipped with. The test run's
     # virtualenv must not leak in.
     env = {
         k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")
     }
-    synced = subprocess.run(
+    synced = subprocess.run(  # noqa: S603 - uv on our own arguments
         [*_uv(), "sync", "--frozen", "--no-dev", "--python", "python3.11", "--quiet"],
         cwd=target,
         env=env,
@@ -155,7 +169,7 @@ def run(
     release: PreviousRelease, command: str, *args: str, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     """Run one of the previous release's console scripts to its end."""
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - the release's own console scripts
         [str(release.bin / command), *args],
         env={**env, **release.env()},
         capture_output=True,
