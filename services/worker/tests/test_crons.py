@@ -17,7 +17,9 @@ from tripline_common.data.models import (
     TelemetryEvent,
     TripStatus,
     UsedRefreshToken,
+    WebhookDelivery,
 )
+from tripline_worker.alerts.lost_signal import unalerted_silent_trips
 from tripline_worker.context import context
 from tripline_worker.runner import cron_jobs, every
 from tripline_worker.settings import WorkerServiceSettings
@@ -46,6 +48,40 @@ async def test_a_silent_active_trip_raises_lost_signal_once_per_silence(
     fixes = along_route(1, start=now - timedelta(minutes=15))
     await job("process_batch")(ctx, str(await make_batch(silent_owner, fixes)))
     assert await check(ctx) == 1
+
+
+async def test_every_silent_trip_is_alerted_once_when_there_are_more_than_one_run_takes(
+    ctx, worker_settings, session_factory, make_owner, make_trip, make_endpoint
+) -> None:
+    ctx = with_resources(ctx, settings=worker_settings(lost_signal_limit=3))
+    now = datetime.now(UTC)
+    owners = [await make_owner() for _ in range(8)]
+    # Trip n has been silent for 20 + n minutes: the longest silent are alerted first.
+    trips = [
+        await make_trip(owner, last_seen_at=now - timedelta(minutes=20 + n))
+        for n, owner in enumerate(owners)
+    ]
+    await make_endpoint(owners[0], "https://hooks.example.com/first")
+    await make_endpoint(owners[7], "https://hooks.example.com/last")
+    check = job("check_lost_signal")
+
+    assert [await check(ctx) for _ in range(4)] == [3, 3, 2, 0]
+
+    async with session_factory() as session:
+        alerts = list(await session.execute(select(Alert.trip_id, Alert.raised_at)))
+        deliveries = await session.scalar(select(func.count()).select_from(WebhookDelivery))
+        # Nothing is left for a further run to insert again.
+        left = await unalerted_silent_trips(
+            session=session,
+            silent_for=timedelta(minutes=10),
+            limit=100,
+            now=datetime.now(UTC),
+        )
+    assert sorted(trip for trip, _ in alerts) == sorted(trips)  # Each exactly once.
+    first_run = min(raised for _, raised in alerts)
+    assert {trip for trip, raised in alerts if raised == first_run} == set(trips[-3:])
+    assert deliveries == 2  # Each owner's endpoint got its own alert, once.
+    assert left == []
 
 
 async def test_retention_deletes_old_finished_telemetry_only(

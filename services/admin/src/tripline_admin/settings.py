@@ -39,6 +39,13 @@ class AdminSettings(CommonSettings):
     console_page_size: int = Field(
         25, ge=5, le=100, description="Rows per page of the console's tables."
     )
+    overview_cache_seconds: int = Field(
+        5,
+        ge=0,
+        le=300,
+        description="The overview (`GET /v1/overview`, the console's first page) is cached in "
+        "Redis this long (s), shared by every replica; 0 reads it afresh on each load.",
+    )
     public_base_url: str = Field(
         "http://127.0.0.1:8000",
         pattern=r"^https?://[^/]+",

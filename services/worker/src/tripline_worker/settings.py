@@ -95,6 +95,13 @@ class WorkerServiceSettings(CommonSettings):
     lost_signal_check_seconds: int = Field(
         60, ge=1, le=3600, description="How often lost signal is checked (s)."
     )
+    lost_signal_limit: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Silent trips alerted per run, at most: a larger backlog is the next runs', "
+        "the longest silent first.",
+    )
 
     # --- webhooks ------------------------------------------------------------------------------
     webhook_max_attempts: int = Field(

@@ -11,9 +11,13 @@ from tripline_admin.jobs.schemas import Failure
 from tripline_admin.queues.schemas import QueueStats
 from tripline_common.data.models import AlertRule, AlertSeverity
 
+# A count is exact up to this many; past it a working set reads "at least" and a table is
+# estimated. An overview needs the order of magnitude there; the lists give the rows.
+COUNT_CAP = 1000
+
 
 class Counts(BaseModel):
-    """How many of each thing there are now."""
+    """How many of each thing there are; `estimated` and `at_least` name the inexact counts."""
 
     users: int = Field(description="Accounts.")
     users_disabled: int = Field(description="Disabled accounts.")
@@ -28,6 +32,14 @@ class Counts(BaseModel):
     jobs_failed: int = Field(description="Tracked jobs that failed (all time).")
     batches_pending: int = Field(description="Telemetry batches waiting to be processed.")
     batches_failed: int = Field(description="Telemetry batches given up on (all time).")
+    estimated: list[str] = Field(
+        description="The counts above that are estimates from the database's statistics (as "
+        "of its last ANALYZE), not counted: those of users and devices once their table holds "
+        f"more than {COUNT_CAP} rows."
+    )
+    at_least: list[str] = Field(
+        description=f"The counts above that stopped at {COUNT_CAP}: there are at least that many."
+    )
 
 
 class RecentAlert(BaseModel):
@@ -48,6 +60,10 @@ class RecentAlert(BaseModel):
 class Overview(BaseModel):
     """Counts, queue health, open alerts and recent failures, in one call."""
 
+    as_of: datetime = Field(
+        description="When these figures were read (UTC): an answer is cached, and may be up to "
+        "OVERVIEW_CACHE_SECONDS old."
+    )
     counts: Counts = Field(description="How many of each thing there are now.")
     queues: list[QueueStats] = Field(description="Health of each job queue.")
     recent_alerts: list[RecentAlert] = Field(description="The latest open alerts.")

@@ -1,17 +1,19 @@
 """Raising alerts: insert once (by dedupe key), create their webhook deliveries, publish them.
 
-Inside the caller's transaction, `raise_alerts` inserts the drafts with
-`ON CONFLICT (dedupe_key) DO NOTHING`, creates one pending `webhook_deliveries` row per active
-endpoint of the owner for each alert that is new, and defers one `deliver_webhook` job per
-delivery until commit. After commit the caller publishes the new alerts (`publish_alerts`).
-A crash between commit and publish loses only the live notification: the alert is stored, and
-its deliveries are pending rows the delivery sweeper re-enqueues.
+Inside the caller's transaction, `raise_alerts` inserts the drafts (of one trip or of many) in
+one statement with `ON CONFLICT (dedupe_key) DO NOTHING`, creates in one more statement a
+pending `webhook_deliveries` row per active endpoint of its owner for each alert that is new,
+and defers one `deliver_webhook` job per delivery until commit. After commit the caller
+publishes the new alerts (`publish_alerts`). A crash between commit and publish loses only the
+live notification: the alert is stored, and its deliveries are pending rows the delivery
+sweeper re-enqueues.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -45,27 +47,34 @@ _CREATE_DELIVERIES = text(
     """
     INSERT INTO webhook_deliveries (endpoint_id, alert_id, request_id)
     SELECT endpoint.id, alert.id, :request_id
-    FROM webhook_endpoints AS endpoint
-    CROSS JOIN unnest(CAST(:alert_ids AS uuid[])) AS alert(id)
-    WHERE endpoint.owner_id = :owner_id AND endpoint.is_active
+    FROM unnest(CAST(:alert_ids AS uuid[]), CAST(:owner_ids AS uuid[])) AS alert(id, owner_id)
+    JOIN webhook_endpoints AS endpoint
+      ON endpoint.owner_id = alert.owner_id AND endpoint.is_active
     ON CONFLICT (endpoint_id, alert_id) DO NOTHING
     RETURNING id
     """
 )
 
 
+@dataclass(frozen=True)
+class AlertTarget:
+    """The trip an alert is about, with its owner and the device that reported it."""
+
+    owner_id: uuid.UUID
+    trip_id: uuid.UUID
+    device_id: uuid.UUID | None
+
+
 async def raise_alerts(
     *,
     session: AsyncSession,
     queue: JobQueue,
-    drafts: Sequence[AlertDraft],
-    owner_id: uuid.UUID,
-    trip_id: uuid.UUID,
-    device_id: uuid.UUID | None,
+    drafts: Sequence[tuple[AlertTarget, AlertDraft]],
     request_id: str | None,
     now: datetime,
 ) -> list[AlertEvent]:
-    """Store the drafts that are new; returns them as events, for publishing after commit."""
+    """Store the drafts that are new, each on its trip; returns them as events, for publishing
+    after commit."""
     if not drafts:
         return []
     rows = (
@@ -74,9 +83,9 @@ async def raise_alerts(
             [
                 {
                     "id": uuid.uuid4(),
-                    "owner_id": owner_id,
-                    "trip_id": trip_id,
-                    "device_id": device_id,
+                    "owner_id": target.owner_id,
+                    "trip_id": target.trip_id,
+                    "device_id": target.device_id,
                     "rule": draft.rule,
                     "severity": draft.severity,
                     "message": draft.message,
@@ -86,7 +95,7 @@ async def raise_alerts(
                     "raised_at": now,
                     "observed_at": draft.observed_at,
                 }
-                for draft in drafts
+                for target, draft in drafts
             ],
         )
     ).all()
@@ -98,7 +107,7 @@ async def raise_alerts(
             _CREATE_DELIVERIES,
             {
                 "alert_ids": [event.alert.id for event in events],
-                "owner_id": owner_id,
+                "owner_ids": [event.alert.owner_id for event in events],
                 "request_id": request_id,
             },
         )
@@ -116,7 +125,7 @@ async def raise_alerts(
             "alert_raised",
             alert_id=str(event.alert.id),
             rule=event.alert.rule,
-            trip_id=str(trip_id),
+            trip_id=str(event.alert.trip_id),
         )
     return events
 

@@ -14,13 +14,11 @@ from tripline_worker.context import ArqContext, WorkerContext, context
 
 log = structlog.get_logger("tripline.worker.trips")
 
-# Trips checked per run, at most (the rest wait for the next run).
-LOST_SIGNAL_LIMIT = 1000
-
 
 async def check_lost_signal(ctx: ArqContext) -> int:
     """Cron: raise a lost-signal alert for each active trip silent for too long
-    (`lost_signal_after_seconds`), then publish the new ones."""
+    (`lost_signal_after_seconds`) and not yet alerted, at most `lost_signal_limit` per run,
+    then publish the new ones; returns how many were raised."""
     worker = context(ctx)
     events = await _raise(worker)
     await publish_alerts(worker.redis, events)
@@ -38,6 +36,6 @@ async def _raise(worker: WorkerContext) -> list[AlertEvent]:
             session=session,
             queue=worker.job_queue,
             silent_for=timedelta(seconds=worker.settings.lost_signal_after_seconds),
-            limit=LOST_SIGNAL_LIMIT,
+            limit=worker.settings.lost_signal_limit,
             now=datetime.now(UTC),
         )

@@ -39,7 +39,7 @@ from tripline_worker.alerts.rules import (
     late_alert,
     speeding_alerts,
 )
-from tripline_worker.alerts.service import raise_alerts
+from tripline_worker.alerts.service import AlertTarget, raise_alerts
 from tripline_worker.geo import Route
 from tripline_worker.settings import WorkerServiceSettings
 from tripline_worker.trips.progress import Fix, TripProgress, advance_progress
@@ -155,13 +155,11 @@ async def process_claimed_batch(
         attached = len(fixes)
         if fixes:
             drafts = await _advance_trip(session, trip, fixes, settings)
+            target = AlertTarget(owner_id=trip.owner_id, trip_id=trip.id, device_id=batch.device_id)
             alerts = await raise_alerts(
                 session=session,
                 queue=queue,
-                drafts=drafts,
-                owner_id=trip.owner_id,
-                trip_id=trip.id,
-                device_id=batch.device_id,
+                drafts=[(target, draft) for draft in drafts],
                 request_id=batch.request_id,
                 now=now,
             )
