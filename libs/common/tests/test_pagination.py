@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid
 
+from tripline_common.data.models import AlertRule
 from tripline_common.platform import BadRequestError
 from tripline_common.web import (
     Page,
@@ -91,6 +92,15 @@ def test_a_cursor_round_trips_with_its_types(key: Any) -> None:
 
     assert decoded == cursor
     assert type(decoded.key) is type(key)
+
+
+def test_a_cursor_on_an_enum_column_round_trips_as_its_value() -> None:
+    codec = CursorCodec(SECRET)
+    cursor = Cursor(sort="rule", key=AlertRule.LOST_SIGNAL, id=uuid.uuid4(), direction="next")
+
+    decoded = codec.decode(codec.encode(cursor))
+
+    assert decoded.key == "lost_signal" and type(decoded.key) is str
 
 
 def test_a_cursor_is_url_safe_and_opaque() -> None:

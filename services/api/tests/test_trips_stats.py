@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import update
+from sqlmodel import col
 from trip_factories import count_queries, store_trips, trip_body
 
 from tripline_api.trips.service import TRIP_STATS
+from tripline_common.data.models import Trip
 
 
 async def stats(client, headers) -> dict:
@@ -129,3 +132,34 @@ async def test_v2_shares_the_stats_and_their_invalidation(client, headers) -> No
     v2_after = (await client.get("/v2/trips/stats", headers=headers)).json()
 
     assert v2_after["total"] == v1_before["total"] + 1
+
+
+async def test_ended_trips_are_counted_from_totals_that_follow_every_change_of_the_history(
+    client, headers, owner, session_factory, make_user, redis_url
+) -> None:
+    completed = await store_trips(session_factory, owner, 2, status="completed", distance_m=100)
+    [active] = await store_trips(session_factory, owner, 1, status="active", distance_m=40)
+    [cancelled] = await store_trips(session_factory, owner, 1, status="cancelled", distance_m=7)
+    other = await make_user()
+    await store_trips(session_factory, other, 1, status="completed", distance_m=5000)
+
+    ended = await client.patch(
+        f"/v1/trips/{active.id}", json={"status": "completed"}, headers=headers
+    )
+    deleted = await client.delete(f"/v1/trips/{completed[0].id}", headers=headers)
+    async with session_factory() as session:  # A write outside the API, as a script would.
+        await session.execute(
+            update(Trip).where(col(Trip.id) == cancelled.id).values(distance_m=10)
+        )
+        await session.commit()
+    redis = Redis.from_url(redis_url)
+    try:
+        await TRIP_STATS.invalidate(redis, str(owner.id))  # The API did not see that write.
+    finally:
+        await redis.aclose()
+
+    assert ended.status_code == 200 and deleted.status_code == 204
+    figures = await stats(client, headers)
+    assert figures["by_status"] == {"planned": 0, "active": 0, "completed": 2, "cancelled": 1}
+    assert figures["total"] == 3
+    assert figures["total_distance_m"] == pytest.approx(150)

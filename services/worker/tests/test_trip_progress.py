@@ -1,12 +1,14 @@
 """`trips/progress.py`, pure: how a batch of fixes moves a trip's position, odometer and ETA
-(no database: a progress and fixes in, the next progress out)."""
+(no database: a progress and fixes in, the next progress out), and why writing it stays cheap."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tripline_common.data.models import Trip
 from tripline_worker.geo import Route, haversine_m
 from tripline_worker.trips.progress import (
     ARRIVED_WITHIN_M,
@@ -128,3 +130,19 @@ def test_within_the_arrival_distance_of_the_end_the_eta_is_the_last_fix() -> Non
 
     assert arrived.eta == inside.recorded_at
     assert parked_short.eta is None  # Stopped 51 m short: not arrived, and no speed to guess.
+
+
+def test_no_index_of_trips_holds_a_column_the_progress_update_writes() -> None:
+    # Every batch rewrites its trip's progress; with none of those columns indexed, PostgreSQL
+    # can update the row in place (HOT) instead of adding an entry to each trips index.
+    written = {field.name for field in dataclasses.fields(TripProgress)} | {"updated_at"}
+    indexes = Trip.__table__.indexes  # type: ignore[attr-defined]
+    indexed = {column.name for index in indexes for column in index.columns} | {
+        str(name)
+        for index in indexes
+        for name in index.dialect_options["postgresql"]["include"] or ()
+    }
+    predicates = " ".join(str(index.dialect_options["postgresql"]["where"]) for index in indexes)
+    assert written & {c.name for c in Trip.__table__.columns}  # type: ignore[attr-defined]
+    assert not written & indexed
+    assert not any(name in predicates for name in written)

@@ -15,6 +15,7 @@ from tripline_common.migrations.runner import (
     DATABASE_URL_ATTRIBUTE,
     create_migration_engine,
     database_url,
+    is_optional_index,
 )
 from tripline_common.migrations.safety import session_timeouts_sql
 
@@ -33,11 +34,19 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     return False
 
 
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Compare everything but the optional indexes found in the database (`is_optional_index`)."""
+    return not (type_ == "index" and reflected and name is not None and is_optional_index(name))
+
+
 def _configure(**kwargs: Any) -> None:
     context.configure(
         target_metadata=target_metadata,
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
         # A transaction per revision: a failure leaves the database at the previous revision,
         # and a revision's own `set_timeouts` (SET LOCAL) ends with it.
         transaction_per_migration=True,

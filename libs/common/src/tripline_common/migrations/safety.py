@@ -45,14 +45,19 @@ def create_index_concurrently(
     *,
     where: str | None = None,
     unique: bool = False,
+    using: str | None = None,
 ) -> None:
     """`CREATE INDEX CONCURRENTLY` outside the revision's transaction: writes to `table` go on
-    while it builds. A build that fails leaves PostgreSQL's INVALID index behind: it is dropped
-    before the error is raised, and a rerun drops one left by a process that died, so the next
-    attempt starts clean. Statement timeout: none for the build (it may run long by design); the
-    lock timeout still bounds its waits."""
+    while it builds. `columns` may carry a direction or an operator class (`"raised_at DESC"`,
+    `"email gin_trgm_ops"`); `using` names the access method (`"gin"`).
+
+    A build that fails leaves PostgreSQL's INVALID index behind: it is dropped before the error
+    is raised, and a rerun drops one left by a process that died, so the next attempt starts
+    clean. Statement timeout: none for the build (it may run long by design); the lock timeout
+    still bounds its waits."""
     columns_sql = ", ".join(columns)
     predicate = f" WHERE {where}" if where else ""
+    method = f" USING {using}" if using else ""
     kind = "UNIQUE INDEX" if unique else "INDEX"
     drop = f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
     with op.get_context().autocommit_block():
@@ -61,8 +66,8 @@ def create_index_concurrently(
         op.execute("SET statement_timeout = 0")
         try:
             op.execute(
-                f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns_sql})"
-                f"{predicate}"
+                f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {name} ON {table}{method} "
+                f"({columns_sql}){predicate}"
             )
         except Exception:
             op.execute(drop)

@@ -209,8 +209,11 @@ def _tag(value: Any) -> list[Any]:
         return ["dt", value.isoformat()]
     if isinstance(value, uuid.UUID):
         return ["uuid", str(value)]
-    if isinstance(value, bool | int | float | str):
-        return [type(value).__name__, value]
+    for kind in (bool, int, float, str):  # bool first: it is an int too.
+        if isinstance(value, kind):
+            # An enum member (a StrEnum sort key) goes in as its plain value, which its
+            # column binds alike.
+            return [kind.__name__, kind(value)]
     raise TypeError(f"cannot put a {type(value).__name__} in a cursor")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from sqlalchemy import bindparam, delete, func, inspect, select
+from sqlalchemy import CompoundSelect, bindparam, delete, func, inspect, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -24,7 +24,14 @@ from sqlmodel import col
 from tripline_api.trips.drafts import TripDraft, WaypointDraft
 from tripline_api.trips.schemas import TripFilters, TripStats, TripStatusCounts
 from tripline_common.data import PgExecutor, ReadCache
-from tripline_common.data.models import Device, Trip, TripStatus, Waypoint
+from tripline_common.data.models import (
+    ENDED_TRIP_STATUSES,
+    Device,
+    Trip,
+    TripHistoryTotal,
+    TripStatus,
+    Waypoint,
+)
 from tripline_common.platform import (
     AppError,
     ConflictError,
@@ -87,16 +94,28 @@ _TRIP_OF_OWNER_FOR_UPDATE = (
     .with_for_update(of=Trip)
 )
 
-# One pass over the owner's trips: the total, one count per status (in `TripStatus` order), the
-# distance, and the next planned start.
-_STATS = select(
-    func.count(),
-    *(func.count().filter(col(Trip.status) == status) for status in TripStatus),
-    func.coalesce(func.sum(Trip.distance_m), 0.0),
-    func.min(Trip.planned_start).filter(
-        col(Trip.status) == TripStatus.PLANNED, col(Trip.planned_start) > func.now()
-    ),
-).where(col(Trip.owner_id) == bindparam("owner_id"))
+# The owner's trips by status, with their distance and the next planned start: the live ones
+# (planned, active) counted from the status index alone, the ended ones (the history, which
+# only grows) read from the totals the database keeps for them (`TripHistoryTotal`).
+_LIVE_STATUSES = [status for status in TripStatus if status not in ENDED_TRIP_STATUSES]
+_STATS: CompoundSelect[TripStatus, int, float, datetime | None] = union_all(
+    select(
+        col(Trip.status),
+        func.count(),
+        func.coalesce(func.sum(Trip.distance_m), 0.0),
+        func.min(Trip.planned_start).filter(
+            col(Trip.status) == TripStatus.PLANNED, col(Trip.planned_start) > func.now()
+        ),
+    )
+    .where(col(Trip.owner_id) == bindparam("owner_id"), col(Trip.status).in_(_LIVE_STATUSES))
+    .group_by(col(Trip.status)),
+    select(
+        col(TripHistoryTotal.status),
+        col(TripHistoryTotal.trips),
+        col(TripHistoryTotal.distance_m),
+        null(),
+    ).where(col(TripHistoryTotal.owner_id) == bindparam("owner_id")),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,13 +183,17 @@ async def trip_stats(*, session: AsyncSession, redis: Redis, owner_id: uuid.UUID
     """Counts by status, distance travelled and the next planned start; cached per user."""
 
     async def compute() -> TripStats:
-        row: Sequence[Any] = (await session.execute(_STATS, {"owner_id": owner_id})).one()
-        total, *per_status, distance, next_start = row
-        counts = {status.value: count for status, count in zip(TripStatus, per_status, strict=True)}
+        rows = (await session.execute(_STATS, {"owner_id": owner_id})).all()
+        counts = dict.fromkeys((status.value for status in TripStatus), 0)
+        distance, next_start = 0.0, None
+        for status, count, status_distance, status_next_start in rows:
+            counts[TripStatus(status).value] += count
+            distance += status_distance
+            next_start = next_start or status_next_start
         return TripStats(
-            total=total,
+            total=sum(counts.values()),
             by_status=TripStatusCounts(**counts),
-            total_distance_m=float(distance),
+            total_distance_m=max(distance, 0.0),  # Totals kept by sums may drift by rounding.
             next_planned_start=next_start,
             computed_at=datetime.now(UTC),
         )

@@ -27,11 +27,18 @@ from tripline_common.data.models.identity import (
 )
 from tripline_common.data.models.jobs import Job, JobStatus
 from tripline_common.data.models.telemetry import BatchStatus, TelemetryBatch, TelemetryEvent
-from tripline_common.data.models.trips import Trip, TripStatus, Waypoint
+from tripline_common.data.models.trips import (
+    ENDED_TRIP_STATUSES,
+    Trip,
+    TripHistoryTotal,
+    TripStatus,
+    Waypoint,
+)
 from tripline_common.data.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ALERT_EVENT_COLUMNS",
+    "ENDED_TRIP_STATUSES",
     "NAMING_CONVENTION",
     "AccountToken",
     "AccountTokenPurpose",
@@ -50,6 +57,7 @@ __all__ = [
     "TelemetryBatch",
     "TelemetryEvent",
     "Trip",
+    "TripHistoryTotal",
     "TripStatus",
     "TriplineModel",
     "UsedRefreshToken",

@@ -57,6 +57,18 @@ class Alert(TriplineModel, table=True):
         Index("ix_alerts_owner_id_raised_at", "owner_id", "raised_at"),
         Index("ix_alerts_trip_id_raised_at", "trip_id", "raised_at"),
         Index("ix_alerts_device_id", "device_id"),
+        # Lists: (owner, sort key, id) for each sort; a status or rule filter keeps the order.
+        Index("ix_alerts_owner_id_rule_id", "owner_id", "rule", "id"),
+        Index("ix_alerts_owner_id_status_id", "owner_id", "status", "id"),
+        Index("ix_alerts_owner_id_rule_raised_at_id", "owner_id", "rule", "raised_at", "id"),
+        Index("ix_alerts_owner_id_status_raised_at_id", "owner_id", "status", "raised_at", "id"),
+        # The admin overview's latest open alerts.
+        Index(
+            "ix_alerts_open_raised_at",
+            text("raised_at DESC"),
+            "id",
+            postgresql_where=text("status = 'open'"),
+        ),
         {"comment": "Alerts raised by the worker on trips."},
     )
 

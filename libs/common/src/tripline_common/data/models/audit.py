@@ -19,6 +19,9 @@ class AuditLogEntry(TriplineModel, table=True):
         Index("ix_audit_log_created_at", "created_at"),
         Index("ix_audit_log_actor_id", "actor_id"),
         Index("ix_audit_log_target_type_target_id", "target_type", "target_id"),
+        # The admin's filters: one request's entries, one action's newest first.
+        Index("ix_audit_log_request_id", "request_id"),
+        Index("ix_audit_log_action_created_at_id", "action", "created_at", "id"),
         {"comment": "Append-only record of security-relevant actions."},
     )
 

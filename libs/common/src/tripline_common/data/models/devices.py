@@ -20,6 +20,9 @@ class Device(TriplineModel, table=True):
     __tablename__ = "devices"
     __table_args__ = (
         Index("ix_devices_owner_id", "owner_id"),
+        # The admin's list, by each of its sorts.
+        Index("ix_devices_created_at_id", "created_at", "id"),
+        Index("ix_devices_name_id", "name", "id"),
         # Ingest looks a key up by either hash while a rotation's grace period runs.
         Index("ix_devices_previous_api_key_hash", "previous_api_key_hash"),
         CheckConstraint(

@@ -41,6 +41,9 @@ class User(TriplineModel, table=True):
         # Case-insensitive uniqueness; the address keeps the case the user typed.
         # Look users up with `func.lower(User.email) == email.lower()` to use this index.
         Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        # The admin's list, by each of its sorts.
+        Index("ix_users_created_at_id", "created_at", "id"),
+        Index("ix_users_email_id", "email", "id"),
         enum_check("role", UserRole),
         {"comment": "User accounts."},
     )

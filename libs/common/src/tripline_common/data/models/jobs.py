@@ -43,6 +43,7 @@ class Job(TriplineModel, table=True):
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_owner_id_created_at", "owner_id", "created_at"),
+        Index("ix_jobs_created_at_id", "created_at", "id"),  # The admin's list.
         {"comment": "Background jobs users and operators can follow."},
     )
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped
 from sqlmodel import Field, Relationship
 
 from tripline_common.data.models.base import (
+    StrEnumType,
     TriplineModel,
     created_at_field,
     enum_check,
@@ -27,6 +28,10 @@ class TripStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+
+
+ENDED_TRIP_STATUSES = frozenset({TripStatus.COMPLETED, TripStatus.CANCELLED})
+"""Final statuses: their trips are a user's history, counted in `trip_history_totals`."""
 
 
 class Waypoint(TriplineModel, table=True):
@@ -69,6 +74,16 @@ class Trip(TriplineModel, table=True):
         CheckConstraint("distance_m >= 0", name="distance_non_negative"),
         Index("ix_trips_owner_id_created_at", "owner_id", "created_at"),
         Index("ix_trips_device_id", "device_id"),
+        # Lists: (owner, sort key, id) for each sort, the same after a status filter (the
+        # stats' live trips too). None holds a column the worker's progress update writes.
+        Index("ix_trips_owner_id_planned_start_id", "owner_id", "planned_start", "id"),
+        Index("ix_trips_owner_id_name_id", "owner_id", "name", "id"),
+        Index("ix_trips_owner_id_status_created_at_id", "owner_id", "status", "created_at", "id"),
+        Index(
+            "ix_trips_owner_id_status_planned_start_id", "owner_id", "status", "planned_start", "id"
+        ),
+        Index("ix_trips_owner_id_status_name_id", "owner_id", "status", "name", "id"),
+        Index("ix_trips_device_id_created_at_id", "device_id", "created_at", "id"),
         # A device drives one trip at a time: the worker attaches telemetry to *the* active trip.
         Index(
             "uq_trips_one_active_per_device",
@@ -132,3 +147,20 @@ class Trip(TriplineModel, table=True):
             "passive_deletes": True,
         }
     )
+
+
+class TripHistoryTotal(TriplineModel, table=True):
+    """How many of a user's trips ended in one final status, and their distance: what the trip
+    stats read instead of the history itself. Kept by triggers on `trips` (revision 0008), so
+    every write path, the worker's and a hand-typed one alike, keeps it true."""
+
+    __tablename__ = "trip_history_totals"
+    __table_args__ = (
+        enum_check("status", TripStatus),
+        {"comment": "Per user and final status: trips and distance (m); kept by trigger."},
+    )
+
+    owner_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    status: TripStatus = Field(sa_type=StrEnumType(TripStatus), primary_key=True)
+    trips: int = Field(sa_type=BigInteger)
+    distance_m: float
