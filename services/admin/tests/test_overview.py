@@ -34,13 +34,6 @@ from tripline_common.data.models import (
     UserRole,
 )
 
-# The partial index the open alerts are read through. The migration of issue 18 creates it;
-# until that lands on this branch, the tests that need it make it inside their transaction.
-OPEN_ALERTS_INDEX = (
-    "CREATE INDEX IF NOT EXISTS ix_alerts_open_raised_at_id "
-    "ON alerts (raised_at DESC, id DESC) WHERE status = 'open'"
-)
-
 
 @pytest.fixture
 def admin_settings(make_settings) -> AdminSettings:
@@ -261,7 +254,6 @@ async def test_no_statement_of_the_overview_reads_a_whole_table(
     with it switched off, the planner shows whether an index can serve each scan (when none
     can, it still scans sequentially, and the test fails)."""
     async with session_factory() as session:
-        await session.execute(text(OPEN_ALERTS_INDEX))
         await session.execute(text("SET LOCAL enable_seqscan = off"))
         [[plan]] = (
             await session.execute(

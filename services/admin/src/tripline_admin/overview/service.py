@@ -28,8 +28,8 @@ CACHE_KEY = "tripline:admin:overview"
 
 # The working sets, each found through an index, counted up to the cap (`:probe` is the cap
 # plus one, so that a count past the cap shows). The indexes: ix_auth_sessions_expires_at;
-# uq_trips_one_active_per_device (partial, on active trips); on alerts (raised_at DESC, id DESC)
-# WHERE status = 'open'; ix_jobs_status_created_at; ix_telemetry_batches_status_received_at.
+# uq_trips_one_active_per_device (partial, on active trips); ix_alerts_open_raised_at (partial,
+# on open alerts); ix_jobs_status_created_at; ix_telemetry_batches_status_received_at.
 WORKING_SET_COUNTS = """
     SELECT
         (SELECT count(*) FROM (SELECT FROM auth_sessions
@@ -81,15 +81,16 @@ COLUMN_SHARES = """
                                    ('devices', 'revoked_at'))
 """
 
-# A page of the open alerts, newest first: served by an index on alerts
-# (raised_at DESC, id DESC) WHERE status = 'open', it reads `:limit` entries.
+# A page of the open alerts, newest first: served by ix_alerts_open_raised_at, alerts
+# (raised_at DESC, id) WHERE status = 'open', it reads `:limit` entries. Ties go by id ascending
+# so that the users' own lists (raised_at DESC, id DESC, on their owner's indexes) never match it.
 OPEN_ALERTS = """
     SELECT alert.id, alert.rule, alert.severity, alert.message, owner.email AS owner_email,
            alert.trip_id, alert.request_id, alert.raised_at
     FROM alerts AS alert
     JOIN users AS owner ON owner.id = alert.owner_id
     WHERE alert.status = 'open'
-    ORDER BY alert.raised_at DESC, alert.id DESC
+    ORDER BY alert.raised_at DESC, alert.id
     LIMIT :limit
 """
 
