@@ -134,8 +134,13 @@ async def rehearse(
 
         traffic.stop.set()
         ledger.step = "settling"
+        # The request loops end at `stop`; one that ended early (an exception) would have let
+        # the rehearsal pass on less traffic than it claims.
+        loops = tasks[: len(tasks) - plan.subscribers]
+        await asyncio.wait(loops)
+        crashed = [f"a client loop crashed: {t.exception()!r}" for t in loops if t.exception()]
         facts = await settle(env["DATABASE_URL"], ledger, receiver)
-        report.problems = problems(facts, ledger, cluster)
+        report.problems = crashed + problems(facts, ledger, cluster)
         report.summary = {
             "requests": len(ledger.outcomes),
             "batches accepted": len(ledger.batches),

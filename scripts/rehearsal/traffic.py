@@ -358,7 +358,8 @@ class Traffic:
                 await asyncio.sleep(0.2)
 
     def run(self, rates: Mapping[str, float], subscribers: int) -> list[asyncio.Task[None]]:
-        """Start every client; they run until `stop`."""
+        """Start every client; they run until `stop`. The request loops come first in the list,
+        then the `subscribers` WebSocket clients (they run until cancelled)."""
         started = datetime.now(UTC) - timedelta(minutes=1)
         tasks = [
             asyncio.create_task(paced(rates["reads"], self.stop, self.read)),
