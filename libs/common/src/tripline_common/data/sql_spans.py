@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import asyncpg.prepared_stmt
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from tripline_common.platform.client_spans import in_recorded_trace
 
@@ -81,26 +80,27 @@ def _statement_attributes(
     return attributes
 
 
-@contextmanager
-def _statement_span(name: str, attributes: dict[str, Any]) -> Iterator[None]:
+def _span_name(operation: str, target: str | None) -> str:
+    return f"{operation} {target}" if target else operation
+
+
+def _start_statement_span(name: str, attributes: dict[str, Any]) -> Span:
+    """A client span for one statement. It is a leaf (nothing inside a statement makes spans),
+    so it is never made current: no context attach and detach, no context managers, on a path
+    every sampled read takes (docs/performance.md)."""
     assert _tracer is not None  # Set before any method is wrapped.
-    with _tracer.start_as_current_span(
+    return _tracer.start_span(
         name,
         kind=SpanKind.CLIENT,
         attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
-    ) as span:
-        try:
-            yield
-        except Exception as exc:
-            span.set_attribute("error.type", type(exc).__qualname__)
-            span.set_status(Status(StatusCode.ERROR))
-            raise
+    )
 
 
-def _span_name(operation: str, target: str | None) -> str:
-    return f"{operation} {target}" if target else operation
+def _mark_failed(span: Span, exc: Exception) -> None:
+    span.set_attribute("error.type", type(exc).__qualname__)
+    span.set_status(Status(StatusCode.ERROR))
 
 
 def _query_wrapper(method: Callable[..., Any], *, prepared: bool) -> Any:
@@ -116,9 +116,16 @@ def _query_wrapper(method: Callable[..., Any], *, prepared: bool) -> Any:
         if operation in UNTRACED_OPERATIONS:
             return await method(self, *args, **kwargs)
         attributes = _statement_attributes(connection, operation, text)
-        name = _span_name(operation, attributes.get("db.namespace"))
-        with _statement_span(name, attributes):
+        span = _start_statement_span(
+            _span_name(operation, attributes.get("db.namespace")), attributes
+        )
+        try:
             return await method(self, *args, **kwargs)
+        except Exception as exc:
+            _mark_failed(span, exc)
+            raise
+        finally:
+            span.end()
 
     return traced
 
@@ -135,9 +142,16 @@ def _copy_wrapper(method: Callable[..., Any]) -> Any:
             table = args[0] if args else kwargs.get("table_name")
             text = f"COPY {table}"
         attributes = _statement_attributes(self, "COPY", text, collection=table)
-        name = _span_name("COPY", table or attributes.get("db.namespace"))
-        with _statement_span(name, attributes):
+        span = _start_statement_span(
+            _span_name("COPY", table or attributes.get("db.namespace")), attributes
+        )
+        try:
             return await method(self, *args, **kwargs)
+        except Exception as exc:
+            _mark_failed(span, exc)
+            raise
+        finally:
+            span.end()
 
     return traced
 
