@@ -23,6 +23,8 @@ RETENTION_EVENTS = 20_000
 """Expired events each retention run finds, in either database: the same work on tables of
 different sizes."""
 LOST_SIGNAL_AFTER_SECONDS = 1800
+QUIET = "SET auto_explain.log_min_duration = -1"
+"""For the benchmark's own connections: their statements are not the operation's plans."""
 
 
 @dataclass
@@ -197,6 +199,7 @@ async def add_expired(dsn: str, device: uuid.UUID) -> None:
     benchmark's worker keeps)."""
     conn = await asyncpg.connect(dsn)
     try:
+        await conn.execute(QUIET)
         await conn.execute(
             """
             WITH batches AS (
@@ -295,6 +298,7 @@ async def prepare(target: Target, reps: int, long_events: int) -> dict[str, int]
     conn = await asyncpg.connect(target.dsn)
     s = target.subjects
     try:
+        await conn.execute(QUIET)
         long = [
             await add_trip(conn, s.heavy_email, "Delete me (long)", long_events)
             for _ in range(reps if s.long_trip else 0)
