@@ -70,3 +70,9 @@ rehearse: install ## Rehearse a rolling upgrade and rollback under load with rea
 
 contract: install ## The long contract run: schemathesis, every check and phase, 200 examples (docs/api-contract.md)
 	@CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),200) $(UV) run --frozen pytest tests/test_api_contract.py -q --durations=0
+
+# --- Benchmarks (docs/performance.md) ------------------------------------------------------------
+.PHONY: bench-scale
+
+bench-scale: install ## Cost as the data grows: issue 18's volumes (BENCH_SCALE_ARGS="--scale 1.0 --keep")
+	@$(UV) run --frozen python scripts/bench_scale.py $(BENCH_SCALE_ARGS)

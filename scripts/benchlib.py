@@ -54,14 +54,16 @@ class ScratchDatabase:
         return asyncpg_dsn(self.url)
 
     @classmethod
-    def create(cls, benchmark: str) -> ScratchDatabase:
+    def create(cls, benchmark: str, *, name: str | None = None) -> ScratchDatabase:
+        """A new database for `benchmark`, or the database `name` (kept by an earlier run)
+        brought up to the latest migration."""
         stack = ensure_stack(
             os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
             os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             ROOT / ".local" / "bench",
         )
         server_url = stack.postgres_url.rsplit("/", 1)[0]
-        name = f"tripline_bench_{benchmark}_{os.getpid()}"
+        name = name or f"tripline_bench_{benchmark}_{os.getpid()}"
         ensure_database(server_url, name)
         database = cls(f"{server_url}/{name}", stack.redis_url, server_url, name, stack)
         try:
@@ -86,8 +88,10 @@ class ScratchDatabase:
             **extra,
         }
 
-    def drop(self) -> None:
-        drop_database(self.server_url, self.name)
+    def drop(self, *, keep: bool = False) -> None:
+        """Drop the database (unless `keep`) and stop what `create` started."""
+        if not keep:
+            drop_database(self.server_url, self.name)
         self.stack.stop()
 
 
