@@ -116,6 +116,16 @@ class Cluster:
     stopped: list[Replica] = field(default_factory=list)
     services: dict[str, Service] = field(default_factory=dict)
     _names: itertools.count[int] = field(default_factory=itertools.count)
+    _ports: set[int] = field(default_factory=set)
+
+    def _free_port(self) -> int:
+        """A free port no replica of this cluster was given: replicas start together, and the
+        OS may hand the same free port to two of them before either listens."""
+        port = free_port()
+        while port in self._ports:
+            port = free_port()
+        self._ports.add(port)
+        return port
 
     def service(self, component: str) -> Service:
         return self.services.setdefault(component, Service(component))
@@ -138,9 +148,7 @@ class Cluster:
         Service's endpoints."""
         began = time.monotonic()
         await self._wait_for_schema(build)
-        port, ops_port = free_port(), free_port()
-        while ops_port == port:
-            ops_port = free_port()
+        port, ops_port = self._free_port(), self._free_port()
         name = f"{component}-{build.version}-{next(self._names)}"
         log_path = self.log_dir / f"{name}.log"
         env = {

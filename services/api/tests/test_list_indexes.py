@@ -106,10 +106,16 @@ async def test_each_allowlisted_sort_reads_its_pages_from_an_index_cursor_includ
 
 @pytest.mark.parametrize(("path", "query", "sort", "columns"), FILTERED)
 async def test_each_filter_finds_its_rows_in_an_index_in_the_order_of_its_sort(
-    client, headers, db_connection, rows, path, query, sort, columns
+    client, headers, db_connection, rows, owner, session_factory, path, query, sort, columns
 ) -> None:
     table, _spec = LISTS[path]
     params = {name: value.format(**rows) for name, value in query.items()}
+    if path == "/v1/trips" and "status" in query:
+        # A history of trips the status excludes, and statistics that know it (as a real
+        # database has): otherwise, on a handful of rows, the planner may as well take the
+        # index without the status and filter, and the test would depend on leftover stats.
+        await store_trips(session_factory, owner, 200)
+        await db_connection.exec_driver_sql("ANALYZE trips")
     first, deeper = await pages(client, headers, db_connection, path, table, sort=sort, **params)
 
     for statement in (first, deeper):
