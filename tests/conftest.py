@@ -70,12 +70,20 @@ class ProcessRunner:
     env: dict[str, str]
     log_dir: Path
     started: list[Process] = field(default_factory=list)
+    ports: set[int] = field(default_factory=set)
+
+    def _free_port(self) -> int:
+        """A free port none of this runner's processes was given (the OS may hand out the
+        same free port twice before a process listens on it)."""
+        port = free_port()
+        while port in self.ports:
+            port = free_port()
+        self.ports.add(port)
+        return port
 
     def start(self, name: str, command: str, bin_dir: Path = BIN, **env: str) -> Process:
         """Start `command` from `bin_dir` (this virtualenv's, or the previous release's)."""
-        port, ops_port = free_port(), free_port()
-        while ops_port == port:
-            ops_port = free_port()
+        port, ops_port = self._free_port(), self._free_port()
         log_path = self.log_dir / f"{name}.log"
         popen = subprocess.Popen(
             [str(bin_dir / command)],

@@ -71,13 +71,23 @@ def tune_gc_for_serving() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+# uvicorn's default backlog; asyncio sets it again when the server starts.
+BACKLOG = 2048
+
+
 def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host:port`, for uvicorn to listen on."""
+    """A TCP socket bound to `host:port` and listening, for uvicorn to serve on.
+
+    It listens at once: with SO_REUSEADDR, two sockets that are bound but not yet listening may
+    share a port, so two processes started together on one free port would both start and split
+    its connections between them. Listening now makes the second one fail to start instead.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise
