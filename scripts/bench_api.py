@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +51,7 @@ from benchlib import (
     SECRET,
     ScratchDatabase,
     Service,
+    TracingVariant,
     WrkStats,
     cpu_seconds,
     have_wrk,
@@ -142,6 +145,68 @@ def start_baseline(command: list[str], env: dict[str, str], port: int) -> subpro
     raise SystemExit(f"server {command} did not start on port {port}")
 
 
+class HotReads:
+    """The authenticated hot read, ready to load: a scratch database with the bench user's trip,
+    the bare FastAPI + asyncpg baseline, and one API server per tracing variant (sending to a
+    real OTLP receiver), each a `Target` answering 200; everything stopped and dropped on exit.
+    """
+
+    def __init__(
+        self, label: str, variants_of: Callable[[DevTraceCollector], Sequence[TracingVariant]]
+    ) -> None:
+        self.label = label
+        self.variants_of = variants_of
+        self.variants: list[TracingVariant] = []
+        self.services: dict[str, Service] = {}
+        self.targets: dict[str, Target] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> HotReads:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        database = ScratchDatabase.create(self.label)
+        self._stack.callback(database.drop)
+        workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.label}-"))
+        self._stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        self.collector = self._stack.enter_context(DevTraceCollector())
+        trip_id, token = asyncio.run(prepare(database.url))
+        env = database.service_env()
+        base_port = free_port()
+        uvicorn = [str(BIN / "uvicorn"), "--no-access-log", "--log-level", "warning"]
+        baseline = start_baseline(
+            [*uvicorn, "--app-dir", "scripts", "bench_baseline:app", "--port", str(base_port)],
+            env,
+            base_port,
+        )
+        self._stack.callback(stop, baseline)
+        self.targets["baseline"] = Target(
+            f"http://127.0.0.1:{base_port}/trips/{trip_id}", None, baseline.pid
+        )
+        self.variants = list(self.variants_of(self.collector))
+        path = f"/v1/trips/{trip_id}"
+        for variant in self.variants:
+            service = start_service(
+                "tripline-api", {**env, **variant.env}, workdir, name=f"api {variant.name}"
+            )
+            self._stack.callback(stop, service.process)
+            self.services[variant.name] = service
+            self.targets[variant.name] = Target(service.url + path, token, service.process.pid)
+            check = httpx.get(service.url + path, headers={"Authorization": f"Bearer {token}"})
+            if check.status_code != 200:
+                raise SystemExit(
+                    f"bench: {variant.name} GET {path} answered {check.status_code}: {check.text}"
+                )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -151,78 +216,40 @@ def main() -> int:
     if not have_wrk():
         return 2
 
-    database = ScratchDatabase.create("api")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    baseline: subprocess.Popen[bytes] | None = None
-    services: dict[str, Service] = {}
-    try:
-        with DevTraceCollector() as collector:
-            trip_id, token = asyncio.run(prepare(database.url))
-            env = database.service_env()
-            base_port = free_port()
-            uvicorn = [str(BIN / "uvicorn"), "--no-access-log", "--log-level", "warning"]
-            baseline = start_baseline(
-                [*uvicorn, "--app-dir", "scripts", "bench_baseline:app", "--port", str(base_port)],
-                env,
-                base_port,
-            )
-            variants = tracing_variants(collector, "api")
-            for variant in variants:
-                services[variant.name] = start_service(
-                    "tripline-api", {**env, **variant.env}, workdir, name=f"api {variant.name}"
-                )
-            path = f"/v1/trips/{trip_id}"
-            targets = {
-                "baseline": Target(
-                    f"http://127.0.0.1:{base_port}/trips/{trip_id}", None, baseline.pid
-                )
-            }
-            targets |= {
-                name: Target(service.url + path, token, service.process.pid)
-                for name, service in services.items()
-            }
-            for name, service in services.items():
-                check = httpx.get(service.url + path, headers={"Authorization": f"Bearer {token}"})
-                if check.status_code != 200:
-                    print(f"bench: {name} GET {path} answered {check.status_code}: {check.text}")
-                    return 1
-            for target in targets.values():  # Warm them up.
-                wrk(target, 32, 2)
+    with HotReads("api", lambda collector: tracing_variants(collector, "api")) as reads:
+        collector, variants, services, targets = (
+            reads.collector, reads.variants, reads.services, reads.targets,
+        )  # fmt: skip
+        for target in targets.values():  # Warm them up.
+            wrk(target, 32, 2)
 
-            results: dict[tuple[str, int], list[WrkStats]] = {}
-            collector_cpu: dict[str, float] = dict.fromkeys(targets, 0.0)
-            for round_number in range(1, args.rounds + 1):
-                for connections in args.connections:
-                    for name in rotated(list(targets), round_number):
-                        target = targets[name]
-                        cpu = time.process_time()  # This process only runs the receiver.
-                        result = wrk(target, connections, args.duration)
-                        collector_cpu[name] += time.process_time() - cpu
-                        results.setdefault((name, connections), []).append(result)
-                        print(
-                            f"round {round_number} {name:<11} c={connections:<4} "
-                            f"{result.rps:8.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
-                            f"p99 {result.p99_ms:7.2f} ms  {result.cpu_us:5.0f} µs CPU/req  "
-                            f"errors {result.errors}",
-                            flush=True,
-                        )
-            time.sleep(6)  # One more export interval: the last queued spans are sent.
-            measured = args.rounds * len(args.connections) * args.duration
-            print("\nspans the receiver got, spans dropped before export, the receiver's CPU")
-            for variant in variants:
-                print(
-                    f"{variant.name:<11} {spans_received(collector, variant):9d} received  "
-                    f"dropped {spans_dropped(services[variant.name])}  "
-                    f"receiver {collector_cpu[variant.name] / measured:.0%} of a core"
-                )
-            return report(results, args.connections, [v.name for v in variants])
-    finally:
-        for service in services.values():
-            stop(service.process)
-        if baseline is not None:
-            stop(baseline)
-        shutil.rmtree(workdir, ignore_errors=True)
-        database.drop()
+        results: dict[tuple[str, int], list[WrkStats]] = {}
+        collector_cpu: dict[str, float] = dict.fromkeys(targets, 0.0)
+        for round_number in range(1, args.rounds + 1):
+            for connections in args.connections:
+                for name in rotated(list(targets), round_number):
+                    target = targets[name]
+                    cpu = time.process_time()  # This process only runs the receiver.
+                    result = wrk(target, connections, args.duration)
+                    collector_cpu[name] += time.process_time() - cpu
+                    results.setdefault((name, connections), []).append(result)
+                    print(
+                        f"round {round_number} {name:<11} c={connections:<4} "
+                        f"{result.rps:8.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+                        f"p99 {result.p99_ms:7.2f} ms  {result.cpu_us:5.0f} µs CPU/req  "
+                        f"errors {result.errors}",
+                        flush=True,
+                    )
+        time.sleep(6)  # One more export interval: the last queued spans are sent.
+        measured = args.rounds * len(args.connections) * args.duration
+        print("\nspans the receiver got, spans dropped before export, the receiver's CPU")
+        for variant in variants:
+            print(
+                f"{variant.name:<11} {spans_received(collector, variant):9d} received  "
+                f"dropped {spans_dropped(services[variant.name])}  "
+                f"receiver {collector_cpu[variant.name] / measured:.0%} of a core"
+            )
+        return report(results, args.connections, [v.name for v in variants])
 
 
 def report(

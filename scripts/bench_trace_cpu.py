@@ -22,32 +22,23 @@ docs/performance.md ("What tracing costs") records the figures.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from bench_api import Target, prepare, start_baseline
+from bench_api import HotReads, Target
 from benchlib import (
-    BIN,
-    ScratchDatabase,
-    Service,
     TracingVariant,
     cpu_seconds,
     have_wrk,
     parse_wrk,
     rotated,
-    start_service,
-    stop,
     tracing_variants,
     wrk_command,
 )
 
-from tripline_devstack import DevTraceCollector, free_port
+from tripline_devstack import DevTraceCollector
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -91,73 +82,41 @@ def main() -> int:
     if not have_wrk():
         return 2
 
-    database = ScratchDatabase.create("trace_cpu")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-trace-cpu-"))
-    baseline: subprocess.Popen[bytes] | None = None
-    services: dict[str, Service] = {}
-    try:
-        with DevTraceCollector() as collector:
-            trip_id, token = asyncio.run(prepare(database.url))
-            env = database.service_env()
-            base_port = free_port()
-            uvicorn = [str(BIN / "uvicorn"), "--no-access-log", "--log-level", "warning"]
-            baseline = start_baseline(
-                [*uvicorn, "--app-dir", "scripts", "bench_baseline:app", "--port", str(base_port)],
-                env,
-                base_port,
+    def variants_of(collector: DevTraceCollector) -> list[TracingVariant]:
+        """The untraced server first (the report compares with it), then the traced ones."""
+        untraced, default, everything = tracing_variants(collector, "api")
+        nothing = TracingVariant(
+            "traced 0%",
+            {**default.env, "OTEL_SERVICE_NAME": "api-none", "OTEL_TRACES_SAMPLER_ARG": "0"},
+        )
+        variants = [untraced, nothing, default, everything]
+        for text in args.variant:
+            name, extra = parse_variant(text)
+            variants.append(
+                TracingVariant(name, {**default.env, "OTEL_SERVICE_NAME": f"api-{name}", **extra})
             )
-            untraced, default, everything = tracing_variants(collector, "api")
-            nothing = TracingVariant(
-                "traced 0%",
-                {**default.env, "OTEL_SERVICE_NAME": "api-none", "OTEL_TRACES_SAMPLER_ARG": "0"},
-            )
-            variants = [untraced, nothing, default, everything]
-            for text in args.variant:
-                name, extra = parse_variant(text)
-                variants.append(
-                    TracingVariant(
-                        name, {**default.env, "OTEL_SERVICE_NAME": f"api-{name}", **extra}
-                    )
-                )
-            for variant in variants:
-                services[variant.name] = start_service(
-                    "tripline-api", {**env, **variant.env}, workdir, name=f"api {variant.name}"
-                )
-            path = f"/v1/trips/{trip_id}"
-            targets = {
-                "baseline": Target(
-                    f"http://127.0.0.1:{base_port}/trips/{trip_id}", None, baseline.pid
-                )
-            }
-            targets |= {
-                name: Target(service.url + path, token, service.process.pid)
-                for name, service in services.items()
-            }
-            for target in targets.values():  # Warm them up.
-                measure(target, 2, 0)
+        return variants
 
-            server: dict[str, list[float]] = {name: [] for name in targets}
-            receiver: dict[str, list[float]] = {name: [] for name in targets}
-            for round_number in range(1, args.rounds + 1):
-                for name in rotated(list(targets), round_number):
-                    cpu, requests, received = measure(targets[name], args.duration, args.settle)
-                    server[name].append(cpu / requests * 1e6)
-                    receiver[name].append(received / requests * 1e6)
-                    print(
-                        f"round {round_number} {name:<12} {requests / args.duration:7.0f} req/s "
-                        f"{server[name][-1]:6.0f} µs CPU/req  "
-                        f"receiver {receiver[name][-1]:5.1f} µs",
-                        flush=True,
-                    )
-            report(server, receiver, untraced.name)
-            return 0
-    finally:
-        for service in services.values():
-            stop(service.process)
-        if baseline is not None:
-            stop(baseline)
-        shutil.rmtree(workdir, ignore_errors=True)
-        database.drop()
+    with HotReads("trace_cpu", variants_of) as reads:
+        targets = reads.targets
+        for target in targets.values():  # Warm them up.
+            measure(target, 2, 0)
+
+        server: dict[str, list[float]] = {name: [] for name in targets}
+        receiver: dict[str, list[float]] = {name: [] for name in targets}
+        for round_number in range(1, args.rounds + 1):
+            for name in rotated(list(targets), round_number):
+                cpu, requests, received = measure(targets[name], args.duration, args.settle)
+                server[name].append(cpu / requests * 1e6)
+                receiver[name].append(received / requests * 1e6)
+                print(
+                    f"round {round_number} {name:<12} {requests / args.duration:7.0f} req/s "
+                    f"{server[name][-1]:6.0f} µs CPU/req  "
+                    f"receiver {receiver[name][-1]:5.1f} µs",
+                    flush=True,
+                )
+        report(server, receiver, reads.variants[0].name)
+        return 0
 
 
 def report(server: dict[str, list[float]], receiver: dict[str, list[float]], untraced: str) -> None:
