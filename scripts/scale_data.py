@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 
@@ -94,6 +95,7 @@ async def load(dsn: str, volumes: Volumes | None) -> float:
     password_hash = await hash_password(PASSWORD)
     conn = await asyncpg.connect(dsn)
     try:
+        await day_partitions(conn, -(DAYS + 1), 7)
         await conn.execute("SET session_replication_role = replica")
         await _named_users(conn, password_hash)
         if volumes is not None:
@@ -109,6 +111,21 @@ async def load(dsn: str, volumes: Volumes | None) -> float:
     finally:
         await conn.close()
     return time.perf_counter() - started
+
+
+async def day_partitions(conn: asyncpg.Connection, first: int, last: int) -> None:
+    """Day partitions of `telemetry_events` from `first` to `last` days from today, as a
+    database that has lived on them (the worker's cron makes them the same way), in place of the
+    empty legacy partition that migration 0011 leaves on a new database."""
+    await conn.execute("DROP TABLE IF EXISTS telemetry_events_legacy")
+    today = await conn.fetchval("SELECT date_trunc('day', now() AT TIME ZONE 'UTC')")
+    for offset in range(first, last + 1):
+        start = today + timedelta(days=offset)
+        name = f"telemetry_events_p{start:%Y%m%d}"
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF telemetry_events FOR VALUES"
+            f" FROM ('{start.isoformat()}+00') TO ('{(start + timedelta(days=1)).isoformat()}+00')"
+        )
 
 
 async def _named_users(conn: asyncpg.Connection, password_hash: str) -> None:
@@ -222,9 +239,10 @@ _BULK = [
     """,
     """
     INSERT INTO telemetry_events (batch_id, device_id, trip_id, recorded_at, lat, lon, speed_kmh,
-                                  heading_deg, accuracy_m)
+                                  heading_deg, accuracy_m, received_at)
     SELECT b.id, b.device_id, b.trip_id, b.received_at - (100 - i) * interval '1 second',
-           52.5 - i / 10000.0, 13.4 - (b.n % 100) / 1000.0, 40 + (i * 7) % 60, (i * 13) % 360, 5
+           52.5 - i / 10000.0, 13.4 - (b.n % 100) / 1000.0, 40 + (i * 7) % 60, (i * 13) % 360, 5,
+           b.received_at
     FROM bulk_batches AS b CROSS JOIN generate_series(1, 100) AS i
     """,
     """
@@ -325,9 +343,9 @@ async def add_events(conn: asyncpg.Connection, trip_id: uuid.UUID, events: int) 
             RETURNING id, device_id, received_at
         )
         INSERT INTO telemetry_events (batch_id, device_id, trip_id, recorded_at, lat, lon,
-                                      speed_kmh, heading_deg, accuracy_m)
+                                      speed_kmh, heading_deg, accuracy_m, received_at)
         SELECT b.id, b.device_id, $1, b.received_at - (100 - i) * interval '1 s',
-               52.5 - i / 10000.0, 13.4, 40 + i % 60, i % 360, 5
+               52.5 - i / 10000.0, 13.4, 40 + i % 60, i % 360, 5, b.received_at
         FROM batches AS b CROSS JOIN generate_series(1, 100) AS i
         """,
         trip_id,

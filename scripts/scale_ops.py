@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 from benchlib import Service
-from scale_data import PASSWORD, SHORT_TRIP_EVENTS, Subjects, add_trip
+from scale_data import PASSWORD, SHORT_TRIP_EVENTS, Subjects, add_trip, day_partitions
 
 from tripline_common.messaging import create_redis
 from tripline_common.platform import CommonSettings
@@ -196,10 +196,12 @@ def _retention(target: Target, api: httpx.Client, admin: httpx.Client, who: str)
 
 async def add_expired(dsn: str, device: uuid.UUID) -> None:
     """`RETENTION_EVENTS` processed events received 40 days ago (past any retention the
-    benchmark's worker keeps)."""
+    benchmark's worker keeps), in a day partition of their own, as the days past retention are
+    when the cron comes to them."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(QUIET)
+        await day_partitions(conn, -40, -40)
         await conn.execute(
             """
             WITH batches AS (
@@ -210,8 +212,8 @@ async def add_expired(dsn: str, device: uuid.UUID) -> None:
                 FROM generate_series(1, $2::int / 100)
                 RETURNING id
             )
-            INSERT INTO telemetry_events (batch_id, device_id, recorded_at, lat, lon)
-            SELECT id, $1, now() - interval '40 days', 52.5, 13.4
+            INSERT INTO telemetry_events (batch_id, device_id, recorded_at, lat, lon, received_at)
+            SELECT id, $1, now() - interval '40 days', 52.5, 13.4, now() - interval '40 days'
             FROM batches CROSS JOIN generate_series(1, 100)
             """,
             device,

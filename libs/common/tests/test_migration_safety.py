@@ -108,16 +108,19 @@ async def test_a_migration_blocked_by_a_held_lock_fails_the_hook_clearly_at_the_
     scratch_url: str,
 ) -> None:
     head = REVISIONS[-1]
-    previous = REVISIONS[-2]
+    target = runner.required_revision()  # What `--expand` runs up to.
+    previous = REVISIONS[REVISIONS.index(target) - 1]
     await asyncio.to_thread(runner.upgrade, scratch_url, previous)
-    reader = await connect(scratch_url)
+    writer = await connect(scratch_url)
     try:
-        # A long read holds ACCESS SHARE on every table: the head revision's ALTER TABLE needs
-        # ACCESS EXCLUSIVE on one of them and must give up, not queue every query behind it.
-        transaction = reader.transaction()
+        # A long write transaction holds ROW EXCLUSIVE on every table (what an INSERT or an
+        # UPDATE takes): the expand revisions' ALTER TABLE or CREATE TRIGGER needs a lock that
+        # conflicts with it and must give up, not queue every query behind it.
+        transaction = writer.transaction()
         await transaction.start()
-        for table in ("alerts", "trips", "users", "devices", "jobs", "telemetry_batches"):
-            await reader.fetchval(f"SELECT count(*) FROM {table}")
+        tables = ("alerts", "trips", "users", "devices", "jobs", "telemetry_batches")
+        for table in (*tables, "telemetry_events"):
+            await writer.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
         # The hook Job's command, as a real process: it fails, clearly, in one line.
         hook = await asyncio.to_thread(
             subprocess.run,
@@ -130,7 +133,7 @@ async def test_a_migration_blocked_by_a_held_lock_fails_the_hook_clearly_at_the_
         )
         await transaction.rollback()
     finally:
-        await reader.close()
+        await writer.close()
     assert hook.returncode == 1
     [message] = [line for line in hook.stderr.splitlines() if "error" in line]
     assert message.startswith("tripline-migrate: error:") and "lock timeout" in message

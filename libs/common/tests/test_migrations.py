@@ -74,7 +74,8 @@ async def _tables(url: str) -> set[str]:
         rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     finally:
         await connection.close()
-    return {row["tablename"] for row in rows}
+    # The partitions of a partitioned table are the worker's, not the models' (runner.is_partition).
+    return {row["tablename"] for row in rows if not runner.is_partition(row["tablename"])}
 
 
 async def _constraint_and_index_names(url: str) -> set[str]:
@@ -82,17 +83,18 @@ async def _constraint_and_index_names(url: str) -> set[str]:
     try:
         rows = await connection.fetch(
             """
-            SELECT c.conname AS name FROM pg_constraint c
+            SELECT c.conname AS name, c.conrelid::regclass::text AS table_name
+            FROM pg_constraint c
             JOIN pg_namespace n ON n.oid = c.connamespace
             WHERE n.nspname = 'public' AND c.conrelid <> 'public.alembic_version'::regclass
             UNION
-            SELECT indexname FROM pg_indexes
+            SELECT indexname, tablename FROM pg_indexes
             WHERE schemaname = 'public' AND tablename <> 'alembic_version'
             """
         )
     finally:
         await connection.close()
-    return {row["name"] for row in rows}
+    return {row["name"] for row in rows if not runner.is_partition(row["table_name"])}
 
 
 def _model_constraint_and_index_names() -> set[str]:

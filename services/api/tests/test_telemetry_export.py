@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from trip_factories import missing_id, store_device, trip_body
 
+from tests.support.query_plans import plan
 from tripline_api.slots import take_slot
 from tripline_api.trip_files import service
 from tripline_common.data.models import TelemetryBatch, TelemetryEvent
@@ -178,3 +179,46 @@ async def test_the_export_slot_is_counted_per_user(
     assert await take_slot(redis, key, limit=2)
     response = await client.get(f"/v1/trips/{trip_id}/telemetry.csv", headers=headers)
     assert response.status_code == 200
+
+
+async def test_deleting_a_long_trip_rewrites_none_of_its_fixes_and_ends_its_export(
+    client, headers, owner, trip_id, session_factory
+) -> None:
+    # The trip's fixes are not touched (no `ON DELETE SET NULL` pass over them): deleting a
+    # trip costs the same however long it is. They are reachable only through the trip.
+    await store_fixes(session_factory, owner, trip_id, 2000)
+
+    response = await client.delete(f"/v1/trips/{trip_id}", headers=headers)
+
+    assert response.status_code == 204
+    async with session_factory() as session:
+        kept = await session.scalar(
+            select(func.count()).where(TelemetryEvent.trip_id == uuid.UUID(trip_id))
+        )
+    assert kept == 2000
+    export = await client.get(f"/v1/trips/{trip_id}/telemetry.csv", headers=headers)
+    assert export.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),
+    [
+        (service._FIRST_PAGE_QUERY, (uuid.uuid4(), 1000)),
+        (service._NEXT_PAGE_QUERY, (uuid.uuid4(), 1000, T0, 12345)),
+    ],
+    ids=["first page", "next page"],
+)
+async def test_each_export_page_is_read_in_order_from_the_trip_index_of_every_partition(
+    db_connection, query, params
+) -> None:
+    # Not a sort of all the trip's fixes before the first byte: in every partition, the
+    # (trip_id, recorded_at, id) index gives the rows in the page's order.
+    nodes = await plan(db_connection, (query, params))
+
+    types = [node.type for node in nodes]
+    assert "Sort" not in types and "Incremental Sort" not in types, types
+    scans = [node for node in nodes if (node.table or "").startswith("telemetry_events")]
+    assert scans, types
+    for node in scans:
+        assert node.type in ("Index Scan", "Index Only Scan"), node
+        assert node.index is not None and "trip_id_recorded_at_id" in node.index, node

@@ -202,6 +202,9 @@ async def test_a_gzip_body_is_accepted_and_every_field_stored_exactly(
         for e in sent
     ]
     assert all(str(r.batch_id) == response.json()["batch_id"] for r in rows)
+    # Each event carries its batch's time of receipt: the partition key, and the worker's bound.
+    received = datetime.fromisoformat(response.json()["received_at"])
+    assert {r.received_at for r in rows} == {received}
 
 
 async def test_a_gzip_bomb_is_refused_before_it_expands(

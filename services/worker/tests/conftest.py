@@ -156,7 +156,13 @@ def make_batch(session_factory) -> Callable[..., Any]:
             session.add(batch)
             await session.flush()
             session.add_all(
-                TelemetryEvent(batch_id=batch.id, device_id=owner.device_id, **fix) for fix in fixes
+                TelemetryEvent(
+                    batch_id=batch.id,
+                    device_id=owner.device_id,
+                    received_at=batch.received_at,
+                    **fix,
+                )
+                for fix in fixes
             )
             await session.commit()
             return batch.id

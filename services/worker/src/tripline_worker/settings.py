@@ -123,7 +123,17 @@ class WorkerServiceSettings(CommonSettings):
 
     # --- housekeeping --------------------------------------------------------------------------
     telemetry_retention_days: int = Field(
-        30, ge=1, description="Processed telemetry batches (and events) older than this go."
+        30,
+        ge=1,
+        description="Processed telemetry batches and their events go once this old (whole "
+        "days: within a day more).",
+    )
+    telemetry_partitions_ahead_days: int = Field(
+        7,
+        ge=1,
+        le=60,
+        description="Telemetry's day partitions are created this many days ahead (a worker "
+        "down for longer sends new events to the DEFAULT partition until it is back).",
     )
     session_cleanup_grace_days: int = Field(
         7, ge=0, description="Sessions are deleted this long after they expire."

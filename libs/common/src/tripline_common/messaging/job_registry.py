@@ -67,7 +67,11 @@ REQUEUE_STUCK_JOBS = JobSpec(
 CHECK_LOST_SIGNAL = JobSpec(
     "check_lost_signal", "Raise lost-signal alerts for silent active trips.", periodic=True
 )
-PURGE_TELEMETRY = JobSpec("purge_telemetry", "Delete telemetry past its retention.", periodic=True)
+PURGE_TELEMETRY = JobSpec(
+    "purge_telemetry",
+    "Create telemetry's day partitions ahead; delete telemetry past its retention.",
+    periodic=True,
+)
 PURGE_SESSIONS = JobSpec("purge_sessions", "Delete sessions long expired.", periodic=True)
 
 JOBS: Mapping[str, JobSpec] = {

@@ -16,6 +16,7 @@ from tripline_common.migrations.runner import (
     create_migration_engine,
     database_url,
     is_optional_index,
+    is_partition,
 )
 from tripline_common.migrations.safety import session_timeouts_sql
 
@@ -37,8 +38,13 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """Compare everything but the optional indexes found in the database (`is_optional_index`)."""
-    return not (type_ == "index" and reflected and name is not None and is_optional_index(name))
+    """Compare everything but the optional indexes found in the database (`is_optional_index`)
+    and the partitions of a partitioned table (`is_partition`)."""
+    if not reflected or name is None:
+        return True
+    if type_ == "table":
+        return not is_partition(name)
+    return not (type_ == "index" and is_optional_index(name))
 
 
 def _configure(**kwargs: Any) -> None:

@@ -253,6 +253,14 @@ def downgrade(url: str | None, revision: str, *, sql: bool = False) -> None:
 
 
 OPTIONAL_INDEX_SUFFIX = "_trgm"
+PARTITION_NAME = re.compile(r"^telemetry_events_(?:p\d{8}|default|legacy)$")
+"""The partitions of `telemetry_events` (revision 0011; the worker makes and drops them)."""
+
+
+def is_partition(name: str) -> bool:
+    """True for a partition of a partitioned table: the models declare the parent only, and
+    the partitions (their indexes and constraints with them) come and go with time."""
+    return PARTITION_NAME.match(name) is not None
 
 
 def is_optional_index(name: str) -> bool:

@@ -35,7 +35,10 @@ def set_timeouts(*, lock: str | None = None, statement: str | None = None) -> No
     Values are PostgreSQL durations (`'30s'`, `'10min'`); say why beside the call."""
     for name, value in (("lock_timeout", lock), ("statement_timeout", statement)):
         if value is not None:
-            op.execute(sa.text(f"SET LOCAL {name} = :value").bindparams(value=value))
+            # `set_config(..., true)` is SET LOCAL with a bound value (SET takes no parameters).
+            op.execute(
+                sa.text("SELECT set_config(:name, :value, true)").bindparams(name=name, value=value)
+            )
 
 
 def create_index_concurrently(

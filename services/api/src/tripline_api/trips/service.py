@@ -15,7 +15,20 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from sqlalchemy import CompoundSelect, bindparam, delete, func, inspect, null, select, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    DateTime,
+    Float,
+    bindparam,
+    cast,
+    delete,
+    func,
+    inspect,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -29,6 +42,7 @@ from tripline_common.data.models import (
     Device,
     Trip,
     TripHistoryTotal,
+    TripLiveCount,
     TripStatus,
     Waypoint,
 )
@@ -94,27 +108,45 @@ _TRIP_OF_OWNER_FOR_UPDATE = (
     .with_for_update(of=Trip)
 )
 
-# The owner's trips by status, with their distance and the next planned start: the live ones
-# (planned, active) counted from the status index alone, the ended ones (the history, which
-# only grows) read from the totals the database keeps for them (`TripHistoryTotal`).
-_LIVE_STATUSES = [status for status in TripStatus if status not in ENDED_TRIP_STATUSES]
-_STATS: CompoundSelect[TripStatus, int, float, datetime | None] = union_all(
-    select(
-        col(Trip.status),
-        func.count(),
-        func.coalesce(func.sum(Trip.distance_m), 0.0),
-        func.min(Trip.planned_start).filter(
-            col(Trip.status) == TripStatus.PLANNED, col(Trip.planned_start) > func.now()
-        ),
+# The owner's trips by status, with their distance and the next planned start, in a few index
+# reads however many trips the owner has: the counts from the totals the database keeps by
+# trigger (`TripLiveCount` for planned and active trips, `TripHistoryTotal` for the ended ones,
+# with their distance), the distance of the active trips (one per device at most; a planned
+# trip has travelled nothing) and the next start, the first planned one after now in the
+# status index.
+_OWNER = bindparam("owner_id")
+_NO_START = cast(null(), DateTime(timezone=True))  # Typed: a UNION does not guess.
+_NEXT_PLANNED_START = (
+    select(col(Trip.planned_start))
+    .where(
+        col(Trip.owner_id) == _OWNER,
+        col(Trip.status) == TripStatus.PLANNED,
+        col(Trip.planned_start) > func.now(),
     )
-    .where(col(Trip.owner_id) == bindparam("owner_id"), col(Trip.status).in_(_LIVE_STATUSES))
-    .group_by(col(Trip.status)),
+    .order_by(col(Trip.planned_start))
+    .limit(1)
+    .scalar_subquery()
+)
+_STATS: CompoundSelect[TripStatus, int, float, datetime | None] = union_all(
+    select(col(TripLiveCount.status), col(TripLiveCount.trips), literal(0.0, Float), null()).where(
+        col(TripLiveCount.owner_id) == _OWNER
+    ),
     select(
         col(TripHistoryTotal.status),
         col(TripHistoryTotal.trips),
         col(TripHistoryTotal.distance_m),
-        null(),
-    ).where(col(TripHistoryTotal.owner_id) == bindparam("owner_id")),
+        _NO_START,
+    ).where(
+        col(TripHistoryTotal.owner_id) == _OWNER,
+        col(TripHistoryTotal.status).in_(ENDED_TRIP_STATUSES),
+    ),
+    select(
+        literal(TripStatus.ACTIVE.value),
+        literal(0),
+        func.coalesce(func.sum(Trip.distance_m), 0.0),
+        _NO_START,
+    ).where(col(Trip.owner_id) == _OWNER, col(Trip.status) == TripStatus.ACTIVE),
+    select(literal(TripStatus.PLANNED.value), literal(0), literal(0.0, Float), _NEXT_PLANNED_START),
 )
 
 

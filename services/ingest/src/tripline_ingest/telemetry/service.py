@@ -30,6 +30,7 @@ EVENT_COLUMNS = (
     "speed_kmh",
     "heading_deg",
     "accuracy_m",
+    "received_at",
 )
 
 
@@ -143,6 +144,7 @@ async def store_batch(
                 event.speed_kmh,
                 event.heading_deg,
                 event.accuracy_m,
+                now,  # The batch's own: its events land in the partition of its day.
             )
             for event in batch.events
         ],

@@ -1,4 +1,4 @@
-"""Housekeeping crons: telemetry retention, expired sessions (logic: `tripline_worker.maintenance`).
+"""Housekeeping crons: telemetry partitions and retention, expired sessions (`maintenance`).
 
 Idempotency keys need no cron: they live in Redis with a TTL and expire by themselves. Lost jobs
 are the sweepers' (`jobs.sweepers`).
@@ -6,13 +6,25 @@ are the sweepers' (`jobs.sweepers`).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from tripline_common.data import retry_transient
 from tripline_worker.context import ArqContext, WorkerContext, context
-from tripline_worker.maintenance import purge_expired_sessions, purge_old_telemetry
+from tripline_worker.maintenance import (
+    purge_expired_batches,
+    purge_expired_sessions,
+    purge_old_telemetry,
+)
+from tripline_worker.telemetry.partitions import (
+    DEFAULT,
+    LEGACY,
+    is_partitioned,
+    list_partitions,
+    maintain_partitions,
+    retention_cutoff,
+)
 
 log = structlog.get_logger("tripline.worker.maintenance")
 
@@ -24,16 +36,47 @@ def _budget(worker: WorkerContext) -> float:
 
 @retry_transient()
 async def purge_telemetry(ctx: ArqContext) -> int:
-    """Cron: delete telemetry older than the retention period."""
+    """Cron: create telemetry's day partitions ahead, drop those past retention, and delete
+    the batches past retention; returns the batches deleted."""
     worker = context(ctx)
-    deleted = await purge_old_telemetry(
+    settings = worker.settings
+    now = datetime.now(UTC)
+    async with worker.session_factory() as session:
+        partitioned = await is_partitioned(session)
+    if not partitioned:  # Revision 0011 has not run yet: the old table, the old way.
+        deleted = await purge_old_telemetry(
+            session_factory=worker.session_factory,
+            older_than=timedelta(days=settings.telemetry_retention_days),
+            chunk=settings.cleanup_batch_size,
+            budget_seconds=_budget(worker),
+        )
+        if deleted:
+            log.info("telemetry_purged", batches=deleted)
+        return deleted
+    changes = await maintain_partitions(
         session_factory=worker.session_factory,
-        older_than=timedelta(days=worker.settings.telemetry_retention_days),
-        chunk=worker.settings.cleanup_batch_size,
-        budget_seconds=_budget(worker),
+        now=now,
+        days_ahead=settings.telemetry_partitions_ahead_days,
+        retention_days=settings.telemetry_retention_days,
     )
-    if deleted:
-        log.info("telemetry_purged", batches=deleted)
+    async with worker.session_factory() as session:
+        names = {partition.name for partition in await list_partitions(session)}
+    deleted = await purge_expired_batches(
+        session_factory=worker.session_factory,
+        before=retention_cutoff(now, settings.telemetry_retention_days),
+        chunk=settings.cleanup_batch_size,
+        budget_seconds=_budget(worker),
+        unpartitioned=[name for name in (LEGACY, DEFAULT) if name in names],
+    )
+    if deleted or changes.created or changes.dropped or changes.kept:
+        log.info(
+            "telemetry_purged",
+            batches=deleted,
+            partitions_created=changes.created,
+            partitions_dropped=changes.dropped,
+            partitions_kept=changes.kept,
+            moved_from_default=changes.moved_from_default,
+        )
     return deleted
 
 

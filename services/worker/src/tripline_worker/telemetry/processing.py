@@ -45,6 +45,7 @@ from tripline_worker.settings import WorkerServiceSettings
 from tripline_worker.trips.progress import Fix, TripProgress, advance_progress
 
 _ERROR_MAX_LENGTH = 2000
+RECEIVED_AT_SLACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ async def process_claimed_batch(
     attached = 0
     alerts: list[AlertEvent] = []
     if trip is not None:
-        fixes = await _attach_events(session, batch_id, trip)
+        fixes = await _attach_events(session, batch_id, batch.received_at, trip)
         attached = len(fixes)
         if fixes:
             drafts = await _advance_trip(session, trip, fixes, settings)
@@ -177,9 +178,20 @@ async def process_claimed_batch(
     )
 
 
-async def _attach_events(session: AsyncSession, batch_id: uuid.UUID, trip: Trip) -> list[Fix]:
-    """Set the trip on the batch's events recorded since the trip started; return them, sorted."""
-    conditions = [col(TelemetryEvent.batch_id) == batch_id]
+async def _attach_events(
+    session: AsyncSession, batch_id: uuid.UUID, received_at: datetime, trip: Trip
+) -> list[Fix]:
+    """Set the trip on the batch's events recorded since the trip started; return them, sorted.
+
+    The bounds on `received_at` confine the statement to the partitions of the batch's day
+    (with the DEFAULT and any legacy one): the events carry their batch's time, or, written by
+    the previous release, their transaction's (`RECEIVED_AT_SLACK` covers two hosts' clocks)."""
+    conditions = [
+        col(TelemetryEvent.batch_id) == batch_id,
+        col(TelemetryEvent.received_at).between(
+            received_at - RECEIVED_AT_SLACK, received_at + RECEIVED_AT_SLACK
+        ),
+    ]
     if trip.started_at is not None:
         conditions.append(col(TelemetryEvent.recorded_at) >= trip.started_at)
     rows = await session.execute(

@@ -31,6 +31,7 @@ from tripline_common.data.models.trips import (
     ENDED_TRIP_STATUSES,
     Trip,
     TripHistoryTotal,
+    TripLiveCount,
     TripStatus,
     Waypoint,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "TelemetryEvent",
     "Trip",
     "TripHistoryTotal",
+    "TripLiveCount",
     "TripStatus",
     "TriplineModel",
     "UsedRefreshToken",

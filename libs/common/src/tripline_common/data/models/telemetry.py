@@ -12,17 +12,20 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlmodel import Field
 
 from tripline_common.data.models.base import (
     TriplineModel,
+    UTCDateTime,
     created_at_field,
     enum_check,
     enum_field,
     lat_lon_checks,
     timestamp_field,
+    utcnow,
     uuid_pk_field,
 )
 
@@ -83,7 +86,15 @@ class TelemetryBatch(TriplineModel, table=True):
 
 
 class TelemetryEvent(TriplineModel, table=True):
-    """One position fix of a device. High volume: BIGINT identity key, no UUID."""
+    """One position fix of a device. High volume: BIGINT identity key, no UUID, and the table
+    is partitioned by day of `received_at` (revision 0011): retention drops whole days.
+
+    The partitions are the worker's (`tripline_worker.telemetry.partitions`): created ahead,
+    dropped past retention; a DEFAULT partition takes what no day partition covers. `batch_id`
+    and `trip_id` are plain references, without foreign keys: ingest writes a batch and its
+    events in one transaction and retention removes them together, and deleting a trip must
+    not rewrite its events (an export reads them only through a trip that exists).
+    """
 
     __tablename__ = "telemetry_events"
     __table_args__ = (
@@ -92,20 +103,24 @@ class TelemetryEvent(TriplineModel, table=True):
         CheckConstraint("heading_deg >= 0 AND heading_deg < 360", name="heading_range"),
         CheckConstraint("accuracy_m >= 0", name="accuracy_non_negative"),
         Index("ix_telemetry_events_device_id_recorded_at", "device_id", "recorded_at"),
+        # The worker's attach (`batch_id`, pruned to recent days by `received_at`).
         Index("ix_telemetry_events_batch_id", "batch_id"),
-        Index("ix_telemetry_events_trip_id_recorded_at", "trip_id", "recorded_at"),
-        {"comment": "Position fixes reported by devices."},
+        # The export's keyset order: a page is read from the index, never sorted.
+        Index("ix_telemetry_events_trip_id_recorded_at_id", "trip_id", "recorded_at", "id"),
+        {
+            "comment": "Position fixes reported by devices; partitioned by day of received_at.",
+            "postgresql_partition_by": "RANGE (received_at)",
+        },
     )
 
+    # The primary key must hold the partition key: `(id, received_at)`; `id` alone is unique.
     id: int | None = Field(
         default=None, primary_key=True, sa_type=BigInteger, sa_column_args=[Identity()]
     )
-    batch_id: uuid.UUID = Field(foreign_key="telemetry_batches.id", ondelete="CASCADE")
+    batch_id: uuid.UUID
     device_id: uuid.UUID = Field(foreign_key="devices.id", ondelete="CASCADE")
     trip_id: uuid.UUID | None = Field(
         default=None,
-        foreign_key="trips.id",
-        ondelete="SET NULL",
         sa_column_kwargs={"comment": "Active trip the worker attached the event to, if any."},
     )
     recorded_at: datetime = timestamp_field(required=True, comment="Device clock, UTC.")
@@ -117,4 +132,14 @@ class TelemetryEvent(TriplineModel, table=True):
     )
     accuracy_m: float | None = Field(
         default=None, sa_column_kwargs={"comment": "Horizontal accuracy radius (m)."}
+    )
+    received_at: datetime = Field(
+        default_factory=utcnow,
+        primary_key=True,
+        sa_type=UTCDateTime(),
+        nullable=False,
+        sa_column_kwargs={
+            "server_default": func.now(),
+            "comment": "When ingest accepted the event's batch: the partition key.",
+        },
     )

@@ -164,3 +164,19 @@ class TripHistoryTotal(TriplineModel, table=True):
     status: TripStatus = Field(sa_type=StrEnumType(TripStatus), primary_key=True)
     trips: int = Field(sa_type=BigInteger)
     distance_m: float
+
+
+class TripLiveCount(TriplineModel, table=True):
+    """How many of a user's trips are planned, and how many active: what the trip stats read
+    instead of the live trips themselves. Kept by triggers on `trips` (revision 0010) that fire
+    only when a trip enters or leaves a live status, never on the worker's progress updates."""
+
+    __tablename__ = "trip_live_counts"
+    __table_args__ = (
+        enum_check("status", TripStatus),
+        {"comment": "Per user and live status (planned, active): trips; kept by trigger."},
+    )
+
+    owner_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    status: TripStatus = Field(sa_type=StrEnumType(TripStatus), primary_key=True)
+    trips: int = Field(sa_type=BigInteger)
