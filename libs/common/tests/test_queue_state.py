@@ -121,3 +121,20 @@ async def test_an_empty_queue_has_nothing_ready_and_no_age(redis_url: str) -> No
         await redis.aclose()
     assert (state.ready, state.deferred, state.in_progress, state.retrying) == (0, 0, 0, 0)
     assert state.oldest_ready_age_seconds == 0
+
+
+async def test_past_the_scan_limit_ready_and_deferred_stay_exact(redis_url: str) -> None:
+    redis = await create_pool(RedisSettings.from_dsn(redis_url))
+    queue = "tripline:test:long"
+    now_ms = time.time() * 1000
+    try:
+        await redis.zadd(queue, {f"due-{n}": now_ms - 60_000 + n for n in range(5)})
+        await redis.zadd(queue, {f"later-{n}": now_ms + 3_600_000 for n in range(3)})
+        await redis.set("arq:in-progress:due-0", b"1")  # The head: where workers take jobs.
+        state = await read_queue_state(redis, queue, scan_limit=2)
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+    assert not state.scanned_all
+    assert (state.ready, state.deferred, state.in_progress) == (4, 3, 1)
+    assert 59 <= state.oldest_ready_age_seconds < 3600  # due-1, the oldest not running.
