@@ -1,5 +1,5 @@
 """The worker's autoscaler and the queue's alert rules, evaluated as written by a real
-Prometheus scraping the real admin process while a real backlog waits in Redis, with no worker.
+Prometheus scraping two real admin processes while a real backlog waits in Redis, no worker.
 
 The queries are taken as they ship: from the ScaledObject the chart renders (for this test's
 queue and namespace) and from the rules file. Each must return exactly one series holding the
@@ -119,19 +119,28 @@ async def test_the_autoscaler_and_queue_alert_queries_read_the_backlog_from_a_re
 ) -> None:
     queue = process_env["ARQ_QUEUE_NAME"]
     made_at = await make_backlog(process_env["REDIS_URL"], queue)
-    admin = processes.start("admin", "tripline-admin", QUEUE_METRICS_INTERVAL_SECONDS="0.5")
-    processes.wait_ready(admin)
+    # Two admin replicas, as the chart runs: each exports the whole queue.
+    admins = {
+        name: processes.start(name, "tripline-admin", QUEUE_METRICS_INTERVAL_SECONDS="0.5")
+        for name in ("admin", "admin-2")
+    }
+    for admin in admins.values():
+        processes.wait_ready(admin)
 
     async with httpx.AsyncClient(timeout=WAIT) as client:
 
         async def refreshed() -> bool:
-            text = (await client.get(f"{admin.ops_url}/metrics")).text
-            return f'tripline_admin_queue_jobs{{queue="{queue}",state="ready"}} {READY}.0' in text
+            ready = f'tripline_admin_queue_jobs{{queue="{queue}",state="ready"}} {READY}.0'
+            pages = [(await client.get(f"{a.ops_url}/metrics")).text for a in admins.values()]
+            return all(ready in page for page in pages)
 
         # The first scrape already sees the backlog (the gauges start at 0 until the first read).
-        await until(refreshed, "the admin app's first read of the queue")
-        prometheus = prometheus_server({"admin": admin})
-        await prometheus.wait_until_fresh(client, time.time(), {"tripline-admin"})
+        await until(refreshed, "each admin replica's first read of the queue")
+        prometheus = prometheus_server(admins)
+        await prometheus.wait_until_fresh(client, time.time(), {f"tripline-{n}" for n in admins})
+        summed = await one_value(
+            prometheus, client, f'sum(tripline_admin_queue_jobs{{state="ready",queue="{queue}"}})'
+        )
 
         scaler = rendered_scaler_queries(queue)
         rules = queue_rules()
@@ -153,7 +162,8 @@ async def test_the_autoscaler_and_queue_alert_queries_read_the_backlog_from_a_re
         "recording rule tripline:queue_oldest_ready_age_seconds:max1m",
         "alert TriplineQueueOldestJobTooOld",
     )
-    assert values["trigger ready-jobs"] == READY  # Not 8 (the queue's size), not 5 x replicas.
+    assert values["trigger ready-jobs"] == READY  # Not 8 (the queue's size), not 5 x replicas,
+    assert summed == READY * len(admins)  # which a sum over the replicas would be.
     assert values["recording rule tripline:queue_ready_jobs:deriv15m"] == 0  # A steady backlog.
     for what in ages:  # The ready retry's age, not the older running job's (900 s).
         assert OLDEST_READY_AGE <= values[what] <= OLDEST_READY_AGE + elapsed, (what, values)
