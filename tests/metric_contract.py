@@ -21,7 +21,12 @@ EVERY_HTTP_APP = (
 # The series only one process exports, by process.
 OWN: dict[str, tuple[str, ...]] = {
     "api": ("tripline_api_realtime_connections", "tripline_api_rate_limit_rejections_total"),
-    "admin": (),
+    # The queue's gauges: the admin app runs even when the worker is scaled to zero.
+    "admin": (
+        "tripline_admin_queue_jobs",
+        "tripline_admin_queue_jobs_retrying",
+        "tripline_admin_queue_oldest_ready_age_seconds",
+    ),
     "ingest": (
         "tripline_ingest_batches_total",
         "tripline_ingest_events_accepted_total",
@@ -34,8 +39,6 @@ OWN: dict[str, tuple[str, ...]] = {
         "tripline_worker_jobs_finished_total",
         "tripline_worker_job_duration_seconds",
         "tripline_worker_jobs_in_progress",
-        "tripline_worker_queue_depth",
-        "tripline_worker_queue_oldest_job_age_seconds",
         "tripline_worker_telemetry_events_processed_total",
         "tripline_worker_batch_latency_seconds",
         "tripline_worker_alerts_raised_total",

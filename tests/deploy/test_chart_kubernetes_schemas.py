@@ -1,6 +1,6 @@
 """Every rendered object validates strictly against Kubernetes' own OpenAPI schemas, for the
 oldest and the newest Kubernetes the chart supports; the only kinds without a schema are the
-Prometheus Operator CRDs listed here on purpose, and their alert rules pass promtool."""
+Prometheus Operator and KEDA CRDs listed here on purpose, and their alert rules pass promtool."""
 
 from __future__ import annotations
 
@@ -26,13 +26,15 @@ KNOWN_CRDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
 }
 VERSIONS = [OLDEST_KUBERNETES, NEWEST_KUBERNETES]
 RENDERED = [p for p in PROFILES if p != "default"]
 
 
 def everything(profile: str):
-    """The profile with every optional object on: monitoring CRDs present, preStop sleep."""
+    """The profile with every optional object on: monitoring CRDs present, preStop sleep, the
+    worker scaled by KEDA (its HPA off)."""
     values = profile_values(profile)
     if profile != "dev-databases":
         values.setdefault("defaults", {}).setdefault("shutdown", {})["preStopSleepSeconds"] = 2
@@ -40,6 +42,9 @@ def everything(profile: str):
             "serviceMonitor": {"enabled": True},
             "prometheusRule": {"enabled": True},
         }
+        values["keda"] = {"enabled": True}
+        worker = values.setdefault("components", {}).setdefault("worker", {})
+        worker.setdefault("autoscaling", {})["enabled"] = False
     return render(
         values,
         api_versions=MONITORING_APIS,

@@ -220,6 +220,9 @@ test containers always keep it read-only. (dict "c" $component "readOnly" true) 
 {{- if and .Values.devDatabases.enabled (or $components .Values.migrations.enabled) -}}
 {{- fail "devDatabases must be a release of their own: the migrations hook runs before a release creates anything, so it cannot wait for a database that release would create. Install them first with -f values-dev-databases.yaml (tilt up does this)" -}}
 {{- end -}}
+{{- if and .Values.keda.enabled (not .Values.keda.scaleToZero) (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) -}}
+{{- fail "keda.minReplicaCount must not exceed keda.maxReplicaCount" -}}
+{{- end -}}
 {{- range $name, $c := $components -}}
 {{- if eq (int $c.port) (int $c.opsPort) -}}
 {{- fail (printf "components.%s.opsPort must differ from components.%s.port (the probes and /metrics are kept off the public port)" $name $name) -}}

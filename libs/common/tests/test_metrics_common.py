@@ -1,8 +1,7 @@
-"""The series every app exports: RED metrics, build info, readiness, pools; and queue_stats."""
+"""The series every app exports: RED metrics, build info, readiness, pools."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,10 +9,8 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio import Redis
 from sqlalchemy import text
 
-from tripline_common.messaging import create_redis, queue_stats
 from tripline_common.web import ServiceState
 
 
@@ -140,36 +137,3 @@ async def test_pool_gauges_show_connections_in_use_idle_and_the_limit(build_app)
     assert value(released, db, pool="raw", state="idle") == 1
     assert value(released, rds, state="in_use") == 0
     assert value(released, rds, state="idle") >= 1
-
-
-async def test_queue_stats_count_only_the_queues_own_jobs_in_progress(
-    make_settings, redis_url
-) -> None:
-    settings = make_settings()
-    ours, other = settings.arq_queue_name, settings.arq_queue_name + ":other"
-    redis = create_redis(settings)
-    plain = Redis.from_url(redis_url)
-    try:
-        past = time.time() * 1000 - 30_000
-        await plain.zadd(ours, {"running": past - 10_000, "waiting": past})
-        await plain.zadd(ours, {"later": time.time() * 1000 + 3_600_000})
-        await plain.zadd(other, {"elsewhere": past})
-        await plain.set("arq:in-progress:running", b"1")
-        await plain.set("arq:in-progress:elsewhere", b"1")
-
-        stats = await queue_stats(redis, ours)
-        assert stats["in_progress"] == 1  # Not the other queue's running job.
-        assert stats["queued"] == 2  # "waiting" and "later"; "running" is in progress.
-        assert stats["due"] == 1
-        # The oldest *waiting* job: the older running one is not waiting.
-        assert 29 <= stats["oldest_due_age_seconds"] < 3600
-
-        await plain.delete("arq:in-progress:running")
-        stats = await queue_stats(redis, ours)
-        assert stats["in_progress"] == 0
-        assert stats["due"] == 2
-        assert stats["oldest_due_age_seconds"] >= 39
-    finally:
-        await plain.delete(ours, other, "arq:in-progress:running", "arq:in-progress:elsewhere")
-        await plain.aclose()
-        await redis.aclose()

@@ -1,4 +1,4 @@
-"""The worker's series move when their events happen: jobs, batches, alerts, webhooks, queue."""
+"""The worker's series move when their events happen: jobs, batches, alerts, webhooks."""
 
 from __future__ import annotations
 
@@ -7,25 +7,19 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from arq import Retry
-from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from worker_factories import along_route, job, window_aligned, with_resources
 
 from tests.support.tracing import recording_spans
 from tripline_common.data.models import WebhookDelivery
-from tripline_common.messaging import create_redis
 from tripline_worker.context import context
-from tripline_worker.main import create_worker_app
-from tripline_worker.metrics import JobMetrics, QueueMonitor
 from tripline_worker.runner import instrumented
 
 WAIT = 10.0
@@ -167,101 +161,3 @@ async def test_a_sampled_job_run_leaves_its_trace_id_as_the_exemplar_of_its_dura
 async def test_with_tracing_off_a_job_run_leaves_no_exemplar(ctx, metrics_registry) -> None:
     assert await job("purge_sessions")(ctx) == 0
     assert duration_exemplars(metrics_registry, "purge_sessions") == []
-
-
-async def test_queue_gauges_show_depth_and_the_oldest_due_jobs_wait(worker_settings) -> None:
-    settings = worker_settings()
-    queue = settings.arq_queue_name
-    redis = create_redis(settings)
-    registry = CollectorRegistry()
-    monitor = QueueMonitor(JobMetrics(registry), redis, queue, interval=0.05)
-
-    def gauge(name: str) -> float | None:
-        return registry.get_sample_value(name, {"queue": queue})
-
-    try:
-        await monitor.refresh()
-        assert gauge("tripline_worker_queue_depth") == 0
-        assert gauge("tripline_worker_queue_oldest_job_age_seconds") == 0
-
-        await redis.enqueue_job("noop", _job_id="waited", _queue_name=queue)
-        await redis.zadd(queue, {"waited": time.time() * 1000 - 90_000}, xx=True)  # Due 90 s ago.
-        await redis.enqueue_job("noop", _job_id="deferred", _queue_name=queue, _defer_by=3600)
-        await monitor.refresh()
-        assert gauge("tripline_worker_queue_depth") == 2  # Due or deferred.
-        assert gauge("tripline_worker_queue_oldest_job_age_seconds") >= 90
-
-        # Started, it keeps them current by itself.
-        monitor.start()
-        await redis.enqueue_job("noop", _job_id="third", _queue_name=queue)
-
-        async def depth_is_three() -> bool:
-            return gauge("tripline_worker_queue_depth") == 3
-
-        await eventually(depth_is_three)
-    finally:
-        await monitor.stop()
-        await redis.delete(queue)
-        await redis.aclose()
-
-
-async def test_the_worker_process_refreshes_its_queue_gauges(worker_settings) -> None:
-    settings = worker_settings()
-    app = create_worker_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
-
-            async def gauges() -> dict[str, float]:
-                text = (await client.get("/metrics")).text
-                return {
-                    s.name: s.value
-                    for f in text_string_to_metric_families(text)
-                    for s in f.samples
-                    if s.labels.get("queue") == settings.arq_queue_name
-                }
-
-            found = await eventually(gauges)
-    assert found == {
-        "tripline_worker_queue_depth": 0,
-        "tripline_worker_queue_oldest_job_age_seconds": 0,
-    }
-
-
-class CancelAbsorbingMonitor(QueueMonitor):
-    """Its Redis read swallows the first cancel, as a redis-py call in flight can."""
-
-    absorbed = 0
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.reading = asyncio.Event()
-
-    async def refresh(self) -> None:
-        self.reading.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            if self.absorbed:
-                raise
-            self.absorbed += 1
-
-
-async def test_stopping_the_queue_monitor_ends_it_even_when_a_cancel_is_absorbed(
-    worker_settings,
-) -> None:
-    settings = worker_settings()
-    redis = create_redis(settings)
-    monitor = CancelAbsorbingMonitor(
-        JobMetrics(CollectorRegistry()), redis, settings.arq_queue_name, interval=0.01
-    )
-    try:
-        monitor.start()
-        await asyncio.wait_for(
-            monitor.reading.wait(), 10
-        )  # Inside the read: the cancel lands there.
-        # A deadline for a hang (the old stop awaited the task forever), not a timing.
-        await asyncio.wait_for(monitor.stop(), 10)
-        assert monitor.absorbed == 1
-    finally:
-        await redis.aclose()

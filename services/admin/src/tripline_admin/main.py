@@ -57,6 +57,8 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
         tags_metadata=TAGS,
         csp_by_prefix={CONSOLE_PREFIX: CONSOLE_CSP},
         token_url=settings.auth_token_url,
+        on_startup=[AdminState.start_queue_monitor],
+        on_shutdown=[AdminState.stop_queue_monitor],
     )
     install_console(app)
     return app

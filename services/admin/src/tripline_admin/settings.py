@@ -46,6 +46,14 @@ class AdminSettings(CommonSettings):
         description="The overview (`GET /v1/overview`, the console's first page) is cached in "
         "Redis this long (s), shared by every replica; 0 reads it afresh on each load.",
     )
+    queue_metrics_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Seconds between two reads of the job queue from Redis for the queue "
+        "gauges (`tripline_admin_queue_*`), which the worker's autoscaler reads: every "
+        "replica reads it, whatever the number of scrapes.",
+    )
     public_base_url: str = Field(
         "http://127.0.0.1:8000",
         pattern=r"^https?://[^/]+",

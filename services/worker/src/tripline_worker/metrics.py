@@ -1,25 +1,13 @@
-"""Worker metrics: jobs (started, finished by outcome, duration, running), pipeline counts, and
-the queue's depth and oldest due job, refreshed from Redis by a background task."""
+"""Worker metrics: jobs (started, finished by outcome, duration, running) and pipeline counts.
+
+The queue's own gauges (ready, deferred, retrying, oldest ready job) are the admin app's
+(`tripline_admin/queues/metrics.py`): they must exist while no worker runs."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import TypeVar
-
-import structlog
-from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from redis.exceptions import RedisError
 
 from tripline_common.data.models import AlertRule
-from tripline_common.messaging import queue_stats
-
-log = structlog.get_logger("tripline.worker.metrics")
-
-T = TypeVar("T")
-
-# Seconds between two reads of the queue's state from Redis.
-QUEUE_REFRESH_SECONDS = 5.0
 
 
 class JobMetrics:
@@ -70,73 +58,3 @@ class JobMetrics:
             self.alerts_raised.labels(rule.value)
         for outcome in ("delivered", "retried", "failed"):
             self.webhook_deliveries.labels(outcome)
-        self.queue_depth = Gauge(
-            "tripline_worker_queue_depth",
-            "Jobs waiting in the queue, due or deferred (refreshed every few seconds).",
-            ["queue"],
-            registry=registry,
-        )
-        self.queue_oldest_job_age = Gauge(
-            "tripline_worker_queue_oldest_job_age_seconds",
-            "How long the oldest due job has waited for a worker; 0 when none is due.",
-            ["queue"],
-            registry=registry,
-        )
-
-
-class QueueMonitor:
-    """Keeps the queue gauges current: reads the queue from Redis every `interval` seconds.
-
-    A background task rather than a read per scrape: Prometheus (and every replica's scrape)
-    then never waits on Redis, and the cost is fixed whatever the scrape rate.
-    """
-
-    def __init__(
-        self,
-        metrics: JobMetrics,
-        redis: ArqRedis,
-        queue_name: str,
-        interval: float = QUEUE_REFRESH_SECONDS,
-    ) -> None:
-        self.metrics = metrics
-        self.redis = redis
-        self.queue_name = queue_name
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-        self._failing = False
-        self._stopping = False
-
-    async def refresh(self) -> None:
-        """Read the queue once and set the gauges."""
-        stats = await queue_stats(self.redis, self.queue_name, scan_limit=1000)
-        self.metrics.queue_depth.labels(self.queue_name).set(stats["queued"])
-        self.metrics.queue_oldest_job_age.labels(self.queue_name).set(
-            stats["oldest_due_age_seconds"]
-        )
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="queue-monitor")
-
-    async def stop(self) -> None:
-        """End the refresh task. A cancel can be absorbed by a Redis call in flight (as ARQ's
-        loop showed, `runner.py: _main_loop_ended`; a CI run hung here on the worker's
-        shutdown), so the loop also checks a flag and the cancel is repeated until it ends."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.1)
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self.refresh()
-                self._failing = False
-            except (RedisError, OSError) as exc:
-                # Redis is down: /readyz says so; the gauges keep their last values.
-                if not self._failing:
-                    log.warning("queue_metrics_unavailable", error=str(exc))
-                self._failing = True
-            await asyncio.sleep(self.interval)

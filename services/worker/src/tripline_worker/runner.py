@@ -46,7 +46,7 @@ from tripline_worker.jobs.sweepers import (
 from tripline_worker.jobs.trips import check_lost_signal
 from tripline_worker.jobs.waypoint_import import import_waypoints
 from tripline_worker.jobs.webhooks import deliver_webhook
-from tripline_worker.metrics import JobMetrics, QueueMonitor
+from tripline_worker.metrics import JobMetrics
 from tripline_worker.outages import retry_when_unavailable
 from tripline_worker.probe import health_check_key
 from tripline_worker.settings import WorkerServiceSettings
@@ -183,8 +183,7 @@ def arq_worker(worker_context: WorkerContext, **options: Any) -> Worker:
 
 
 class ArqRunner:
-    """Owns the ARQ `Worker`: restarts it after a Redis outage, drains it on shutdown; and the
-    task that refreshes the queue's gauges.
+    """Owns the ARQ `Worker`: restarts it after a Redis outage, drains it on shutdown.
 
     Signals are handled by the HTTP server (readiness fails first); this runner is then asked
     to stop: it takes no new jobs, lets running ones finish for `job_completion_wait` seconds,
@@ -201,7 +200,6 @@ class ArqRunner:
         self.http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.queue_monitor = QueueMonitor(metrics, resources.redis, self.settings.arq_queue_name)
 
     def _build(self) -> Worker:
         assert self.http is not None, "start() creates the webhook client first"
@@ -246,7 +244,6 @@ class ArqRunner:
                 "its jobs fail and are retried",
             )
         self._task = asyncio.create_task(self._supervise(), name="arq-supervisor")
-        self.queue_monitor.start()
 
     async def _supervise(self) -> None:
         delay = 0.5
@@ -271,7 +268,6 @@ class ArqRunner:
     async def stop(self) -> None:
         """Stop taking jobs, let running jobs finish (bounded), then cancel what remains."""
         self._stopping = True
-        await self.queue_monitor.stop()
         worker = self.worker
         if worker is not None:
             worker.allow_pick_jobs = False

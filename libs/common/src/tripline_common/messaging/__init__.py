@@ -1,10 +1,10 @@
 """Messaging floor: how processes talk to each other (job queue, pub/sub, webhooks).
 
-The ARQ job queue (`JobQueue`) and its job registry (every job's name, ID rule and
-options), jobs in a trace (`job_tracing`: producer and consumer spans, the job's trace
-envelope), Redis pub/sub of raised alerts, the signature scheme of outgoing webhooks, and
-the client spans of Redis, pub/sub and webhook POSTs. Imports only the platform floor (and
-OpenTelemetry).
+The ARQ job queue (`JobQueue`), what a queue holds (`read_queue_state`), its job registry
+(every job's name, ID rule and options), jobs in a trace (`job_tracing`: producer and consumer
+spans, the job's trace envelope), Redis pub/sub of raised alerts, the signature scheme of
+outgoing webhooks, and the client spans of Redis, pub/sub and webhook POSTs. Imports only the
+platform floor (and OpenTelemetry).
 """
 
 from tripline_common.messaging.job_registry import (
@@ -37,8 +37,8 @@ from tripline_common.messaging.queue import (
     JobQueue,
     correlated_job,
     create_redis,
-    queue_stats,
 )
+from tripline_common.messaging.queue_state import QueueState, read_queue_state
 from tripline_common.messaging.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -75,6 +75,7 @@ __all__ = [
     "AlertEvent",
     "JobQueue",
     "JobSpec",
+    "QueueState",
     "alert_delivery_span",
     "compute_signature",
     "correlated_job",
@@ -86,7 +87,7 @@ __all__ = [
     "new_webhook_secret",
     "publish_alert",
     "published_trace_ids",
-    "queue_stats",
+    "read_queue_state",
     "signature_headers",
     "verify_signature",
     "webhook_request_span",

@@ -227,35 +227,3 @@ def correlated_job(func: JobFunc[T]) -> Callable[..., Coroutine[Any, Any, T]]:
                 bind_request_id(None)
 
     return wrapper
-
-
-async def queue_stats(redis: ArqRedis, queue_name: str, scan_limit: int = 10_000) -> dict[str, Any]:
-    """Depth of an ARQ queue, the age of its oldest due job, and its jobs in progress.
-
-    ARQ keeps a queue as a sorted set scored by due time (ms); a job stays in it while a worker
-    runs it, marked by an `arq:in-progress:<job id>` key. Only due jobs can be running, so the
-    first `scan_limit` due jobs of *this* queue are checked for that key (one round trip);
-    running jobs are counted as in progress, not as waiting.
-    """
-    now_ms = time.time() * 1000
-    queued = await redis.zcard(queue_name)
-    due = await redis.zcount(queue_name, "-inf", now_ms)
-    head = await redis.zrangebyscore(
-        queue_name, "-inf", now_ms, start=0, num=scan_limit, withscores=True
-    )
-    running: list[int] = []
-    if head:
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id, _ in head:
-                pipe.exists(in_progress_key_prefix + job_id.decode())
-            running = await pipe.execute()
-    in_progress = sum(1 for flag in running if flag)
-    waiting = [score for (_, score), flag in zip(head, running, strict=True) if not flag]
-    oldest_age = max(0.0, (now_ms - waiting[0]) / 1000) if waiting else 0.0
-    return {
-        "queue": queue_name,
-        "queued": queued - in_progress,
-        "due": due - in_progress,
-        "oldest_due_age_seconds": round(oldest_age, 3),
-        "in_progress": in_progress,
-    }

@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tripline_admin.jobs.service import recent_failures
 from tripline_admin.overview.schemas import COUNT_CAP, Counts, Overview, RecentAlert
-from tripline_admin.queues.schemas import QueueStats
-from tripline_common.messaging import queue_stats
+from tripline_admin.queues.service import queue_health
 
 CACHE_KEY = "tripline:admin:overview"
 
@@ -185,7 +184,7 @@ async def overview(
     fresh = Overview(
         as_of=datetime.now(UTC),
         counts=await system_counts(session=session),
-        queues=[QueueStats(**await queue_stats(redis, queue_name))],
+        queues=[await queue_health(redis=redis, queue_name=queue_name)],
         recent_alerts=await open_alerts(session=session, limit=8),
         recent_failures=await recent_failures(
             session=session, redis=redis, queue_name=queue_name, limit=8

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tripline_admin.queues.schemas import QueueStats
-from tripline_common.messaging import queue_stats
+from tripline_admin.queues.service import queue_health
 from tripline_common.web import RedisDep, SettingsDep
 
 router = APIRouter(prefix="/queues", tags=["queues"])
@@ -18,4 +18,4 @@ router = APIRouter(prefix="/queues", tags=["queues"])
     description="Depth, wait of the oldest due job and jobs in progress, for each ARQ queue.",
 )
 async def list_queues(redis: RedisDep, settings: SettingsDep) -> list[QueueStats]:
-    return [QueueStats(**await queue_stats(redis, settings.arq_queue_name))]
+    return [await queue_health(redis=redis, queue_name=settings.arq_queue_name)]

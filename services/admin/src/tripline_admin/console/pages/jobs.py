@@ -13,10 +13,9 @@ from tripline_admin.console.rendering import redirect, render
 from tripline_admin.console.security import ConsoleUser
 from tripline_admin.jobs import service
 from tripline_admin.jobs.schemas import FailureSource, JobFilters, JobPage
-from tripline_admin.queues.schemas import QueueStats
+from tripline_admin.queues.service import queue_health
 from tripline_common.data import AuditOriginDep
 from tripline_common.data.models import JobStatus
-from tripline_common.messaging import queue_stats
 from tripline_common.web import PageParams, QueueDep, RedisDep, SessionDep, SettingsDep
 
 router = APIRouter()
@@ -42,7 +41,7 @@ async def jobs_page(
         "jobs.html",
         {
             "nav": "jobs",
-            "queues": [QueueStats(**await queue_stats(redis, settings.arq_queue_name))],
+            "queues": [await queue_health(redis=redis, queue_name=settings.arq_queue_name)],
             "failures": await service.recent_failures(
                 session=session, redis=redis, queue_name=settings.arq_queue_name, limit=50
             ),
