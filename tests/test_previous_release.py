@@ -358,20 +358,26 @@ def git(root: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def test_the_previous_release_is_the_newest_commit_whose_head_is_the_previous_revision(
+def test_the_previous_release_is_the_commit_before_the_head_revision_and_has_every_older_one(
     previous,
 ) -> None:
-    """Its tree has the revision before the head and not the head; the commit that adds the
-    head revision is its child."""
+    """Its tree lacks the head revision (and any revision added with it: one release may bring
+    an expand and a contract revision), holds every revision below those, and the commit that
+    adds the head revision is its child."""
     scripts = ScriptDirectory.from_config(make_config())
-    head = scripts.get_revision(head_revision())
-    assert head is not None and isinstance(head.down_revision, str)
-    before = scripts.get_revision(head.down_revision)
-    assert before is not None and before.path is not None
     versions = str(Path(previous.head_file).parent)
-    files = git(ROOT, "ls-tree", "--name-only", previous.commit, f"{versions}/").splitlines()
-    assert str(Path(before.path).resolve().relative_to(ROOT.resolve())) in files
-    assert previous.head_file not in files
+    files = set(git(ROOT, "ls-tree", "--name-only", previous.commit, f"{versions}/").splitlines())
+    chain = []  # From the head down to the first revision.
+    revision = scripts.get_revision(head_revision())
+    while revision is not None:
+        assert revision.path is not None
+        chain.append(str(Path(revision.path).resolve().relative_to(ROOT.resolve())))
+        down = revision.down_revision
+        revision = scripts.get_revision(down) if isinstance(down, str) else None
+    present = [path in files for path in chain]
+    new = present.index(True)  # The release's own revisions are the newest ones...
+    assert new >= 1 and all(present[new:])  # ...and every older one is in the previous tree.
+    assert previous.head_file == chain[0] and previous.head_file not in files
     parents = git(ROOT, "log", "--diff-filter=A", "--format=%P", "-1", "--", previous.head_file)
     assert parents.split()[0] == previous.commit  # The commit adding the head comes next.
 
