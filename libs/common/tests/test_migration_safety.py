@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic import op
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
@@ -24,6 +25,8 @@ from tripline_common.migrations.safety import (
     LOCK_TIMEOUT,
     STATEMENT_TIMEOUT,
     create_index_concurrently,
+    session_timeouts_sql,
+    set_timeouts,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -225,3 +228,34 @@ async def test_a_rerun_repairs_the_invalid_index_a_dead_build_left(
         lambda: create_index_concurrently("ix_readings_value", "readings", ["value"]),
     )
     assert await indexes(table) == {"ix_readings_value": True}
+
+
+# --------------------------------------------------------------- a revision's own timeouts
+
+
+def test_set_timeouts_overrides_the_runners_timeouts_for_the_revisions_transaction_only(
+    scratch_url: str,
+) -> None:
+    seen: dict[str, object] = {}
+
+    def revision() -> None:
+        connection = op.get_bind()
+        connection.exec_driver_sql("BEGIN")
+        set_timeouts(lock="1s", statement="0")
+        seen["inside"] = connection.exec_driver_sql("SHOW statement_timeout").scalar_one()
+        seen["lock"] = connection.exec_driver_sql("SHOW lock_timeout").scalar_one()
+        connection.exec_driver_sql("COMMIT")
+        seen["after"] = connection.exec_driver_sql(
+            "SELECT current_setting('statement_timeout')::interval"
+            f" = '{STATEMENT_TIMEOUT}'::interval"
+        ).scalar_one()
+
+    def with_runner_timeouts() -> None:
+        for statement in session_timeouts_sql():
+            op.get_bind().exec_driver_sql(statement)
+        revision()
+
+    run_op(scratch_url, with_runner_timeouts)
+
+    assert (seen["inside"], seen["lock"]) == ("0", "1s")
+    assert seen["after"] is True  # Back to the runner's once the transaction ended.
