@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from tripline_admin.console import paging
 from tripline_common.data import job_arq_id
 from tripline_common.data.models import (
     Alert,
@@ -104,6 +105,22 @@ async def test_users_are_searched_and_paginated(browser, console, make_user) -> 
     assert "q=fleet-" in older
     second = await browser.get(older)
     assert second.text.count('class="row-link"') == 5
+
+
+async def test_a_tables_total_is_counted_up_to_a_cap_and_says_more_beyond_it(
+    browser, console, make_user, monkeypatch
+) -> None:
+    # A page load counts at most TOTAL_CAP rows, however large the table.
+    monkeypatch.setattr(paging, "TOTAL_CAP", 12)
+    for n in range(13):
+        await make_user(email=f"crowd-{n:02d}@example.com")
+
+    over = await browser.get("/console/users", params={"q": "crowd-"})
+    under = await browser.get("/console/users", params={"q": "crowd-1"})
+
+    assert "more than 12 users" in text_of(over.text)
+    assert over.text.count('class="row-link"') == 13
+    assert "3 users" in text_of(under.text) and "more than" not in text_of(under.text)
 
 
 async def test_disabling_a_user_from_their_page_flashes_and_is_audited(

@@ -342,6 +342,8 @@ class PageResult(Generic[RowT]):
     has_next: bool
     has_prev: bool
     total: int | None
+    total_capped: bool = False
+    """True when more rows match than `PageParams.total_cap`: `total` is then the cap."""
 
 
 # --- Parameters (the dependency) ----------------------------------------------------------------
@@ -361,6 +363,9 @@ class PageParams:
     page_model: type[Page[Any]]
     request: Request
     response: Response
+    total_cap: int | None = None
+    """Count at most this many rows for `total` (the console's tables: a COUNT stays a bounded
+    read however large the table); None: count them all (`include_total` of the API)."""
 
     def respond(self, result: PageResult[Any]) -> Any:
         """The page envelope for `result` (items narrowed to `fields`), with the `Link` header
@@ -564,9 +569,15 @@ async def fetch_page(
         )
 
     total: int | None = None
+    capped = False
     if params.include_total:
-        counted = select(func.count()).select_from(statement.order_by(None).subquery())
+        matching = statement.order_by(None)
+        if params.total_cap is not None:
+            matching = matching.limit(params.total_cap + 1)
+        counted = select(func.count()).select_from(matching.subquery())
         total = int(await session.scalar(counted) or 0)
+        if params.total_cap is not None and total > params.total_cap:
+            total, capped = params.total_cap, True
 
     return PageResult(
         rows=rows,
@@ -575,4 +586,5 @@ async def fetch_page(
         has_next=has_next,
         has_prev=has_prev,
         total=total,
+        total_capped=capped,
     )

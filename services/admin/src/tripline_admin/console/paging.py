@@ -11,6 +11,9 @@ from starlette.requests import Request
 from tripline_common.web import Page, PageParams, PageResult, SortSpec, page_params
 
 PAGE_SIZE = 25
+TOTAL_CAP = 10_000
+"""A table's total counts at most this many rows ("more than 10000 jobs" beyond): a page load
+never counts a whole large table."""
 
 
 def console_page_params(spec: SortSpec, page_model: type[Page[Any]]) -> Any:
@@ -19,8 +22,9 @@ def console_page_params(spec: SortSpec, page_model: type[Page[Any]]) -> Any:
 
 
 def counted(page: PageParams) -> PageParams:
-    """The same page, also counting every matching row (the tables show a total)."""
-    return dataclasses.replace(page, include_total=True)
+    """The same page, also counting the matching rows up to `TOTAL_CAP` (the tables show a
+    total)."""
+    return dataclasses.replace(page, include_total=True, total_cap=TOTAL_CAP)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class Pager:
     next_url: str | None
     prev_url: str | None
     total: int | None
+    total_capped: bool
+    """More rows match than were counted: `total` is the cap."""
     shown: int
 
     @classmethod
@@ -47,5 +53,6 @@ class Pager:
             next_url=link(result.next_cursor),
             prev_url=link(result.prev_cursor),
             total=result.total,
+            total_capped=result.total_capped,
             shown=len(result.rows),
         )
