@@ -54,9 +54,11 @@ class ScratchDatabase:
         return asyncpg_dsn(self.url)
 
     @classmethod
-    def create(cls, benchmark: str, *, name: str | None = None) -> ScratchDatabase:
+    def create(
+        cls, benchmark: str, *, name: str | None = None, revision: str = "head"
+    ) -> ScratchDatabase:
         """A new database for `benchmark`, or the database `name` (kept by an earlier run)
-        brought up to the latest migration."""
+        brought up to `revision` (the latest migration by default)."""
         stack = ensure_stack(
             os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
             os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -67,7 +69,7 @@ class ScratchDatabase:
         ensure_database(server_url, name)
         database = cls(f"{server_url}/{name}", stack.redis_url, server_url, name, stack)
         try:
-            upgrade(database.url)
+            upgrade(database.url, revision)
         except BaseException:
             database.drop()
             raise
