@@ -4,6 +4,7 @@ schemas (npm packages, crd-schemas/)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -66,20 +67,24 @@ def crd_validator() -> list[str]:
     files = ["package.json", "package-lock.json", "validate.mjs"]
     wanted = "".join((CRD_SCHEMAS / name).read_text() for name in files)
     stamp = tool / ".installed"
-    if not (stamp.exists() and stamp.read_text() == wanted):
-        shutil.rmtree(tool, ignore_errors=True)
-        tool.mkdir(parents=True)
-        for name in files:
-            shutil.copy(CRD_SCHEMAS / name, tool / name)
-        npm = shutil.which("npm")
-        assert npm, "npm missing: the machine's Node.js provides it"
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=tool,
-            check=True,
-            timeout=600,
-        )
-        stamp.write_text(wanted)
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    # xdist workers share the directory: one installs while the others wait for it.
+    with (TOOLS / "crd-schemas.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.exists() and stamp.read_text() == wanted):
+            shutil.rmtree(tool, ignore_errors=True)
+            tool.mkdir(parents=True)
+            for name in files:
+                shutil.copy(CRD_SCHEMAS / name, tool / name)
+            npm = shutil.which("npm")
+            assert npm, "npm missing: the machine's Node.js provides it"
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=tool,
+                check=True,
+                timeout=600,
+            )
+            stamp.write_text(wanted)
     node = shutil.which("node")
     assert node, "node missing: the machine's Node.js provides it"
     return [node, str(tool / "validate.mjs")]
