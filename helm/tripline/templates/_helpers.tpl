@@ -115,6 +115,25 @@ Use as: $components := include "tripline.components" . | fromYaml */}}
 {{- add (ceil $s.drainSeconds) (ceil $s.preStopSleepSeconds) $s.gracefulTimeoutSeconds $s.jobCompletionWaitSeconds $s.marginSeconds -}}
 {{- end -}}
 
+{{/* The Secret a component's Certificate fills: (dict "root" $ "component" "api" "c" $c) */}}
+{{- define "tripline.certificateSecretName" -}}
+{{- default (printf "%s-tls" (include "tripline.componentName" .)) .c.certificate.secretName -}}
+{{- end -}}
+
+{{/* A component's certified names, as a JSON list: certificate.dnsNames, else the Ingress's
+hosts, else the route's hostnames. (dict "c" $c) */}}
+{{- define "tripline.certificateDnsNames" -}}
+{{- $names := .c.certificate.dnsNames -}}
+{{- if and (not $names) .c.ingress.enabled -}}
+{{- $names = list -}}
+{{- range .c.ingress.hosts -}}{{- $names = append $names .host -}}{{- end -}}
+{{- end -}}
+{{- if and (not $names) .c.route.enabled -}}
+{{- $names = .c.route.hostnames -}}
+{{- end -}}
+{{- default list $names | uniq | toJson -}}
+{{- end -}}
+
 {{/* Credentials as env vars from the Secret: (dict "root" $) */}}
 {{- define "tripline.secretEnv" -}}
 {{- $secret := include "tripline.secretName" .root -}}
@@ -229,6 +248,21 @@ test containers always keep it read-only. (dict "c" $component "readOnly" true) 
 {{- end -}}
 {{- if and $c.ingress.enabled (not $c.service.enabled) -}}
 {{- fail (printf "components.%s.ingress needs components.%s.service.enabled" $name $name) -}}
+{{- end -}}
+{{- if and $c.route.enabled (not $c.service.enabled) -}}
+{{- fail (printf "components.%s.route needs components.%s.service.enabled" $name $name) -}}
+{{- end -}}
+{{- if and $c.route.enabled (not $c.route.parentRefs) -}}
+{{- fail (printf "components.%s.route needs parentRefs: the Gateway (and listener) it attaches to" $name) -}}
+{{- end -}}
+{{- if and $c.route.enabled (not (trim (toString $.Values.config.FORWARDED_ALLOW_IPS))) -}}
+{{- fail (printf "components.%s.route is enabled but config.FORWARDED_ALLOW_IPS is empty: every client would appear as the Gateway's proxy (one login limit for all). Set it to the Gateway proxies' addresses or CIDR (docs/deploying.md, \"Client addresses\")" $name) -}}
+{{- end -}}
+{{- if and $c.certificate.enabled (not $c.certificate.issuerRef.name) -}}
+{{- fail (printf "components.%s.certificate needs issuerRef.name: the cert-manager (Cluster)Issuer that signs it" $name) -}}
+{{- end -}}
+{{- if and $c.certificate.enabled (not (include "tripline.certificateDnsNames" (dict "c" $c) | fromJsonArray)) -}}
+{{- fail (printf "components.%s.certificate has no name to certify: set certificate.dnsNames, or the ingress hosts or route hostnames" $name) -}}
 {{- end -}}
 {{- if and $c.ingress.enabled (not (trim (toString $.Values.config.FORWARDED_ALLOW_IPS))) -}}
 {{- fail (printf "components.%s.ingress is enabled but config.FORWARDED_ALLOW_IPS is empty: every client would appear as the ingress controller (one login limit for all). Set it to the ingress controller pods' addresses or CIDR (docs/deploying.md, \"Client addresses\")" $name) -}}
