@@ -36,7 +36,7 @@ PLAIN = "0009_telemetry_received_at"
 COLUMNS = ("batch_id", "device_id", "recorded_at", "lat", "lon", "speed_kmh", "received_at")
 ATTACH = """
 UPDATE telemetry_events SET trip_id = $2
-WHERE batch_id = $1 AND received_at BETWEEN $3 AND $4
+WHERE batch_id = $1 AND received_at >= $3 AND received_at <= now() + $4::interval
 RETURNING recorded_at, lat, lon, speed_kmh, accuracy_m
 """
 
@@ -100,7 +100,7 @@ async def one_round(
                     batch,
                     trip,
                     received_at - RECEIVED_AT_SLACK,
-                    received_at + RECEIVED_AT_SLACK,
+                    RECEIVED_AT_SLACK,
                 )
         attach_ms = (time.perf_counter() - started) * 1000 / batches
         return written, attach_ms

@@ -57,6 +57,29 @@ async def test_process_batch_marks_it_processed_once(
     assert finished == 2
 
 
+async def test_a_batch_pending_across_revision_0009_still_attaches_its_events(
+    ctx, session_factory, make_owner, make_trip, make_batch
+) -> None:
+    # Received three hours before revision 0009 added `received_at` to the events, which then
+    # read the revision's time: later than their batch's, never in the future.
+    owner = await make_owner()
+    now = datetime.now(UTC)
+    trip_id = await make_trip(owner, started_at=now - timedelta(hours=4))
+    fixes = along_route(5, start=now - timedelta(hours=3, minutes=1), every_s=10, fraction=0.1)
+    batch_id = await make_batch(owner, fixes, received_at=now - timedelta(hours=3))
+    async with session_factory() as session:
+        await session.execute(
+            update(TelemetryEvent)
+            .where(TelemetryEvent.batch_id == batch_id)
+            .values(received_at=now - timedelta(minutes=1))
+        )
+        await session.commit()
+
+    assert await process(ctx, str(batch_id)) == "processed"
+
+    assert await count(session_factory, TelemetryEvent, TelemetryEvent.trip_id == trip_id) == 5
+
+
 async def test_without_an_active_trip_events_stay_unattached(
     ctx, session_factory, make_owner, make_trip, make_batch
 ) -> None:

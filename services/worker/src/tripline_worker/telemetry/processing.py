@@ -183,14 +183,15 @@ async def _attach_events(
 ) -> list[Fix]:
     """Set the trip on the batch's events recorded since the trip started; return them, sorted.
 
-    The bounds on `received_at` confine the statement to the partitions of the batch's day
-    (with the DEFAULT and any legacy one): the events carry their batch's time, or, written by
-    the previous release, their transaction's (`RECEIVED_AT_SLACK` covers two hosts' clocks)."""
+    The bounds on `received_at` confine the statement to the partitions from the batch's day to
+    today (with the DEFAULT and any legacy one), not the days ahead: the events carry their
+    batch's time, or, written by the previous release, their transaction's (`RECEIVED_AT_SLACK`
+    covers two hosts' clocks), or, for a batch still pending when revision 0009 ran, that
+    revision's time: later than the batch's, never in the future."""
     conditions = [
         col(TelemetryEvent.batch_id) == batch_id,
-        col(TelemetryEvent.received_at).between(
-            received_at - RECEIVED_AT_SLACK, received_at + RECEIVED_AT_SLACK
-        ),
+        col(TelemetryEvent.received_at) >= received_at - RECEIVED_AT_SLACK,
+        col(TelemetryEvent.received_at) <= func.now() + RECEIVED_AT_SLACK,
     ]
     if trip.started_at is not None:
         conditions.append(col(TelemetryEvent.recorded_at) >= trip.started_at)
