@@ -133,6 +133,7 @@ def log_time(line: dict) -> float:
     return datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.timeout(240)  # Three process starts in turn on a loaded 2-core machine: a guard.
 async def test_sigterm_mid_jobs_takes_no_new_job_and_finishes_or_hands_back_the_running_ones(
     processes: ProcessRunner, process_env: dict[str, str]
 ) -> None:
@@ -141,6 +142,7 @@ async def test_sigterm_mid_jobs_takes_no_new_job_and_finishes_or_hands_back_the_
     (released during its completion wait), hands `handed_back` back to the queue when the wait
     ends (still held), takes neither late batch, and exits within its grace period. A second
     worker, started after, runs the rest: every batch completes exactly once."""
+    ingest = processes.start("ingest", "tripline-ingest")  # Boots while the seed runs.
     seed(process_env)
     database_url = process_env["DATABASE_URL"]
     trip = await start_demo_trip(database_url)
@@ -159,7 +161,6 @@ async def test_sigterm_mid_jobs_takes_no_new_job_and_finishes_or_hands_back_the_
         + settings.job_completion_wait
         + GRACE_MARGIN_SECONDS
     )
-    ingest = processes.start("ingest", "tripline-ingest")
     processes.wait_ready(ingest)
     batches = await post_batches(ingest, ["finishing", "handed_back"])
     locks = BatchLocks(database_url)
@@ -235,6 +236,7 @@ async def test_sigterm_mid_jobs_takes_no_new_job_and_finishes_or_hands_back_the_
     )
 
 
+@pytest.mark.timeout(240)  # Three process starts and a 15 s wait on a loaded machine: a guard.
 async def test_a_killed_workers_job_is_run_once_by_another_once_its_in_progress_marker_expires(
     processes: ProcessRunner, process_env: dict[str, str], redis_url: str
 ) -> None:
@@ -243,9 +245,6 @@ async def test_a_killed_workers_job_is_run_once_by_another_once_its_in_progress_
     marker expires (JOB_TIMEOUT + 10 s after the pick) and runs it once; the measured wait is
     printed. The batch sweeper, running meanwhile, cannot shorten it: the job is still queued,
     so its re-enqueue is refused."""
-    seed(process_env)
-    database_url = process_env["DATABASE_URL"]
-    trip = await start_demo_trip(database_url)
     # A short job timeout keeps the wait short (the webhook timeouts must stay below it). The
     # sweeper looks every second for batches pending 2 s.
     worker_env = {
@@ -253,11 +252,17 @@ async def test_a_killed_workers_job_is_run_once_by_another_once_its_in_progress_
         "WEBHOOK_TIMEOUT": "1",
         "WEBHOOK_CONNECT_TIMEOUT": "0.5",
         "LOG_LEVEL": "DEBUG",
+        # The demo trip has had no fix for 10 minutes: no lost-signal run on the held trip.
+        "LOST_SIGNAL_AFTER_SECONDS": "3600",
         **FAST_WORKER,
     }
     job_timeout = int(worker_env["JOB_TIMEOUT"])
+    # They boot while the seed runs.
     ingest = processes.start("ingest", "tripline-ingest")
     workers = [processes.start(f"worker-{n}", "tripline-worker", **worker_env) for n in (1, 2)]
+    seed(process_env)
+    database_url = process_env["DATABASE_URL"]
+    trip = await start_demo_trip(database_url)
     for process in (ingest, *workers):
         processes.wait_ready(process)
     redis = Redis.from_url(redis_url)
