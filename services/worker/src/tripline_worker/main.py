@@ -18,6 +18,7 @@ def create_worker_app(settings: WorkerServiceSettings | None = None) -> FastAPI:
         runner = ArqRunner(state.resources, state.settings, JobMetrics(state.registry))
         state.runner = runner
         state.lifecycle.extra_checks["worker"] = runner.check
+        state.lifecycle.on_shutdown_requested.append(runner.stop_taking_jobs)
         runner.start()
 
     async def stop_worker(state: WorkerState) -> None:

@@ -185,9 +185,10 @@ def arq_worker(worker_context: WorkerContext, **options: Any) -> Worker:
 class ArqRunner:
     """Owns the ARQ `Worker`: restarts it after a Redis outage, drains it on shutdown.
 
-    Signals are handled by the HTTP server (readiness fails first); this runner is then asked
-    to stop: it takes no new jobs, lets running ones finish for `job_completion_wait` seconds,
-    and cancels the rest (ARQ runs a cancelled job again later: jobs are idempotent).
+    Signals are handled by the HTTP server: at SIGTERM it fails readiness and tells this runner
+    to take no new job (`stop_taking_jobs`); after the drain the runner is asked to stop: it
+    lets running jobs finish for `job_completion_wait` seconds and cancels the rest, which ARQ
+    leaves in the queue for another worker at once (jobs are idempotent).
     """
 
     def __init__(
@@ -265,12 +266,19 @@ class ArqRunner:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.restart_max_delay)
 
+    def stop_taking_jobs(self) -> None:
+        """Take no new job from now on (called from the SIGTERM handler, before the drain: a
+        job enqueued while the pod drains is left for another worker). Running jobs go on; a
+        pick already in flight at that instant (one Redis round trip) completes."""
+        self._stopping = True
+        if self.worker is not None:
+            self.worker.allow_pick_jobs = False
+
     async def stop(self) -> None:
         """Stop taking jobs, let running jobs finish (bounded), then cancel what remains."""
-        self._stopping = True
+        self.stop_taking_jobs()
         worker = self.worker
         if worker is not None:
-            worker.allow_pick_jobs = False
             running = len(worker.tasks)
             log.info(
                 "worker_draining", running_jobs=running, wait=self.settings.job_completion_wait

@@ -45,10 +45,12 @@ class WorkerServiceSettings(CommonSettings):
         300, ge=0, description="Seconds a finished job's result (and its ID) is kept."
     )
     job_completion_wait: int = Field(
-        20,
+        30,
         ge=0,
-        description="On SIGTERM, seconds to let running jobs finish before cancelling. Keep it "
-        "below the pod's terminationGracePeriodSeconds minus SHUTDOWN_DRAIN_SECONDS.",
+        description="On SIGTERM, seconds to let running jobs finish before cancelling (and "
+        "handing back) the rest. At least JOB_TIMEOUT, so that a running job ends, or times "
+        "out, as it would have anyway; the pod's terminationGracePeriodSeconds must cover "
+        "SHUTDOWN_DRAIN_SECONDS + GRACEFUL_SHUTDOWN_TIMEOUT + this + a margin.",
     )
     health_check_interval: int = Field(
         5,

@@ -39,7 +39,7 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         draining = self.lifecycle.shutting_down
-        self.lifecycle.shutting_down = True
+        self.lifecycle.request_shutdown()
         if draining or self.drain_seconds <= 0 or self._loop is None:
             super().handle_exit(sig, frame)
             return

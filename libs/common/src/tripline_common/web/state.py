@@ -36,6 +36,17 @@ class Lifecycle:
     started: bool = False
     shutting_down: bool = False
     extra_checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    on_shutdown_requested: list[Callable[[], None]] = field(default_factory=list)
+    """Run once, from the signal handler, when shutdown is requested: before the drain."""
+
+    def request_shutdown(self) -> None:
+        """Start shutting down: readiness fails from now on, and each `on_shutdown_requested`
+        hook runs (the worker stops taking jobs at once instead of after the drain)."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        for hook in self.on_shutdown_requested:
+            hook()
 
 
 @dataclass
