@@ -16,9 +16,11 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from sqlalchemy import (
+    BindParameter,
     CompoundSelect,
     DateTime,
     Float,
+    Uuid,
     bindparam,
     cast,
     delete,
@@ -114,7 +116,7 @@ _TRIP_OF_OWNER_FOR_UPDATE = (
 # with their distance), the distance of the active trips (one per device at most; a planned
 # trip has travelled nothing) and the next start, the first planned one after now in the
 # status index.
-_OWNER = bindparam("owner_id")
+_OWNER: BindParameter[uuid.UUID] = bindparam("owner_id", type_=Uuid())
 _NO_START = cast(null(), DateTime(timezone=True))  # Typed: a UNION does not guess.
 _NEXT_PLANNED_START = (
     select(col(Trip.planned_start))
