@@ -57,6 +57,16 @@ Use as: $components := include "tripline.components" . | fromYaml */}}
 {{- printf "%s-%s" (include "tripline.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The Service of a component's ops port (probes, /metrics): (dict "root" $ "component" "api") */}}
+{{- define "tripline.opsServiceName" -}}
+{{- printf "%s-ops" (include "tripline.componentName" . | trunc 59 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The label that tells the ops Service from the client one (the ServiceMonitor selects it). */}}
+{{- define "tripline.opsServiceLabel" -}}
+tripline/port: ops
+{{- end -}}
+
 {{- define "tripline.serviceAccountName" -}}
 {{- if .c.serviceAccount.create -}}
 {{- default (include "tripline.componentName" .) .c.serviceAccount.name -}}
