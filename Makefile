@@ -56,8 +56,9 @@ charts: install ## Prove chart, Dockerfile and Tiltfile offline (tests/deploy)
 charts-golden: install ## Refresh the golden renders in helm/golden/ after a chart change
 	@$(UV) run --frozen python scripts/chart_render.py --write-golden
 
-charts-docs: install ## Regenerate the values table of helm/tripline/README.md
+charts-docs: install ## Regenerate the values table of helm/tripline/README.md and the chart's list of settings per component
 	@$(UV) run --frozen python scripts/chart_docs.py
+	@$(UV) run --frozen python scripts/chart_settings.py
 
 # --- API contract: the OpenAPI snapshots (docs/api-contract.md) ------------------------------------
 .PHONY: openapi-snapshot contract

@@ -370,8 +370,9 @@ def test_only_listed_proxies_may_set_the_client_address(renders, profile: str) -
     """No profile trusts every peer; the apps accept each profile's list; a profile with an
     Ingress trusts a few addresses (the controller's pool), never a whole pod network."""
     configs = renders[profile].kind("ConfigMap")
-    (config,) = [c for c in configs if "FORWARDED_ALLOW_IPS" in c.get("data", {})]
-    value = config["data"]["FORWARDED_ALLOW_IPS"]
+    # Every app component reads it, each from its own ConfigMap: one value for all.
+    (value,) = {c["data"]["FORWARDED_ALLOW_IPS"] for c in configs if "data" in c}
+    assert sum("FORWARDED_ALLOW_IPS" in c.get("data", {}) for c in configs) == 4
     assert "*" not in value
     assert CommonSettings(_env_file=None, forwarded_allow_ips=value)  # type: ignore[call-arg]
     networks = [ipaddress.ip_network(entry) for entry in value.split(",") if entry.strip()]
