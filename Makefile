@@ -45,10 +45,13 @@ clean: ## Remove local data (embedded servers' data dirs) and caches
 	rm -rf .local .pytest_cache .mypy_cache .ruff_cache
 
 # --- Shipping: images, charts, Tilt (docs/deploying.md) ------------------------------------------
-.PHONY: images charts charts-golden charts-docs
+.PHONY: images sbom charts charts-golden charts-docs
 
 images: install ## Build the 4 images with podman, run each as the chart does (scripts/images.sh)
 	@bash scripts/images.sh
+
+sbom: install ## Write a CycloneDX SBOM per image from uv.lock, validated (.local/sbom/; make images does too)
+	@$(UV) run --frozen python scripts/sbom.py
 
 charts: install ## Prove chart, Dockerfile and Tiltfile offline (tests/deploy)
 	@$(UV) run --frozen pytest tests/deploy -q
