@@ -45,10 +45,13 @@ clean: ## Remove local data (embedded servers' data dirs) and caches
 	rm -rf .local .pytest_cache .mypy_cache .ruff_cache
 
 # --- Shipping: images, charts, Tilt (docs/deploying.md) ------------------------------------------
-.PHONY: images charts charts-golden charts-docs
+.PHONY: images sbom charts charts-golden charts-docs
 
 images: install ## Build the 4 images with podman, run each as the chart does (scripts/images.sh)
 	@bash scripts/images.sh
+
+sbom: install ## Write a CycloneDX SBOM per image from uv.lock, validated (.local/sbom/; make images does too)
+	@$(UV) run --frozen python scripts/sbom.py
 
 charts: install ## Prove chart, Dockerfile and Tiltfile offline (tests/deploy)
 	@$(UV) run --frozen pytest tests/deploy -q
@@ -56,8 +59,9 @@ charts: install ## Prove chart, Dockerfile and Tiltfile offline (tests/deploy)
 charts-golden: install ## Refresh the golden renders in helm/golden/ after a chart change
 	@$(UV) run --frozen python scripts/chart_render.py --write-golden
 
-charts-docs: install ## Regenerate the values table of helm/tripline/README.md
+charts-docs: install ## Regenerate the values table of helm/tripline/README.md and the chart's list of settings per component
 	@$(UV) run --frozen python scripts/chart_docs.py
+	@$(UV) run --frozen python scripts/chart_settings.py
 
 # --- API contract: the OpenAPI snapshots (docs/api-contract.md) ------------------------------------
 .PHONY: openapi-snapshot contract

@@ -2,6 +2,7 @@
 # `make images`: build the four service images with podman from deploy/Dockerfile, then run each
 # one exactly as the chart runs it (command, env, user, read-only root filesystem, /tmp only
 # writable) against the local Postgres and Redis, and check its probes and its SIGTERM handling.
+# Each image's CycloneDX SBOM (from uv.lock) goes to .local/sbom/ (scripts/sbom.py).
 #
 # Offline machines: when the public base images cannot be pulled (no registry reachable), it
 # builds stand-ins locally and passes them as build args, so the same Dockerfile is used:
@@ -116,6 +117,16 @@ for service in $SERVICES; do
     || { tail -30 "$build_log" >&2; log "build of tripline-$service failed (log: $build_log)"; exit 1; }
   size=$(podman image inspect "localhost/tripline-$service:$TAG" --format '{{.Size}}')
   log "built tripline-$service:$TAG in $((SECONDS - start))s, $((size / 1024 / 1024)) MiB"
+done
+
+# --- SBOMs ------------------------------------------------------------------------------------
+# One CycloneDX SBOM per image from uv.lock (scripts/sbom.py, also `make sbom`), for the Python
+# the image runs: environment markers (python_full_version < '3.11.3') depend on it.
+for service in $SERVICES; do
+  python_version=$(podman run --rm --entrypoint /app/.venv/bin/python "localhost/tripline-$service:$TAG" \
+    -c 'import platform; print(platform.python_version())')
+  $UV run --frozen python scripts/sbom.py --services "$service" --python-version "$python_version" \
+    --out "$ROOT/.local/sbom"
 done
 
 [[ ${SKIP_RUN:-0} == 1 ]] && exit 0

@@ -137,7 +137,9 @@ def test_each_component_has_its_objects(renders, profile: str) -> None:
         for kind in ("Deployment", "Service", "ServiceAccount", "NetworkPolicy")
     }
     assert names["Deployment"] == {f"tripline-{c}" for c in COMPONENTS}
-    assert names["Service"] == {f"tripline-{c}" for c in COMPONENTS - {"worker"}}
+    assert names["Service"] == {
+        f"tripline-{c}{suffix}" for c in COMPONENTS - {"worker"} for suffix in ("", "-ops")
+    }
     assert {f"tripline-{c}" for c in COMPONENTS} | {"tripline-migrations"} <= names[
         "ServiceAccount"
     ]
@@ -332,7 +334,7 @@ def test_helm_test_hooks_call_every_service_readiness(renders) -> None:
     assert {p["metadata"]["annotations"]["helm.sh/hook"] for p in pods} == {"test"}
     scripts = " ".join(p["spec"]["containers"][0]["command"][-1] for p in pods)
     for name in COMPONENTS - {"worker"}:
-        assert f"http://tripline-{name}:9000/readyz" in scripts
+        assert f"http://tripline-{name}-ops:9000/readyz" in scripts
 
 
 def test_dev_databases_use_official_images_and_run_unprivileged(renders) -> None:
@@ -368,8 +370,9 @@ def test_only_listed_proxies_may_set_the_client_address(renders, profile: str) -
     """No profile trusts every peer; the apps accept each profile's list; a profile with an
     Ingress trusts a few addresses (the controller's pool), never a whole pod network."""
     configs = renders[profile].kind("ConfigMap")
-    (config,) = [c for c in configs if "FORWARDED_ALLOW_IPS" in c.get("data", {})]
-    value = config["data"]["FORWARDED_ALLOW_IPS"]
+    # Every app component reads it, each from its own ConfigMap: one value for all.
+    (value,) = {c["data"]["FORWARDED_ALLOW_IPS"] for c in configs if "data" in c}
+    assert sum("FORWARDED_ALLOW_IPS" in c.get("data", {}) for c in configs) == 4
     assert "*" not in value
     assert CommonSettings(_env_file=None, forwarded_allow_ips=value)  # type: ignore[call-arg]
     networks = [ipaddress.ip_network(entry) for entry in value.split(",") if entry.strip()]
@@ -433,8 +436,9 @@ def test_webhook_egress_reaches_the_internet_but_no_internal_range(renders, prof
 
 @pytest.mark.parametrize("profile", APP_PROFILES)
 def test_probes_and_metrics_are_served_off_the_routed_port(profile: str) -> None:
-    """Kubelet probes and the Prometheus Operator's scrapes use the `ops` port; the Ingress and
-    the Service's client port reach only `http`, where the apps answer 404 for those paths."""
+    """Kubelet probes and the Prometheus Operator's scrapes use the `ops` port, exposed by the
+    `-ops` Service alone; the Ingress and its Service reach only `http`, where the apps answer 404
+    for those paths."""
     r = render_profile(profile, api_versions=MONITORING_APIS)
     for deployment in r.kind("Deployment"):
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -444,11 +448,13 @@ def test_probes_and_metrics_are_served_off_the_routed_port(profile: str) -> None
         assert env["PORT"] == str(ports["http"]) and env["OPS_PORT"] == str(ports["ops"])
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[kind]["httpGet"]["port"] == "ops", (deployment["metadata"], kind)
-    for service in r.kind("Service"):
-        if service["metadata"]["name"].endswith(("-postgres", "-redis")):
-            continue
+    services = {s["metadata"]["name"]: s for s in r.kind("Service")}
+    for name, service in services.items():
         targets = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
-        assert targets == {"http": "http", "ops": "ops"}
+        assert targets == ({"ops": "ops"} if name.endswith("-ops") else {"http": "http"}), name
+    assert set(services) == {
+        f"tripline-{c}{s}" for c in COMPONENTS - {"worker"} for s in ("", "-ops")
+    }
     for ingress in r.kind("Ingress"):
         backends = [
             path["backend"]["service"]["port"]
@@ -456,11 +462,19 @@ def test_probes_and_metrics_are_served_off_the_routed_port(profile: str) -> None
             for path in rule["http"]["paths"]
         ]
         assert backends and all(port == {"name": "http"} for port in backends), backends
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                routed = services[path["backend"]["service"]["name"]]
+                assert [p["name"] for p in routed["spec"]["ports"]] == ["http"]
     monitors = r.kind("ServiceMonitor") + r.kind("PodMonitor")
     assert len(monitors) == (4 if profile == "prod" else 0)
     for monitor in monitors:
         endpoints = monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
         assert [e["port"] for e in endpoints] == ["ops"]
+    for monitor in r.kind("ServiceMonitor"):
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        selected = [n for n, s in services.items() if wanted <= s["metadata"]["labels"].items()]
+        assert selected == [f"{monitor['metadata']['name']}-ops"]
 
 
 def test_the_ops_port_must_differ_from_the_app_port() -> None:

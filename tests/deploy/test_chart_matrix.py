@@ -2,7 +2,7 @@
 HPA or KEDA for the worker, an existing or a chart-made Secret, no monitors or ServiceMonitors or
 PodMonitors, a Certificate or not, VPAs or not) renders, each switch renders exactly its objects,
 and every reference between rendered objects resolves (targets, backends, ports, selectors,
-Secrets)."""
+Secrets); no Service an Ingress or HTTPRoute reaches exposes the ops port."""
 
 from __future__ import annotations
 
@@ -97,6 +97,28 @@ def test_each_switch_renders_its_objects_and_every_reference_resolves(case) -> N
     assert set(deployments) == {f"tripline-{c}" for c in COMPONENTS}
     assert all(doc["metadata"]["namespace"] == "tripline" for doc in r.documents)
 
+    # Each component with a Service has two: the client one with `http` alone, and `-ops` with
+    # `ops` alone (probes, /metrics), so nothing an Ingress or HTTPRoute reaches exposes `ops`.
+    assert set(services) == {
+        f"tripline-{c}{suffix}" for c in WITH_SERVICE for suffix in ("", "-ops")
+    }
+    for name, service in services.items():
+        port_names = [p["name"] for p in service["spec"]["ports"]]
+        assert port_names == (["ops"] if name.endswith("-ops") else ["http"]), name
+    routed = {
+        path["backend"]["service"]["name"]
+        for ingress in r.kind("Ingress")
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    } | {
+        ref["name"]
+        for route in r.kind("HTTPRoute")
+        for rule in route["spec"]["rules"]
+        for ref in rule["backendRefs"]
+    }
+    assert routed == {"tripline-api"}
+    assert all("ops" not in {p["name"] for p in services[name]["spec"]["ports"]} for name in routed)
+
     # Ingress or HTTPRoute, to the api's Service `http` port, never both.
     exposed = r.kind("Ingress") if case["exposure"] == "ingress" else r.kind("HTTPRoute")
     assert names(r, "Ingress") | names(r, "HTTPRoute") == {"tripline-api"}
@@ -151,10 +173,15 @@ def test_each_switch_renders_its_objects_and_every_reference_resolves(case) -> N
     assert names(r, "ServiceMonitor") == expected_service_monitors
     assert names(r, "PodMonitor") == expected_pod_monitors
     for monitor in r.kind("ServiceMonitor"):
-        service = services[monitor["metadata"]["name"]]
-        assert _selects(monitor["spec"]["selector"], service["metadata"]["labels"])
+        # Exactly the component's ops Service, which has the scraped port.
+        selected = [
+            s
+            for s in services.values()
+            if _selects(monitor["spec"]["selector"], s["metadata"]["labels"])
+        ]
+        assert [s["metadata"]["name"] for s in selected] == [f"{monitor['metadata']['name']}-ops"]
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {
-            p["name"] for p in service["spec"]["ports"]
+            p["name"] for p in selected[0]["spec"]["ports"]
         }
     for monitor in r.kind("PodMonitor"):
         pod = deployments[monitor["metadata"]["name"]]["spec"]["template"]
@@ -193,7 +220,7 @@ def test_each_switch_renders_its_objects_and_every_reference_resolves(case) -> N
             for n, d in deployments.items()
             if _selects({"matchLabels": selector}, d["spec"]["template"]["metadata"]["labels"])
         ]
-        assert matches == [selecting["metadata"]["name"]]
+        assert matches == [selecting["metadata"]["name"].removesuffix("-ops")]
 
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:

@@ -13,8 +13,13 @@ COLLECTOR_PORT = 4318
 
 
 def _config(rendered) -> dict[str, str]:
-    [config_map] = rendered.kind("ConfigMap")
-    return dict(config_map.get("data") or {})
+    """The OTEL_* settings, which every component's ConfigMap holds alike."""
+    configs = [
+        {k: v for k, v in (m.get("data") or {}).items() if k.startswith("OTEL_")}
+        for m in rendered.kind("ConfigMap")
+    ]
+    assert len(configs) == 4 and all(c == configs[0] for c in configs)
+    return configs[0]
 
 
 def _egress_ports(policy) -> set[int]:

@@ -57,6 +57,16 @@ Use as: $components := include "tripline.components" . | fromYaml */}}
 {{- printf "%s-%s" (include "tripline.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The Service of a component's ops port (probes, /metrics): (dict "root" $ "component" "api") */}}
+{{- define "tripline.opsServiceName" -}}
+{{- printf "%s-ops" (include "tripline.componentName" . | trunc 59 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The label that tells the ops Service from the client one (the ServiceMonitor selects it). */}}
+{{- define "tripline.opsServiceLabel" -}}
+tripline/port: ops
+{{- end -}}
+
 {{- define "tripline.serviceAccountName" -}}
 {{- if .c.serviceAccount.create -}}
 {{- default (include "tripline.componentName" .) .c.serviceAccount.name -}}
@@ -134,52 +144,77 @@ hosts, else the route's hostnames. (dict "c" $c) */}}
 {{- default list $names | uniq | toJson -}}
 {{- end -}}
 
-{{/* Credentials as env vars from the Secret: (dict "root" $) */}}
-{{- define "tripline.secretEnv" -}}
-{{- $secret := include "tripline.secretName" .root -}}
-{{- $keys := .root.Values.secrets.keys -}}
-- name: DATABASE_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ $keys.databaseUrl }}
-{{- if not .databaseOnly }}
-- name: REDIS_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ $keys.redisUrl }}
-- name: SECRET_KEY
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ $keys.secretKey }}
-- name: SECRET_KEY_PREVIOUS
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ default "secret-key-previous" $keys.secretKeyPrevious }}
-      optional: true
-- name: SENTRY_DSN
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ $keys.sentryDsn }}
-      optional: true
-- name: SMTP_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ default "smtp-password" $keys.smtpPassword }}
-      optional: true
+{{/* The environment variables a component reads, as a JSON list: files/component-settings.yaml,
+generated from the component's Settings class (scripts/chart_settings.py). (dict "root" $ "name" "api") */}}
+{{- define "tripline.componentReads" -}}
+{{- $all := .root.Files.Get "files/component-settings.yaml" | fromYaml -}}
+{{- if not (hasKey $all .name) -}}
+{{- fail (printf "components.%s: files/component-settings.yaml does not say which settings it reads (generate it from its Settings class: scripts/chart_settings.py, make charts-docs)" .name) -}}
+{{- end -}}
+{{- get $all .name | toJson -}}
+{{- end -}}
+
+{{/* A component's non-secret settings, the data of its ConfigMap: the `config` entries and the
+tracing variables, only those the component reads (OTEL_*: every process's tracing).
+(dict "root" $ "name" "api") */}}
+{{- define "tripline.componentConfig" -}}
+{{- $reads := include "tripline.componentReads" . | fromJsonArray -}}
+{{- $data := dict -}}
+{{- range $key, $value := .root.Values.config -}}
+{{- if has $key $reads -}}{{- $_ := set $data $key (toString $value) -}}{{- end -}}
+{{- end -}}
+{{- if has "TRUSTED_HOSTS" $reads -}}
+{{- $_ := set $data "TRUSTED_HOSTS" (include "tripline.trustedHosts" .root) -}}
+{{- end -}}
+{{- with .root.Values.tracing -}}
+{{- if .endpoint -}}
+{{- $_ := set $data "OTEL_EXPORTER_OTLP_ENDPOINT" (toString .endpoint) -}}
+{{- $_ := set $data "OTEL_TRACES_SAMPLER" (toString .sampler) -}}
+{{- $_ := set $data "OTEL_TRACES_SAMPLER_ARG" (toString .samplerRatio) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key := keys $data | sortAlpha }}
+{{ $key }}: {{ get $data $key | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* The component's own environment: (dict "root" $ "name" "api" "c" $component) */}}
+{{/* Credentials as env vars from the Secret, those the component reads (`reads`, a list; all
+when absent): (dict "root" $ "reads" $reads), or (dict "root" $ "databaseOnly" true) */}}
+{{- define "tripline.secretEnv" -}}
+{{- $secret := include "tripline.secretName" .root -}}
+{{- $keys := .root.Values.secrets.keys -}}
+{{- /* name, key in the Secret, optional */ -}}
+{{- $vars := list (list "DATABASE_URL" $keys.databaseUrl false) -}}
+{{- if not .databaseOnly -}}
+{{- $vars = concat $vars (list
+  (list "REDIS_URL" $keys.redisUrl false)
+  (list "SECRET_KEY" $keys.secretKey false)
+  (list "SECRET_KEY_PREVIOUS" (default "secret-key-previous" $keys.secretKeyPrevious) true)
+  (list "SENTRY_DSN" $keys.sentryDsn true)
+  (list "SMTP_PASSWORD" (default "smtp-password" $keys.smtpPassword) true)) -}}
+{{- end -}}
+{{- $reads := ternary .reads (list) (hasKey . "reads") -}}
+{{- range $vars }}
+{{- if or (not $reads) (has (index . 0) $reads) }}
+- name: {{ index . 0 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ index . 1 }}
+      {{- if index . 2 }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The component's own environment, the variables it reads of these: (dict "root" $ "name"
+"api" "c" $component); `env` entries are checked in "tripline.validate". */}}
 {{- define "tripline.componentEnv" -}}
 {{- $c := .c -}}
+{{- $reads := include "tripline.componentReads" . | fromJsonArray -}}
 {{- $image := mergeOverwrite (deepCopy .root.Values.image) (deepCopy $c.image) -}}
-{{- $env := dict
+{{- $builtin := dict
   "SERVICE_NAME" .name
   "HOST" "0.0.0.0"
   "PORT" (toString $c.port)
@@ -189,7 +224,11 @@ hosts, else the route's hostnames. (dict "c" $c) */}}
   "GRACEFUL_SHUTDOWN_TIMEOUT" (toString $c.shutdown.gracefulTimeoutSeconds)
 -}}
 {{- if $c.shutdown.jobCompletionWaitSeconds -}}
-{{- $_ := set $env "JOB_COMPLETION_WAIT" (toString $c.shutdown.jobCompletionWaitSeconds) -}}
+{{- $_ := set $builtin "JOB_COMPLETION_WAIT" (toString $c.shutdown.jobCompletionWaitSeconds) -}}
+{{- end -}}
+{{- $env := dict -}}
+{{- range $key, $value := $builtin -}}
+{{- if has $key $reads -}}{{- $_ := set $env $key $value -}}{{- end -}}
 {{- end -}}
 {{- range $key, $value := $c.env -}}
 {{- $_ := set $env $key (toString $value) -}}
@@ -242,7 +281,22 @@ test containers always keep it read-only. (dict "c" $component "readOnly" true) 
 {{- if and .Values.keda.enabled (not .Values.keda.scaleToZero) (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) -}}
 {{- fail "keda.minReplicaCount must not exceed keda.maxReplicaCount" -}}
 {{- end -}}
+{{- /* Each setting reaches only the components that read it: one read by none is a mistake. */ -}}
+{{- $readers := .Files.Get "files/component-settings.yaml" | fromYaml -}}
+{{- range $key, $_ := .Values.config -}}
+{{- $read := false -}}
+{{- range $readers -}}{{- if has $key . -}}{{- $read = true -}}{{- end -}}{{- end -}}
+{{- if not $read -}}
+{{- fail (printf "config.%s is read by no component (files/component-settings.yaml, generated from the Settings classes)" $key) -}}
+{{- end -}}
+{{- end -}}
 {{- range $name, $c := $components -}}
+{{- $reads := include "tripline.componentReads" (dict "root" $ "name" $name) | fromJsonArray -}}
+{{- range $key, $_ := $c.env -}}
+{{- if not (or (has $key $reads) (hasPrefix "OTEL_" $key)) -}}
+{{- fail (printf "components.%s.env.%s: the %s component does not read %s (files/component-settings.yaml, generated from its Settings class); raw variables go in extraEnv" $name $key $name $key) -}}
+{{- end -}}
+{{- end -}}
 {{- if eq (int $c.port) (int $c.opsPort) -}}
 {{- fail (printf "components.%s.opsPort must differ from components.%s.port (the probes and /metrics are kept off the public port)" $name $name) -}}
 {{- end -}}
