@@ -4,6 +4,7 @@ alerts raised, received on both streams and at the webhook endpoints."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from datetime import datetime
@@ -39,7 +40,8 @@ async def test_fleet_expects_exactly_the_alerts_raised_streamed_and_delivered(
 
     report_path = tmp_path / "fleet.json"
     webhook_log = tmp_path / "webhooks.jsonl"
-    fleet = subprocess.run(
+    fleet = await asyncio.to_thread(
+        subprocess.run,
         [
             str(BIN / "tripline-fleet"),
             *("--api", api.url, "--ingest", ingest.url),
@@ -70,9 +72,7 @@ async def test_fleet_expects_exactly_the_alerts_raised_streamed_and_delivered(
     assert traffic["signal_gaps"] > 0
 
     # The database agrees: each alert row is one expected alert, and there are no others.
-    rows = await fetch(
-        process_env["DATABASE_URL"], "SELECT trip_id, rule, observed_at FROM alerts"
-    )
+    rows = await fetch(process_env["DATABASE_URL"], "SELECT trip_id, rule, observed_at FROM alerts")
     stored = sorted(
         f"{row['rule']}:{row['trip_id']}"
         + (f"@{int(row['observed_at'].timestamp())}" if row["observed_at"] else "")

@@ -111,7 +111,9 @@ class UserClient:
 
     async def call(self, method: str, path: str, *statuses: int, **kwargs: Any) -> dict[str, Any]:
         """An authenticated call; on a 401, one refresh and a second try."""
-        response = await send(self.http, method, f"{self.api_url}{path}", headers=self.auth, **kwargs)
+        response = await send(
+            self.http, method, f"{self.api_url}{path}", headers=self.auth, **kwargs
+        )
         if response.status_code == 401:
             await self._refresh()
             response = await send(

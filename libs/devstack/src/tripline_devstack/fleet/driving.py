@@ -185,13 +185,17 @@ def plan_trip(
     max_gap_s: float = 30.0,
 ) -> TripPlan:
     """The trip `seed` makes (the same seed, the same trip)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not a secret
     plane = plane or Plane()
     corners, junctions = street_route(rng, legs)
     route = Polyline(corners)
     length = route.length_m
-    speeding = (length * 0.15, length * 0.15 + min(400.0, length * 0.3)) if mischief.speeding else None
-    deviation = (length * 0.55, length * 0.55 + min(250.0, length * 0.2)) if mischief.deviation else None
+    speeding = (
+        (length * 0.15, length * 0.15 + min(400.0, length * 0.3)) if mischief.speeding else None
+    )
+    deviation = (
+        (length * 0.55, length * 0.55 + min(250.0, length * 0.2)) if mischief.deviation else None
+    )
     samples = drive(rng, route, junctions, speed_limit_kmh, speeding, fix_interval_s)
 
     fixes = []
@@ -232,12 +236,9 @@ def plan_trip(
     ]
 
     duration = fixes[-1].at_s
-    if mischief.late:
-        # Planned too tight: the ETA passes the planned arrival plus the grace early on.
-        arrival = duration * 0.3 - late_grace_s
-    else:
-        # Room for the slowest batch's ETA (a batch pulling away from a stop) and more.
-        arrival = duration * 3 + late_grace_s + 3600
+    # Late: planned too tight, the ETA passes the planned arrival plus the grace early on.
+    # Otherwise room for the slowest batch's ETA (a batch pulling away from a stop) and more.
+    arrival = duration * 0.3 - late_grace_s if mischief.late else duration * 3 + late_grace_s + 3600
     return TripPlan(
         name=name,
         plane=plane,
@@ -263,7 +264,7 @@ def mischief_for(seed: int, device: int, trip: int) -> Mischief:
             late=device == 2,
             signal_loss=device == 1,
         )
-    rng = random.Random(f"{seed}:{device}:{trip}")
+    rng = random.Random(f"{seed}:{device}:{trip}")  # noqa: S311 - a simulation, not a secret
     return Mischief(
         speeding=rng.random() < 0.4,
         deviation=rng.random() < 0.25,

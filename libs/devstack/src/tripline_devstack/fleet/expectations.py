@@ -77,9 +77,7 @@ class Rules:
     lost_signal_after_s: int = 600
 
 
-def windowed(
-    hits: Iterable[datetime], raised: list[datetime], window: timedelta
-) -> list[datetime]:
+def windowed(hits: Iterable[datetime], raised: list[datetime], window: timedelta) -> list[datetime]:
     """The first-fix times of the new alerts for violating fixes `hits` of one batch, given the
     anchors of the alerts `raised` before it (which this extends)."""
     opened: list[datetime] = []

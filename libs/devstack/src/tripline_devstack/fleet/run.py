@@ -42,6 +42,7 @@ from tripline_devstack.webhook_receiver import ReceivedRequest, WebhookReceiver
 MAIL_DOMAIN = "fleet.tripline.dev"
 UPLOAD_ATTEMPTS = 3  # a batch whose upload fails this often (network errors) is dropped
 FINISH_WAIT_S = 30.0  # how long a trip's last batch may stay pending before the trip is closed
+STOPPING_WAIT_S = 3.0  # the same, and the wait for late alerts, once asked to stop
 
 
 @dataclass(frozen=True)
@@ -178,16 +179,17 @@ class Fleet:
         assert self.mailbox is not None
         await client.sign_up(name)
         mails = await asyncio.to_thread(self.mailbox.wait_for, client.email, 1, 60.0)
-        token = next(
-            (t for link in mails[-1].links if (t := verification_token(link))), None
-        )
+        token = next((t for link in mails[-1].links if (t := verification_token(link))), None)
         if token is None:
             raise FleetHTTPError(f"no confirmation link in the mail to {client.email}")
         await client.verify_email(token)
 
     async def _register_webhook(self, client: UserClient, n: int) -> WebhookInbox:
         assert self.receiver is not None
-        base = self.config.webhook_base_url or f"http://{self.config.webhook_host}:{self.receiver.port}"
+        base = (
+            self.config.webhook_base_url
+            or f"http://{self.config.webhook_host}:{self.receiver.port}"
+        )
         if self.config.webhook_host == "0.0.0.0":  # noqa: S104 - a listening address, not a URL
             base = self.config.webhook_base_url or f"http://127.0.0.1:{self.receiver.port}"
         path = f"/hooks/fleet-{n + 1}"
@@ -208,7 +210,9 @@ class Fleet:
             member = self.members[index % len(self.members)]
             device_id, key = await self._device(member.client, f"Fleet van {index + 1}")
             device = DeviceClient(self.http, self.config.ingest_url, key)
-            drivers.append(asyncio.create_task(self._drive_device(index, member, device_id, device)))
+            drivers.append(
+                asyncio.create_task(self._drive_device(index, member, device_id, device))
+            )
         self.traffic.devices = len(drivers)
         await asyncio.gather(*drivers)
 
@@ -218,9 +222,7 @@ class Fleet:
         if self.config.logins:
             for device in await user.pages("/v1/devices"):
                 if device["name"] == name:
-                    rotated = await user.call(
-                        "POST", f"/v1/devices/{device['id']}/rotate-key", 200
-                    )
+                    rotated = await user.call("POST", f"/v1/devices/{device['id']}/rotate-key", 200)
                     for trip in await user.pages(
                         "/v1/trips", status="active", device_id=device["id"]
                     ):
@@ -324,7 +326,11 @@ class Fleet:
                 return
             fixes = [
                 SentFix(
-                    t0 + timedelta(seconds=fix.at_s), fix.lat, fix.lon, fix.speed_kmh, fix.accuracy_m
+                    t0 + timedelta(seconds=fix.at_s),
+                    fix.lat,
+                    fix.lon,
+                    fix.speed_kmh,
+                    fix.accuracy_m,
                 )
                 for fix in plan.fixes[upload.first : upload.last + 1]
             ]
@@ -361,7 +367,7 @@ class Fleet:
         """Once the trip's last batch is processed (its fixes count only while the trip is
         active), complete the trip."""
         last = self.last_batch.get(record.trip_id)
-        deadline = time.monotonic() + FINISH_WAIT_S
+        deadline = time.monotonic() + (STOPPING_WAIT_S if self.stop.is_set() else FINISH_WAIT_S)
         while last is not None and time.monotonic() < deadline:
             if await device.batch_status(last) != "pending":
                 break
@@ -381,8 +387,10 @@ class Fleet:
     def _on_stream_alert(self, channel: str, alert: dict[str, Any]) -> None:
         if channel == "sse":
             name = self.trip_names.get(str(alert["trip_id"]), str(alert["trip_id"]))
-            self.log(f"alert on the stream: {alert['rule']} ({alert['severity']}) {name}: "
-                     f"{alert['message']}")
+            self.log(
+                f"alert on the stream: {alert['rule']} ({alert['severity']}) {name}: "
+                f"{alert['message']}"
+            )
 
     def _on_webhook(self, request: ReceivedRequest) -> None:
         """Called in the receiver's thread: hand the delivery to the event loop."""
@@ -406,12 +414,19 @@ class Fleet:
 
     def expected(self) -> list[AlertKey]:
         """The alerts the rules must raise for everything sent so far."""
-        return [key for record in self.records for key in expected_alerts(record, self.config.rules)]
+        return [
+            key for record in self.records for key in expected_alerts(record, self.config.rules)
+        ]
 
     async def _settle(self) -> None:
         """Wait (up to `settle_s`) until every channel holds as many alerts as expected."""
         want = len(self.expected())
-        deadline = time.monotonic() + self.config.settle_s
+        settle = (
+            min(self.config.settle_s, STOPPING_WAIT_S)
+            if self.stop.is_set()
+            else self.config.settle_s
+        )
+        deadline = time.monotonic() + settle
         while time.monotonic() < deadline:
             counts = self._channel_alerts()
             if all(len(counts[channel]) >= want for channel in ("sse", "websocket", "webhook")):
@@ -442,9 +457,7 @@ class Fleet:
         ]
         received = {"raised": raised, **self._channel_alerts()}
         repeats = {
-            "sse": sum(
-                n - 1 for m in self.members for n in m.listener.sse.copies.values()
-            ),
+            "sse": sum(n - 1 for m in self.members for n in m.listener.sse.copies.values()),
             "websocket": sum(
                 n - 1 for m in self.members for n in m.listener.websocket.copies.values()
             ),
