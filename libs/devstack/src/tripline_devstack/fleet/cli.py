@@ -18,6 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
+from tripline_devstack.fleet.client import FleetHTTPError
 from tripline_devstack.fleet.expectations import Rules
 from tripline_devstack.fleet.run import FleetConfig, run_fleet
 
@@ -102,7 +103,11 @@ async def _main(config: FleetConfig) -> int:
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(stop_signal, stop.set)
-    report = await run_fleet(config, stop, log=lambda line: print(line, flush=True))
+    try:
+        report = await run_fleet(config, stop, log=lambda line: print(line, flush=True))
+    except FleetHTTPError as error:  # the deployment refused to set the fleet up
+        print(f"tripline-fleet: {error}", file=sys.stderr, flush=True)
+        return 1
     return 0 if report.matches else 1
 
 

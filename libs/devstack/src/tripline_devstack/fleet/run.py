@@ -191,7 +191,10 @@ class Fleet:
             or f"http://{self.config.webhook_host}:{self.receiver.port}"
         )
         if self.config.webhook_host == "0.0.0.0":  # noqa: S104 - a listening address, not a URL
-            base = self.config.webhook_base_url or f"http://127.0.0.1:{self.receiver.port}"
+            host = self.config.webhook_host
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - listening everywhere: reached on loopback
+            host = "127.0.0.1"
+        base = self.config.webhook_base_url or f"http://{host}:{self.receiver.port}"
         path = f"/hooks/fleet-{n + 1}"
         if self.config.logins:  # endpoints of an earlier run: theirs are our receiver's paths
             for endpoint in await client.pages("/v1/webhooks"):
