@@ -102,6 +102,7 @@ TRACE = "trace"  # the name the stand-in collector's lines carry
 FLEET = "fleet"  # the name the fleet simulator's lines carry
 FLEET_STOP_SECONDS = 10.0  # the fleet's time to complete its trips before the apps stop
 DEMO_EMAIL = "demo@tripline.dev"
+DEMO_LOGIN = f"{DEMO_EMAIL}:{DEMO_PASSWORD}"  # the fleet's account (FLEET_LOGIN)
 TEST_DATABASE_PREFIX = "tripline_test_"  # the test suite's scratch databases (conftest.py)
 
 # What the banner shows beyond each process's base URL.
@@ -513,7 +514,7 @@ class Runner:
         )
         if fleet:
             self.output.say(f"fleet: {' '.join(fleet)}")
-            self.fleet = self._start(FLEET, fleet, env)
+            self.fleet = self._start(FLEET, fleet, {**env, "FLEET_LOGIN": DEMO_LOGIN})
         problem = self._supervise()
         if problem:
             say(f"{problem}: stopping everything")
@@ -621,8 +622,9 @@ def child_environment(database_url: str, redis_url: str) -> dict[str, str]:
 
 
 def fleet_command(config: Config) -> list[str] | None:
-    """The fleet simulator's command line, driving as the demo user against this session's api
-    and ingest; None when switched off or when either app is not among the services."""
+    """The fleet simulator's command line, driving against this session's api and ingest (as
+    the demo user: FLEET_LOGIN, in its environment, never on a command line); None when
+    switched off or when either app is not among the services."""
     ports = {service.name: service.port for service in config.services}
     if config.fleet_cmd is None or "api" not in ports or "ingest" not in ports:
         return None
@@ -630,7 +632,6 @@ def fleet_command(config: Config) -> list[str] | None:
         *config.fleet_cmd,
         *("--api", f"http://127.0.0.1:{ports['api']}"),
         *("--ingest", f"http://127.0.0.1:{ports['ingest']}"),
-        *("--login", f"{DEMO_EMAIL}:{DEMO_PASSWORD}"),
         *("--devices", str(config.fleet_devices), "--trips", "0"),
         *("--webhook-log", str(config.data_dir / "fleet-webhooks.jsonl")),
     ]

@@ -528,6 +528,7 @@ FAKE_FLEET = """
 import os, signal, sys, time
 open(sys.argv[1], "w").write(str(os.getpid()))
 print("fleet args", " ".join(sys.argv[2:]), flush=True)
+print("fleet logs in as", os.environ["FLEET_LOGIN"], flush=True)
 
 def stop(*_):
     print("fleet completing its trips", flush=True)
@@ -569,7 +570,9 @@ def test_runner_starts_the_fleet_against_its_api_and_ingest_unless_switched_off(
         [args] = [line for line in run.lines if line.startswith("fleet   │ fleet args")]
         assert f"--api http://127.0.0.1:{api['port']}" in args
         assert f"--ingest http://127.0.0.1:{ingest['port']}" in args
-        assert "--login demo@tripline.dev:tripline-demo-password --devices 3 --trips 0" in args
+        assert "--devices 3 --trips 0" in args
+        assert "--login" not in args, "no password on a command line"
+        assert "fleet   │ fleet logs in as demo@tripline.dev:tripline-demo-password" in run.output
         webhook_log = workspace / "data" / "fleet-webhooks.jsonl"
         assert f"--webhook-log {webhook_log}" in args
         assert f"the fleet's receiver logs each delivery to {webhook_log}" in run.output

@@ -149,6 +149,8 @@ class Fleet:
             config.webhook_port, on_request=self._on_webhook, host=config.webhook_host
         )
         self.receiver.start()
+        if config.webhook_log is not None:
+            config.webhook_log.parent.mkdir(parents=True, exist_ok=True)
         if not config.logins:
             if config.mailbox_port is None:
                 raise SystemExit("signing up needs --mailbox-port (or use --login)")
@@ -186,12 +188,7 @@ class Fleet:
 
     async def _register_webhook(self, client: UserClient, n: int) -> WebhookInbox:
         assert self.receiver is not None
-        base = (
-            self.config.webhook_base_url
-            or f"http://{self.config.webhook_host}:{self.receiver.port}"
-        )
-        if self.config.webhook_host == "0.0.0.0":  # noqa: S104 - a listening address, not a URL
-            host = self.config.webhook_host
+        host = self.config.webhook_host
         if host in ("0.0.0.0", "::"):  # noqa: S104 - listening everywhere: reached on loopback
             host = "127.0.0.1"
         base = self.config.webhook_base_url or f"http://{host}:{self.receiver.port}"
