@@ -119,8 +119,9 @@ class Fleet:
         """Set up, drive, wait for the alerts to arrive, report."""
         try:
             await self._set_up()
+            users = len(self.members)
             self.log(
-                f"driving {self.config.devices} devices for {len(self.members)} users "
+                f"driving {self.config.devices} devices for {users} user{'s' * (users != 1)} "
                 f"(seed {self.config.seed}, {self.config.time_scale:g}x)"
             )
             summaries = asyncio.create_task(self._summaries())
