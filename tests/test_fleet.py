@@ -85,6 +85,16 @@ async def test_fleet_expects_exactly_the_alerts_raised_streamed_and_delivered(
         " FROM telemetry_batches",
     )
     assert batches[0]["n"] == batches[0]["done"] == traffic["batches"]
+    # Each device's batches were processed in the order they were sent (the fleet waits), the
+    # order its expectations judge them in.
+    order = await fetch(
+        process_env["DATABASE_URL"],
+        "SELECT device_id, received_at, processed_at FROM telemetry_batches",
+    )
+    for device in {row["device_id"] for row in order}:
+        rows = [row for row in order if row["device_id"] == device]
+        by_receipt = sorted(rows, key=lambda row: row["received_at"])
+        assert by_receipt == sorted(rows, key=lambda row: row["processed_at"])
     delivered = [json.loads(line) for line in webhook_log.read_text().splitlines()]
     assert {line["alert"]["id"] for line in delivered} == {
         str(row["id"]) for row in await fetch(process_env["DATABASE_URL"], "SELECT id FROM alerts")

@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> FleetConfig:
     add("--late-grace", type=int, default=300, help="the worker's LATE_GRACE_SECONDS")
     add("--lost-signal-after", type=int, default=600, help="the worker's LOST_SIGNAL_AFTER_SECONDS")
     add("--pause", type=float, default=20.0, help="seconds a device rests between trips")
+    add(
+        "--no-wait",
+        action="store_true",
+        help="upload without waiting for the last batch to be processed (a lagging worker may "
+        "then judge batches out of order, and differ from the expectations)",
+    )
     add("--webhook-port", type=int, help="the webhook receiver's port (default: a free one)")
     add("--webhook-host", default="127.0.0.1", help="the address the receiver listens on")
     add("--webhook-base-url", help="how the deployment reaches the receiver")
@@ -88,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> FleetConfig:
         corridor_m=args.corridor,
         rules=Rules(args.alert_window, args.late_grace, args.lost_signal_after),
         pause_between_trips_s=args.pause,
+        in_order=not args.no_wait,
         webhook_port=args.webhook_port,
         webhook_host=args.webhook_host,
         webhook_base_url=args.webhook_base_url,

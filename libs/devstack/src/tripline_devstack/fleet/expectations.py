@@ -13,8 +13,9 @@ own record of its fixes and batches (never with the worker's code), as the rules
 - lost signal: none, as long as every silence is shorter than the threshold (the fleet keeps
   its gaps well below it, and completes its trips when it stops).
 
-Batches are judged in the order the fleet sent them, each after the ones before (a device
-sends its next batch only once the last one was accepted).
+Batches are judged in the order the fleet sent them, each after the ones before: a device
+sends its next batch once the last one is processed (`FleetConfig.in_order`), since the worker
+runs jobs concurrently and both the windows' anchors and the late check depend on the order.
 """
 
 from __future__ import annotations

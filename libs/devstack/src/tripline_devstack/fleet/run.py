@@ -71,6 +71,10 @@ class FleetConfig:
     max_ahead_s: float = 240.0
     """Device time never runs further ahead of the server's (ingest refuses 300 s by default)."""
     pause_between_trips_s: float = 20.0
+    in_order: bool = True
+    """A device uploads its next batch once its last one is processed, so that the worker
+    judges a trip's batches in the order the fleet expects them judged (ARQ runs jobs
+    concurrently: two batches of one device in the queue at once may run in either order)."""
     webhook_port: int | None = None
     webhook_host: str = "127.0.0.1"
     webhook_base_url: str | None = None
@@ -325,6 +329,8 @@ class Fleet:
             )
             if wait > 0 and await self._pause(wait):
                 return
+            if config.in_order:
+                await self._processed(device, record.trip_id)
             fixes = [
                 SentFix(
                     t0 + timedelta(seconds=fix.at_s),
@@ -367,15 +373,22 @@ class Fleet:
     ) -> None:
         """Once the trip's last batch is processed (its fixes count only while the trip is
         active), complete the trip."""
-        last = self.last_batch.get(record.trip_id)
-        deadline = time.monotonic() + (STOPPING_WAIT_S if self.stop.is_set() else FINISH_WAIT_S)
-        while last is not None and time.monotonic() < deadline:
-            if await device.batch_status(last) != "pending":
-                break
-            await asyncio.sleep(0.2)
+        await self._processed(device, record.trip_id)
         await user.call("PATCH", f"/v1/trips/{record.trip_id}", 200, json={"status": "completed"})
         self.traffic.trips_completed += 1
         self.log(f"{self.trip_names[record.trip_id]} completed")
+
+    async def _processed(self, device: DeviceClient, trip_id: str) -> None:
+        """Wait (at most FINISH_WAIT_S, less once stopping) until the trip's last accepted
+        batch is no longer pending."""
+        last = self.last_batch.get(trip_id)
+        deadline = time.monotonic() + (STOPPING_WAIT_S if self.stop.is_set() else FINISH_WAIT_S)
+        while last is not None and time.monotonic() < deadline:
+            if await device.batch_status(last) != "pending":
+                return
+            await asyncio.sleep(0.1)
+        if last is not None and not self.stop.is_set():
+            self.log(f"{self.trip_names[trip_id]}: batch {last} still pending; going on")
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep up to `seconds`; True if a stop was requested meanwhile."""
