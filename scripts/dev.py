@@ -4,8 +4,9 @@
 
 1. Reads DATABASE_URL and REDIS_URL from the environment or `.env` (the environment wins).
 2. Uses those servers if they answer; otherwise starts embedded real ones (tripline_devstack)
-   with their data under TRIPLINE_DEV_DATA_DIR (default `.local/dev`). Creates the `tripline`
-   database on whichever Postgres it got; the test suite's `test*` databases are never touched.
+   with their data under TRIPLINE_DEV_DATA_DIR (default `.local/dev`). Creates the database
+   DATABASE_URL names (`tripline` if it names none) on whichever Postgres it got; it refuses
+   the test suite's scratch databases (`tripline_test_*`).
 3. Runs the migrations, then loads the demo data. If either fails, everything stops.
 4. Unless SMTP_HOST is set, starts a real SMTP server on 127.0.0.1:DEV_SMTP_PORT (aiosmtpd, the
    stand-in for a mail provider) and points the worker at it: every message it receives is
@@ -20,7 +21,14 @@
    output into one stream, each line prefixed with its process name (coloured on a terminal
    unless NO_COLOR is set).
 5. Waits for every process to answer GET /readyz with 200, then prints the URLs.
-6. On Ctrl-C, SIGTERM or SIGHUP, sends SIGTERM to each process group, waits up to 15 s,
+   Then, unless TRIPLINE_DEV_FLEET=0 (or there is no api or ingest to drive), starts the fleet
+   simulator (`tripline-fleet`, docs/fleet.md) as the demo user: DEV_FLEET_DEVICES devices
+   (default 3) drive trip after trip around Berlin, so that trips move, alerts fire and
+   webhooks arrive within a minute; its lines appear under `fleet`, the deliveries its webhook
+   receiver got go to <data dir>/fleet-webhooks.jsonl, and the banner shows how to watch the
+   alerts live with `curl -N`. If the fleet exits on its own, the rest runs on.
+6. On Ctrl-C, SIGTERM or SIGHUP, stops the fleet first (it completes its trips), then sends
+   SIGTERM to each process group, waits up to 15 s,
    SIGKILLs what is left, stops the embedded servers and exits 0 (press Ctrl-C twice to skip
    the wait). If a process dies on its own, it says so, stops everything and exits 1.
    Only SIGKILL of the runner itself can leave the apps running (the embedded servers still
@@ -30,6 +38,8 @@ Settings (environment or `.env`):
     DATABASE_URL    default postgresql+asyncpg://postgres@127.0.0.1:5432/tripline
     REDIS_URL       default redis://127.0.0.1:6379/0
     TRIPLINE_DEV_DATA_DIR                           default <repo>/.local/dev
+    TRIPLINE_DEV_FLEET  0 turns the fleet simulator off (default 1: on)
+    DEV_FLEET_DEVICES   devices in the fleet, default 3
     API_PORT, ADMIN_PORT, INGEST_PORT, WORKER_PORT  default 8000, 8001, 8002, 8003
     API_OPS_PORT, ADMIN_OPS_PORT, INGEST_OPS_PORT, WORKER_OPS_PORT
                     probes and /metrics (OPS_PORT), default 9000, 9001, 9002, 9003
@@ -44,6 +54,7 @@ Hooks for tests (JSON), which replace the real commands with stand-ins:
     TRIPLINE_DEV_MIGRATE_CMD    ["tripline-migrate", "upgrade", "head"]
     TRIPLINE_DEV_SEED_CMD       ["python", "scripts/seed.py"]
     TRIPLINE_DEV_READY_TIMEOUT  seconds to wait for /readyz (default 60)
+    TRIPLINE_DEV_FLEET_CMD      ["tripline-fleet", "--api", ...] (the runner's arguments follow)
 """
 
 from __future__ import annotations
@@ -78,6 +89,7 @@ from tripline_devstack import (
     port_is_free,
     redact_url,
 )
+from tripline_devstack.probes import database_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE = "tripline"
@@ -87,6 +99,11 @@ STOP_GRACE_SECONDS = 15.0
 RUNNER = "dev"  # the name the runner's own lines carry
 MAIL = "mail"  # the name the stand-in mail server's lines carry
 TRACE = "trace"  # the name the stand-in collector's lines carry
+FLEET = "fleet"  # the name the fleet simulator's lines carry
+FLEET_STOP_SECONDS = 10.0  # the fleet's time to complete its trips before the apps stop
+DEMO_EMAIL = "demo@tripline.dev"
+DEMO_LOGIN = f"{DEMO_EMAIL}:{DEMO_PASSWORD}"  # the fleet's account (FLEET_LOGIN)
+TEST_DATABASE_PREFIX = "tripline_test_"  # the test suite's scratch databases (conftest.py)
 
 # What the banner shows beyond each process's base URL.
 EXTRA_LINKS = {
@@ -124,6 +141,13 @@ class Config:
     public_base_url: str | None  # None: configured (the apps read it themselves)
     api_cors_origins: str | None  # None: configured, or no admin app to allow
     traces: TraceSettings
+    fleet_cmd: list[str] | None  # the fleet simulator's command; None: switched off
+    fleet_devices: int
+
+    @property
+    def database(self) -> str:
+        """The dev database: the one DATABASE_URL names, `tripline` if it names none."""
+        return database_name(self.database_url) or DEV_DATABASE
 
 
 def load_config() -> Config:
@@ -176,6 +200,10 @@ def load_config() -> Config:
         if settings.get("CORS_ORIGINS") or "admin" not in ports
         else f"http://127.0.0.1:{ports['admin']}",
         traces=traces,
+        fleet_cmd=None
+        if settings.get("TRIPLINE_DEV_FLEET", "1").strip().lower() in ("0", "false", "no", "off")
+        else command("TRIPLINE_DEV_FLEET_CMD", ["tripline-fleet"]),
+        fleet_devices=int(settings.get("DEV_FLEET_DEVICES") or 3),
     )
 
 
@@ -286,12 +314,17 @@ class Child:
         self._output.join(timeout=2)
 
 
-def stop_children(children: list[Child], output: LogStream, stop: StopRequest) -> None:
-    """SIGTERM every process group, wait up to STOP_GRACE_SECONDS, then SIGKILL what is left."""
+def stop_children(
+    children: list[Child],
+    output: LogStream,
+    stop: StopRequest,
+    grace: float = STOP_GRACE_SECONDS,
+) -> None:
+    """SIGTERM every process group, wait up to `grace` seconds, then SIGKILL what is left."""
     running = [child for child in children if child.exit_code() is None]
     for child in running:
         child.signal_group(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    deadline = time.monotonic() + grace
     while any(child.exit_code() is None for child in running):
         if time.monotonic() > deadline or stop.hurry:
             break
@@ -363,6 +396,7 @@ class Runner:
     collector: DevTraceCollector | None = None
     children: list[Child] = field(default_factory=list)  # everything started, to stop it all
     services: list[Child] = field(default_factory=list)  # the long-running ones, to watch them
+    fleet: Child | None = None  # the fleet simulator, watched but not vital
 
     def run(self) -> int:
         """Start everything, run until stopped, stop everything; the process exit code."""
@@ -370,6 +404,8 @@ class Runner:
             return self._run()
         finally:
             self.output.say("stopping")
+            if self.fleet is not None:  # first, so that it completes its trips while the API runs
+                stop_children([self.fleet], self.output, self.stop, FLEET_STOP_SECONDS)
             stop_children(self.children, self.output, self.stop)
             if self.mail is not None:
                 self.mail.stop()
@@ -405,10 +441,17 @@ class Runner:
             self.stack = ensure_stack(
                 self.config.database_url, self.config.redis_url, self.config.data_dir, log=say
             )
-            database_url = with_database(self.stack.postgres_url, DEV_DATABASE)
+            database = self.config.database
+            if database.startswith(TEST_DATABASE_PREFIX):
+                say(
+                    f"DATABASE_URL names {database!r}, a test suite's scratch database: "
+                    "name another"
+                )
+                return 1
+            database_url = with_database(self.stack.postgres_url, database)
             if database_url != self.stack.postgres_url:
-                say(f"dev uses the {DEV_DATABASE!r} database (tests keep to their own test_*)")
-            ensure_database(database_url, DEV_DATABASE)
+                say(f"dev uses the {database!r} database (tests keep to their own test_*)")
+            ensure_database(database_url, database)
         except Exception as error:
             say(f"could not get Postgres and Redis ready: {error}")
             return 1
@@ -458,7 +501,20 @@ class Runner:
         traces = self.config.traces.describe(
             self.collector.endpoint if self.collector is not None else None
         )
-        print_banner(self.output, self.config.services, self.stack, database_url, traces, self.mail)
+        fleet = fleet_command(self.config)
+        print_banner(
+            self.output,
+            self.config.services,
+            self.stack,
+            database_url,
+            traces,
+            self.mail,
+            fleet=self.config.fleet_devices if fleet else None,
+            fleet_log=self.fleet_log,
+        )
+        if fleet:
+            self.output.say(f"fleet: {' '.join(fleet)}")
+            self.fleet = self._start(FLEET, fleet, {**env, "FLEET_LOGIN": DEMO_LOGIN})
         problem = self._supervise()
         if problem:
             say(f"{problem}: stopping everything")
@@ -531,9 +587,20 @@ class Runner:
                     return None
         return None
 
+    @property
+    def fleet_log(self) -> Path:
+        """Where the fleet's webhook receiver writes each delivery it got."""
+        return self.config.data_dir / "fleet-webhooks.jsonl"
+
     def _supervise(self) -> str | None:
-        """Block until a stop signal (None) or until a process ends on its own (which one)."""
+        """Block until a stop signal (None) or until a process ends on its own (which one).
+        The fleet may end (its report says why): the system runs on without it."""
         while not self.stop.wait(0.25):
+            if self.fleet is not None and self.fleet.exit_code() is not None:
+                self.output.say(
+                    f"the fleet exited with code {self.fleet.exit_code()}; the rest runs on"
+                )
+                self.fleet = None
             for child in self.services:
                 code = child.exit_code()
                 if code is not None:
@@ -554,6 +621,22 @@ def child_environment(database_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
+def fleet_command(config: Config) -> list[str] | None:
+    """The fleet simulator's command line, driving against this session's api and ingest (as
+    the demo user: FLEET_LOGIN, in its environment, never on a command line); None when
+    switched off or when either app is not among the services."""
+    ports = {service.name: service.port for service in config.services}
+    if config.fleet_cmd is None or "api" not in ports or "ingest" not in ports:
+        return None
+    return [
+        *config.fleet_cmd,
+        *("--api", f"http://127.0.0.1:{ports['api']}"),
+        *("--ingest", f"http://127.0.0.1:{ports['ingest']}"),
+        *("--devices", str(config.fleet_devices), "--trips", "0"),
+        *("--webhook-log", str(config.data_dir / "fleet-webhooks.jsonl")),
+    ]
+
+
 def with_database(url: str, database: str) -> str:
     """`url` pointing at `database` on the same server."""
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
@@ -566,9 +649,11 @@ def print_banner(
     database_url: str,
     traces: str,
     mail: DevMailServer | None = None,
+    fleet: int | None = None,
+    fleet_log: Path | None = None,
 ) -> None:
     """The URLs of everything that runs, where Postgres and Redis came from, where traces go,
-    and how to stop."""
+    the fleet and how to watch its alerts, and how to stop."""
     lines = ["", "Tripline is running"]
     for service in services:
         base = f"http://127.0.0.1:{service.port}"
@@ -586,10 +671,31 @@ def print_banner(
         where = f"smtp://{mail.host}:{mail.port}"
         lines.append(f"  {'mail':<9} {where}  (stand-in: each message's link is printed here)")
     lines.append(f"  {'traces':<9} {traces}")
+    if fleet is None:
+        lines.append(f"  {'fleet':<9} off")
+    else:
+        lines.append(
+            f"  {'fleet':<9} {fleet} devices driving around Berlin as {DEMO_EMAIL} "
+            "(TRIPLINE_DEV_FLEET=0 turns it off)"
+        )
+        lines.append(f"  {'webhooks':<9} the fleet's receiver logs each delivery to {fleet_log}")
     lines += [
         "",
         f"  demo users   demo@, operator@, admin@tripline.dev  password: {DEMO_PASSWORD}",
         f"  demo device  X-Device-Key: {DEMO_DEVICE_KEY}",
+    ]
+    api = next((service for service in services if service.name == "api"), None)
+    if api is not None:
+        base = f"http://127.0.0.1:{api.port}"
+        lines += [
+            "",
+            f"  watch {DEMO_EMAIL}'s alerts live (a token from the API's login, 15 min):",
+            f"    TOKEN=$(curl -s {base}/v1/auth/token -d username={DEMO_EMAIL} \\",
+            f"      -d password={DEMO_PASSWORD} | python3 -c "
+            "'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
+            f'    curl -N -H "Authorization: Bearer $TOKEN" {base}/v1/alerts/stream',
+        ]
+    lines += [
         "",
         "Ctrl-C to stop",
         "",
@@ -606,6 +712,7 @@ def main() -> int:
         "seed",
         MAIL,
         TRACE,
+        FLEET,
         *(service.name for service in config.services),
     ]
     output = LogStream(sources)

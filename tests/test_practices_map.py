@@ -73,6 +73,7 @@ def test_the_deliberate_differences_from_the_standard_are_explained() -> None:
         "docs/performance.md",
         "docs/deploying.md",
         "docs/security.md",
+        "docs/fleet.md",
         "README.md",
     ],
 )

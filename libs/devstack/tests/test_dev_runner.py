@@ -489,3 +489,130 @@ def test_an_upload_under_make_dev_is_one_trace_line_with_the_trace_id_of_its_log
 
     run.process.send_signal(signal.SIGTERM)
     assert run.finish() == 0, run.output
+
+
+# -- the dev database and the fleet ------------------------------------------------------------
+
+
+def test_runner_creates_and_uses_the_database_named_in_database_url(
+    workspace: Path, runs: list[DevRun]
+) -> None:
+    services = [fake_service(workspace, "worker")]
+    env = runner_env(workspace, services)
+    env["DATABASE_URL"] = env["DATABASE_URL"].replace("/tripline", "/tripline_elsewhere")
+    run = DevRun(env)
+    runs.append(run)
+    run.wait_for(BANNER_END)
+
+    postgres_port, _ = run.embedded_ports()
+    assert "migrate │ migrated tripline_elsewhere" in run.output
+    assert f"127.0.0.1:{postgres_port}/tripline_elsewhere  (embedded" in run.output
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 0, run.output
+
+
+def test_runner_refuses_a_test_suites_scratch_database(workspace: Path, runs: list[DevRun]) -> None:
+    env = runner_env(workspace, [fake_service(workspace, "worker")])
+    env["DATABASE_URL"] = env["DATABASE_URL"].replace("/tripline", "/tripline_test_1_gw0")
+    run = DevRun(env)
+    runs.append(run)
+
+    assert run.finish() == 1, run.output
+    assert "a test suite's scratch database" in run.output
+    assert "migrate │" not in run.output
+
+
+# A stand-in for tripline-fleet: records its pid, prints its arguments, and says so when it is
+# told to stop.
+FAKE_FLEET = """
+import os, signal, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+print("fleet args", " ".join(sys.argv[2:]), flush=True)
+print("fleet logs in as", os.environ["FLEET_LOGIN"], flush=True)
+
+def stop(*_):
+    print("fleet completing its trips", flush=True)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+while True:
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.parametrize("switch", [None, "0"], ids=["default-on", "switched-off"])
+def test_runner_starts_the_fleet_against_its_api_and_ingest_unless_switched_off(
+    workspace: Path, runs: list[DevRun], switch: str | None
+) -> None:
+    (workspace / "fake_fleet.py").write_text(FAKE_FLEET)
+    pid_file = workspace / "fleet.pid"
+    api, ingest = fake_service(workspace, "api"), fake_service(workspace, "ingest")
+    env = runner_env(workspace, [api, ingest])
+    env["TRIPLINE_DEV_FLEET_CMD"] = json.dumps(
+        [sys.executable, str(workspace / "fake_fleet.py"), str(pid_file)]
+    )
+    if switch is not None:
+        env["TRIPLINE_DEV_FLEET"] = switch
+    run = DevRun(env)
+    runs.append(run)
+    run.wait_for(BANNER_END)
+    stream = f'curl -N -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{api["port"]}'
+    assert f"{stream}/v1/alerts/stream" in run.output, "the banner shows how to watch alerts"
+    assert f"http://127.0.0.1:{api['port']}/v1/auth/token -d username=demo@" in run.output
+
+    if switch == "0":
+        assert "fleet     off" in run.output
+    else:
+        run.wait_for("fleet   │ fleet args")
+        [args] = [line for line in run.lines if line.startswith("fleet   │ fleet args")]
+        assert f"--api http://127.0.0.1:{api['port']}" in args
+        assert f"--ingest http://127.0.0.1:{ingest['port']}" in args
+        assert "--devices 3 --trips 0" in args
+        assert "--login" not in args, "no password on a command line"
+        assert "fleet   │ fleet logs in as demo@tripline.dev:tripline-demo-password" in run.output
+        webhook_log = workspace / "data" / "fleet-webhooks.jsonl"
+        assert f"--webhook-log {webhook_log}" in args
+        assert f"the fleet's receiver logs each delivery to {webhook_log}" in run.output
+        assert "TRIPLINE_DEV_FLEET=0 turns it off" in run.output
+
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 0, run.output
+    if switch == "0":  # the fleet starts right after the banner, long before the run ends
+        assert not pid_file.exists()
+        assert "fleet   │" not in run.output
+    else:
+        assert "fleet   │ fleet completing its trips" in run.output
+        assert eventually(partial(process_group_is_gone, pid_in(pid_file)), 5)
+
+
+@pytest.mark.slow
+def test_make_dev_fleet_drives_so_alerts_stream_and_webhooks_arrive_within_a_minute(
+    workspace: Path, runs: list[DevRun]
+) -> None:
+    """The real runner, api, ingest, worker and fleet, as `make dev` starts them."""
+    services = [
+        {"name": name, "cmd": [f"tripline-{name}"], "port": free_port(), "ops_port": free_port()}
+        for name in ("api", "ingest", "worker")
+    ]
+    env = runner_env(workspace, services, migrate=["tripline-migrate", "upgrade", "head"])
+    env |= {
+        "TRIPLINE_DEV_SEED_CMD": json.dumps([sys.executable, "scripts/seed.py"]),
+        "TRIPLINE_DEV_READY_TIMEOUT": "60",
+        "SHUTDOWN_DRAIN_SECONDS": "0",
+        "OTEL_SDK_DISABLED": "true",
+    }
+    env.pop("TRIPLINE_DEV_FLEET", None)
+    env.pop("TRIPLINE_DEV_FLEET_CMD", None)
+    run = DevRun(env)
+    runs.append(run)
+    run.wait_for(BANNER_END, timeout=120)
+
+    run.wait_for("fleet   │ alert on the stream: ", timeout=60)
+    run.wait_for("fleet   │ webhook delivered to /hooks/fleet-1", timeout=30)
+    delivered = (workspace / "data" / "fleet-webhooks.jsonl").read_text().splitlines()
+    assert delivered
+    assert all(json.loads(line)["signature_valid"] for line in delivered)
+
+    run.process.send_signal(signal.SIGTERM)
+    assert run.finish() == 0, run.output
+    assert re.search(r"fleet   │ Fleet van \d · trip 1 completed", run.output)

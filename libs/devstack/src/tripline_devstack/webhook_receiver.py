@@ -4,6 +4,7 @@ it receives and answers with scripted statuses."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,12 +25,20 @@ class ReceivedRequest:
 class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 standing in for a user's webhook endpoint.
 
-    It records every POST and answers with the statuses queued in `script` (then 200). `stop()`
-    and `start()` again reuse the same port, for an endpoint that goes away and comes back.
+    It records every POST and answers with the statuses queued in `script` (then 200), handing
+    each to `on_request` too if given. `stop()` and `start()` again reuse the same port, for an
+    endpoint that goes away and comes back. `host` is the address it listens on.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        on_request: Callable[[ReceivedRequest], None] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.host = host
         self.port = port or free_port()
+        self.on_request = on_request
         self.script: list[int] = []
         self.received: list[ReceivedRequest] = []
         self._lock = threading.Lock()
@@ -47,9 +56,10 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
                     status = receiver.script.pop(0) if receiver.script else 200
-                    receiver.received.append(
-                        ReceivedRequest(self.path, dict(self.headers.items()), body, status)
-                    )
+                    request = ReceivedRequest(self.path, dict(self.headers.items()), body, status)
+                    receiver.received.append(request)
+                if receiver.on_request is not None:
+                    receiver.on_request(request)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -57,7 +67,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
