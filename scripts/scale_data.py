@@ -95,6 +95,9 @@ async def load(dsn: str, volumes: Volumes | None) -> float:
     password_hash = await hash_password(PASSWORD)
     conn = await asyncpg.connect(dsn)
     try:
+        # As a database that has lived on partitions: days instead of the empty legacy
+        # partition that migration 0011 leaves on a new database.
+        await conn.execute("DROP TABLE telemetry_events_legacy")
         await day_partitions(conn, -(DAYS + 1), 7)
         await conn.execute("SET session_replication_role = replica")
         await _named_users(conn, password_hash)
@@ -114,10 +117,8 @@ async def load(dsn: str, volumes: Volumes | None) -> float:
 
 
 async def day_partitions(conn: asyncpg.Connection, first: int, last: int) -> None:
-    """Day partitions of `telemetry_events` from `first` to `last` days from today, as a
-    database that has lived on them (the worker's cron makes them the same way), in place of the
-    empty legacy partition that migration 0011 leaves on a new database."""
-    await conn.execute("DROP TABLE IF EXISTS telemetry_events_legacy")
+    """Day partitions of `telemetry_events` from `first` to `last` days from today (those that
+    do not exist yet), as a database that has lived on them has."""
     today = await conn.fetchval("SELECT date_trunc('day', now() AT TIME ZONE 'UTC')")
     for offset in range(first, last + 1):
         start = today + timedelta(days=offset)

@@ -65,6 +65,7 @@ async def test_the_cron_creates_each_day_ahead_once_and_a_days_events_land_in_it
     expected = [partition_name(start + n * DAY) for n in range(4)]
     assert first.created == expected
     assert again.created == []
+    assert sorted(first.by_batch) == [DEFAULT, LEGACY]
     assert set(expected) | {LEGACY, DEFAULT} == await names(session_factory)
     owner = await make_owner()
     second_day = await make_batch(
@@ -139,6 +140,7 @@ async def test_a_day_past_retention_is_dropped_whole_unless_a_batch_of_it_is_sti
     )
 
     assert LEGACY in changes.dropped  # All of it received before the cut-over.
+    assert changes.by_batch == [DEFAULT]  # Only it is left to purge row by row.
     assert partition_name(first_day) in changes.dropped
     assert changes.kept == [partition_name(first_day + DAY)]  # Its batch is still pending.
     left = await names(session_factory)

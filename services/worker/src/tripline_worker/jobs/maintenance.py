@@ -17,14 +17,7 @@ from tripline_worker.maintenance import (
     purge_expired_sessions,
     purge_old_telemetry,
 )
-from tripline_worker.telemetry.partitions import (
-    DEFAULT,
-    LEGACY,
-    is_partitioned,
-    list_partitions,
-    maintain_partitions,
-    retention_cutoff,
-)
+from tripline_worker.telemetry.partitions import maintain_partitions, retention_cutoff
 
 log = structlog.get_logger("tripline.worker.maintenance")
 
@@ -41,9 +34,13 @@ async def purge_telemetry(ctx: ArqContext) -> int:
     worker = context(ctx)
     settings = worker.settings
     now = datetime.now(UTC)
-    async with worker.session_factory() as session:
-        partitioned = await is_partitioned(session)
-    if not partitioned:  # Revision 0011 has not run yet: the old table, the old way.
+    changes = await maintain_partitions(
+        session_factory=worker.session_factory,
+        now=now,
+        days_ahead=settings.telemetry_partitions_ahead_days,
+        retention_days=settings.telemetry_retention_days,
+    )
+    if changes is None:  # Revision 0011 has not run yet: the old table, the old way.
         deleted = await purge_old_telemetry(
             session_factory=worker.session_factory,
             older_than=timedelta(days=settings.telemetry_retention_days),
@@ -53,20 +50,12 @@ async def purge_telemetry(ctx: ArqContext) -> int:
         if deleted:
             log.info("telemetry_purged", batches=deleted)
         return deleted
-    changes = await maintain_partitions(
-        session_factory=worker.session_factory,
-        now=now,
-        days_ahead=settings.telemetry_partitions_ahead_days,
-        retention_days=settings.telemetry_retention_days,
-    )
-    async with worker.session_factory() as session:
-        names = {partition.name for partition in await list_partitions(session)}
     deleted = await purge_expired_batches(
         session_factory=worker.session_factory,
         before=retention_cutoff(now, settings.telemetry_retention_days),
         chunk=settings.cleanup_batch_size,
         budget_seconds=_budget(worker),
-        unpartitioned=[name for name in (LEGACY, DEFAULT) if name in names],
+        unpartitioned=changes.by_batch,
     )
     if deleted or changes.created or changes.dropped or changes.kept:
         log.info(

@@ -83,6 +83,9 @@ class PartitionChanges:
     kept: list[str] = field(default_factory=list)
     """Past retention but holding events of a pending batch, or its lock not had in time."""
     moved_from_default: int = 0
+    by_batch: list[str] = field(default_factory=list)
+    """The partitions left that hold more than one day (legacy, DEFAULT): their expired rows go
+    by batch, not by dropping a day."""
 
 
 def day_start(moment: datetime) -> datetime:
@@ -113,13 +116,13 @@ async def list_partitions(session: AsyncSession) -> list[Partition]:
 
 async def maintain_partitions(
     *, session_factory: SessionFactory, now: datetime, days_ahead: int, retention_days: int
-) -> PartitionChanges:
+) -> PartitionChanges | None:
     """Create the day partitions from today to `days_ahead` days on, and drop those past
-    retention. A no-op on a table that is not partitioned."""
+    retention. None, and nothing done, on a table that is not partitioned."""
     changes = PartitionChanges()
     async with session_factory() as session:
         if not await is_partitioned(session):
-            return changes
+            return None
         existing = await list_partitions(session)
     today = day_start(now)
     for offset in range(days_ahead + 1):
@@ -143,6 +146,11 @@ async def maintain_partitions(
             continue
         dropped = await _locked_change(session_factory, partition.name, _drop(partition.name))
         (changes.dropped if dropped is not None else changes.kept).append(partition.name)
+    changes.by_batch = [
+        p.name
+        for p in existing
+        if (p.is_default or p.lower is None) and p.name not in changes.dropped
+    ]
     return changes
 
 
