@@ -135,15 +135,21 @@ def scratch_database(pg_server_url: str) -> Iterator[Callable[[], str]]:
         drop_database(pg_server_url, name)
 
 
-@pytest.fixture
-def redis_url(redis_server_url: str, run_number: int, worker_number: int) -> str:
-    """This worker's Redis database, emptied before the test."""
+@pytest.fixture(scope="session")
+def worker_redis_url(redis_server_url: str, run_number: int, worker_number: int) -> str:
+    """This worker's Redis database, the only one its tests may use (module-scoped systems
+    included: a fixed number would be another worker's database in some runs)."""
     # Database 0 is left to `make dev`; the run number spreads concurrent runs over 1-15, and
     # the workers of one run take consecutive numbers (never each other's).
-    url = f"{redis_server_url}/{1 + (run_number + worker_number) % 15}"
-    with Redis.from_url(url) as client:
+    return f"{redis_server_url}/{1 + (run_number + worker_number) % 15}"
+
+
+@pytest.fixture
+def redis_url(worker_redis_url: str) -> str:
+    """This worker's Redis database, emptied before the test."""
+    with Redis.from_url(worker_redis_url) as client:
         client.flushdb()
-    return url
+    return worker_redis_url
 
 
 # The settings of the clock-aligned rate-limit windows that tests lengthen (`make_settings`).

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis import Redis
 
 from tests.conftest import BIN, ROOT, ProcessRunner
 from tripline_common.migrations.runner import upgrade
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.timeout(30 * EXAMPLES)
 
 @pytest.fixture(scope="module")
 def system(
-    pg_server_url: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory
+    pg_server_url: str, worker_redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, object]]:
     """api, ingest and admin as real processes on a scratch database with demo data."""
     name = f"tripline_contract_{uuid.uuid4().hex[:10]}"
@@ -47,13 +48,17 @@ def system(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
     env.update(
         DATABASE_URL=database_url,
-        REDIS_URL=f"{redis_server_url}/15",
+        # This worker's database: a fixed one was another worker's in some runs, whose sign-up
+        # limit the contract's sign-ups then spent (a flaky 429 seen in CI).
+        REDIS_URL=worker_redis_url,
         ARQ_QUEUE_NAME=f"tripline:contract:{uuid.uuid4().hex[:8]}",
         ENVIRONMENT="test",
         LOG_FORMAT="json",
         LOGIN_RATE_LIMIT="100000",
         PYTHONUNBUFFERED="1",
     )
+    with Redis.from_url(worker_redis_url) as redis:
+        redis.flushdb()  # What this worker's earlier tests counted (sign-ups, logins) is theirs.
     subprocess.run([sys.executable, str(ROOT / "scripts" / "seed.py")], env=env, check=True)
     runner = ProcessRunner(env, Path(tmp_path_factory.mktemp("contract")))
     try:

@@ -196,7 +196,7 @@ def check_deployment(workload: Workload, log_dir: Path) -> str:
 
 @pytest.fixture
 def local_release(
-    scratch_database: Callable[[], str], redis_server_url: str, worker_number: int
+    scratch_database: Callable[[], str], redis_url: str
 ) -> Callable[..., tuple[list[Workload], str]]:
     """Render a profile for this machine: (workloads, database URL)."""
 
@@ -204,7 +204,6 @@ def local_release(
         database_url = scratch_database()
         if migrated:
             upgrade(database_url)
-        redis_url = f"{redis_server_url}/{1 + worker_number % 15}"
         values, existing = local_overrides(profile, database_url, redis_url)
         return workloads(render_profile(profile, values), existing), database_url
 
