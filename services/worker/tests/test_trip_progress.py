@@ -14,6 +14,7 @@ from tripline_worker.trips.progress import (
     ARRIVED_WITHIN_M,
     MAX_ACCURACY_FOR_DISTANCE_M,
     MIN_SPEED_FOR_ETA_KMH,
+    MIN_TRIP_SECONDS_FOR_ETA,
     Fix,
     TripProgress,
     advance_progress,
@@ -110,14 +111,60 @@ def test_without_reported_speeds_the_eta_uses_the_average_speed_since_the_start(
     assert abs((progress.eta - expected).total_seconds()) < 1
 
 
-def test_below_the_minimum_speed_there_is_no_eta_and_at_it_there_is_one() -> None:
-    crawling = advance_progress(
-        START, [fix(0, 0.0, speed=MIN_SPEED_FOR_ETA_KMH - 0.01)], ROUTE, started_at=T0
+def test_a_batch_braking_to_a_stop_takes_the_trips_average_pace_not_its_own() -> None:
+    # ~1.1 km in 111 s at 10 m/s, then a batch that brakes into a junction (mean 2 m/s): its
+    # own pace would put the arrival five times as far away as the trip's pace does.
+    metres = haversine_m(0, 0, 0, 0.01)
+    cruising = advance_progress(
+        START, [fix(0, 0.0, speed=36.0), fix(metres / 10, 0.01, speed=36.0)], ROUTE, started_at=T0
     )
-    slow = advance_progress(START, [fix(0, 0.0, speed=MIN_SPEED_FOR_ETA_KMH)], ROUTE, started_at=T0)
+    braking = [
+        fix(metres / 10 + 2, 0.01 + 0.00001 * n, speed=speed)
+        for n, speed in enumerate([14.4, 7.2, 0.0])
+    ]
+
+    progress = advance_progress(cruising, braking, ROUTE, started_at=T0)
+
+    assert progress.eta is not None and progress.remaining_m is not None
+    elapsed = (braking[-1].recorded_at - T0).total_seconds()
+    average_ms = progress.distance_m / elapsed
+    expected = braking[-1].recorded_at + timedelta(seconds=progress.remaining_m / average_ms)
+    assert abs((progress.eta - expected).total_seconds()) < 1
+    assert 9 < average_ms < 10  # The trip's pace, not the batch's 2 m/s.
+
+
+def test_a_batch_faster_than_the_trips_average_sets_the_pace() -> None:
+    # A slow start (a jam: ~1.1 km in 555 s, 2 m/s), then a batch at 20 m/s.
+    metres = haversine_m(0, 0, 0, 0.01)
+    jammed = advance_progress(START, [fix(0, 0.0), fix(metres / 2, 0.01)], ROUTE, started_at=T0)
+    last = fix(metres / 2 + 10, 0.0118, speed=72.0)
+
+    progress = advance_progress(jammed, [last], ROUTE, started_at=T0)
+
+    assert progress.eta is not None and progress.remaining_m is not None
+    expected = last.recorded_at + timedelta(seconds=progress.remaining_m / 20)
+    assert abs((progress.eta - expected).total_seconds()) < 1
+
+
+def test_below_the_minimum_speed_there_is_no_eta_and_at_it_there_is_one() -> None:
+    at = MIN_TRIP_SECONDS_FOR_ETA
+    crawling = advance_progress(
+        START, [fix(at, 0.0, speed=MIN_SPEED_FOR_ETA_KMH - 0.01)], ROUTE, started_at=T0
+    )
+    slow = advance_progress(
+        START, [fix(at, 0.0, speed=MIN_SPEED_FOR_ETA_KMH)], ROUTE, started_at=T0
+    )
 
     assert crawling.eta is None
     assert slow.eta is not None
+
+
+def test_in_the_trips_first_minute_there_is_no_eta_whatever_the_pace() -> None:
+    just_short = fix(MIN_TRIP_SECONDS_FOR_ETA - 1, 0.0, speed=36.0)
+    at_it = fix(MIN_TRIP_SECONDS_FOR_ETA, 0.0, speed=36.0)
+
+    assert advance_progress(START, [just_short], ROUTE, started_at=T0).eta is None
+    assert advance_progress(START, [at_it], ROUTE, started_at=T0).eta is not None
 
 
 def test_within_the_arrival_distance_of_the_end_the_eta_is_the_last_fix() -> None:

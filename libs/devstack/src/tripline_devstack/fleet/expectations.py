@@ -7,9 +7,10 @@ own record of its fixes and batches (never with the worker's code), as the rules
 - corridor: the same for fixes farther from the route than the corridor, once their accuracy
   radius is subtracted.
 - late: once per trip, after a batch that moves the trip on (fixes newer than its latest),
-  when the estimated arrival (the latest fix's time plus the route left at the batch's
-  average reported speed; the fix's time when within 50 m of the end; the fix's time when
-  slower than 1 km/h) is later than the planned arrival plus the grace period.
+  when the estimated arrival (the latest fix's time plus the route left at the faster of the
+  batch's mean reported speed and the trip's average since it started, by its odometer; the
+  fix's time when within 50 m of the end, when slower than 1 km/h, or in the trip's first
+  minute) is later than the planned arrival plus the grace period.
 - lost signal: none, as long as every silence is shorter than the threshold (the fleet keeps
   its gaps well below it, and completes its trips when it stops).
 
@@ -20,6 +21,7 @@ runs jobs concurrently and both the windows' anchors and the late check depend o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +30,8 @@ from tripline_devstack.fleet.geometry import Plane, Polyline
 
 ARRIVED_WITHIN_M = 50.0
 MIN_SPEED_FOR_ETA_KMH = 1.0
+MIN_TRIP_SECONDS_FOR_ETA = 60.0
+MAX_ACCURACY_FOR_DISTANCE_M = 100.0  # a less accurate fix does not move the odometer
 
 
 @dataclass(frozen=True, order=True)
@@ -98,6 +102,7 @@ def expected_alerts(trip: TripRecord, rules: Rules) -> list[AlertKey]:
     corridor: list[datetime] = []
     late = False
     last_seen: datetime | None = None
+    odometer = Odometer(trip.plane)
     keys: list[AlertKey] = []
     for batch in trip.batches:
         fixes = sorted(
@@ -120,7 +125,8 @@ def expected_alerts(trip: TripRecord, rules: Rules) -> list[AlertKey]:
         newer = [fix for fix in fixes if last_seen is None or fix.recorded_at > last_seen]
         if newer:
             last_seen = newer[-1].recorded_at
-            if not late and _is_late(trip, newer, rules):
+            odometer.drive(newer)
+            if not late and _is_late(trip, newer, odometer.metres, rules):
                 late = True
                 keys.append(AlertKey(trip.trip_id, "late"))
     return keys
@@ -134,10 +140,31 @@ def _off_route(trip: TripRecord, fix: SentFix) -> float:
     return trip.route.locate(*trip.plane.to_xy(fix.lat, fix.lon)).off_m
 
 
-def _is_late(trip: TripRecord, newer: Sequence[SentFix], rules: Rules) -> bool:
+@dataclass
+class Odometer:
+    """The distance a trip's fixes cover, one after the other; inaccurate fixes are skipped."""
+
+    plane: Plane
+    metres: float = 0.0
+    here: tuple[float, float] | None = None
+
+    def drive(self, fixes: Iterable[SentFix]) -> None:
+        for fix in fixes:
+            if fix.accuracy_m > MAX_ACCURACY_FOR_DISTANCE_M:
+                continue
+            there = self.plane.to_xy(fix.lat, fix.lon)
+            if self.here is not None:
+                self.metres += math.dist(self.here, there)
+            self.here = there
+
+
+def _is_late(trip: TripRecord, newer: Sequence[SentFix], driven_m: float, rules: Rules) -> bool:
     last = newer[-1]
     remaining = trip.route.locate(*trip.plane.to_xy(last.lat, last.lon)).remaining_m
-    speed = sum(fix.speed_kmh for fix in newer) / len(newer)
+    recent = sum(fix.speed_kmh for fix in newer) / len(newer)
+    elapsed = (last.recorded_at - trip.started_at).total_seconds()
+    too_soon = elapsed < MIN_TRIP_SECONDS_FOR_ETA
+    speed = 0.0 if too_soon else max(recent, driven_m / elapsed * 3.6)
     if remaining <= ARRIVED_WITHIN_M:
         expected = last.recorded_at
     elif speed >= MIN_SPEED_FOR_ETA_KMH:

@@ -249,7 +249,10 @@ class TripPublicBase(BaseModel):
     ended_at: datetime | None = Field(description="When it was completed or cancelled.")
     last_seen_at: datetime | None = Field(description="Time of the latest telemetry.")
     distance_m: float = Field(description="Distance travelled so far (m).")
-    eta: datetime | None = Field(description="Estimated arrival, from recent progress.")
+    eta: datetime | None = Field(
+        description="Estimated arrival: the route left at the faster of the latest batch's "
+        "pace and the trip's average; none in the trip's first minute or while parked."
+    )
     created_at: datetime = Field(description="When the trip was created (UTC).")
     updated_at: datetime = Field(description="When it last changed (UTC).")
 

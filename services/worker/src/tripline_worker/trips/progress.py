@@ -15,6 +15,9 @@ MAX_ACCURACY_FOR_DISTANCE_M = 100.0
 ARRIVED_WITHIN_M = 50.0
 # Slower than this, an ETA means nothing (a parked vehicle).
 MIN_SPEED_FOR_ETA_KMH = 1.0
+# Before a trip has run this long, no pace says when it ends: pulling away from the start, the
+# fleet's trips announced arrivals far past their real ones.
+MIN_TRIP_SECONDS_FOR_ETA = 60.0
 
 
 class Fix(NamedTuple):
@@ -94,12 +97,20 @@ def advance_progress(
 def _speed_estimate_kmh(
     newer: Sequence[Fix], distance_m: float, started_at: datetime | None
 ) -> float | None:
-    """Recent speed: the reported speeds of this batch, else the trip's average so far."""
+    """The pace to reach the end at: the faster of the batch's mean reported speed and the
+    trip's average since it started.
+
+    One batch alone misleads: braking into a stop or pulling away from one, it announces an
+    arrival hours away and raised false "late" alerts. The trip's average alone lags a vehicle
+    that has just left a jam. Taking the faster one keeps the ETA optimistic, so "late" means
+    late even at the better pace; a vehicle that truly crawls is still caught, since its ETA is
+    never before its latest fix. None in the trip's first `MIN_TRIP_SECONDS_FOR_ETA`.
+    """
+    if started_at is None:
+        return None
+    elapsed = (newer[-1].recorded_at - started_at).total_seconds()
+    if elapsed < MIN_TRIP_SECONDS_FOR_ETA:
+        return None
+    average = distance_m / elapsed * 3.6
     reported = [fix.speed_kmh for fix in newer if fix.speed_kmh is not None]
-    if reported:
-        return sum(reported) / len(reported)
-    if started_at is not None:
-        elapsed = (newer[-1].recorded_at - started_at).total_seconds()
-        if elapsed > 0:
-            return distance_m / elapsed * 3.6
-    return None
+    return max(average, sum(reported) / len(reported)) if reported else average
