@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from trip_factories import store_alerts
 from websockets.asyncio.client import ClientConnection, connect
@@ -32,7 +32,7 @@ from tests.support.alerts import alert_event
 from tests.support.asyncapi import message_payload_validator
 from tests.support.tracing import SpanRecorder, recording_spans
 from tripline_api.alerts_stream.asyncapi import ASYNCAPI_URL, SSE_CHANNEL, WS_CHANNEL
-from tripline_api.alerts_stream.closes import CLOSE_TRY_AGAIN, CLOSES
+from tripline_api.alerts_stream.closes import CLOSE_TRY_AGAIN, CLOSES, REPLAY_UNAVAILABLE
 from tripline_api.alerts_stream.manager import ConnectionManager
 from tripline_api.alerts_stream.service import stream_slots_key
 from tripline_api.main import create_api_app
@@ -397,6 +397,63 @@ async def test_sse_live_then_resume_after_last_event_id(
             await publish_alert(redis, new)
             (event,) = await asyncio.wait_for(sse_events(lines, 1), WAIT)
             assert event["id"] == str(new.alert.id)
+
+
+async def test_a_websocket_resumes_after_last_event_id_then_goes_live_each_alert_once(
+    make_settings, make_account, committed, redis
+) -> None:
+    user, token, _ = await make_account()
+    other, _, _ = await make_account()
+    alerts = await store_alerts(
+        committed, user, 4, raised_from=datetime.now(UTC) - timedelta(minutes=10)
+    )
+    await store_alerts(committed, other, 1)  # Never replayed to `user`.
+    async with serve(make_settings(ApiSettings)) as (host, _):
+        url = f"{ws_url(host, await get_ticket(host, token))}&last_event_id={alerts[1].id}"
+        async with connect(url, open_timeout=WAIT) as ws:
+            replayed = [await next_message(ws), await next_message(ws)]
+            assert [m["alert"]["id"] for m in replayed] == [str(alerts[2].id), str(alerts[3].id)]
+            assert replayed[0]["alert"]["message"] == alerts[2].message
+            # A replayed alert published again is not sent twice; a new one comes next.
+            stored_again = AlertEvent.from_row(
+                {**alerts[3].model_dump(), "status": "open", "request_id": None}
+            )
+            await publish_alert(redis, stored_again)
+            new = alert_event(user.id)
+            await publish_alert(redis, new)
+            assert (await next_message(ws))["alert"]["id"] == str(new.alert.id)
+
+        # An id that is no alert of the user's (another's, or not an id) replays nothing.
+        for unknown in (str(uuid.uuid4()), "not-an-id"):
+            url = f"{ws_url(host, await get_ticket(host, token))}&last_event_id={unknown}"
+            async with connect(url, open_timeout=WAIT) as ws:
+                live = await publish_until_received(redis, ws, user.id)
+                assert live["alert"]["id"] not in {str(a.id) for a in alerts}
+
+
+async def test_a_websocket_whose_replay_cannot_be_read_is_closed_to_reconnect_later(
+    make_settings, make_account, committed, database_url
+) -> None:
+    user, token, _ = await make_account()
+    (stored,) = await store_alerts(committed, user, 1)
+    # The replay waits on a lock held elsewhere until its statement times out: the database
+    # cannot answer it, while the ticket and the session are still checked.
+    settings = make_settings(ApiSettings, db_statement_timeout_ms=300)
+    engine = create_async_engine(database_url)
+    try:
+        async with serve(settings) as (host, _), engine.connect() as holder:
+            await holder.execute(text("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE"))
+            url = f"{ws_url(host, await get_ticket(host, token))}&last_event_id={stored.id}"
+            async with connect(url, open_timeout=WAIT) as ws:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await next_message(ws)
+            assert assert_documented_close(closed.value) == (
+                REPLAY_UNAVAILABLE.code,
+                REPLAY_UNAVAILABLE.reason,
+            )
+            await holder.rollback()
+    finally:
+        await engine.dispose()
 
 
 async def test_real_stream_messages_match_the_asyncapi_document(

@@ -20,6 +20,7 @@ from tripline_api.alerts_stream.schemas import Ping, Pong
 from tripline_api.alerts_stream.service import (
     CREDENTIAL_QUERY_PARAMS,
     REPLAY_LIMIT,
+    RESUME_QUERY,
     SSE_EVENT,
     SSE_RETRY_MILLISECONDS,
 )
@@ -60,6 +61,17 @@ TICKET_QUERY = {
     },
 }
 """The query parameter both streams take a ticket in."""
+WS_QUERY = {
+    "type": "object",
+    "properties": {
+        **TICKET_QUERY["properties"],
+        RESUME_QUERY: {
+            "type": "string",
+            "description": "The last alert id received: replay the alerts raised after it.",
+        },
+    },
+}
+"""The WebSocket's query: the ticket, and where to resume."""
 
 
 def _seconds(value: float) -> str:
@@ -119,8 +131,8 @@ def asyncapi_document(settings: ApiSettings) -> dict[str, Any]:
                 f"{settings.alerts_stream_max_per_user} streams (`ALERTS_STREAM_MAX_PER_USER`, "
                 "both transports, all replicas).\n\n"
                 "**Delivery** is at most once while connected; the record is "
-                "`GET /v1/alerts`. The SSE stream resumes after `Last-Event-ID`; a WebSocket "
-                "client catches up from `GET /v1/alerts`."
+                "`GET /v1/alerts`. Both streams resume: the SSE stream after `Last-Event-ID`, "
+                f"a WebSocket after `?{RESUME_QUERY}=`."
             ),
         },
         "defaultContentType": "application/json",
@@ -149,10 +161,13 @@ def asyncapi_document(settings: ApiSettings) -> dict[str, Any]:
                     f"{_seconds(heartbeat)} (`ALERTS_WS_HEARTBEAT_SECONDS`), a ping; answer "
                     f"each ping with a pong within {_seconds(pong_timeout)} "
                     "(`ALERTS_WS_PONG_TIMEOUT_SECONDS`) or the socket is closed 4408. Other "
-                    "client messages are ignored. Nothing is replayed on reconnect: catch up "
-                    "from `GET /v1/alerts`. Close codes: `x-close-codes`."
+                    "client messages are ignored. **Resume** by opening with "
+                    f"`?{RESUME_QUERY}=<the last alert id received>`: the alerts raised after "
+                    f"it are replayed first, oldest first, at most {REPLAY_LIMIT}, then live "
+                    "ones follow, each sent once. Close codes: `x-close-codes`."
                 ),
                 "servers": [_ref("servers/websocket")],
+                "x-resume": {"query": RESUME_QUERY, "replayLimit": REPLAY_LIMIT},
                 "messages": {
                     "alertRaised": _ref("components/messages/alertRaised"),
                     "ping": _ref("components/messages/ping"),
@@ -161,7 +176,7 @@ def asyncapi_document(settings: ApiSettings) -> dict[str, Any]:
                 "bindings": {
                     "ws": {
                         "method": "GET",
-                        "query": TICKET_QUERY,
+                        "query": WS_QUERY,
                         "headers": {
                             "type": "object",
                             "properties": {

@@ -38,7 +38,7 @@ AUTHENTICATION_REQUIRED = StreamClose(
 SERVER_SHUTTING_DOWN = StreamClose(
     CLOSE_GOING_AWAY,
     "server shutting down",
-    "This API process is shutting down: reconnect, and catch up from `GET /v1/alerts`.",
+    "This API process is shutting down: reconnect with `last_event_id` to catch up.",
 )
 SESSION_REVOKED = StreamClose(
     CLOSE_POLICY_VIOLATION,
@@ -60,14 +60,20 @@ TOO_MANY_STREAMS = StreamClose(
 TOO_SLOW = StreamClose(
     CLOSE_TRY_AGAIN,
     "too slow: reconnect and catch up",
-    "The client read too slowly and `ALERTS_STREAM_QUEUE_SIZE` alerts piled up: reconnect and "
-    "catch up from `GET /v1/alerts`.",
+    "The client read too slowly and `ALERTS_STREAM_QUEUE_SIZE` alerts piled up: reconnect with "
+    "`last_event_id` to catch up.",
 )
 SESSION_CHECK_UNAVAILABLE = StreamClose(
     CLOSE_TRY_AGAIN,
     "session check unavailable: reconnect",
     "The server could not re-check the session (database unavailable) and does not keep an "
     "unchecked stream open: reconnect later.",
+)
+REPLAY_UNAVAILABLE = StreamClose(
+    CLOSE_TRY_AGAIN,
+    "replay unavailable: reconnect",
+    "The server could not read the alerts to replay after `last_event_id` (database "
+    "unavailable): reconnect later with the same `last_event_id`.",
 )
 SERVER_AT_CAPACITY = StreamClose(
     CLOSE_TRY_AGAIN,
@@ -89,6 +95,7 @@ CLOSES = (
     TOO_MANY_STREAMS,
     TOO_SLOW,
     SESSION_CHECK_UNAVAILABLE,
+    REPLAY_UNAVAILABLE,
     SERVER_AT_CAPACITY,
     NO_PONG,
 )

@@ -123,6 +123,8 @@ async def alerts_websocket(websocket: WebSocket) -> None:
 
     Messages sent: alert events (`{"type":"alert.raised",...}`) and `{"type":"ping"}`, to be
     answered with `{"type":"pong"}` within the timeout or the socket is closed (4408).
+    Resume with `?last_event_id=` (the last alert id received): the alerts raised after it are
+    sent first, then live ones, each once.
     Closed with 1008 when the session is logged out, revoked or its user disabled (checked every
     heartbeat interval) and when the access token expires; 1001 when the server shuts down.
     Beyond the caps the socket is accepted and closed at once: 1008 `too many streams` (the user

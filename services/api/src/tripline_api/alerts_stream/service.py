@@ -35,6 +35,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from tripline_api.alerts_stream.closes import (
     AUTHENTICATION_REQUIRED,
     NO_PONG,
+    REPLAY_UNAVAILABLE,
     SERVER_AT_CAPACITY,
     SERVER_SHUTTING_DOWN,
     SESSION_CHECK_UNAVAILABLE,
@@ -65,7 +66,9 @@ from tripline_common.web import Resources
 
 log = structlog.get_logger("tripline.alerts_stream")
 
-REPLAY_LIMIT = 1000  # Most alerts an SSE reconnect replays after its `Last-Event-ID`.
+REPLAY_LIMIT = 1000  # Most alerts a reconnect replays after the last event id it names.
+# The WebSocket's query parameter for that id (a browser's `WebSocket` cannot send headers).
+RESUME_QUERY = "last_event_id"
 SSE_RETRY_MILLISECONDS = 3000  # The `retry:` an SSE stream opens with: EventSource's delay.
 SSE_EVENT = "alert"  # The `event:` name of an alert on the SSE stream.
 SEND_GRACE_SECONDS = 1.0  # How long closing waits for a send in flight to finish.
@@ -277,9 +280,20 @@ async def serve_websocket(websocket: WebSocket) -> None:
     try:
         admission.start()
         await websocket.accept()
+        # Subscribe before reading Postgres, as the SSE stream does: nothing raised in between
+        # is missed, and what is both replayed and live is sent once.
         subscriber = manager.subscribe(principal.id, transport="websocket")
-        log.info("alerts_ws_connected", user_id=str(principal.id))
-        session = _WebSocketSession(websocket, subscriber, state.resources, state.settings, claims)
+        try:
+            missed = await _replay(state, principal.id, websocket.query_params.get(RESUME_QUERY))
+        except Exception as exc:
+            log.warning("alerts_ws_replay_failed", error_type=type(exc).__name__)
+            manager.unsubscribe(subscriber)
+            await close_websocket(websocket, REPLAY_UNAVAILABLE)
+            return
+        log.info("alerts_ws_connected", user_id=str(principal.id), replayed=len(missed))
+        session = _WebSocketSession(
+            websocket, subscriber, state.resources, state.settings, claims, missed
+        )
         try:
             await session.run()
         finally:
@@ -291,6 +305,12 @@ async def serve_websocket(websocket: WebSocket) -> None:
         await admission.release()
 
 
+async def _replay(
+    state: ApiState, user_id: uuid.UUID, last_event_id: str | None
+) -> list[AlertEvent]:
+    return await replay_after(state.resources.pg, user_id, last_event_id) if last_event_id else []
+
+
 class _WebSocketSession:
     def __init__(
         self,
@@ -299,8 +319,10 @@ class _WebSocketSession:
         resources: Resources,
         settings: ApiSettings,
         claims: AccessClaims,
+        missed: list[AlertEvent],
     ) -> None:
         self.websocket = websocket
+        self.missed = missed  # Replayed first, after `?last_event_id=`.
         self.subscriber = subscriber
         self.resources = resources
         self.settings = settings
@@ -366,10 +388,15 @@ class _WebSocketSession:
                 self.pong.set()
 
     async def _send_alerts(self) -> None:
+        sent = {event.alert.id for event in self.missed}
+        for event in self.missed:
+            await self._send(event.model_dump_json())
         while True:
             event = await self.subscriber.queue.get()
             if event is None:
                 return
+            if event.alert.id in sent:
+                continue
             with alert_delivery_span(event, transport="websocket"):
                 await self._send(event.model_dump_json())
 
