@@ -54,17 +54,13 @@ EXAMPLE_ALERT = AlertEvent(
 )
 
 
-TICKET_QUERY = {
-    "type": "object",
-    "properties": {
-        "ticket": {"type": "string", "description": f"A ticket from `POST {TICKETS_PATH}`."}
-    },
-}
+TICKET_PARAM = {"type": "string", "description": f"A ticket from `POST {TICKETS_PATH}`."}
+TICKET_QUERY = {"type": "object", "properties": {"ticket": TICKET_PARAM}}
 """The query parameter both streams take a ticket in."""
 WS_QUERY = {
     "type": "object",
     "properties": {
-        **TICKET_QUERY["properties"],
+        "ticket": TICKET_PARAM,
         RESUME_QUERY: {
             "type": "string",
             "description": "The last alert id received: replay the alerts raised after it.",

@@ -388,9 +388,9 @@ class _WebSocketSession:
                 self.pong.set()
 
     async def _send_alerts(self) -> None:
-        sent = {event.alert.id for event in self.missed}
-        for event in self.missed:
-            await self._send(event.model_dump_json())
+        sent = {missed.alert.id for missed in self.missed}
+        for missed in self.missed:
+            await self._send(missed.model_dump_json())
         while True:
             event = await self.subscriber.queue.get()
             if event is None:
