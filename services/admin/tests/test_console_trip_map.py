@@ -47,11 +47,11 @@ def test_every_place_and_the_margin_around_it_fit_inside_the_padding() -> None:
         point = projection.point(lat, lon)
         margin = 2000 * projection.scale
         assert (
-            tm.PADDING - 0.01 <= point.x - margin
+            point.x - margin >= tm.PADDING - 0.01
             and point.x + margin <= tm.WIDTH - tm.PADDING + 0.01
         )
         assert (
-            tm.PADDING - 0.01 <= point.y - margin
+            point.y - margin >= tm.PADDING - 0.01
             and point.y + margin <= tm.HEIGHT - tm.PADDING + 0.01
         )
     # One side fills the box: the drawing is as large as fits.
@@ -92,7 +92,7 @@ def test_the_map_draws_the_route_the_corridor_in_metres_the_track_and_the_alerts
     [marker] = drawn.markers
     assert f"{marker.at.x},{marker.at.y}" == drawn.track.split()[1]
     assert marker.css == "critical" and marker.title.startswith("corridor")
-    # The corridor stroke is 2 × 500 m wide in map units; the scale bar says what it measures.
+    # The corridor stroke is twice 500 m wide in map units; the scale bar says what it measures.
     projection = fit(
         [(p.lat, p.lon) for p in (*ROUTE, *positions)] + [(alert.lat, alert.lon)], margin_m=500
     )
