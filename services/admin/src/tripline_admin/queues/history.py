@@ -14,7 +14,7 @@ from arq.connections import ArqRedis
 
 STEP_SECONDS = 15
 """One sample per this many seconds (the chart's resolution)."""
-WINDOW_SECONDS = 30 * 60
+WINDOW_SECONDS = 15 * 60
 """How far back the history goes."""
 
 
