@@ -75,7 +75,7 @@ def test_a_line_runs_from_the_first_slot_to_the_last_scaled_to_the_plot() -> Non
     )
     assert [tick.label for tick in chart.y_ticks] == ["0", "2.5", "5", "7.5", "10"]
     assert chart.y_ticks[0].at == pytest.approx(Y1) and chart.y_ticks[-1].at == pytest.approx(Y0)
-    assert line.latest == "2.5"
+    assert line.latest == "2.5" and line.peak == "10"
     assert line.dots == (points[-1][1:],)  # The newest value is marked.
     assert not chart.empty
 
@@ -114,7 +114,7 @@ def test_a_chart_with_no_samples_draws_no_line_and_says_it_is_empty() -> None:
     chart = line_chart("Queue", "jobs", [("waiting", "queue", series([None] * 60))])
 
     [line] = chart.lines
-    assert line.d == "" and line.dots == () and line.latest == "—"
+    assert line.d == "" and line.dots == () and line.latest == line.peak == "—"
     assert chart.empty
     assert [tick.label for tick in chart.y_ticks][-1] == "1"
 
@@ -130,6 +130,8 @@ def test_time_labels_mark_the_window_from_its_start_to_its_end() -> None:
     chart = line_chart("Events", "events/s", [("a", "accepted", series([1.0] * 60))])
 
     assert [tick.label for tick in chart.x_ticks] == ["12:00", "12:05", "12:10", "12:15"]
+    # The end labels are anchored inward, so that neither is cut off at the drawing's edge.
+    assert [tick.anchor for tick in chart.x_ticks] == ["start", "middle", "middle", "end"]
     assert chart.x_ticks[0].at == pytest.approx(X0) and chart.x_ticks[-1].at == pytest.approx(X1)
 
 

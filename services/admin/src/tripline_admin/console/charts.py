@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from tripline_admin.activity.schemas import Series
 
-WIDTH = 600
+WIDTH = 420
 HEIGHT = 200
-LEFT = 48  # Room for the y-axis labels.
-RIGHT = 12
-TOP = 12
+LEFT = 44  # Room for the y-axis labels.
+RIGHT = 8
+TOP = 10
 BOTTOM = 24  # Room for the x-axis labels.
 Y_TICKS = 4
 
@@ -29,6 +29,8 @@ class Tick:
 
     at: float
     label: str
+    anchor: str = "middle"
+    """How the label is placed on `at` (SVG's text-anchor): the axis's ends keep it inside."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Line:
     d: str
     dots: tuple[tuple[float, float], ...]
     latest: str
+    peak: str
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,9 @@ def _time_ticks(start: datetime, step: int, count: int, every: int, fmt: str) ->
     ticks = []
     for i in range(0, count + 1, every):
         moment = (start + timedelta(seconds=step * i)).astimezone(UTC)
-        ticks.append(Tick(at=round(x0 + (x1 - x0) * i / count, 2), label=moment.strftime(fmt)))
+        anchor = "start" if i == 0 else "end" if i == count else "middle"
+        at = round(x0 + (x1 - x0) * i / count, 2)
+        ticks.append(Tick(at=at, label=moment.strftime(fmt), anchor=anchor))
     return ticks
 
 
@@ -147,8 +152,10 @@ def line_chart(
         if present and point(*present[-1]) not in dots:
             dots.append(point(*present[-1]))
         latest = format_value(present[-1][1]) if present else "—"
+        peak = format_value(max(v for _, v in present)) if present else "—"
+        commands_d = " ".join(commands)
         lines.append(
-            Line(name=name, css=css, d=" ".join(commands), dots=tuple(dots), latest=latest)
+            Line(name=name, css=css, d=commands_d, dots=tuple(dots), latest=latest, peak=peak)
         )
     return Chart(
         title=title,
