@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select, text, update
 
 from tripline_admin.activity import service as activity
-from tripline_admin.console.security import REFRESH_HEADER
+from tripline_admin.console.security import REFRESH_HEADER, cookie_name, sign
 from tripline_admin.queues import history
 from tripline_admin.queues.metrics import QueueMetrics, QueueMonitor
 from tripline_admin.trips import service as trips
@@ -196,6 +196,24 @@ async def test_the_charts_fragment_draws_four_series_for_a_signed_in_operator(
     assert html.count('<rect class="chart-bar"') == 24
     overview = (await browser.get("/console/")).text
     assert 'data-live="/console/activity"' in overview and html.split("\n")[2] in overview
+
+
+async def test_a_refresh_of_the_charts_leaves_a_flash_message_for_the_page_it_was_meant_for(
+    browser, operator, sign_in, admin_settings
+) -> None:
+    """A form posted in another tab redirects to a page that shows its message; a refresh of
+    the charts that comes in between must not take that message."""
+    await sign_in(browser, operator)
+    browser.cookies.set(
+        cookie_name(admin_settings, "flash"),
+        sign(admin_settings, "flash", [["success", "Queued again."]]),
+    )
+
+    refreshed = await browser.get("/console/activity", headers={REFRESH_HEADER: "1"})
+    page = await browser.get("/console/jobs")
+
+    assert "set-cookie" not in refreshed.headers
+    assert "Queued again." in page.text
 
 
 async def test_a_refresh_of_the_charts_does_not_keep_an_idle_session_alive(

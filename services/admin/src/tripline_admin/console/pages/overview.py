@@ -85,4 +85,4 @@ async def activity_fragment(
     settings: AdminSettingsDep,
 ) -> Response:
     charts = await _activity_context(session, redis, settings)
-    return render(request, "_activity.html", charts)
+    return render(request, "_activity.html", charts, fragment=True)
