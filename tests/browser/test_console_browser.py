@@ -512,6 +512,16 @@ async def test_the_overview_charts_and_a_trip_map_render_in_chromium_within_the_
         await p.shot(name)
         assert await p.page.evaluate("window.__cspViolations") == []
 
+    # Signing out elsewhere ends the session: the open overview's next refresh says so and
+    # stops, instead of showing the login page inside the charts.
+    await b.go("/console/")
+    await p.page.get_by_role("button", name="Sign out").click()
+    await expect(p.page.get_by_text("You are signed out.")).to_be_visible()
+    await expect(live).to_have_attribute("data-live-ended", "", timeout=30_000)
+    await expect(live.get_by_text("Your session has ended")).to_be_visible()
+    await expect(live.locator("svg.chart-svg")).to_have_count(3)
+    await b.shot("24-charts-session-ended")
+
     assert await b.page.evaluate("window.__cspViolations") == []
     assert not b.problems + p.problems, b.problems + p.problems
     await phone.close()

@@ -119,6 +119,7 @@ async def test_the_trip_page_draws_route_corridor_positions_and_alerts(
     assert corridor and float(corridor.group(1)) > 0
     assert len(polyline_points(html, "map-track")) == 30
     assert html.count('class="map-stop"') == 1
+    assert "<title>Waypoint 1: Rest stop</title>" in html
     # The corridor alert is on the map where it happened; the late one (no place) is listed only.
     assert html.count('<g class="map-alert map-alert-critical">') == 1
     assert "Arrival expected 18 min late" in html
