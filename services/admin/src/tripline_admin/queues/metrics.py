@@ -64,7 +64,8 @@ class QueueMetrics:
 
 
 class QueueMonitor:
-    """Keeps the queue gauges current: reads the queue from Redis every `interval` seconds.
+    """Keeps the queue gauges current: reads the queue from Redis every `interval` seconds, and
+    keeps a sample of its depth per slot for the console's chart (`queues.history`).
 
     A background task rather than a read per scrape: a scrape never waits on Redis, and the
     cost is fixed whatever the number of scrapers and replicas.
