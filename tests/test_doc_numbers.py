@@ -366,6 +366,17 @@ CLAIMS = (
         r"a burst crossing a multiple of (300 s) is one alert",
         default(WorkerServiceSettings, "alert_window_seconds"),
     ),
+    # The console's charts.
+    Claim(
+        CONSOLE,
+        r"over the last (15 minutes), and alerts per hour over the last (24 hours), reloaded in "
+        r"place every (10 s)",
+        lambda: [
+            constant("tripline_admin.queues.history", "WINDOW_SECONDS")(),
+            constant("tripline_admin.activity.service", "ALERT_HOURS")() * 3600,
+            constant("tripline_admin.console.pages.overview", "LIVE_SECONDS")(),
+        ],
+    ),
     # The console's session and key rotation.
     Claim(
         CONSOLE,

@@ -6,6 +6,10 @@ device key, retries a failure and signs out; along the way the page never runs a
 should not (the user named `<script>alert(1)</script>` is shown as text), the CSP reports no
 violation, and every page is saved as a screenshot under `test-artifacts/browser/` (desktop,
 and a phone-width set).
+
+Then the pictures, on telemetry sent through the real ingest and processed by the real worker:
+the overview's charts (and their live refresh by console.js) and a trip's map with its route,
+corridor, positions and alerts, all drawn with non-empty boxes, with no CSP violation reported.
 """
 
 from __future__ import annotations
@@ -20,10 +24,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+import httpx
 import pytest
 
 from tests.conftest import ROOT, ProcessRunner
-from tripline_common.data import create_engine, create_session_factory, job_arq_id, unit_of_work
+from tests.test_pipeline import FAST_WORKER, fixes, seed, start_demo_trip, window_aligned
+from tests.test_pipeline import wait_for as wait_until
+from tripline_common.data import (
+    asyncpg_dsn,
+    create_engine,
+    create_session_factory,
+    job_arq_id,
+    unit_of_work,
+)
 from tripline_common.data.models import (
     Alert,
     AlertRule,
@@ -353,4 +367,162 @@ async def test_an_operator_works_through_the_console_in_chromium(admin_process, 
     await expect(b.page).to_have_url(re.compile(r"/console/login"))
 
     assert not b.problems + p.problems, b.problems + p.problems
+    await context.close()
+
+
+# --- Pictures: the overview's charts and a trip's map, on data that went through the system ---
+
+# Recorded by a script the test adds before any page script runs (CDP's init scripts are not
+# subject to the page's CSP): every Content-Security-Policy violation the page reports.
+CSP_WATCH = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+async def _drawn(locator) -> bool:
+    """Whether the element exists and has a non-empty bounding box."""
+    box = await locator.bounding_box() if await locator.count() else None
+    return box is not None and box["width"] > 0 and box["height"] > 0
+
+
+async def _box(locator) -> dict:
+    """The element's bounding box, asserted present and not empty."""
+    box = await locator.bounding_box()
+    assert box is not None and box["width"] > 0 and box["height"] > 0, box
+    return box
+
+
+@pytest.fixture
+async def living_system(processes, process_env) -> str:
+    """Ingest, the worker and the admin app, real processes on a seeded database; the demo
+    trip active and uploads sent through ingest (speeding, then off the corridor), processed by
+    the worker. The admin app's URL."""
+    from scripts.seed import DEMO_DEVICE_KEY
+
+    seed(process_env)
+    await start_demo_trip(process_env["DATABASE_URL"])
+    ingest = processes.start("ingest", "tripline-ingest")
+    worker = processes.start("worker", "tripline-worker", **FAST_WORKER)
+    admin = processes.start("admin", "tripline-admin", CONSOLE_COOKIE_SECURE="true")
+    for process in (ingest, worker, admin):
+        await asyncio.to_thread(processes.wait_ready, process)
+    start = window_aligned()
+    track = fixes(40, start=start, speed_kmh=60)
+    for fix in track[10:14]:
+        fix["speed_kmh"] = 118  # Over the 80 km/h limit: a speeding alert.
+    for fix in track[25:30]:
+        fix["lat"] += 0.03  # About 3 km north of the route: a corridor alert.
+    async with httpx.AsyncClient(timeout=10) as client:
+        for n in range(4):
+            upload = await client.post(
+                f"{ingest.url}/v1/telemetry",
+                json={"client_batch_id": f"pictures-{n}", "events": track[n * 10 : n * 10 + 10]},
+                headers={"X-Device-Key": DEMO_DEVICE_KEY},
+            )
+            assert upload.status_code == 202, upload.text
+
+    async def all_processed() -> bool:
+        conn = await asyncpg.connect(asyncpg_dsn(process_env["DATABASE_URL"]))
+        try:
+            done = await conn.fetchval(
+                "SELECT count(*) FROM telemetry_batches WHERE status = 'processed'"
+            )
+            alerts = await conn.fetchval("SELECT count(*) FROM alerts")
+        finally:
+            await conn.close()
+        return done == 4 and alerts >= 2
+
+    await wait_until(all_processed, 30, "the uploads processed and their alerts raised")
+    return admin.url
+
+
+@pytest.mark.slow
+async def test_the_overview_charts_and_a_trip_map_render_in_chromium_within_the_csp(
+    living_system, chromium
+) -> None:
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    await context.add_init_script(CSP_WATCH)
+    b = Browser(await context.new_page(), living_system)
+    expect = playwright.expect
+    await b.go("/console/login")
+    await b.page.get_by_label("Email").fill("operator@tripline.dev")
+    await b.page.get_by_label("Password").fill(PASSWORD)
+    await b.page.get_by_role("button", name="Sign in").click()
+    await expect(b.page.get_by_role("heading", name="Overview")).to_be_visible()
+
+    # The charts: three drawings, each series visible. A slot shows once it has ended (the
+    # one under way is left out), so the uploads' slot and the queue monitor's first sample
+    # appear within a slot or two: reload until they do.
+    charts = b.page.locator("svg.chart-svg")
+    await expect(charts).to_have_count(3)
+    for _ in range(60):
+        if await _drawn(b.page.locator(".series-accepted path")) and await _drawn(
+            b.page.locator(".series-queue")
+        ):
+            break
+        await asyncio.sleep(1)
+        await b.page.reload()
+    for n in range(3):
+        await _box(charts.nth(n))
+    for series in ("accepted", "processed", "queue"):
+        await _box(b.page.locator(f".series-{series}"))
+    await _box(b.page.locator(".series-accepted path"))
+    await _box(b.page.locator(".series-processed path"))
+    await _box(b.page.locator("rect.chart-bar").last)  # This hour's alerts.
+    await b.shot("20-overview-charts")
+
+    # Live: console.js reloads the charts in place (same origin, no inline script).
+    live = b.page.locator("[data-live]")
+    await expect(live).to_have_attribute("data-live-updated", re.compile(r"\d+"), timeout=30_000)
+    await expect(live.locator("svg.chart-svg")).to_have_count(3)
+
+    # The trip: from the open alert to its map, everything drawn inside it.
+    await b.page.get_by_role("link", name=re.compile("off the planned route")).first.click()
+    await expect(b.page).to_have_url(re.compile(r"/console/trips/[0-9a-f-]{36}$"))
+    map_box = await _box(b.page.locator("svg.trip-map-svg"))
+    for part in ("polyline.map-corridor", "polyline.map-route", "polyline.map-track"):
+        box = await _box(b.page.locator(part))
+        assert (
+            map_box["x"] <= box["x"]
+            and box["x"] + box["width"] <= map_box["x"] + map_box["width"] + 1
+        )
+    markers = b.page.locator("g.map-alert")
+    assert await markers.count() >= 2  # Speeding and corridor: both record where.
+    await _box(markers.first)
+    await expect(b.page.get_by_text("40 positions drawn")).to_be_visible()
+    await b.shot("21-trip-map")
+
+    # A phone: the map and the charts scale down, nothing wider than the screen.
+    phone = await chromium.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+    )
+    await phone.add_init_script(CSP_WATCH)
+    await phone.add_cookies(await context.cookies())
+    p = Browser(await phone.new_page(), living_system)
+    for path, name in (
+        (b.page.url.removeprefix(living_system), "22-phone-trip"),
+        ("/console/", "23-phone-charts"),
+    ):
+        await p.go(path)
+        width = await p.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width}px wide on a 390px phone"
+        await p.shot(name)
+        assert await p.page.evaluate("window.__cspViolations") == []
+
+    # Signing out elsewhere ends the session: the open overview's next refresh says so and
+    # stops, instead of showing the login page inside the charts.
+    await b.go("/console/")
+    await p.page.get_by_role("button", name="Sign out").click()
+    await expect(p.page.get_by_text("You are signed out.")).to_be_visible()
+    await expect(live).to_have_attribute("data-live-ended", "", timeout=30_000)
+    await expect(live.get_by_text("Your session has ended")).to_be_visible()
+    await expect(live.locator("svg.chart-svg")).to_have_count(3)
+    await b.shot("24-charts-session-ended")
+
+    assert await b.page.evaluate("window.__cspViolations") == []
+    assert not b.problems + p.problems, b.problems + p.problems
+    await phone.close()
     await context.close()

@@ -8,12 +8,13 @@ route added without deciding who may call it fails `test_every_route_has_a_decla
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from tripline_common.data.models import UserRole
+from tripline_common.data.models import Trip, UserRole
 
 
 class Access(StrEnum):
@@ -62,6 +63,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/console/"): Access.CONSOLE,
     ("GET", "/console/users"): Access.CONSOLE,
     ("GET", "/console/users/{user_id}"): Access.CONSOLE,
+    ("GET", "/console/trips/{trip_id}"): Access.CONSOLE,
+    ("GET", "/console/activity"): Access.CONSOLE,
     ("POST", "/console/users/{user_id}/disable"): Access.CONSOLE,
     ("POST", "/console/users/{user_id}/enable"): Access.CONSOLE,
     ("POST", "/console/users/{user_id}/role"): Access.CONSOLE_ADMIN,
@@ -115,7 +118,21 @@ async def test_the_rbac_matrix(
 ) -> None:
     target = await make_user(email="target@example.com")
     device, _ = await make_device(target)
+    async with session_factory() as session:
+        trip = Trip(
+            owner_id=target.id,
+            name="Matrix run",
+            origin_lat=52.5,
+            origin_lon=13.4,
+            destination_lat=52.4,
+            destination_lon=13.1,
+            planned_start=datetime.now(UTC),
+            planned_arrival=datetime.now(UTC) + timedelta(hours=1),
+        )
+        session.add(trip)
+        await session.commit()
     params = {
+        "trip_id": trip.id,
         "user_id": target.id,
         "session_id": uuid.uuid4(),
         "device_id": device.id,

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
-from tripline_admin.console.pages import audit, auth, devices, jobs, overview, users
+from tripline_admin.console.pages import audit, auth, devices, jobs, overview, trips, users
 from tripline_admin.console.rendering import STATIC_DIR, STATIC_URL, render
 from tripline_admin.console.security import ConsoleLoginRequired, verify_csrf
 from tripline_admin.state import AdminState
@@ -60,7 +60,7 @@ def install_console(app: FastAPI) -> None:
     signed_in = APIRouter(
         prefix=CONSOLE_PREFIX, include_in_schema=False, dependencies=[Depends(verify_csrf)]
     )
-    for module in (auth, overview, users, devices, jobs, audit):
+    for module in (auth, overview, users, trips, devices, jobs, audit):
         signed_in.include_router(module.router)
     app.include_router(public)
     app.include_router(signed_in)

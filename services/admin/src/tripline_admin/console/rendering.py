@@ -117,12 +117,14 @@ def render(
     user: Principal | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    fragment: bool = False,
 ) -> HTMLResponse:
     """A console page. Pages are never cached (they show account data and CSRF tokens), and a
-    flash message is shown once: its cookie is cleared by the page that displays it."""
+    flash message is shown once: its cookie is cleared by the page that displays it. A
+    `fragment` (part of a page that console.js reloads) shows none, so leaves them be."""
     settings = AdminState.of(request.app).settings
     user = user or console_user(request)
-    flashes = _read_flashes(request, settings)
+    flashes = [] if fragment else _read_flashes(request, settings)
     html = (
         environment()
         .get_template(template)

@@ -26,6 +26,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STAFF = frozenset({UserRole.OPERATOR, UserRole.ADMIN})
 CSRF_FIELD = "csrf_token"
 LAST_SEEN_WRITE_INTERVAL = timedelta(seconds=60)
+REFRESH_HEADER = "x-console-refresh"
+"""Sent by console.js when it reloads part of an open page by itself: not the operator's use."""
 
 
 class ConsoleLoginRequired(Exception):  # noqa: N818 - a signal to redirect, not an error
@@ -167,12 +169,19 @@ WHERE {live_session_sql("$1", "$2")} AND s.kind = 'console'
 
 
 async def resolve_console_principal(
-    *, pg: PgExecutor, session_id: uuid.UUID, user_id: uuid.UUID, idle_timeout: timedelta
+    *,
+    pg: PgExecutor,
+    session_id: uuid.UUID,
+    user_id: uuid.UUID,
+    idle_timeout: timedelta,
+    touch: bool = True,
 ) -> Principal | None:
     """The user of a live console session, or None (revoked, expired, idle, user disabled).
 
     Idle sessions are revoked on the spot, so they show as ended in the sessions list. The last
-    use is written at most once a minute, to keep page views from becoming writes.
+    use is written at most once a minute, to keep page views from becoming writes, and not at
+    all without `touch`: a page refreshing its charts by itself is not a use, and must not keep
+    an unattended session from going idle.
     """
     row = await pg.fetchrow(_CONSOLE_PRINCIPAL_QUERY, session_id, user_id)
     if row is None:
@@ -186,7 +195,7 @@ async def resolve_console_principal(
             session_id,
         )
         return None
-    if last_seen is None or now - last_seen > LAST_SEEN_WRITE_INTERVAL:
+    if touch and (last_seen is None or now - last_seen > LAST_SEEN_WRITE_INTERVAL):
         await pg.fetchval(
             "UPDATE auth_sessions SET last_seen_at = now() WHERE id = $1 RETURNING id", session_id
         )
@@ -214,6 +223,7 @@ async def current_console_user(
         session_id=session_id,
         user_id=user_id,
         idle_timeout=timedelta(seconds=settings.console_idle_timeout_seconds),
+        touch=REFRESH_HEADER not in request.headers,
     )
     if principal is None:
         raise ConsoleLoginRequired("Your session has ended; please sign in again.")

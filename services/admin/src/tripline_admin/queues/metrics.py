@@ -10,12 +10,14 @@ Every admin replica reads the same Redis, so each exports the same values: aggre
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry, Gauge
 from redis.exceptions import RedisError
 
+from tripline_admin.queues.history import record_depth, slot_of
 from tripline_common.messaging import QueueState, read_queue_state
 
 log = structlog.get_logger("tripline.admin.queue_metrics")
@@ -62,7 +64,8 @@ class QueueMetrics:
 
 
 class QueueMonitor:
-    """Keeps the queue gauges current: reads the queue from Redis every `interval` seconds.
+    """Keeps the queue gauges current: reads the queue from Redis every `interval` seconds, and
+    keeps a sample of its depth per slot for the console's chart (`queues.history`).
 
     A background task rather than a read per scrape: a scrape never waits on Redis, and the
     cost is fixed whatever the number of scrapers and replicas.
@@ -76,12 +79,20 @@ class QueueMonitor:
         self.queue_name = queue_name
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._sampled_slot: int | None = None
         self._failing = False
         self._stopping = False
 
     async def refresh(self) -> None:
-        """Read the queue once and set the gauges."""
-        self.metrics.show(await read_queue_state(self.redis, self.queue_name))
+        """Read the queue once and set the gauges; the first read of each slot is also kept
+        as the depth history's sample (`queues.history`), the console's chart."""
+        state = await read_queue_state(self.redis, self.queue_name)
+        self.metrics.show(state)
+        now = time.time()
+        if slot_of(now) != self._sampled_slot:
+            depth = state.ready + state.deferred
+            await record_depth(self.redis, self.queue_name, depth=depth, at=now)
+            self._sampled_slot = slot_of(now)
 
     def start(self) -> None:
         self._stopping = False

@@ -62,6 +62,8 @@ class Alert(TriplineModel, table=True):
         Index("ix_alerts_owner_id_status_id", "owner_id", "status", "id"),
         Index("ix_alerts_owner_id_rule_raised_at_id", "owner_id", "rule", "raised_at", "id"),
         Index("ix_alerts_owner_id_status_raised_at_id", "owner_id", "status", "raised_at", "id"),
+        # The admin console's alerts per hour (the last day's, whatever their owner or status).
+        Index("ix_alerts_raised_at", "raised_at"),
         # The admin overview's latest open alerts.
         Index(
             "ix_alerts_open_raised_at",

@@ -15,6 +15,7 @@ from tripline_admin.console.paging import Pager, console_page_params, counted
 from tripline_admin.console.rendering import redirect, render
 from tripline_admin.console.security import ConsoleAdmin, ConsoleUser
 from tripline_admin.devices.service import devices_of
+from tripline_admin.trips.service import trips_of
 from tripline_admin.users import service
 from tripline_admin.users.schemas import SessionAdmin, UserFilters, UserPage
 from tripline_common.data import AuditOrigin, AuditOriginDep
@@ -78,6 +79,7 @@ async def user_page(
             "sessions": sessions,
             "live_sessions": sum(1 for s in sessions if s.active),
             "devices": await devices_of(session=session, owner_id=user_id),
+            "trips": await trips_of(session=session, owner_id=user_id),
             "history": await entries_about(
                 session=session, target_type="user", target_id=str(user_id), limit=10
             ),

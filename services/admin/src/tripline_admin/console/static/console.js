@@ -42,3 +42,37 @@ document.addEventListener("click", async (event) => {
     button.textContent = "Press Ctrl+C";
   }
 });
+
+// Elements with data-live="<url>" reload their content from that same-origin URL every
+// data-live-seconds while the page is visible (the overview's charts). The request says it is
+// a refresh (X-Console-Refresh), so it does not count as use of an idle session; once the
+// session has ended (the answer is the login page) the element stops and says so.
+for (const element of document.querySelectorAll("[data-live]")) {
+  const seconds = Math.max(Number(element.dataset.liveSeconds) || 10, 2);
+  const timer = window.setInterval(async () => {
+    if (document.visibilityState !== "visible") {
+      return;
+    }
+    try {
+      const response = await fetch(element.dataset.live, {
+        credentials: "same-origin",
+        headers: { "X-Console-Refresh": "1" },
+      });
+      if (response.redirected) {
+        window.clearInterval(timer);
+        element.setAttribute("data-live-ended", "");
+        element.insertAdjacentHTML(
+          "afterbegin",
+          '<p class="flash flash-warning">Your session has ended: reload the page to sign in again.</p>',
+        );
+        return;
+      }
+      if (response.ok) {
+        element.innerHTML = await response.text();
+        element.dataset.liveUpdated = String(Date.now());
+      }
+    } catch {
+      // The network is down for a moment: the next tick tries again.
+    }
+  }, seconds * 1000);
+}
