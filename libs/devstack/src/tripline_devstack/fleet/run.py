@@ -98,10 +98,19 @@ class Fleet:
     """One run of the simulator; `run()` drives until done or `stop` is set."""
 
     def __init__(
-        self, config: FleetConfig, stop: asyncio.Event, log: Callable[[str], None]
+        self,
+        config: FleetConfig,
+        stop: asyncio.Event,
+        log: Callable[[str], None],
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`transport`: how the fleet's HTTP requests go out (the chaos soak records each one);
+        default httpx's own."""
         self.config = config
         self.stop = stop
+        self.finish = asyncio.Event()
+        """Set: devices start no new trip, but drive the ones under way to their end (a stop
+        that leaves nothing half done, unlike `stop`)."""
         self.log = log
         self.traffic = Traffic()
         self.records: list[TripRecord] = []
@@ -112,10 +121,14 @@ class Fleet:
         self.mailbox: DevMailServer | None = None
         self.loop = asyncio.get_running_loop()
         self.http = httpx.AsyncClient(
-            timeout=15.0, trust_env=not _is_local(config.api_url, config.ingest_url)
+            timeout=15.0,
+            trust_env=not _is_local(config.api_url, config.ingest_url),
+            transport=transport,
         )
         self.tasks: list[asyncio.Task[None]] = []
         self.last_batch: dict[str, str] = {}  # each trip's last accepted batch, by trip id
+        self.accepted: dict[str, int] = {}
+        """Every batch ingest acknowledged with 202: its id -> the fixes it carried."""
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -243,8 +256,10 @@ class Fleet:
     ) -> None:
         config = self.config
         number = 0
-        while not self.stop.is_set() and (
-            config.trips_per_device == 0 or number < config.trips_per_device
+        while (
+            not self.stop.is_set()
+            and not self.finish.is_set()
+            and (config.trips_per_device == 0 or number < config.trips_per_device)
         ):
             plan = plan_trip(
                 f"{config.seed}:{index}:{number}",
@@ -357,6 +372,7 @@ class Fleet:
             record.batches.append(fixes)
             self._count(fixes, upload.gzip, accepted.resent, accepted.timed_out, accepted.duplicate)
             self.last_batch[record.trip_id] = accepted.batch_id
+            self.accepted[accepted.batch_id] = len(fixes)
 
     def _count(
         self, fixes: list[SentFix], gzipped: bool, resent: bool, timed_out: bool, duplicate: bool
