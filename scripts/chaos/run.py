@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 from dev import with_database
 from rehearsal.chart import rollouts
 from rehearsal.replicas import Build, Cluster
@@ -26,6 +27,7 @@ from chaos.memory import sample
 from chaos.proxy import TcpProxy, fixed
 from chaos.record import Exchange, SoakRecord
 from chaos.schedule import Fault
+from tripline_common.data import asyncpg_dsn
 from tripline_devstack import EmbeddedPostgres, EmbeddedRedis, ensure_database, free_port
 from tripline_devstack.fleet import Fleet, FleetConfig, Rules
 
@@ -78,6 +80,17 @@ def _run(build: Build, env: dict[str, str], *argv: str) -> None:
         raise AssertionError(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
 
 
+async def _durable(postgres: EmbeddedPostgres, database: str) -> None:
+    """Commit as production does: the embedded server's default (`synchronous_commit=off`)
+    trades the last moments of commits across a crash for speed, which would let a Postgres
+    killed by a fault lose batches already acknowledged."""
+    conn = await asyncpg.connect(asyncpg_dsn(postgres.url()))
+    try:
+        await conn.execute(f"ALTER DATABASE {database} SET synchronous_commit = on")
+    finally:
+        await conn.close()
+
+
 def _balancer(cluster: Cluster, component: str) -> Callable[[], tuple[str, int]]:
     """A Service: each new connection to a ready replica, in turn."""
 
@@ -104,6 +117,7 @@ async def soak(
         await asyncio.to_thread(redis.start)
         database = f"tripline_soak_{uuid.uuid4().hex[:8]}"
         await asyncio.to_thread(ensure_database, postgres.url(), database)
+        await _durable(postgres, database)
         proxies["postgres"] = TcpProxy("postgres", fixed("127.0.0.1", postgres.port))
         proxies["redis"] = TcpProxy("redis", fixed("127.0.0.1", redis.port))
         receiver_port = free_port()

@@ -279,9 +279,21 @@ class Fleet:
             except (FleetHTTPError, httpx.HTTPError) as error:
                 self.log(f"{plan.name}: {error}")
                 await self._pause(5.0)
+                await self._close_active_trips(member.client, device_id)
             number += 1
             if config.trips_per_device == 0 or number < config.trips_per_device:
                 await self._pause(config.pause_between_trips_s)
+
+    async def _close_active_trips(self, user: UserClient, device_id: str) -> None:
+        """Complete the device's trip left active by a failure (else the device could start no
+        other, and the trip would end in a lost-signal alert); a failure here is logged."""
+        try:
+            for trip in await user.pages("/v1/trips", status="active", device_id=device_id):
+                await user.call(
+                    "PATCH", f"/v1/trips/{trip['id']}", 200, json={"status": "completed"}
+                )
+        except (FleetHTTPError, httpx.HTTPError) as error:
+            self.log(f"the active trip of device {device_id} could not be completed: {error}")
 
     async def _start_trip(self, user: UserClient, device_id: str, plan: TripPlan) -> TripRecord:
         now = datetime.now(UTC)
