@@ -95,9 +95,13 @@ class Injector:
         ]
 
     async def _restart(self, server: str, pause: float, kind: str) -> None:
+        """Stop the server and start it again. Its link goes down with it, as a Service with
+        no ready endpoint refuses connections (a proxy left listening would accept them and
+        then drop them, a fault of another kind)."""
         embedded = self.postgres if server == "postgres" else self.redis
         start = time.time()
         self.log(f"fault {kind}")
+        await self.proxies[server].down()
         await asyncio.to_thread(embedded.stop)
         # The server's log starts afresh with each start: keep the one that ends here.
         self.restarts += 1
@@ -105,6 +109,7 @@ class Injector:
             embedded.log_path.rename(embedded.log_path.with_suffix(f".{self.restarts}.log"))
         await asyncio.sleep(pause)
         await asyncio.to_thread(embedded.start)
+        await self.proxies[server].up()
         self._window(kind, server, start)
 
     async def _cut(self, proxy: TcpProxy, seconds: float, kind: str) -> None:

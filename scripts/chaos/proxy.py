@@ -48,14 +48,19 @@ class TcpProxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-            await server.wait_closed()
         for link in list(self._links):
             link.cancel()
         await asyncio.gather(*self._links, return_exceptions=True)
+        if server is not None:
+            # After the links: a server waits for its open connections to close.
+            await server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self._server is None:  # accepted just before `down()`: cut as the others were
+            writer.close()
+            return
         self._links.add(task)
         try:
             host, port = self.upstream()
@@ -66,7 +71,9 @@ class TcpProxy:
             return
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        except (OSError, asyncio.IncompleteReadError):
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            # Cancelled: `down()` cuts the link. The task ends here, quietly: asyncio's stream
+            # server would log a cancelled connection task as an error.
             pass
         finally:
             for end in (writer, up_writer):

@@ -47,6 +47,12 @@ WORKER_ENV = {
 }
 
 
+# How long a device waits for its last batch to be processed before it goes on: longer than
+# any fault holds a batch back (a killed worker's job runs again after JOB_TIMEOUT + 10 s, a job
+# Redis lost is enqueued again within about 15 s), so that batches are judged in order.
+FINISH_WAIT_SECONDS = 120.0
+
+
 @dataclass(frozen=True)
 class SoakPlan:
     """How long, how big, which faults."""
@@ -171,6 +177,7 @@ async def soak(
                 webhook_port=receiver_port,
                 webhook_base_url=f"http://{proxies['webhook'].url_host}",
                 webhook_log=log_dir / "webhooks.jsonl",
+                finish_wait_s=FINISH_WAIT_SECONDS,
                 settle_s=plan.settle_seconds,
                 summary_every_s=30.0,
             ),

@@ -41,8 +41,8 @@ from tripline_devstack.webhook_receiver import ReceivedRequest, WebhookReceiver
 
 MAIL_DOMAIN = "fleet.tripline.dev"
 UPLOAD_ATTEMPTS = 3  # a batch whose upload fails this often (network errors) is dropped
-FINISH_WAIT_S = 30.0  # how long a trip's last batch may stay pending before the trip is closed
-STOPPING_WAIT_S = 3.0  # the same, and the wait for late alerts, once asked to stop
+STOPPING_WAIT_S = 3.0  # the wait for a pending batch, and for late alerts, once asked to stop
+STATUS_RETRY_PAUSE_S = 0.5  # before asking again for a batch's status after a failed request
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,9 @@ class FleetConfig:
     webhook_base_url: str | None = None
     """How the deployment reaches the receiver; default http://<webhook_host>:<port>."""
     webhook_log: Path | None = None
+    finish_wait_s: float = 30.0
+    """How long a trip's last batch may stay pending before the device goes on (uploads its
+    next batch, or completes the trip); the chaos soak waits out its faults' recoveries."""
     settle_s: float = 30.0
     summary_every_s: float = 30.0
     report_path: Path | None = None
@@ -272,6 +275,7 @@ class Fleet:
                 late_grace_s=config.rules.late_grace_s,
                 max_gap_s=min(config.max_gap_s, config.rules.lost_signal_after_s / 2),
             )
+            record: TripRecord | None = None
             try:
                 record = await self._start_trip(member.client, device_id, plan)
                 await self._drive_trip(device, plan, record)
@@ -279,6 +283,10 @@ class Fleet:
             except (FleetHTTPError, httpx.HTTPError) as error:
                 self.log(f"{plan.name}: {error}")
                 await self._pause(5.0)
+                if record is not None:
+                    # Its fixes count for the trip active when the worker processes them: a
+                    # batch still pending would land in the device's next trip.
+                    await self._processed(device, record.trip_id)
                 await self._close_active_trips(member.client, device_id)
             number += 1
             if config.trips_per_device == 0 or number < config.trips_per_device:
@@ -407,13 +415,18 @@ class Fleet:
         self.log(f"{self.trip_names[record.trip_id]} completed")
 
     async def _processed(self, device: DeviceClient, trip_id: str) -> None:
-        """Wait (at most FINISH_WAIT_S, less once stopping) until the trip's last accepted
-        batch is no longer pending."""
+        """Wait (at most `finish_wait_s`, less once stopping) until the trip's last accepted
+        batch is no longer pending. A status request that fails is asked again: ingest may be
+        briefly unavailable."""
         last = self.last_batch.get(trip_id)
-        deadline = time.monotonic() + (STOPPING_WAIT_S if self.stop.is_set() else FINISH_WAIT_S)
+        wait = STOPPING_WAIT_S if self.stop.is_set() else self.config.finish_wait_s
+        deadline = time.monotonic() + wait
         while last is not None and time.monotonic() < deadline:
-            if await device.batch_status(last) != "pending":
-                return
+            try:
+                if await device.batch_status(last) != "pending":
+                    return
+            except (FleetHTTPError, httpx.HTTPError):
+                await asyncio.sleep(STATUS_RETRY_PAUSE_S)
             await asyncio.sleep(0.1)
         if last is not None and not self.stop.is_set():
             self.log(f"{self.trip_names[trip_id]}: batch {last} still pending; going on")
