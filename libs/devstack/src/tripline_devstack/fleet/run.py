@@ -40,7 +40,8 @@ from tripline_devstack.mailbox import DevMailServer
 from tripline_devstack.webhook_receiver import ReceivedRequest, WebhookReceiver
 
 MAIL_DOMAIN = "fleet.tripline.dev"
-UPLOAD_ATTEMPTS = 3  # a batch whose upload fails this often (network errors) is dropped
+UPLOAD_ATTEMPTS = 3  # a batch whose upload fails this often (errors, refusals) is dropped
+UPLOAD_RETRY_PAUSE_S = 2.0  # between two attempts of one batch
 STOPPING_WAIT_S = 3.0  # the wait for a pending batch, and for late alerts, once asked to stop
 STATUS_RETRY_PAUSE_S = 0.5  # before asking again for a batch's status after a failed request
 
@@ -384,9 +385,12 @@ class Fleet:
                         batch_id, fixes, gzipped=upload.gzip, resend=upload.resend_after_timeout
                     )
                     break
-                except httpx.HTTPError as error:
+                except (httpx.HTTPError, FleetHTTPError) as error:
+                    # Sent again with the same client_batch_id: stored once whatever happened.
                     if attempt == UPLOAD_ATTEMPTS - 1:
                         self.log(f"{plan.name}: batch {batch_id} not sent: {error!r}")
+                    else:
+                        await asyncio.sleep(UPLOAD_RETRY_PAUSE_S)
             if accepted is None:
                 continue
             record.batches.append(fixes)
