@@ -91,9 +91,9 @@ class StreamListener:
         """Read the WebSocket until cancelled, answering pings; reconnect when it closes and
         catch up on what was raised meanwhile from `GET /v1/alerts`, as the AsyncAPI document
         tells WebSocket clients to (the socket itself does not resume)."""
-        base = self.user.api_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         dropped_at: datetime | None = None
         while True:
+            base = self.user.api_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
             try:
                 async with connect(
                     f"{base}/v1/alerts/ws", additional_headers=self.user.auth, open_timeout=10
