@@ -64,10 +64,13 @@ charts-docs: install ## Regenerate the values table of helm/tripline/README.md a
 	@$(UV) run --frozen python scripts/chart_settings.py
 
 # --- API contract: the OpenAPI snapshots (docs/api-contract.md) ------------------------------------
-.PHONY: openapi-snapshot contract
+.PHONY: openapi-snapshot contract soak
 
 openapi-snapshot: install ## Rewrite docs/openapi/*.json and docs/asyncapi/api.json after a deliberate API change (breaking: ALLOW_BREAKING="why")
 	@$(UV) run --frozen python -m scripts.openapi_snapshot
+
+soak: install ## Chaos soak: the fleet against replicas while faults are injected (SOAK_ARGS="--minutes 60 --devices 8"; docs/soak.md)
+	@$(UV) run --frozen python scripts/soak.py $(SOAK_ARGS)
 
 rehearse: install ## Rehearse a rolling upgrade and rollback under load with real processes (docs/operations.md)
 	@$(UV) run --frozen python scripts/rehearse.py $(REHEARSE_ARGS)

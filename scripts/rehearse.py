@@ -37,6 +37,11 @@ def builds() -> tuple[Build, Build]:
     """The previous release's build (made once per commit under .local/) and this checkout's."""
     release = previous_release(ROOT)
     previous = Build("prev", release.commit[:12], release.root, release.bin, release.env())
+    return previous, this_checkout()
+
+
+def this_checkout() -> Build:
+    """This checkout's build: its commit, and its console scripts in the running venv."""
     head_commit = subprocess.run(
         ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 - git from PATH
         cwd=ROOT, capture_output=True, text=True, check=True,
@@ -45,13 +50,12 @@ def builds() -> tuple[Build, Build]:
         ["git", "status", "--porcelain"],  # noqa: S607
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    head = Build(
+    return Build(
         "head",
         head_commit + (" with uncommitted changes" if dirty else ""),
         ROOT,
         Path(sys.executable).parent,
     )
-    return previous, head
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,16 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import BIN, ProcessRunner
 from tests.support.database import fetch
 from tripline_devstack import free_port
 from tripline_devstack.fleet import Rules, TripRecord, expected_alerts, mischief_for, plan_trip
+from tripline_devstack.fleet.client import UserClient
 from tripline_devstack.fleet.expectations import AlertKey, SentFix
+from tripline_devstack.fleet.listeners import StreamListener
 from tripline_worker.alerts.rules import corridor_alerts, late_alert, speeding_alerts
 from tripline_worker.geo import Route
 from tripline_worker.trips.progress import Fix, TripProgress, advance_progress
@@ -206,3 +209,53 @@ def test_after_its_first_minute_no_punctual_fleet_trip_is_estimated_at_twice_its
                 worst = max(worst, (progress.eta - started).total_seconds() / plan.duration_s)
 
     assert 1.0 < worst < 2.0
+
+
+# -- the fleet's WebSocket listener across a reconnection --------------------------------------
+
+
+@pytest.mark.slow
+async def test_the_fleets_websocket_catches_up_on_an_alert_raised_while_it_was_disconnected(
+    processes: ProcessRunner, process_env: dict[str, str]
+) -> None:
+    from scripts.seed import DEMO_PASSWORD
+    from tests.test_processes import seed
+
+    seed(process_env)
+    api = processes.start("api", "tripline-api")
+    processes.wait_ready(api)
+    async with httpx.AsyncClient(timeout=10) as http:
+        user = UserClient(http, api.url, "demo@tripline.dev", DEMO_PASSWORD)
+        await user.log_in()
+        listener = StreamListener(user, lambda channel, alert: None)
+        listening = asyncio.create_task(listener.run_websocket())
+        try:
+            await asyncio.wait_for(listener.websocket_open.wait(), 30)
+            api.stop()
+            # Raised while no replica is up: never published to a socket, only stored.
+            [trip] = await fetch(
+                process_env["DATABASE_URL"],
+                "SELECT t.id, t.owner_id FROM trips t JOIN users u ON u.id = t.owner_id"
+                " WHERE u.email = 'demo@tripline.dev' LIMIT 1",
+            )
+            [alert] = await fetch(
+                process_env["DATABASE_URL"],
+                "INSERT INTO alerts (owner_id, trip_id, rule, message, dedupe_key)"
+                " VALUES ($1, $2, 'late', 'raised while the socket was down', 'fleet-ws-test')"
+                " RETURNING id",
+                trip["owner_id"],
+                trip["id"],
+            )
+            back = processes.start("api-again", "tripline-api")
+            processes.wait_ready(back)
+            user.api_url = back.url
+
+            async def caught_up() -> None:
+                while str(alert["id"]) not in listener.websocket.alerts:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+
+            await asyncio.wait_for(caught_up(), 60)
+            assert listener.websocket_caught_up == 1
+        finally:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)

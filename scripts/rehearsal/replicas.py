@@ -224,6 +224,21 @@ class Cluster:
         replica.stop_seconds = time.monotonic() - sent
         self.stopped.append(replica)
 
+    async def kill(self, replica: Replica) -> None:
+        """A replica's process dies at once (SIGKILL: an OOM kill, a node lost): nothing drains;
+        its endpoint goes once the propagation delay has passed, as when its readiness probe
+        fails."""
+        self.replicas[replica.component].remove(replica)
+        replica.popen.kill()
+        replica.killed = True
+        replica.exit_code = await asyncio.to_thread(replica.popen.wait)
+        await asyncio.sleep(self.propagation_seconds)
+        endpoints = self.service(replica.component).endpoints
+        if replica in endpoints:
+            endpoints.remove(replica)
+        replica.stop_seconds = 0.0
+        self.stopped.append(replica)
+
     async def deploy(self, component: str, build: Build, count: int) -> None:
         """A first install of `component`: `count` replicas, started together."""
         await asyncio.gather(*(self.start(component, build) for _ in range(count)))

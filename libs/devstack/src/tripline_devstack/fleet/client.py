@@ -19,6 +19,7 @@ import httpx
 from tripline_devstack.fleet.expectations import SentFix
 
 RETRIES = 5  # a 429 or 503 is waited out (Retry-After) this many times, then it is an error
+TRANSPORT_RETRY_PAUSE_S = 1.0  # before trying again after a refused or dropped connection
 
 
 class FleetHTTPError(RuntimeError):
@@ -37,9 +38,17 @@ def expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
 
 
 async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """One request, waiting out 429 and 503 answers as their Retry-After asks."""
+    """One request, waiting out 429 and 503 answers as their Retry-After asks, and trying
+    again after a connection refused or dropped (a replica that went away, as a load
+    balancer's clients see it)."""
     for attempt in range(RETRIES):
-        response = await client.request(method, url, **kwargs)
+        try:
+            response = await client.request(method, url, **kwargs)
+        except httpx.TransportError:
+            if attempt == RETRIES - 1:
+                raise
+            await asyncio.sleep(TRANSPORT_RETRY_PAUSE_S)
+            continue
         if response.status_code not in (429, 503) or attempt == RETRIES - 1:
             return response
         await asyncio.sleep(min(10.0, float(response.headers.get("Retry-After") or 1)))

@@ -10,16 +10,20 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from tripline_devstack.fleet.client import UserClient
+from tripline_devstack.fleet.client import FleetHTTPError, UserClient
 from tripline_devstack.webhook_receiver import ReceivedRequest
 
 RECONNECT_PAUSE_S = 1.0
+# How far before a WebSocket dropped its catch-up reads: an alert committed a moment before
+# the drop may not have reached the socket yet.
+CATCH_UP_MARGIN = timedelta(seconds=30)
 
 
 @dataclass
@@ -46,6 +50,8 @@ class StreamListener:
     on_alert: Callable[[str, dict[str, Any]], None]
     sse: Inbox = field(default_factory=Inbox)
     websocket: Inbox = field(default_factory=Inbox)
+    websocket_caught_up: int = 0
+    """Alerts the WebSocket missed while it reconnected, read from the REST list."""
     sse_open: asyncio.Event = field(default_factory=asyncio.Event)
     websocket_open: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -82,26 +88,47 @@ class StreamListener:
             await asyncio.sleep(RECONNECT_PAUSE_S)
 
     async def run_websocket(self) -> None:
-        """Read the WebSocket until cancelled, answering pings; reconnect when it closes."""
-        base = self.user.api_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        """Read the WebSocket until cancelled, answering pings; reconnect when it closes and
+        catch up on what was raised meanwhile from `GET /v1/alerts`, from a margin before the
+        drop. Not with `?last_event_id=`: that resume needs an alert received first, and replays
+        by `(raised_at, id)` after it, so it misses an alert committed out of that order."""
+        dropped_at: datetime | None = None
         while True:
+            base = self.user.api_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
             try:
                 async with connect(
                     f"{base}/v1/alerts/ws", additional_headers=self.user.auth, open_timeout=10
                 ) as socket:
                     self.websocket_open.set()
+                    if dropped_at is not None:
+                        # Subscribed first, then the gap: nothing falls between the two.
+                        await self._catch_up(dropped_at - CATCH_UP_MARGIN)
+                    dropped_at = datetime.now(UTC)
                     async for raw in socket:
                         message = json.loads(raw)
                         if message.get("type") == "ping":
                             await socket.send(json.dumps({"type": "pong"}))
                         elif message.get("type") == "alert.raised":
                             self._received("websocket", self.websocket, message)
-            except (OSError, WebSocketException, TimeoutError):
+                    dropped_at = datetime.now(UTC)
+            except (OSError, WebSocketException, TimeoutError, httpx.HTTPError, FleetHTTPError):
                 pass
             # Closed: perhaps the access token expired; the next call refreshes it.
             with contextlib.suppress(Exception):
                 await self.user.call("GET", "/v1/users/me", 200)
             await asyncio.sleep(RECONNECT_PAUSE_S)
+
+    async def _catch_up(self, since: datetime) -> None:
+        """Add the user's alerts raised after `since` to the WebSocket's inbox."""
+        params: dict[str, Any] = {"limit": 100, "raised_from": since.isoformat()}
+        while True:
+            page = await self.user.call("GET", "/v1/alerts", 200, params=params)
+            for alert in page["items"]:
+                if self.websocket.add(dict(alert)):
+                    self.websocket_caught_up += 1
+            if not page.get("next_cursor"):
+                return
+            params = {**params, "cursor": page["next_cursor"]}
 
     def _received(self, channel: str, inbox: Inbox, event: dict[str, Any]) -> None:
         alert = dict(event["alert"])

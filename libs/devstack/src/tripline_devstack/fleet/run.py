@@ -40,9 +40,10 @@ from tripline_devstack.mailbox import DevMailServer
 from tripline_devstack.webhook_receiver import ReceivedRequest, WebhookReceiver
 
 MAIL_DOMAIN = "fleet.tripline.dev"
-UPLOAD_ATTEMPTS = 3  # a batch whose upload fails this often (network errors) is dropped
-FINISH_WAIT_S = 30.0  # how long a trip's last batch may stay pending before the trip is closed
-STOPPING_WAIT_S = 3.0  # the same, and the wait for late alerts, once asked to stop
+UPLOAD_ATTEMPTS = 3  # a batch whose upload fails this often (errors, refusals) is dropped
+UPLOAD_RETRY_PAUSE_S = 2.0  # between two attempts of one batch
+STOPPING_WAIT_S = 3.0  # the wait for a pending batch, and for late alerts, once asked to stop
+STATUS_RETRY_PAUSE_S = 0.5  # before asking again for a batch's status after a failed request
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class FleetConfig:
     webhook_base_url: str | None = None
     """How the deployment reaches the receiver; default http://<webhook_host>:<port>."""
     webhook_log: Path | None = None
+    finish_wait_s: float = 30.0
+    """How long a trip's last batch may stay pending before the device goes on (uploads its
+    next batch, or completes the trip); the chaos soak waits out its faults' recoveries."""
     settle_s: float = 30.0
     summary_every_s: float = 30.0
     report_path: Path | None = None
@@ -98,10 +102,19 @@ class Fleet:
     """One run of the simulator; `run()` drives until done or `stop` is set."""
 
     def __init__(
-        self, config: FleetConfig, stop: asyncio.Event, log: Callable[[str], None]
+        self,
+        config: FleetConfig,
+        stop: asyncio.Event,
+        log: Callable[[str], None],
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`transport`: how the fleet's HTTP requests go out (the chaos soak records each one);
+        default httpx's own."""
         self.config = config
         self.stop = stop
+        self.finish = asyncio.Event()
+        """Set: devices start no new trip, but drive the ones under way to their end (a stop
+        that leaves nothing half done, unlike `stop`)."""
         self.log = log
         self.traffic = Traffic()
         self.records: list[TripRecord] = []
@@ -112,10 +125,14 @@ class Fleet:
         self.mailbox: DevMailServer | None = None
         self.loop = asyncio.get_running_loop()
         self.http = httpx.AsyncClient(
-            timeout=15.0, trust_env=not _is_local(config.api_url, config.ingest_url)
+            timeout=15.0,
+            trust_env=not _is_local(config.api_url, config.ingest_url),
+            transport=transport,
         )
         self.tasks: list[asyncio.Task[None]] = []
         self.last_batch: dict[str, str] = {}  # each trip's last accepted batch, by trip id
+        self.accepted: dict[str, int] = {}
+        """Every batch ingest acknowledged with 202: its id -> the fixes it carried."""
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -243,8 +260,10 @@ class Fleet:
     ) -> None:
         config = self.config
         number = 0
-        while not self.stop.is_set() and (
-            config.trips_per_device == 0 or number < config.trips_per_device
+        while (
+            not self.stop.is_set()
+            and not self.finish.is_set()
+            and (config.trips_per_device == 0 or number < config.trips_per_device)
         ):
             plan = plan_trip(
                 f"{config.seed}:{index}:{number}",
@@ -257,6 +276,7 @@ class Fleet:
                 late_grace_s=config.rules.late_grace_s,
                 max_gap_s=min(config.max_gap_s, config.rules.lost_signal_after_s / 2),
             )
+            record: TripRecord | None = None
             try:
                 record = await self._start_trip(member.client, device_id, plan)
                 await self._drive_trip(device, plan, record)
@@ -264,9 +284,25 @@ class Fleet:
             except (FleetHTTPError, httpx.HTTPError) as error:
                 self.log(f"{plan.name}: {error}")
                 await self._pause(5.0)
+                if record is not None:
+                    # Its fixes count for the trip active when the worker processes them: a
+                    # batch still pending would land in the device's next trip.
+                    await self._processed(device, record.trip_id)
+                await self._close_active_trips(member.client, device_id)
             number += 1
             if config.trips_per_device == 0 or number < config.trips_per_device:
                 await self._pause(config.pause_between_trips_s)
+
+    async def _close_active_trips(self, user: UserClient, device_id: str) -> None:
+        """Complete the device's trip left active by a failure (else the device could start no
+        other, and the trip would end in a lost-signal alert); a failure here is logged."""
+        try:
+            for trip in await user.pages("/v1/trips", status="active", device_id=device_id):
+                await user.call(
+                    "PATCH", f"/v1/trips/{trip['id']}", 200, json={"status": "completed"}
+                )
+        except (FleetHTTPError, httpx.HTTPError) as error:
+            self.log(f"the active trip of device {device_id} could not be completed: {error}")
 
     async def _start_trip(self, user: UserClient, device_id: str, plan: TripPlan) -> TripRecord:
         now = datetime.now(UTC)
@@ -349,14 +385,18 @@ class Fleet:
                         batch_id, fixes, gzipped=upload.gzip, resend=upload.resend_after_timeout
                     )
                     break
-                except httpx.HTTPError as error:
+                except (httpx.HTTPError, FleetHTTPError) as error:
+                    # Sent again with the same client_batch_id: stored once whatever happened.
                     if attempt == UPLOAD_ATTEMPTS - 1:
                         self.log(f"{plan.name}: batch {batch_id} not sent: {error!r}")
+                    else:
+                        await asyncio.sleep(UPLOAD_RETRY_PAUSE_S)
             if accepted is None:
                 continue
             record.batches.append(fixes)
             self._count(fixes, upload.gzip, accepted.resent, accepted.timed_out, accepted.duplicate)
             self.last_batch[record.trip_id] = accepted.batch_id
+            self.accepted[accepted.batch_id] = len(fixes)
 
     def _count(
         self, fixes: list[SentFix], gzipped: bool, resent: bool, timed_out: bool, duplicate: bool
@@ -379,13 +419,18 @@ class Fleet:
         self.log(f"{self.trip_names[record.trip_id]} completed")
 
     async def _processed(self, device: DeviceClient, trip_id: str) -> None:
-        """Wait (at most FINISH_WAIT_S, less once stopping) until the trip's last accepted
-        batch is no longer pending."""
+        """Wait (at most `finish_wait_s`, less once stopping) until the trip's last accepted
+        batch is no longer pending. A status request that fails is asked again: ingest may be
+        briefly unavailable."""
         last = self.last_batch.get(trip_id)
-        deadline = time.monotonic() + (STOPPING_WAIT_S if self.stop.is_set() else FINISH_WAIT_S)
+        wait = STOPPING_WAIT_S if self.stop.is_set() else self.config.finish_wait_s
+        deadline = time.monotonic() + wait
         while last is not None and time.monotonic() < deadline:
-            if await device.batch_status(last) != "pending":
-                return
+            try:
+                if await device.batch_status(last) != "pending":
+                    return
+            except (FleetHTTPError, httpx.HTTPError):
+                await asyncio.sleep(STATUS_RETRY_PAUSE_S)
             await asyncio.sleep(0.1)
         if last is not None and not self.stop.is_set():
             self.log(f"{self.trip_names[trip_id]}: batch {last} still pending; going on")
