@@ -26,6 +26,7 @@ from tripline_common.messaging.job_tracing import (
     load_job,
     producer_span,
 )
+from tripline_common.messaging.redis_connections import SAFE_CONNECTIONS
 from tripline_common.platform.correlation import bind_request_id, get_request_id, new_request_id
 from tripline_common.platform.settings import CommonSettings
 
@@ -67,6 +68,7 @@ def create_redis(settings: CommonSettings) -> ArqRedis:
         retry_on_error=[RedisConnectionError],
         max_connections=64,
     )
+    pool.connection_class = SAFE_CONNECTIONS[pool.connection_class]
     # Jobs carry their trace context in an envelope key of their own (see `job_tracing`).
     return ArqRedis(
         pool,
