@@ -79,7 +79,10 @@ contract: install ## The long contract run: schemathesis, every check and phase,
 	@CONTRACT_EXAMPLES=$(or $(CONTRACT_EXAMPLES),200) $(UV) run --frozen pytest tests/test_api_contract.py -q --durations=0
 
 # --- Benchmarks (docs/performance.md) ------------------------------------------------------------
-.PHONY: bench-scale
+.PHONY: bench-scale bench-e2e
 
 bench-scale: install ## Cost as the data grows: issue 18's volumes (BENCH_SCALE_ARGS="--scale 1.0 --keep")
 	@$(UV) run --frozen python scripts/bench_scale.py $(BENCH_SCALE_ARGS)
+
+bench-e2e: install ## The pipeline end to end: the maximum rate, upload-to-alert latency (WebSocket, webhook), CPU per million events (BENCH_E2E_ARGS)
+	@$(UV) run --frozen python scripts/bench_e2e.py $(BENCH_E2E_ARGS)

@@ -41,6 +41,7 @@ import httpx
 import orjson
 from benchlib import (
     ScratchDatabase,
+    backend_cpu_seconds,
     insert_bench_devices,
     insert_bench_user,
     start_service,
@@ -136,12 +137,14 @@ async def reset(dsn: str) -> None:
         await conn.close()
 
 
-async def baseline(dsn: str) -> tuple[float, int]:
-    """Events/s of the database floor of processing: the unavoidable writes, raw asyncpg."""
+async def baseline(dsn: str) -> tuple[float, int, float]:
+    """Events/s of the database floor of processing: the unavoidable writes, raw asyncpg; the
+    events, and the CPU time this process and the connection's backend spent on them."""
     conn = await asyncpg.connect(dsn)
     try:
         batch_ids = [r["id"] for r in await conn.fetch("SELECT id FROM telemetry_batches")]
         events = 0
+        used = time.process_time() + backend_cpu_seconds([conn])
         started = time.perf_counter()
         for batch_id in batch_ids:
             async with conn.transaction():
@@ -176,7 +179,9 @@ async def baseline(dsn: str) -> tuple[float, int]:
                     batch_id,
                 )
                 events += len(rows)
-        return events / (time.perf_counter() - started), events
+        elapsed = time.perf_counter() - started
+        used = time.process_time() + backend_cpu_seconds([conn]) - used
+        return events / elapsed, events, used
     finally:
         await conn.close()
 
@@ -310,7 +315,7 @@ def main() -> int:
         bases, ours = [], []
         for round_number in range(1, args.rounds + 1):
             asyncio.run(reset(dsn))
-            base, events = asyncio.run(baseline(dsn))
+            base, events, _ = asyncio.run(baseline(dsn))
             bases.append(base)
             print(f"round {round_number} baseline  {base:9.0f} events/s ({events} events)")
             asyncio.run(reset(dsn))

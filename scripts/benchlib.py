@@ -5,6 +5,7 @@ and reading its numbers, and the PASS/FAIL verdict."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -31,6 +33,8 @@ from tripline_devstack import (
     free_port,
 )
 from tripline_devstack.stack import Stack
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -220,6 +224,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def backend_cpu_seconds(connections: list[asyncpg.Connection]) -> float:
+    """CPU time the Postgres backends of `connections` have used so far (Postgres on this
+    machine: their /proc entries)."""
+    return sum(cpu_seconds(conn.get_server_pid()) for conn in connections)
+
+
+async def database_backends(conn: asyncpg.Connection) -> dict[int, float]:
+    """CPU time used so far by each backend of `conn`'s database, but `conn`'s own, by pid."""
+    pids = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    used = {}
+    for (pid,) in pids:
+        with contextlib.suppress(FileNotFoundError):  # Gone since.
+            used[pid] = cpu_seconds(pid)
+    return used
+
+
 def verdict(checks: list[tuple[str, bool]]) -> int:
     """Print PASS or FAIL before each target; 0 when all of them are met, else 1."""
     for text, ok in checks:
@@ -293,7 +316,7 @@ def spread(values: list[float]) -> str:
     return f"{low}%" if low == high else f"{low}-{high}%"
 
 
-def rotated(names: list[str], round_number: int) -> list[str]:
+def rotated(names: list[T], round_number: int) -> list[T]:
     """`names` in the order of round `round_number` (from 1): the first moves one place later
     each round, so no variant is always measured right after the same other one."""
     shift = (round_number - 1) % len(names)

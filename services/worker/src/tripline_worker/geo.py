@@ -13,10 +13,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 EARTH_RADIUS_M = 6_371_008.8
 """Mean radius of the Earth (IUGG), metres."""
+
+# Metres per degree of latitude (and of longitude at the equator).
+_M_PER_DEG_LAT = math.pi * EARTH_RADIUS_M / 180
 
 # Points of a route closer than this are one point (a waypoint repeating the origin, say).
 _SAME_POINT_M = 0.5
@@ -31,9 +34,8 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
-@dataclass(frozen=True)
-class RoutePosition:
-    """Where a fix lies relative to a route."""
+class RoutePosition(NamedTuple):
+    """Where a fix lies relative to a route (a tuple: one is built per fix, hundreds a batch)."""
 
     off_route_m: float
     """Distance from the fix to the nearest point of the route."""
@@ -61,8 +63,10 @@ class Route:
         after = [0.0] * len(lengths)
         for i in range(len(lengths) - 2, -1, -1):
             after[i] = after[i + 1] + lengths[i + 1]
+        # Per segment: its start, its extent in degrees (longitude folded), its length and the
+        # route left after it; what does not depend on the fix is computed here, once.
         self._segments = tuple(
-            (a[0], a[1], b[0], b[1], length, rest)
+            (a[0], a[1], b[0] - a[0], _wrap(b[1] - a[1]), length, rest)
             for a, b, length, rest in zip(kept[:-1], kept[1:], lengths, after, strict=True)
         )
         self.length_m: float = sum(lengths)
@@ -74,15 +78,15 @@ class Route:
             only = haversine_m(lat, lon, *self.points[0])
             return RoutePosition(off_route_m=only, remaining_m=only)
         # Local flat projection around the fix: metres east (x) and north (y) of it.
-        m_per_deg_lat = math.pi * EARTH_RADIUS_M / 180
+        m_per_deg_lat = _M_PER_DEG_LAT
         m_per_deg_lon = m_per_deg_lat * math.cos(math.radians(lat))
         best_d2 = math.inf
         best_remaining = 0.0
-        for a_lat, a_lon, b_lat, b_lon, length, rest in self._segments:
-            ax = _wrap(a_lon - lon) * m_per_deg_lon
+        for a_lat, a_lon, d_lat, d_lon, length, rest in self._segments:
+            ax = ((a_lon - lon + 180.0) % 360.0 - 180.0) * m_per_deg_lon  # _wrap, inlined
             ay = (a_lat - lat) * m_per_deg_lat
-            dx = _wrap(b_lon - a_lon) * m_per_deg_lon
-            dy = (b_lat - a_lat) * m_per_deg_lat
+            dx = d_lon * m_per_deg_lon
+            dy = d_lat * m_per_deg_lat
             seg2 = dx * dx + dy * dy
             t = 0.0 if seg2 == 0 else min(1.0, max(0.0, -(ax * dx + ay * dy) / seg2))
             cx, cy = ax + t * dx, ay + t * dy
@@ -90,7 +94,7 @@ class Route:
             if d2 < best_d2:
                 best_d2 = d2
                 best_remaining = (1 - t) * length + rest
-        return RoutePosition(off_route_m=math.sqrt(best_d2), remaining_m=best_remaining)
+        return RoutePosition(math.sqrt(best_d2), best_remaining)
 
 
 def _wrap(delta_lon: float) -> float:

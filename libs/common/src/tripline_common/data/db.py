@@ -6,7 +6,7 @@ import functools
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import asyncpg
 import orjson
@@ -105,6 +105,19 @@ async def unit_of_work(
             raise
     if queue is not None:
         await queue.flush(session)
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under `session`, inside the transaction a statement of the
+    session has begun: what runs on it commits or rolls back with the session. For the few hot
+    paths a benchmark justifies (COPY, the worker's batch processing)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = cast(asyncpg.Connection, raw.driver_connection)
+    if not driver.is_in_transaction():
+        # The dialect begins its transaction with the first statement, not at checkout.
+        raise RuntimeError("run a statement through the session before using its connection")
+    return driver
 
 
 def is_transient_db_error(exc: BaseException) -> bool:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import asyncpg
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from tripline_common.data import driver_connection
 from tripline_common.data.models import BatchStatus, Device, TelemetryBatch, TelemetryEvent
 from tripline_common.messaging import PROCESS_BATCH, JobQueue
 from tripline_common.platform import NotFoundError, UnprocessableError, get_request_id
@@ -130,7 +130,7 @@ async def store_batch(
             received_at=existing.received_at,
         )
 
-    connection = await _driver_connection(session)
+    connection = await driver_connection(session)
     await connection.copy_records_to_table(
         TelemetryEvent.__tablename__,
         columns=EVENT_COLUMNS,
@@ -189,13 +189,3 @@ async def get_batch(
         received_at=row.received_at,
         processed_at=row.processed_at,
     )
-
-
-async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session, inside the session's open transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = cast(asyncpg.Connection, raw.driver_connection)
-    if not driver.is_in_transaction():
-        raise RuntimeError("COPY must run inside the session's transaction")
-    return driver

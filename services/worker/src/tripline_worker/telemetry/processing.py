@@ -16,21 +16,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 
-from sqlalchemy import DateTime, Row, cast, func, select, update
+import asyncpg
+from asyncpg import Record
+from sqlalchemy import Row, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tripline_common.data import SessionFactory
+from tripline_common.data import SessionFactory, driver_connection
 from tripline_common.data.models import (
-    Alert,
     AlertRule,
     BatchStatus,
     TelemetryBatch,
-    TelemetryEvent,
-    Trip,
     TripStatus,
-    Waypoint,
 )
 from tripline_common.messaging import AlertEvent, JobQueue
 from tripline_worker.alerts.rules import (
@@ -70,14 +69,9 @@ async def claim_batch(
     used up its attempts (it is then marked failed).
     """
     async with session_factory() as session, session.begin():
+        # Plain SQL: it runs for every batch (the ORM's update path cost more than the rest).
         attempts = await session.scalar(
-            update(TelemetryBatch)
-            .where(
-                col(TelemetryBatch.id) == batch_id,
-                col(TelemetryBatch.status) == BatchStatus.PENDING,
-            )
-            .values(attempts=col(TelemetryBatch.attempts) + 1)
-            .returning(col(TelemetryBatch.attempts))
+            _COUNT_ATTEMPT, {"batch_id": batch_id, "pending": BatchStatus.PENDING.value}
         )
         if attempts is None:
             exists = await session.scalar(
@@ -96,6 +90,12 @@ async def claim_batch(
             )
             return BatchOutcome("gave_up")
     return None
+
+
+_COUNT_ATTEMPT = text(
+    "UPDATE telemetry_batches SET attempts = attempts + 1"
+    " WHERE id = :batch_id AND status = :pending RETURNING attempts"
+)
 
 
 async def record_batch_error(
@@ -121,65 +121,95 @@ async def process_claimed_batch(
     settings: WorkerServiceSettings,
 ) -> BatchOutcome:
     """Apply a pending batch to its device's active trip and mark it processed, in `session`'s
-    transaction. Webhook jobs for new alerts are deferred until that transaction commits."""
-    batch = (
-        await session.execute(
-            select(
-                col(TelemetryBatch.device_id),
-                col(TelemetryBatch.status),
-                col(TelemetryBatch.event_count),
-                col(TelemetryBatch.request_id),
-                col(TelemetryBatch.received_at),
-            )
-            .where(col(TelemetryBatch.id) == batch_id)
-            # NO KEY UPDATE: does not block the FK checks of rows that reference this one.
-            .with_for_update(key_share=True)
-        )
-    ).first()
+    transaction. Webhook jobs for new alerts are deferred until that transaction commits.
+
+    The statements run on the session's own asyncpg connection, inside its transaction (the
+    same rows are read and written as through the ORM): this runs for every batch, and the
+    ORM's statement building and row handling cost more CPU than the rules themselves
+    (docs/performance.md, "Worker and queue latency")."""
+    # NO KEY UPDATE: does not block the FK checks of rows that reference this one. Through the
+    # session: its first statement begins the transaction the rest joins.
+    batch = (await session.execute(_LOCK_BATCH, {"batch_id": batch_id})).mappings().first()
     if batch is None:
         return BatchOutcome("missing")
-    if batch.status != BatchStatus.PENDING:
+    if batch["status"] != BatchStatus.PENDING:
         return BatchOutcome("already_processed")
 
+    connection = await driver_connection(session)
     now = datetime.now(UTC)
     # The device's one active trip (a partial unique index guarantees there is at most one),
     # locked: batches of one device are applied one at a time, so distance adds up.
-    trip = await session.scalar(
-        select(Trip)
-        .where(col(Trip.device_id) == batch.device_id, col(Trip.status) == TripStatus.ACTIVE)
-        .with_for_update(key_share=True)
-    )
+    trip = await connection.fetchrow(_LOCK_ACTIVE_TRIP, batch["device_id"], TripStatus.ACTIVE)
     attached = 0
     alerts: list[AlertEvent] = []
     if trip is not None:
-        fixes = await _attach_events(session, batch_id, batch.received_at, trip)
+        fixes = await _attach_events(connection, batch_id, batch["received_at"], trip)
         attached = len(fixes)
         if fixes:
-            drafts = await _advance_trip(session, trip, fixes, settings)
-            target = AlertTarget(owner_id=trip.owner_id, trip_id=trip.id, device_id=batch.device_id)
+            drafts = await _advance_trip(connection, trip, fixes, settings, now)
+            target = AlertTarget(
+                owner_id=trip["owner_id"], trip_id=trip["id"], device_id=batch["device_id"]
+            )
             alerts = await raise_alerts(
                 session=session,
                 queue=queue,
                 drafts=[(target, draft) for draft in drafts],
-                request_id=batch.request_id,
+                request_id=batch["request_id"],
                 now=now,
             )
-    await session.execute(
-        update(TelemetryBatch)
-        .where(col(TelemetryBatch.id) == batch_id)
-        .values(status=BatchStatus.PROCESSED, processed_at=now, error=None)
-    )
+    await connection.execute(_MARK_PROCESSED, batch_id, BatchStatus.PROCESSED, now)
     return BatchOutcome(
         "processed",
-        events=batch.event_count,
+        events=batch["event_count"],
         attached=attached,
         alerts=alerts,
-        received_at=batch.received_at,
+        received_at=batch["received_at"],
     )
+
+
+_LOCK_BATCH = text(
+    "SELECT device_id, status, event_count, request_id, received_at"
+    " FROM telemetry_batches WHERE id = :batch_id FOR NO KEY UPDATE"
+)
+_LOCK_ACTIVE_TRIP = (
+    "SELECT id, owner_id, started_at, planned_arrival, speed_limit_kmh, corridor_m,"
+    " origin_lat, origin_lon, destination_lat, destination_lon,"
+    " last_lat, last_lon, last_seen_at, distance_m, eta,"
+    # The waypoints in the same round trip, in route order.
+    " ARRAY(SELECT ARRAY[lat, lon] FROM waypoints WHERE trip_id = trips.id ORDER BY seq)"
+    " AS waypoints"
+    " FROM trips WHERE device_id = $1 AND status = $2 FOR NO KEY UPDATE"
+)
+_ATTACH = (
+    "UPDATE telemetry_events SET trip_id = $1"
+    " WHERE batch_id = $2 AND received_at >= $3 AND received_at <= now() + $4::interval"
+    "{since} RETURNING recorded_at, lat, lon, speed_kmh, accuracy_m"
+)
+_ATTACH_ALL = _ATTACH.format(since="")
+_ATTACH_SINCE_START = _ATTACH.format(since=" AND recorded_at >= $5")
+# The previous release (before migration 0007) writes no `observed_at`, and it still serves
+# after the pre-upgrade hook added the column, or again after a rollback: its alerts' first fix
+# is in their `details` (tests/test_previous_release.py).
+_WINDOWS_RAISED = """
+    SELECT rule, anchor FROM (
+        SELECT rule, coalesce(observed_at, CAST(details ->> 'first_at' AS timestamptz)) AS anchor
+        FROM alerts WHERE trip_id = $1 AND rule = ANY($2::varchar[])
+    ) AS raised
+    WHERE anchor > $3 AND anchor < $4
+""".strip()  # Spans and logs show the statement from its first word.
+# The columns the ORM's unit of work would write, `updated_at` as its `onupdate` sets it.
+_UPDATE_PROGRESS = (
+    "UPDATE trips SET last_lat = $2, last_lon = $3, last_seen_at = $4, distance_m = $5,"
+    " eta = $6, updated_at = $7 WHERE id = $1"
+)
+_MARK_PROCESSED = (
+    "UPDATE telemetry_batches SET status = $2, processed_at = $3, error = NULL WHERE id = $1"
+)
+_WINDOWED_RULES = [AlertRule.SPEEDING.value, AlertRule.CORRIDOR.value]
 
 
 async def _attach_events(
-    session: AsyncSession, batch_id: uuid.UUID, received_at: datetime, trip: Trip
+    connection: asyncpg.Connection, batch_id: uuid.UUID, received_at: datetime, trip: Record
 ) -> list[Fix]:
     """Set the trip on the batch's events recorded since the trip started; return them, sorted.
 
@@ -188,78 +218,72 @@ async def _attach_events(
     batch's time, or, written by the previous release, their transaction's (`RECEIVED_AT_SLACK`
     covers two hosts' clocks), or, for a batch still pending when revision 0009 ran, that
     revision's time: later than the batch's, never in the future."""
-    conditions = [
-        col(TelemetryEvent.batch_id) == batch_id,
-        col(TelemetryEvent.received_at) >= received_at - RECEIVED_AT_SLACK,
-        col(TelemetryEvent.received_at) <= func.now() + RECEIVED_AT_SLACK,
-    ]
-    if trip.started_at is not None:
-        conditions.append(col(TelemetryEvent.recorded_at) >= trip.started_at)
-    rows = await session.execute(
-        update(TelemetryEvent)
-        .where(*conditions)
-        .values(trip_id=trip.id)
-        .returning(
-            col(TelemetryEvent.recorded_at),
-            col(TelemetryEvent.lat),
-            col(TelemetryEvent.lon),
-            col(TelemetryEvent.speed_kmh),
-            col(TelemetryEvent.accuracy_m),
-        )
-        .execution_options(synchronize_session=False)
-    )
+    bounds = (trip["id"], batch_id, received_at - RECEIVED_AT_SLACK, RECEIVED_AT_SLACK)
+    if trip["started_at"] is None:
+        rows = await connection.fetch(_ATTACH_ALL, *bounds)
+    else:
+        rows = await connection.fetch(_ATTACH_SINCE_START, *bounds, trip["started_at"])
     fixes = [Fix(*row) for row in rows]
-    fixes.sort(key=lambda fix: fix.recorded_at)
+    fixes.sort(key=_recorded_at)
     return fixes
 
 
+_recorded_at = attrgetter("recorded_at")
+
+
 async def _advance_trip(
-    session: AsyncSession, trip: Trip, fixes: list[Fix], settings: WorkerServiceSettings
+    connection: asyncpg.Connection,
+    trip: Record,
+    fixes: list[Fix],
+    settings: WorkerServiceSettings,
+    now: datetime,
 ) -> list[AlertDraft]:
-    """Move the trip's progress on by `fixes`; return the alerts they call for."""
-    waypoints = (
-        await session.execute(
-            select(col(Waypoint.lat), col(Waypoint.lon))
-            .where(col(Waypoint.trip_id) == trip.id)
-            .order_by(col(Waypoint.seq))
-        )
-    ).all()
+    """Move the trip's progress on by `fixes` (written at once); return the alerts they call
+    for."""
+    trip_id = trip["id"]
+    waypoints = trip["waypoints"]
     route = Route(
         [
-            (trip.origin_lat, trip.origin_lon),
+            (trip["origin_lat"], trip["origin_lon"]),
             *((lat, lon) for lat, lon in waypoints),
-            (trip.destination_lat, trip.destination_lon),
+            (trip["destination_lat"], trip["destination_lon"]),
         ]
     )
     before = TripProgress(
-        last_lat=trip.last_lat,
-        last_lon=trip.last_lon,
-        last_seen_at=trip.last_seen_at,
-        distance_m=trip.distance_m,
-        eta=trip.eta,
+        last_lat=trip["last_lat"],
+        last_lon=trip["last_lon"],
+        last_seen_at=trip["last_seen_at"],
+        distance_m=trip["distance_m"],
+        eta=trip["eta"],
     )
-    after = advance_progress(before, fixes, route, trip.started_at)
+    after = advance_progress(before, fixes, route, trip["started_at"])
     if after is not before:
-        trip.last_lat, trip.last_lon = after.last_lat, after.last_lon
-        trip.last_seen_at = after.last_seen_at
-        trip.distance_m = after.distance_m
-        trip.eta = after.eta
+        await connection.execute(
+            _UPDATE_PROGRESS,
+            trip_id,
+            after.last_lat,
+            after.last_lon,
+            after.last_seen_at,
+            after.distance_m,
+            after.eta,
+            now,
+        )
 
     window = settings.alert_window_seconds
-    raised = await _windows_raised(session, trip.id, fixes, window)
+    raised = await _windows_raised(connection, trip_id, fixes, window)
     drafts: list[AlertDraft] = []
-    if trip.speed_limit_kmh is not None:
+    if trip["speed_limit_kmh"] is not None:
         drafts += speeding_alerts(
-            trip.id, trip.speed_limit_kmh, fixes, window, raised[AlertRule.SPEEDING]
+            trip_id, trip["speed_limit_kmh"], fixes, window, raised[AlertRule.SPEEDING]
         )
-    if trip.corridor_m is not None:
+    if trip["corridor_m"] is not None:
         drafts += corridor_alerts(
-            trip.id, trip.corridor_m, route, fixes, window, raised[AlertRule.CORRIDOR]
+            trip_id, trip["corridor_m"], route, fixes, window, raised[AlertRule.CORRIDOR]
         )
     if after is not before and after.last_seen_at is not None:
         late = late_alert(
-            trip.id,
-            trip.planned_arrival,
+            trip_id,
+            trip["planned_arrival"],
             eta=after.eta,
             last_fix_at=after.last_seen_at,
             remaining_m=after.remaining_m,
@@ -271,7 +295,7 @@ async def _advance_trip(
 
 
 async def _windows_raised(
-    session: AsyncSession, trip_id: uuid.UUID, fixes: list[Fix], window_seconds: int
+    connection: asyncpg.Connection, trip_id: uuid.UUID, fixes: list[Fix], window_seconds: int
 ) -> dict[AlertRule, list[datetime]]:
     """The first-fix times of the trip's speeding and corridor alerts near `fixes` (sorted).
 
@@ -279,25 +303,16 @@ async def _windows_raised(
     before: two batches of one trip are never judged against the same, stale, set of alerts.
     """
     window = timedelta(seconds=window_seconds)
-    # The previous release (before migration 0007) writes no `observed_at`, and it still serves
-    # after the pre-upgrade hook added the column, or again after a rollback: its alerts' first
-    # fix is in their `details` (tests/test_previous_release.py).
-    anchor = func.coalesce(
-        col(Alert.observed_at),
-        cast(col(Alert.details).op("->>")("first_at"), DateTime(timezone=True)),
-    )
-    rows = await session.execute(
-        select(col(Alert.rule), anchor).where(
-            col(Alert.trip_id) == trip_id,
-            col(Alert.rule).in_([AlertRule.SPEEDING, AlertRule.CORRIDOR]),
-            anchor > fixes[0].recorded_at - window,
-            anchor < fixes[-1].recorded_at + window,
-        )
+    rows = await connection.fetch(
+        _WINDOWS_RAISED,
+        trip_id,
+        _WINDOWED_RULES,
+        fixes[0].recorded_at - window,
+        fixes[-1].recorded_at + window,
     )
     raised: dict[AlertRule, list[datetime]] = {AlertRule.SPEEDING: [], AlertRule.CORRIDOR: []}
     for rule, observed_at in rows:
-        if observed_at is not None:  # The WHERE above excludes nulls; this tells mypy.
-            raised[rule].append(observed_at)
+        raised[AlertRule(rule)].append(observed_at)
     return raised
 
 
