@@ -108,14 +108,18 @@ def test_leaving_the_corridor_counts_the_fixes_accuracy_in_its_favour() -> None:
 
 def test_late_once_when_the_estimated_arrival_passes_the_plan_and_the_grace() -> None:
     rules = Rules(late_grace_s=300)
-    # 1000 m at 36 km/h (10 m/s) from second 1: arrival at about second 101.
-    on_time = record([fix_at(1, 0, speed=36.0), fix_at(2, 10, speed=36.0)], arrival_s=0)
+    # 1000 m at 36 km/h (10 m/s) from second 61: arrival at about second 161.
+    on_time = record([fix_at(61, 0, speed=36.0), fix_at(62, 10, speed=36.0)], arrival_s=0)
     assert expected_alerts(on_time, rules) == []
     slow = record(
-        [fix_at(1, 0, speed=3.6), fix_at(2, 1, speed=3.6)],  # 1 m/s: ~1000 s to go
-        [fix_at(3, 2, speed=3.6)],
+        [fix_at(61, 0, speed=3.6), fix_at(62, 1, speed=3.6)],  # 1 m/s: ~1000 s to go
+        [fix_at(63, 2, speed=3.6)],
         arrival_s=0,
     )
     assert expected_alerts(slow, rules) == [AlertKey("t", "late")]
+    # The same crawl in the trip's first minute: no estimate yet, and the fix's own time is
+    # within the plan and the grace.
+    too_soon = record([fix_at(1, 0, speed=3.6), fix_at(2, 1, speed=3.6)], arrival_s=0)
+    assert expected_alerts(too_soon, rules) == []
     parked = record([fix_at(1, 0, speed=0.0)], arrival_s=0)  # no ETA: the fix's own time
     assert expected_alerts(parked, rules) == []
