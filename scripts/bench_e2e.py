@@ -17,7 +17,8 @@ is how each arrival is matched to the upload it came from.
 
 1. Ramp: uploads posted open loop (evenly spaced, whatever the answers do) at a rate that grows
    by half each step of `--step-seconds`; a step is kept up with when every upload got its 202,
-   one second after the step the batches still pending are fewer than half a second of uploads,
+   one second after the step the batches and webhook deliveries still pending are fewer than
+   half a second of uploads,
    and the step's batches were processed within 0.5 s of being accepted (p99): the backlog does
    not grow. The maximum sustainable rate is the last rate kept up with (the pipeline drains
    between steps).
@@ -212,10 +213,14 @@ async def subscribe(pipeline: Pipeline, token: str, opened: asyncio.Event) -> No
 
 
 async def pending(dsn: str) -> int:
+    """The pipeline's backlog: batches and webhook deliveries not yet done. The deliveries
+    count too: a step that outran the worker leaves them queued after its batches, and they
+    would otherwise be worked off during the next measurement."""
     conn = await asyncpg.connect(dsn)
     try:
         count: int = await conn.fetchval(
-            "SELECT count(*) FROM telemetry_batches WHERE status = 'pending'"
+            "SELECT (SELECT count(*) FROM telemetry_batches WHERE status = 'pending')"
+            " + (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')"
         )
         return count
     finally:
@@ -261,7 +266,7 @@ async def ramp(pipeline: Pipeline, args: argparse.Namespace, started: datetime) 
         )
         print(
             f"ramp {rate:7.1f} uploads/s ({rate * args.batch_size:8.0f} events/s): "
-            f"{backlog} batches pending 1 s after, accepted -> processed p99 "
+            f"{backlog} batches and deliveries pending 1 s after, accepted -> processed p99 "
             f"{lag * 1000:.0f} ms, {pipeline.refused - refused} not accepted -> "
             f"{'kept up' if ok else 'fell behind'}",
             flush=True,
@@ -289,7 +294,7 @@ async def processing_times(dsn: str, ids: list[str]) -> list[float]:
 
 
 async def drain(dsn: str, timeout: float) -> None:
-    """Wait until no batch is pending (at most `timeout` seconds)."""
+    """Wait until no batch or delivery is pending (at most `timeout` seconds)."""
     deadline = time.monotonic() + timeout
     while True:
         if not await pending(dsn) or time.monotonic() > deadline:

@@ -31,7 +31,13 @@ class WorkerServiceSettings(CommonSettings):
     # --- ARQ -----------------------------------------------------------------------------------
     # ARQ's default of 10 concurrent jobs caps a worker near 200 jobs/s (docs/performance.md).
     max_jobs: int = Field(50, ge=1, le=1000, description="Jobs run concurrently.")
-    poll_delay: float = Field(0.1, gt=0, le=5, description="Seconds between queue polls.")
+    poll_delay: float = Field(
+        0.05,
+        gt=0,
+        le=5,
+        description="Seconds between queue polls: a job waits half of it on average, twice on "
+        "the way from an upload to its webhook.",
+    )
     job_timeout: int = Field(
         30,
         ge=1,
