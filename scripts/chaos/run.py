@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -33,7 +32,6 @@ from tripline_devstack.fleet import Fleet, FleetConfig, Rules
 
 COMPONENTS = ("api", "ingest", "worker")
 # A deadline for a migration or the seed, not a measurement.
-COMMAND_DEADLINE_SECONDS = 300
 # The worker's settings in the soak (docs/soak.md): retries and sweeps quick enough that what a
 # fault held back goes out within the checker's webhook bound.
 WORKER_ENV = {
@@ -71,19 +69,6 @@ class SoakPlan:
     """The worker's alert window, late grace and lost-signal threshold."""
     settle_seconds: float = 180.0
     """How long the fleet waits at the end for every channel to hold every alert (a deadline)."""
-
-
-def _run(build: Build, env: dict[str, str], *argv: str) -> None:
-    done = subprocess.run(  # noqa: S603 - our own console scripts
-        [str(build.bin / argv[0]), *argv[1:]],
-        env={**env, **build.env},
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_DEADLINE_SECONDS,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
 
 
 async def _durable(postgres: EmbeddedPostgres, database: str) -> None:
@@ -141,8 +126,8 @@ async def soak(
             "PYTHONUNBUFFERED": "1",
         }
         direct = {**env, "DATABASE_URL": with_database(postgres.url(), database)}
-        await asyncio.to_thread(_run, build, direct, "tripline-migrate", "upgrade", "head")
-        await asyncio.to_thread(_run, build, direct, "python", str(build.seed_script))
+        await asyncio.to_thread(build.run, direct, "tripline-migrate", "upgrade", "head")
+        await asyncio.to_thread(build.run, direct, "python", str(build.seed_script))
         log_dir = work_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         worker_env = {

@@ -6,7 +6,6 @@ judge."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from rehearsal.verdict import problems, settle
 from tripline_devstack import WebhookReceiver
 
 # A deadline for a migration command that hangs, not a measurement.
-COMMAND_DEADLINE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -43,20 +41,6 @@ class Plan:
     chart's drain (5 s) must cover it."""
     alert_window_seconds: int = 5
     """The worker's ALERT_WINDOW_SECONDS: short, so that many distinct alerts are due."""
-
-
-def _run(build: Build, env: dict[str, str], *argv: str) -> None:
-    """One command of `build` to its end (a hook Job, the seed)."""
-    done = subprocess.run(  # noqa: S603 - our own console scripts
-        [str(build.bin / argv[0]), *argv[1:]],
-        env={**env, **build.env},
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_DEADLINE_SECONDS,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"{build.version}: {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
 
 
 async def _login(clients: Clients, email: str) -> str:
@@ -104,8 +88,8 @@ async def rehearse(
 
     try:
         # Installed at the previous release: its migrations, its demo users, its pods.
-        await asyncio.to_thread(_run, previous, env, "tripline-migrate", "upgrade", "head")
-        await asyncio.to_thread(_run, previous, env, "python", str(previous.seed_script))
+        await asyncio.to_thread(previous.run, env, "tripline-migrate", "upgrade", "head")
+        await asyncio.to_thread(previous.run, env, "python", str(previous.seed_script))
         await asyncio.gather(*(cluster.deploy(c, previous, plan.replicas) for c in COMPONENTS))
         traffic = Traffic(
             clients,
@@ -121,12 +105,12 @@ async def rehearse(
         await step("steady at the previous release", hold)
         await step(
             "expand migration (pre-upgrade hook)",
-            lambda: asyncio.to_thread(_run, head, env, "tripline-migrate", "upgrade", "--expand"),
+            lambda: asyncio.to_thread(head.run, env, "tripline-migrate", "upgrade", "--expand"),
         )
         await step("rolling upgrade", lambda: cluster.roll_all(head))
         await step(
             "contract migration (post-upgrade hook)",
-            lambda: asyncio.to_thread(_run, head, env, "tripline-migrate", "upgrade", "head"),
+            lambda: asyncio.to_thread(head.run, env, "tripline-migrate", "upgrade", "head"),
         )
         await step("steady at this release", hold)
         await step("rollback", lambda: cluster.roll_all(previous))

@@ -23,6 +23,7 @@ from tripline_devstack import free_port
 # has needed over 30 s.
 READY_DEADLINE_SECONDS = 120.0
 SCHEMA_WAIT_SECONDS = 120
+COMMAND_DEADLINE_SECONDS = 300  # a migration or the seed
 # How often the rehearsal probes a starting replica; the kubelet's period (5 s in the chart) only
 # delays when a replica joins, which changes nothing the rehearsal checks.
 PROBE_INTERVAL_SECONDS = 0.25
@@ -51,6 +52,19 @@ class Build:
     @property
     def seed_script(self) -> Path:
         return self.root / "scripts" / "seed.py"
+
+    def run(self, env: dict[str, str], *argv: str) -> None:
+        """One of its commands to its end (a hook Job, the seed); its stderr on a failure."""
+        done = subprocess.run(  # noqa: S603 - our own console scripts
+            [str(self.bin / argv[0]), *argv[1:]],
+            env={**env, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_DEADLINE_SECONDS,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"{self.version}: {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
 
 
 @dataclass
