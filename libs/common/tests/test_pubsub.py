@@ -14,6 +14,8 @@ from tripline_common.data.models.alerts import ALERT_EVENT_COLUMNS
 from tripline_common.messaging import AlertData, AlertEvent, listen_alerts, publish_alert
 from tripline_common.messaging.pubsub import alert_channel
 
+SUBSCRIBE_DEADLINE_SECONDS = 15.0
+
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
@@ -28,7 +30,11 @@ async def next_event(redis: Redis, owner_id: uuid.UUID | None = None) -> asyncio
     listener = listen_alerts(redis, owner_id=owner_id)
     first = asyncio.ensure_future(anext(listener))
     first.add_done_callback(lambda _: asyncio.ensure_future(listener.aclose()))
-    for _ in range(100):
+    # A deadline, not a timing: under a loaded CI machine 2 s were not always enough.
+    deadline = asyncio.get_running_loop().time() + SUBSCRIBE_DEADLINE_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        if first.done():
+            return first  # The listener failed: awaiting it shows why.
         if owner_id is None:
             if await redis.pubsub_numpat():
                 return first
