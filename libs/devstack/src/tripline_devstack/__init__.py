@@ -18,7 +18,12 @@ they drop to an unprivileged account (see `tripline_devstack.os_user`), and they
 the process that started them (see `tripline_devstack.embedded`).
 """
 
-from tripline_devstack.collector import DevTraceCollector, ReceivedSpan, TraceSummary
+from tripline_devstack.collector import (
+    DevTraceCollector,
+    ReceivedExport,
+    ReceivedSpan,
+    TraceSummary,
+)
 from tripline_devstack.databases import drop_database, ensure_database
 from tripline_devstack.embedded import EmbeddedServerError
 from tripline_devstack.embedded_postgres import EmbeddedPostgres
@@ -40,6 +45,7 @@ __all__ = [
     "EmbeddedPostgres",
     "EmbeddedRedis",
     "EmbeddedServerError",
+    "ReceivedExport",
     "ReceivedMail",
     "ReceivedRequest",
     "ReceivedSpan",

@@ -60,6 +60,16 @@ class ReceivedSpan:
 
 
 @dataclass(frozen=True)
+class ReceivedExport:
+    """One POST as it arrived (kept with `keep_exports`): its path, its headers and its body,
+    gzip undone."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
 class TraceSummary:
     """A finished trace in a line: its root span, how long the whole trace took (first start to
     last end, across processes), how many spans it has and from which services."""
@@ -127,7 +137,8 @@ class DevTraceCollector:
     `keep_summarised=False` drops a trace's spans once it is summarised, and any of its spans
     that arrive later, so that a receiver running for days (`make dev`) holds only the traces
     not yet finished. `delay` makes every answer that many seconds late (a slow collector);
-    anything it cannot decode is answered 400 and described in `errors`.
+    anything it cannot decode is answered 400 and described in `errors`. `keep_exports=True`
+    also keeps every POST as it arrived (`exports`), for a test comparing two exporters.
     """
 
     def __init__(
@@ -138,6 +149,7 @@ class DevTraceCollector:
         quiet_seconds: float = 2.0,
         keep_summarised: bool = True,
         delay: float = 0.0,
+        keep_exports: bool = False,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -146,6 +158,8 @@ class DevTraceCollector:
         self.keep_summarised = keep_summarised
         self.delay = delay
         self.errors: list[str] = []
+        self.keep_exports = keep_exports
+        self.exports: list[ReceivedExport] = []
         self.requests = 0
         self._traces: dict[str, _Trace] = {}
         self._lock = threading.Lock()
@@ -172,6 +186,7 @@ class DevTraceCollector:
                     self.headers.get("Content-Type", ""),
                     self.headers.get("Content-Encoding", ""),
                     body,
+                    dict(self.headers.items()),
                 )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -213,7 +228,12 @@ class DevTraceCollector:
             thread.join(timeout=5)
 
     def _receive(
-        self, path: str, content_type: str, encoding: str, body: bytes
+        self,
+        path: str,
+        content_type: str,
+        encoding: str,
+        body: bytes,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         problem = None
         if path.split("?")[0] != TRACES_PATH:
@@ -229,6 +249,8 @@ class DevTraceCollector:
                 problem = f"undecodable export: {error}"
         with self._lock:
             self.requests += 1
+            if self.keep_exports:
+                self.exports.append(ReceivedExport(path, headers or {}, body))
             if problem is not None:
                 self.errors.append(problem)
                 return HTTPStatus.BAD_REQUEST, problem.encode()

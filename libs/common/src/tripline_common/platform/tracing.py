@@ -472,9 +472,9 @@ def init_tracing(
     if config is None:
         return None
     if exporter is None:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from tripline_common.platform.otlp_encoding import InPlaceOTLPSpanExporter
 
-        exporter = OTLPSpanExporter(
+        exporter = InPlaceOTLPSpanExporter(
             endpoint=config.endpoint, headers=config.headers, timeout=config.timeout
         )
     provider = TracerProvider(
