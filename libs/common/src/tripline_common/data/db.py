@@ -112,8 +112,8 @@ async def unit_of_work(
 async def one_connection(factory: SessionFactory) -> AsyncIterator[SessionFactory]:
     """Sessions like `factory`'s, all on one connection checked out (and pre-pinged) once: for a
     job whose units of work follow one another. Each session still begins, commits or rolls
-    back its own transaction; a connection that a failure broke is replaced from the pool
-    (checked out and pinged again) when the next session begins."""
+    back its own transaction; a connection found broken when a session rolls back is dropped,
+    and the next session checks out (and pings) another."""
     engine = factory.kw["bind"]
     if isinstance(engine, AsyncConnection):
         yield factory  # Its sessions are on one connection already (the tests' are).
