@@ -15,7 +15,9 @@ deliveries are network-bound and measured by the tests, not here.
      (UPDATE ... RETURNING), update the trip, mark the batch processed. No rules, no alerts,
      no ARQ, no SQLAlchemy: the floor of the database work;
    - tripline: the real `tripline-worker` process (one process, default ARQ settings); every
-     batch is enqueued at once and the clock stops at the last `processed_at`.
+     batch is enqueued at once and the clock stops at the last `processed_at`. Each round
+     also prints the CPU time per batch of both (client and backend), from /proc: on a
+     shared machine it moves much less than the rate.
 2. Queue latency: the real `tripline-ingest` and `tripline-worker`, devices posting batches at
    half the worker's measured maximum rate (open loop, evenly spaced) for `--latency-seconds`;
    latency is each batch's `processed_at - received_at` (202 to processed, as Postgres saw it).
@@ -42,6 +44,8 @@ import orjson
 from benchlib import (
     ScratchDatabase,
     backend_cpu_seconds,
+    cpu_seconds,
+    database_backends,
     insert_bench_devices,
     insert_bench_user,
     start_service,
@@ -195,14 +199,18 @@ async def wait_until_processed(conn: asyncpg.Connection, timeout: float, failure
         await asyncio.sleep(0.2)
 
 
-async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[float, int, int]:
-    """Events/s of the real worker: enqueue every batch at once, stop at the last one done."""
+async def worker_round(
+    dsn: str, env: dict[str, str], workdir: Path
+) -> tuple[float, int, int, float, float]:
+    """Events/s of the real worker: enqueue every batch at once, stop at the last one done;
+    the events, the alerts, and the CPU time the worker and its backends spent meanwhile."""
     worker = start_service("tripline-worker", env, workdir).process
     settings = CommonSettings(_env_file=None, redis_url=env["REDIS_URL"])
     redis = create_redis(settings)
     conn = await asyncpg.connect(dsn)
     try:
         batch_ids = [r["id"] for r in await conn.fetch("SELECT id FROM telemetry_batches")]
+        worker_used, backends = cpu_seconds(worker.pid), await database_backends(conn)
         started = datetime.now(UTC)
         for batch_id in batch_ids:
             await redis.enqueue_job(
@@ -212,12 +220,19 @@ async def worker_round(dsn: str, env: dict[str, str], workdir: Path) -> tuple[fl
                 _queue_name=env["ARQ_QUEUE_NAME"],
             )
         await wait_until_processed(conn, 600, "the worker did not finish within 10 minutes")
+        worker_used = cpu_seconds(worker.pid) - worker_used
+        # A backend that was not there at the start (a connection opened during the round)
+        # counts from zero.
+        backends_used = sum(
+            used - backends.get(pid, 0.0) for pid, used in (await database_backends(conn)).items()
+        )
         finished = await conn.fetchval("SELECT max(processed_at) FROM telemetry_batches")
         events = await conn.fetchval(
             "SELECT count(*) FROM telemetry_events WHERE trip_id IS NOT NULL"
         )
         alerts = await conn.fetchval("SELECT count(*) FROM alerts")
-        return events / (finished - started).total_seconds(), events, alerts
+        rate = events / (finished - started).total_seconds()
+        return rate, events, alerts, worker_used, backends_used
     finally:
         await conn.close()
         await redis.aclose()
@@ -313,17 +328,24 @@ def main() -> int:
         )
         devices = asyncio.run(prepare(dsn, args.devices, args.batches, args.batch_size))
         bases, ours = [], []
+        cpus: list[tuple[float, float]] = []
         for round_number in range(1, args.rounds + 1):
             asyncio.run(reset(dsn))
-            base, events, _ = asyncio.run(baseline(dsn))
+            base, events, base_cpu = asyncio.run(baseline(dsn))
             bases.append(base)
-            print(f"round {round_number} baseline  {base:9.0f} events/s ({events} events)")
-            asyncio.run(reset(dsn))
-            rate, events, alerts = asyncio.run(worker_round(dsn, env, workdir))
-            ours.append(rate)
             print(
-                f"round {round_number} tripline  {rate:9.0f} events/s "
-                f"({events} events attached, {alerts} alerts)",
+                f"round {round_number} baseline  {base:9.0f} events/s ({events} events; "
+                f"CPU per batch {base_cpu / args.batches * 1000:.1f} ms, client + backend)"
+            )
+            asyncio.run(reset(dsn))
+            rate, events, alerts, used, backends_used = asyncio.run(worker_round(dsn, env, workdir))
+            ours.append(rate)
+            per_batch = (used / args.batches * 1000, backends_used / args.batches * 1000)
+            cpus.append(per_batch)
+            print(
+                f"round {round_number} tripline  {rate:9.0f} events/s = {rate / base:.0%} "
+                f"({events} events attached, {alerts} alerts; CPU per batch "
+                f"{per_batch[0]:.1f} ms worker + {per_batch[1]:.1f} ms its backends)",
                 flush=True,
             )
         base, rate = statistics.median(bases), statistics.median(ours)
@@ -344,7 +366,9 @@ def main() -> int:
         )
         print(
             f"\nmedians: baseline {base:.0f} events/s, tripline {rate:.0f} events/s "
-            f"({rate / base:.0%} of the baseline)"
+            f"({rate / base:.0%} of the baseline); the worker's CPU per batch "
+            f"{statistics.median(c[0] for c in cpus):.1f} ms + "
+            f"{statistics.median(c[1] for c in cpus):.1f} ms its backends"
         )
         checks = [
             (f"worker: {rate:.0f} events/s end to end (target >= 10,000)", rate >= 10_000),

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+from datetime import UTC, datetime
+
 import pytest
 
-from tripline_worker.geo import Route, haversine_m
+from tripline_worker.geo import Route, haversine_m, path_length_m
+from tripline_worker.trips.progress import Fix
 
 BERLIN = (52.5200, 13.4050)
 POTSDAM = (52.3906, 13.0645)
@@ -53,3 +58,34 @@ def test_a_route_across_the_antimeridian() -> None:
     assert route.length_m == pytest.approx(22_239, rel=0.01)
     assert route.locate(0.0, 180.0).off_route_m < 1
     assert route.locate(0.01, 180.0).off_route_m == pytest.approx(1112, rel=0.01)
+
+
+def random_positions(n: int, seed: int) -> list[tuple[float, float]]:
+    """Around the test route, and anywhere on Earth (poles and antimeridian included)."""
+    rng = random.Random(seed)
+    near = [(rng.uniform(52.2, 52.7), rng.uniform(12.8, 13.6)) for _ in range(n)]
+    anywhere = [(rng.uniform(-90, 90), rng.uniform(-180, 180)) for _ in range(n)]
+    return near + anywhere
+
+
+@pytest.mark.parametrize(
+    "points",
+    [[BERLIN, POTSDAM], [BERLIN, (52.456, 13.29), POTSDAM], [(0.0, 179.9), (0.0, -179.9)]],
+)
+def test_a_route_locates_many_points_as_it_locates_each(points) -> None:
+    route = Route(points)
+    positions = [Fix(datetime.now(UTC), lat, lon) for lat, lon in random_positions(2000, 1)]
+
+    assert route.off_route_m(positions) == [
+        route.locate(fix.lat, fix.lon).off_route_m for fix in positions
+    ]
+
+
+def test_a_path_is_as_long_as_its_legs_added_in_order() -> None:
+    points = random_positions(2000, 2)
+    added = 12.5
+    for a, b in itertools.pairwise(points):
+        added += haversine_m(*a, *b)
+
+    assert path_length_m(points, 12.5) == added
+    assert path_length_m(points[:1], 12.5) == 12.5

@@ -17,6 +17,7 @@ from tripline_common.data.db import (
     create_session_factory,
     driver_connection,
     is_transient_db_error,
+    one_connection,
     retry_transient,
     unit_of_work,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "is_transient_db_error",
     "job_arq_id",
     "mark_job_running",
+    "one_connection",
     "retry_transient",
     "set_job_progress",
     "stale_jobs",

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 import asyncpg
 import orjson
 import structlog
+from sqlalchemy import Connection, event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -107,16 +108,54 @@ async def unit_of_work(
         await queue.flush(session)
 
 
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under `session`, inside the transaction a statement of the
-    session has begun: what runs on it commits or rolls back with the session. For the few hot
-    paths a benchmark justifies (COPY, the worker's batch processing)."""
+@asynccontextmanager
+async def one_connection(factory: SessionFactory) -> AsyncIterator[SessionFactory]:
+    """Sessions like `factory`'s, all on one connection checked out (and pre-pinged) once: for a
+    job whose units of work follow one another. Each session still begins, commits or rolls
+    back its own transaction; a connection found broken when a session rolls back is dropped,
+    and the next session checks out (and pings) another."""
+    engine = factory.kw["bind"]
+    if isinstance(engine, AsyncConnection):
+        yield factory  # Its sessions are on one connection already (the tests' are).
+        return
+    # Retried like the units of work it stands for: the checkout is their first step.
+    connection = await retry_transient()(_checkout)(engine)
+    # A statement on the driver connection outside a transaction bypasses the dialect's
+    # disconnect handling: a session that rolls back on a connection found closed drops it,
+    # so that the next one reconnects.
+    event.listen(connection.sync_connection, "rollback", _drop_if_closed)
+    try:
+        yield async_sessionmaker(class_=factory.class_, **{**factory.kw, "bind": connection})
+    finally:
+        await connection.close()
+
+
+async def _checkout(engine: AsyncEngine) -> AsyncConnection:
+    return await engine.connect()
+
+
+def _drop_if_closed(connection: Connection) -> None:
+    if connection.invalidated:
+        return
+    driver = cast(asyncpg.Connection, connection.connection.driver_connection)
+    if driver.is_closed():
+        connection.invalidate()
+
+
+async def driver_connection(session: AsyncSession, *, begin: bool = True) -> asyncpg.Connection:
+    """The asyncpg connection under `session`, inside the session's transaction (begun now if
+    no statement of the session has begun it): what runs on it commits or rolls back with the
+    session. For the few hot paths a benchmark justifies (COPY, the worker's batch processing).
+
+    `begin=False` leaves a session that has run no statement yet outside a transaction: a
+    statement on the connection then commits by itself (one round trip, not three)."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = cast(asyncpg.Connection, raw.driver_connection)
-    if not driver.is_in_transaction():
-        # The dialect begins its transaction with the first statement, not at checkout.
-        raise RuntimeError("run a statement through the session before using its connection")
+    if begin and not driver.is_in_transaction():
+        # The dialect begins its transaction with the first statement, not at checkout: begin
+        # it as that statement would (the session's commit or rollback then ends it).
+        await raw.dbapi_connection._start_transaction()  # type: ignore[union-attr]
     return driver
 
 

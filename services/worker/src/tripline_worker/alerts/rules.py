@@ -124,8 +124,8 @@ def corridor_alerts(
     nearest point of its error circle is.
     """
     outside = []
-    for fix in fixes:
-        off = route.locate(fix.lat, fix.lon).off_route_m - (fix.accuracy_m or 0.0)
+    for fix, off_route_m in zip(fixes, route.off_route_m(fixes), strict=True):
+        off = off_route_m - (fix.accuracy_m or 0.0)
         if off > corridor_m:
             outside.append((fix, off))
     drafts = []

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 
 import structlog
 
-from tripline_common.data import is_transient_db_error, retry_transient, unit_of_work
+from tripline_common.data import (
+    SessionFactory,
+    is_transient_db_error,
+    one_connection,
+    retry_transient,
+    unit_of_work,
+)
 from tripline_worker.alerts.service import publish_alerts
 from tripline_worker.context import ArqContext, WorkerContext, context
 from tripline_worker.telemetry.processing import (
@@ -28,25 +34,29 @@ async def process_batch(ctx: ArqContext, batch_id: str) -> str:
     """
     worker = context(ctx)
     batch_uuid = uuid.UUID(batch_id)
-    refused = await retry_transient()(claim_batch)(
-        session_factory=worker.session_factory,
-        batch_id=batch_uuid,
-        max_attempts=worker.settings.max_batch_attempts,
-    )
+    # One checkout for the claim and the work: the claim's connection, just used, needs no
+    # second pre-ping (a connection broken meanwhile is replaced; see `one_connection`).
+    async with one_connection(worker.session_factory) as session_factory:
+        refused = await retry_transient()(claim_batch)(
+            session_factory=session_factory,
+            batch_id=batch_uuid,
+            max_attempts=worker.settings.max_batch_attempts,
+        )
+        if refused is None:
+            try:
+                outcome = await _process(worker, session_factory, batch_uuid)
+            except Exception as exc:
+                if not is_transient_db_error(exc):
+                    await record_batch_error(
+                        session_factory=session_factory, batch_id=batch_uuid, error=exc
+                    )
+                raise
     if refused is not None:
         if refused.status == "gave_up":
             log.warning("batch_given_up", batch_id=batch_id)
         else:
             log.info(f"batch_{refused.status}", batch_id=batch_id)
         return refused.status
-    try:
-        outcome = await _process(worker, batch_uuid)
-    except Exception as exc:
-        if not is_transient_db_error(exc):
-            await record_batch_error(
-                session_factory=worker.session_factory, batch_id=batch_uuid, error=exc
-            )
-        raise
     if outcome.status != "processed":
         log.info(f"batch_{outcome.status}", batch_id=batch_id)
         return outcome.status
@@ -70,9 +80,11 @@ async def process_batch(ctx: ArqContext, batch_id: str) -> str:
 
 
 @retry_transient()
-async def _process(worker: WorkerContext, batch_id: uuid.UUID) -> BatchOutcome:
+async def _process(
+    worker: WorkerContext, session_factory: SessionFactory, batch_id: uuid.UUID
+) -> BatchOutcome:
     # The row locks and the status check make a concurrent second run wait, then do nothing.
-    async with unit_of_work(worker.session_factory, worker.job_queue) as session:
+    async with unit_of_work(session_factory, worker.job_queue) as session:
         outcome = await process_claimed_batch(
             session=session, queue=worker.job_queue, batch_id=batch_id, settings=worker.settings
         )

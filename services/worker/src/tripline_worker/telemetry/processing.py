@@ -20,7 +20,7 @@ from operator import attrgetter
 
 import asyncpg
 from asyncpg import Record
-from sqlalchemy import Row, select, text, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -66,13 +66,14 @@ async def claim_batch(
     """Count one processing attempt (committed now). None: go on and process the batch.
 
     Otherwise the outcome that ends the job: the batch is unknown, no longer pending, or has
-    used up its attempts (it is then marked failed).
+    used up its attempts (it is then marked failed, just after the count is committed).
     """
     async with session_factory() as session, session.begin():
-        # Plain SQL: it runs for every batch (the ORM's update path cost more than the rest).
-        attempts = await session.scalar(
-            _COUNT_ATTEMPT, {"batch_id": batch_id, "pending": BatchStatus.PENDING.value}
-        )
+        # Plain SQL on the session's connection, a statement that commits by itself: it runs
+        # for every batch (the ORM's update path cost more than the rest, a transaction
+        # around it two more round trips).
+        connection = await driver_connection(session, begin=False)
+        attempts = await connection.fetchval(_COUNT_ATTEMPT, batch_id, BatchStatus.PENDING)
         if attempts is None:
             exists = await session.scalar(
                 select(col(TelemetryBatch.id)).where(col(TelemetryBatch.id) == batch_id)
@@ -92,9 +93,9 @@ async def claim_batch(
     return None
 
 
-_COUNT_ATTEMPT = text(
+_COUNT_ATTEMPT = (
     "UPDATE telemetry_batches SET attempts = attempts + 1"
-    " WHERE id = :batch_id AND status = :pending RETURNING attempts"
+    " WHERE id = $1 AND status = $2 RETURNING attempts"
 )
 
 
@@ -127,15 +128,14 @@ async def process_claimed_batch(
     same rows are read and written as through the ORM): this runs for every batch, and the
     ORM's statement building and row handling cost more CPU than the rules themselves
     (docs/performance.md, "Worker and queue latency")."""
-    # NO KEY UPDATE: does not block the FK checks of rows that reference this one. Through the
-    # session: its first statement begins the transaction the rest joins.
-    batch = (await session.execute(_LOCK_BATCH, {"batch_id": batch_id})).mappings().first()
+    connection = await driver_connection(session)
+    # NO KEY UPDATE: does not block the FK checks of rows that reference this one.
+    batch = await connection.fetchrow(_LOCK_BATCH, batch_id)
     if batch is None:
         return BatchOutcome("missing")
     if batch["status"] != BatchStatus.PENDING:
         return BatchOutcome("already_processed")
 
-    connection = await driver_connection(session)
     now = datetime.now(UTC)
     # The device's one active trip (a partial unique index guarantees there is at most one),
     # locked: batches of one device are applied one at a time, so distance adds up.
@@ -167,9 +167,9 @@ async def process_claimed_batch(
     )
 
 
-_LOCK_BATCH = text(
+_LOCK_BATCH = (
     "SELECT device_id, status, event_count, request_id, received_at"
-    " FROM telemetry_batches WHERE id = :batch_id FOR NO KEY UPDATE"
+    " FROM telemetry_batches WHERE id = $1 FOR NO KEY UPDATE"
 )
 _LOCK_ACTIVE_TRIP = (
     "SELECT id, owner_id, started_at, planned_arrival, speed_limit_kmh, corridor_m,"

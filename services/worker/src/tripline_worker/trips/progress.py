@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from tripline_worker.geo import Route, haversine_m
+from tripline_worker.geo import Route, path_length_m
 
 # A fix less accurate than this does not move the odometer (GPS jumps would inflate it).
 MAX_ACCURACY_FOR_DISTANCE_M = 100.0
@@ -62,18 +62,17 @@ def advance_progress(
     if not newer:
         return previous
 
-    distance = previous.distance_m
-    here = (
-        (previous.last_lat, previous.last_lon)
+    path = (
+        [(previous.last_lat, previous.last_lon)]
         if previous.last_lat is not None and previous.last_lon is not None
-        else None
+        else []
     )
-    for fix in newer:
-        if fix.accuracy_m is not None and fix.accuracy_m > MAX_ACCURACY_FOR_DISTANCE_M:
-            continue
-        if here is not None:
-            distance += haversine_m(here[0], here[1], fix.lat, fix.lon)
-        here = (fix.lat, fix.lon)
+    path += [
+        (fix.lat, fix.lon)
+        for fix in newer
+        if fix.accuracy_m is None or not fix.accuracy_m > MAX_ACCURACY_FOR_DISTANCE_M
+    ]
+    distance = path_length_m(path, previous.distance_m)
 
     last = newer[-1]
     remaining = route.locate(last.lat, last.lon).remaining_m
