@@ -29,6 +29,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -87,6 +88,13 @@ class TracingConfig:
             "always_off": ALWAYS_OFF,
         }.get(self.sampler.removeprefix("parentbased_"), TraceIdRatioBased(self.ratio))
         return ParentBased(root) if self.sampler.startswith("parentbased_") else root
+
+    def root_bound(self) -> int | None:
+        """For the ratio-based samplers, the bound a new trace's ID is kept under (the SDK's
+        `TraceIdRatioBased.bound`: kept when `trace_id & TRACE_ID_LIMIT < bound`); else None."""
+        if self.sampler.removeprefix("parentbased_") != "traceidratio":
+            return None
+        return TraceIdRatioBased.get_bound_for_rate(self.ratio)
 
 
 def _get(environ: Mapping[str, str], *names: str) -> str | None:
@@ -280,8 +288,9 @@ class _CountingBatchProcessor(BatchSpanProcessor):
 
 class _HashedResource(Resource):
     """The process's resource, hashed once. The OTLP encoder groups each batch's spans by
-    resource, hashing it once per span, and `Resource.__hash__` JSON-encodes the attributes
-    every time: ~4.4 µs a span, an eighth of its encoding (docs/performance.md)."""
+    resource, hashing it for a span whose resource or scope differs from the span before's
+    (every span of a hot read: its server and SQL spans alternate), and `Resource.__hash__`
+    JSON-encodes the attributes every time: ~4.4 µs each (docs/performance.md)."""
 
     def __init__(self, attributes: Mapping[str, str]) -> None:
         super().__init__(attributes)
@@ -291,6 +300,24 @@ class _HashedResource(Resource):
         return self._hash
 
 
+class _HandedIds(RandomIdGenerator):
+    """The SDK's random IDs, except a new trace's ID that `start_server_span` drew to decide
+    its sampling: handed over (per thread) for the span the SDK starts next to carry."""
+
+    def __init__(self) -> None:
+        self._handed = threading.local()
+
+    def hand_over(self, trace_id: int) -> None:
+        self._handed.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id: int | None = getattr(self._handed, "trace_id", None)
+        if trace_id is None:
+            return super().generate_trace_id()
+        self._handed.trace_id = None
+        return trace_id
+
+
 class _Switch(trace.TracerProvider):
     """The process's global provider: its tracers start spans on the SDK provider installed
     now, or on the API's no-op tracer when none is."""
@@ -298,9 +325,13 @@ class _Switch(trace.TracerProvider):
     def __init__(self) -> None:
         self.current: TracerProvider | None = None
         self.generation = 0
+        self.ids = _HandedIds()
+        self.root_bound: int | None = None
+        """Set while the installed sampler keeps a new trace by its ID's ratio alone."""
 
-    def install(self, provider: TracerProvider | None) -> None:
+    def install(self, provider: TracerProvider | None, root_bound: int | None = None) -> None:
         self.current = provider
+        self.root_bound = root_bound if provider is not None else None
         self.generation += 1
 
     def get_tracer(
@@ -417,12 +448,30 @@ def switched_tracer_provider() -> trace.TracerProvider | None:
     return _switch if _switch.current is not None else None
 
 
-def server_tracer() -> trace.Tracer | None:
-    """The tracer of the edge middleware's server spans; None while tracing is off."""
-    return _server_tracer if _switch.current is not None else None
-
-
 _server_tracer = _switch.get_tracer("tripline.web")
+_NO_PARENT = Context()
+
+
+def start_server_span(name: str, parent: Context | None) -> trace.Span:
+    """A request's SERVER span (tracing on), a child of `parent`, the context the caller
+    propagated, or else the root of a new trace.
+
+    A new trace under a ratio sampler (the default) is decided here, by the same rule and from
+    the same random trace ID the SDK would draw: nine in ten are dropped, and making their
+    non-recording span ourselves skips the SDK's span machinery, a cost every request paid
+    (docs/performance.md). A kept one is started by the SDK with the ID drawn here, so its
+    sampler sees the same ID and keeps it too."""
+    bound = _switch.root_bound
+    if parent is None and bound is not None:
+        ids = _switch.ids
+        trace_id = RandomIdGenerator.generate_trace_id(ids)
+        if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= bound:
+            context = trace.SpanContext(trace_id, ids.generate_span_id(), is_remote=False)
+            return trace.NonRecordingSpan(context)
+        ids.hand_over(trace_id)
+    return _server_tracer.start_span(
+        name, context=_NO_PARENT if parent is None else parent, kind=SpanKind.SERVER
+    )
 
 
 class Tracing:
@@ -481,10 +530,11 @@ def init_tracing(
         sampler=config.build_sampler(),
         resource=_HashedResource(config.resource),
         shutdown_on_exit=False,  # Its exit hook waits 30 s for a collector: ours is bounded.
+        id_generator=_switch.ids,
     )
     provider.add_span_processor(_CountingBatchProcessor(exporter, config))
     _install_switch()
-    _switch.install(provider)
+    _switch.install(provider, config.root_bound())
     return Tracing(provider, config)
 
 

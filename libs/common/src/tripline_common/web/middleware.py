@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request, Response
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import StatusCode
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware as StarletteGZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,7 +37,7 @@ from tripline_common.platform.correlation import (
 from tripline_common.platform.errors import ErrorResponse, code_for_status, error_response
 from tripline_common.platform.metrics import HttpMetrics
 from tripline_common.platform.settings import CommonSettings
-from tripline_common.platform.tracing import server_tracer
+from tripline_common.platform.tracing import start_server_span, tracing_enabled
 from tripline_common.security.ratelimit import Quota, report_quotas, stop_reporting_quotas
 from tripline_common.security.secret_fields import holds_secret
 from tripline_common.web.docs import DOCS_URL, OPENAPI_URL, REDOC_URL
@@ -57,6 +57,7 @@ QUIET_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
 UNTRACED_PATHS = QUIET_PATHS | {DOCS_URL, REDOC_URL, OPENAPI_URL, "/asyncapi.json"}
 UNTRACED_PREFIX = DOCS_URL + "/"  # Swagger UI's assets and OAuth2 redirect.
 _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_NO_CONTEXT = Context()
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
 )
@@ -251,13 +252,12 @@ class EdgeMiddleware:
         request_id, host, length = self._correlate(scope)
         extra_headers = ((b"x-request-id", request_id.encode("latin-1")), *self._headers_for(path))
         span: trace.Span | None = None
-        tracer = server_tracer()  # None while tracing is off: then this costs one call.
         if (
-            tracer is not None
+            tracing_enabled()  # One attribute read while tracing is off.
             and path not in UNTRACED_PATHS
             and not path.startswith(UNTRACED_PREFIX)
         ):
-            span, span_token = _start_server_span(tracer, scope, host, request_id)
+            span, span_token = _start_server_span(scope, host, request_id)
         error_type: str | None = None
         quotas, quotas_token = report_quotas()
 
@@ -385,7 +385,7 @@ class EdgeMiddleware:
 
 
 def _start_server_span(
-    tracer: trace.Tracer, scope: Scope, host: str | None, request_id: str
+    scope: Scope, host: str | None, request_id: str
 ) -> tuple[trace.Span, Token[Context]]:
     """Start the request's SERVER span, as a child of the caller's `traceparent` if it sent
     one, and make it current. Named by the method until the route is known.
@@ -393,7 +393,8 @@ def _start_server_span(
     Most spans are not sampled (the default keeps one trace in ten) and record nothing, so the
     attributes are built only for a span that records, after the sampler has decided (ours
     decide from the trace ID alone), and a request without propagation headers skips the
-    propagator, whose answer for it is the empty context."""
+    propagator, whose answer for it is the empty context, and starts a new trace
+    (`tracing.start_server_span`)."""
     carrier: dict[str, str] | None = None
     user_agent = None
     for name, value in scope["headers"]:
@@ -403,12 +404,13 @@ def _start_server_span(
             carrier[name.decode("latin-1")] = value.decode("latin-1")
         elif name == b"user-agent":
             user_agent = value
-    parent = propagate.extract(carrier) if carrier is not None else Context()
-    method = scope["method"]
-    span = tracer.start_span(method, context=parent, kind=SpanKind.SERVER)
+    parent = propagate.extract(carrier) if carrier is not None else None
+    span = start_server_span(scope["method"], parent)
     if span.is_recording():
         span.set_attributes(_server_span_attributes(scope, host, request_id, user_agent))
-    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+    return span, otel_context.attach(
+        trace.set_span_in_context(span, _NO_CONTEXT if parent is None else parent)
+    )
 
 
 def _server_span_attributes(
