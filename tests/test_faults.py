@@ -174,10 +174,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     # JOB_TIMEOUT + 10 s: a short timeout keeps the test short (yet long enough to catch
     # the worker mid-batch before ARQ would cancel the job itself).
     worker_env = {
-        **FAST_WORKER,
-        # The demo trip started 10 minutes ago with no fix yet: the lost-signal cron would
-        # rightly flag it while the worker is held, which is not what this test is about.
-        "LOST_SIGNAL_AFTER_SECONDS": "3600",
+        **FAST_WORKER,  # No lost-signal alert for the demo trip while the worker is held.
         "JOB_TIMEOUT": "4",
         "WEBHOOK_TIMEOUT": "1",
         "WEBHOOK_CONNECT_TIMEOUT": "0.5",

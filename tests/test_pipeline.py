@@ -39,6 +39,10 @@ FAST_WORKER = {
     "WEBHOOK_BACKOFF_BASE_SECONDS": "0.3",
     "WEBHOOK_BACKOFF_MAX_SECONDS": "2",
     "RESTART_MAX_DELAY": "1",
+    # `start_demo_trip` starts the trip 10 minutes ago with no fix yet: exactly the default
+    # silence (600 s) after which the lost-signal cron raises an alert, so a cron run a few
+    # seconds into a test would add an alert (and a webhook delivery) the test did not make.
+    "LOST_SIGNAL_AFTER_SECONDS": "3600",
 }
 
 
