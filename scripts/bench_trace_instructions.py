@@ -20,7 +20,8 @@ everything is ~50 times slower: startup takes a minute or two.
 Printed: per server, instructions per read, what that is as a share of the baseline's (a CPU
 model of the `bench_api.py` ratio: on this machine the API process is the bottleneck, so its
 requests/s go as the inverse of its CPU per request), and the cost above the untraced server.
-docs/performance.md ("What tracing costs") records the figures.
+`BENCH_KEEP=1` keeps each server's log and callgrind dumps (read them with
+`callgrind_annotate`). docs/performance.md ("What tracing costs") records the figures.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ READY_WITHIN = 900.0
 EXPORT_DELAY_MS = 30_000
 """The traced servers' `OTEL_BSP_SCHEDULE_DELAY`. Served at full speed, a server sampling one
 read in ten fills the batch processor's 512-span batches faster than its 5 s timer sends them;
-under callgrind, fifty times slower, the timer would send batches of a few dozen spans, and
-each POST's cost would be shared by a tenth of the spans. With a 30 s timer the counted reads'
-spans go out in full batches, or in one, as they would."""
+under callgrind, fifty times slower, the timer would send batches of a few dozen spans, each
+POST's cost shared by a few dozen spans instead of hundreds. With a 30 s timer the counted
+reads' spans go out in full batches, or in one, as they would."""
 SETTLE_QUIET = EXPORT_DELAY_MS / 1000 + 5
 """Seconds without a new span at the receiver before a traced server's exports count as
 settled: more than the batch processor's schedule delay."""
@@ -219,7 +220,9 @@ def main() -> int:
         database = ScratchDatabase.create("instructions")
         stack.callback(database.drop)
         workdir = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
-        if not os.environ.get("BENCH_KEEP"):
+        if os.environ.get("BENCH_KEEP"):
+            print(f"keeping the servers' logs and callgrind dumps in {workdir}")
+        else:
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         collector = stack.enter_context(DevTraceCollector())
         trip_id, token = asyncio.run(prepare(database.url))
