@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
@@ -51,14 +53,18 @@ async def test_driver_connection_begins_the_sessions_transaction(make_settings: 
         await engine.dispose()
 
 
-async def test_a_connection_broken_inside_a_unit_of_work_is_replaced(make_settings: Any) -> None:
+async def backends_of_a_retried_unit(
+    make_settings: Any, open_driver: Callable[[Any], AbstractAsyncContextManager[Any]]
+) -> list[int]:
+    """Run a retried unit of work on `one_connection` whose first attempt kills its own
+    backend; return the backend of each attempt. `open_driver(factory)` yields the driver
+    connection an attempt runs on."""
     engine = create_engine(make_settings())
     pids: list[int] = []
 
     @retry_transient(max_wait=0.1)
     async def work(factory: Any) -> None:
-        async with unit_of_work(factory) as session:
-            connection = await driver_connection(session)
+        async with open_driver(factory) as connection:
             pids.append(await connection.fetchval("SELECT pg_backend_pid()"))
             if len(pids) == 1:
                 await connection.execute("SELECT pg_terminate_backend(pg_backend_pid())")
@@ -66,31 +72,33 @@ async def test_a_connection_broken_inside_a_unit_of_work_is_replaced(make_settin
     try:
         async with one_connection(create_session_factory(engine)) as factory:
             await work(factory)
-        assert len(pids) == 2
-        assert pids[1] != pids[0]
     finally:
         await engine.dispose()
+    return pids
+
+
+async def test_a_connection_broken_inside_a_unit_of_work_is_replaced(make_settings: Any) -> None:
+    @asynccontextmanager
+    async def in_a_unit_of_work(factory: Any) -> AsyncIterator[Any]:
+        async with unit_of_work(factory) as session:
+            yield await driver_connection(session)
+
+    pids = await backends_of_a_retried_unit(make_settings, in_a_unit_of_work)
+    assert len(pids) == 2
+    assert pids[1] != pids[0]
 
 
 async def test_a_connection_lost_outside_a_transaction_is_replaced(make_settings: Any) -> None:
     """A statement that commits by itself (`begin=False`) is run by the driver alone: the
     dialect never sees the connection die, the session's rollback drops it."""
-    engine = create_engine(make_settings())
-    pids: list[int] = []
 
-    @retry_transient(max_wait=0.1)
-    async def work(factory: Any) -> None:
+    @asynccontextmanager
+    async def outside_a_transaction(factory: Any) -> AsyncIterator[Any]:
         async with factory() as session, session.begin():
             connection = await driver_connection(session, begin=False)
             assert not connection.is_in_transaction()
-            pids.append(await connection.fetchval("SELECT pg_backend_pid()"))
-            if len(pids) == 1:
-                await connection.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            yield connection
 
-    try:
-        async with one_connection(create_session_factory(engine)) as factory:
-            await work(factory)
-        assert len(pids) == 2
-        assert pids[1] != pids[0]
-    finally:
-        await engine.dispose()
+    pids = await backends_of_a_retried_unit(make_settings, outside_a_transaction)
+    assert len(pids) == 2
+    assert pids[1] != pids[0]
