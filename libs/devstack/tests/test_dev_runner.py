@@ -569,7 +569,8 @@ def test_runner_starts_the_fleet_against_its_api_and_ingest_unless_switched_off(
         assert f"--ingest http://127.0.0.1:{ingest['port']}" in args
         assert "--devices 3 --trips 0" in args
         assert "--login" not in args, "no password on a command line"
-        assert "fleet   │ fleet logs in as demo@tripline.dev:tripline-demo-password" in run.output
+        # Printed right after the args: waited for, not assumed read already.
+        run.wait_for("fleet   │ fleet logs in as demo@tripline.dev:tripline-demo-password")
         webhook_log = workspace / "data" / "fleet-webhooks.jsonl"
         assert f"--webhook-log {webhook_log}" in args
         assert f"the fleet's receiver logs each delivery to {webhook_log}" in run.output
